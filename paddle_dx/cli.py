@@ -1,0 +1,31 @@
+"""What every tools/*.py shares: ``-c CONFIG -o Key=value`` parsing and clean error exits."""
+import argparse
+import logging
+import sys
+
+from paddle_dx.errors import PaddleDxError
+from paddle_dx.utils.logger import setup_logging
+
+
+def config_parser(description):
+    """An argparse parser with PaddleClas's ``-c`` / ``-o`` options."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("-c", "--config", required=True, help="YAML config file")
+    parser.add_argument("-o", "--override", action="append", default=[], nargs="+",
+                        help="override a config key, e.g. -o Global.epochs=3 (repeatable)")
+    return parser
+
+
+def overrides(args):
+    return [item for group in args.override for item in group]
+
+
+def run(main):
+    """Call ``main()``; a PaddleDxError becomes one clear line on stderr and exit code 2."""
+    setup_logging()
+    try:
+        return main()
+    except PaddleDxError as exc:
+        logging.getLogger("paddle_dx").debug("error", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

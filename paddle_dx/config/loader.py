@@ -1,0 +1,133 @@
+"""Load a YAML config, apply ``-o Section.key=value`` overrides, validate against the schema."""
+import copy
+import difflib
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+from paddle_dx.config.schema import SCHEMA, Key
+from paddle_dx.errors import ConfigError
+
+
+def _type_names(types):
+    return " or ".join(t.__name__ for t in types)
+
+
+def _closest(name, options):
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _defaults(schema):
+    out = {}
+    for name, spec in schema.items():
+        out[name] = copy.deepcopy(spec.default) if isinstance(spec, Key) else _defaults(spec)
+    return out
+
+
+def _check_leaf(path, spec, value):
+    if value is None:
+        if spec.nullable or spec.default is None:
+            return value
+        raise ConfigError(f"config key '{path}' must not be empty: expected {_type_names(spec.types)}")
+    if isinstance(value, bool) and bool not in spec.types:
+        raise ConfigError(f"config key '{path}' has the wrong type: expected {_type_names(spec.types)}, got bool ({value!r})")
+    if float in spec.types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, spec.types):
+        raise ConfigError(
+            f"config key '{path}' has the wrong type: expected {_type_names(spec.types)}, "
+            f"got {type(value).__name__} ({value!r})")
+    if spec.choices and value not in spec.choices:
+        raise ConfigError(f"config key '{path}' = {value!r} is not one of {list(spec.choices)}"
+                          f"{_closest(str(value), map(str, spec.choices))}")
+    return value
+
+
+def _merge(path, schema, user):
+    """Return defaults updated with ``user``, raising on unknown keys and wrong types."""
+    if not isinstance(user, dict):
+        raise ConfigError(f"config key '{path or '<root>'}' must be a mapping, got {type(user).__name__}")
+    merged = _defaults(schema)
+    for name, value in user.items():
+        key_path = f"{path}.{name}" if path else str(name)
+        if name not in schema:
+            raise ConfigError(f"unknown config key '{key_path}'{_closest(str(name), schema)}")
+        spec = schema[name]
+        if isinstance(spec, Key):
+            merged[name] = _check_leaf(key_path, spec, value)
+        else:
+            merged[name] = _merge(key_path, spec, value or {})
+    return merged
+
+
+def parse_override(text):
+    """Split ``Section.key=value`` into (['Section', 'key'], parsed YAML value)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like Section.key=value")
+    dotted, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from None
+    return dotted.strip().split("."), value
+
+
+def apply_overrides(raw, overrides):
+    """Set each ``Section.key=value`` on the raw (unvalidated) config dict."""
+    raw = copy.deepcopy(raw)
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        node, schema = raw, SCHEMA
+        for i, key in enumerate(keys[:-1]):
+            if not isinstance(schema, dict) or key not in schema:
+                where = ".".join(keys[: i + 1])
+                raise ConfigError(f"override '{text}': unknown config key '{where}'"
+                                  f"{_closest(key, schema if isinstance(schema, dict) else [])}")
+            schema = schema[key]
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[keys[-1]] = value
+    return raw
+
+
+def read_yaml(path):
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML syntax error: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (Global, Arch, ...), got {type(data).__name__}")
+    return data
+
+
+def validate(raw):
+    """Return the full config: defaults filled in, every key and type checked."""
+    config = _merge("", SCHEMA, raw)
+    shape = config["Global"]["image_shape"]
+    if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape) or shape[0] not in (1, 3):
+        raise ConfigError(f"config key 'Global.image_shape' must be [channels, height, width] with 1 or 3 "
+                          f"channels, got {shape!r}")
+    return config
+
+
+def load_config(path=None, overrides=None, raw=None):
+    """Read ``path`` (or use ``raw``), apply overrides, validate. The single entry point."""
+    data = read_yaml(path) if path is not None else copy.deepcopy(raw or {})
+    return validate(apply_overrides(data, overrides))
+
+
+def config_hash(config):
+    """Stable SHA-256 of a resolved config (key order does not matter)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def dump_config(config, path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,97 @@
+"""The config contract: every key paddle_dx understands, its type and its default.
+
+Sections follow PaddleClas (Global / Arch / Loss / Optimizer / DataLoader / Metric) so a
+PaddleClas user can read a paddle_dx config at a glance. Anything not declared here is an
+error, which is how a typo such as ``Global.epoch`` is caught before an hour of training.
+"""
+from dataclasses import dataclass
+from typing import Any, Tuple
+
+NUMBER = (int, float)
+
+
+@dataclass(frozen=True)
+class Key:
+    """A leaf of the schema: accepted Python types, default, optional allowed values."""
+
+    types: Tuple[type, ...]
+    default: Any = None
+    choices: Tuple[Any, ...] = ()
+    nullable: bool = False
+    doc: str = ""
+
+
+def _dataset_schema():
+    return {
+        "name": Key((str,), "ImageListDataset"),
+        "image_root": Key((str,), "", doc="folder the list file's paths are relative to"),
+        "cls_label_path": Key((str,), "", doc="list file: `relative/path label` per line"),
+        "label_list": Key((str,), None, nullable=True, doc="`id name` per line; default: label_list.txt beside the list"),
+        "transform_ops": Key((list,), None, nullable=True, doc="preprocessing ops, see paddle_dx.data.transforms"),
+    }
+
+
+def _loader_schema(shuffle, drop_last):
+    return {
+        "dataset": _dataset_schema(),
+        "sampler": {
+            "name": Key((str,), "BatchSampler", choices=("BatchSampler", "DistributedBatchSampler", "BalancedBatchSampler")),
+            "batch_size": Key((int,), 16),
+            "shuffle": Key((bool,), shuffle),
+            "drop_last": Key((bool,), drop_last),
+        },
+        "loader": {
+            "num_workers": Key((int,), 0),
+            "use_shared_memory": Key((bool,), False),
+        },
+    }
+
+
+SCHEMA = {
+    "Global": {
+        "seed": Key((int,), 42),
+        "device": Key((str,), "auto", choices=("auto", "cpu", "gpu")),
+        "epochs": Key((int,), 10),
+        "output_dir": Key((str,), "output/run"),
+        "pretrained_model": Key((str,), None, nullable=True, doc="weights to start from (eval/export/fine-tune)"),
+        "checkpoints": Key((str,), None, nullable=True, doc="`latest` checkpoint prefix to resume from"),
+        "eval_interval": Key((int,), 1),
+        "save_interval": Key((int,), 1),
+        "use_visualdl": Key((bool,), True),
+        "image_shape": Key((list,), [3, 224, 224]),
+        "use_amp": Key((bool,), False, doc="mixed precision, GPU only"),
+        "print_batch_step": Key((int,), 10),
+        "skip_bad_images": Key((bool,), False),
+        "save_inference_dir": Key((str,), "inference", doc="where tools/export_model.py writes"),
+        "num_threads": Key((int,), 0, doc="CPU threads for Paddle; 0 = leave Paddle's default"),
+        "class_names": Key((list,), None, nullable=True, doc="overrides label_list.txt names"),
+    },
+    "Arch": {
+        "name": Key((str,), "ResNet50"),
+        "class_num": Key((int,), 2),
+        "pretrained": Key((bool, str), False, doc="true (PaddleClas ImageNet URL) | false | path to .pdparams"),
+        "freeze": Key((str,), "none", doc="none | backbone | until stage N"),
+        "dropout": Key(NUMBER, 0.0, doc="dropout before the new head"),
+    },
+    "Loss": {
+        "Train": Key((list,), [{"CELoss": {"weight": 1.0}}]),
+        "Eval": Key((list,), [{"CELoss": {"weight": 1.0}}]),
+    },
+    "Optimizer": {
+        "name": Key((str,), "Adam", choices=("Adam", "AdamW", "Momentum")),
+        "lr": Key(NUMBER, 0.001),
+        "weight_decay": Key(NUMBER, 0.0),
+        "momentum": Key(NUMBER, 0.9, doc="Momentum only"),
+        "lr_schedule": Key((str,), "constant", choices=("constant", "cosine")),
+        "grad_clip": Key(NUMBER, None, nullable=True, doc="clip gradients by global norm"),
+    },
+    "DataLoader": {
+        "Train": _loader_schema(shuffle=True, drop_last=False),
+        "Eval": _loader_schema(shuffle=False, drop_last=False),
+        "Test": _loader_schema(shuffle=False, drop_last=False),
+    },
+    "Metric": {
+        "Eval": Key((list,), ["Accuracy", "PerClass", "AUC", "ConfusionMatrix"]),
+        "best_metric": Key((str,), "accuracy", choices=("accuracy", "macro_f1", "auc", "loss")),
+    },
+}

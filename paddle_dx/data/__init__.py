@@ -1,0 +1,1 @@
+"""Reading, preprocessing, splitting and sampling images."""

@@ -1,0 +1,70 @@
+"""Datasets and loaders from the ``DataLoader`` section of a config."""
+import logging
+from pathlib import Path
+
+import paddle
+
+from paddle_dx.data.dataset import ImageListDataset, scan_images
+from paddle_dx.data.list_file import read_label_list, read_list_file
+from paddle_dx.data.sampler import EpochBatchSampler
+from paddle_dx.data.transforms import build_transforms, default_ops
+from paddle_dx.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def transforms_for(config, mode):
+    """The preprocessing pipeline of ``DataLoader.<mode>`` (defaults when none is given)."""
+    ops = config["DataLoader"][mode]["dataset"]["transform_ops"]
+    if ops is None:
+        ops = default_ops(train=(mode == "Train"))
+    return build_transforms(ops, config["Global"]["image_shape"], where=f"DataLoader.{mode}.dataset.transform_ops")
+
+
+def class_names(config, mode="Train"):
+    """Class names by label id: Global.class_names, else the label list, else '0', '1', ..."""
+    names = config["Global"]["class_names"]
+    class_num = config["Arch"]["class_num"]
+    if not names:
+        ds = config["DataLoader"][mode]["dataset"]
+        label_list = ds["label_list"] or (str(Path(ds["cls_label_path"]).parent / "label_list.txt")
+                                          if ds["cls_label_path"] else None)
+        names = read_label_list(label_list) if label_list and Path(label_list).is_file() else None
+    names = [str(n) for n in names] if names else [str(i) for i in range(class_num)]
+    if len(names) != class_num:
+        raise ConfigError(f"Arch.class_num is {class_num} but {len(names)} class names were found ({names})")
+    return names
+
+
+def build_dataset(config, mode, scan=True):
+    """Read the list file of ``DataLoader.<mode>``, check every image, return (dataset, report).
+
+    ``report`` has ``skipped`` [(path, reason)] and ``hashes`` {path: sha256}.
+    """
+    ds = config["DataLoader"][mode]["dataset"]
+    if not ds["cls_label_path"]:
+        raise ConfigError(f"config key 'DataLoader.{mode}.dataset.cls_label_path' is empty")
+    if ds["name"] != "ImageListDataset":
+        raise ConfigError(f"DataLoader.{mode}.dataset.name: unknown dataset '{ds['name']}'; available: ['ImageListDataset']")
+    samples = read_list_file(ds["cls_label_path"], ds["image_root"], config["Arch"]["class_num"])
+    report = {"skipped": [], "hashes": {}}
+    if scan:
+        samples, report["skipped"], report["hashes"] = scan_images(
+            samples, config["Global"]["skip_bad_images"], desc=f"checking {mode} images")
+    dataset = ImageListDataset(samples, transforms_for(config, mode), seed=config["Global"]["seed"])
+    return dataset, report
+
+
+def build_loader(config, mode, dataset, rank=0, world_size=1):
+    """A paddle DataLoader over ``dataset`` driven by an EpochBatchSampler."""
+    section = config["DataLoader"][mode]
+    sampler_cfg, loader_cfg = section["sampler"], section["loader"]
+    train = mode == "Train"
+    sampler = EpochBatchSampler(
+        dataset.labels, sampler_cfg["batch_size"], shuffle=train and sampler_cfg["shuffle"],
+        drop_last=train and sampler_cfg["drop_last"], seed=config["Global"]["seed"],
+        balanced=train and sampler_cfg["name"] == "BalancedBatchSampler",
+        rank=rank, world_size=world_size)
+    loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=loader_cfg["num_workers"],
+                                  use_shared_memory=loader_cfg["use_shared_memory"])
+    return loader, sampler

@@ -1,0 +1,77 @@
+"""The image-list dataset: decode, preprocess, augment with a per-sample seed."""
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import paddle
+
+from paddle_dx.data.io import file_sha256, read_image
+from paddle_dx.errors import DataError, ImageReadError
+
+log = logging.getLogger(__name__)
+
+
+def scan_images(samples, skip_bad, desc="checking images"):
+    """Decode every image once before training; return (good samples, bad [(path, reason)], hashes).
+
+    A corrupt file should stop a run at start-up, not after an hour. With ``skip_bad`` the bad
+    files are dropped and reported instead. Hashes feed the split-leakage check and manifests.
+    """
+    from tqdm import tqdm
+
+    def check(item):
+        path = item[0]
+        try:
+            read_image(path)
+            return None, file_sha256(path)
+        except ImageReadError as exc:
+            return exc.problem, None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(tqdm(pool.map(check, samples), total=len(samples), desc=desc, leave=False,
+                            disable=len(samples) < 200))
+    good, bad, hashes = [], [], {}
+    for item, (problem, digest) in zip(samples, results):
+        if problem is None:
+            good.append(item)
+            hashes[item[0]] = digest
+        else:
+            bad.append((item[0], problem))
+    if bad and not skip_bad:
+        listing = "\n  ".join(f"{p}: {why}" for p, why in bad[:20])
+        raise DataError(f"{len(bad)} unreadable image(s) (set Global.skip_bad_images=true to skip them):\n  {listing}")
+    for p, why in bad:
+        log.warning("skipping unreadable image %s: %s", p, why)
+    if not good:
+        raise DataError("no readable images left after skipping bad files")
+    return good, bad, hashes
+
+
+class ImageListDataset(paddle.io.Dataset):
+    """``dataset[(epoch, index)]`` -> (CHW float32 image, int64 label).
+
+    The augmentation generator is seeded from (seed, epoch, index), so a sample looks the same
+    whichever worker loads it and whether or not the run was interrupted and resumed.
+    """
+
+    def __init__(self, samples, transforms, seed=0):
+        super().__init__()
+        self.samples = list(samples)
+        self.transforms = transforms
+        self.seed = int(seed)
+
+    @property
+    def labels(self):
+        return [label for _, label in self.samples]
+
+    def load(self, index, epoch=0):
+        path, label = self.samples[index]
+        rng = np.random.default_rng([self.seed, int(epoch), int(index)])
+        return self.transforms(read_image(path), rng), np.int64(label)
+
+    def __getitem__(self, key):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        return self.load(index, epoch)
+
+    def __len__(self):
+        return len(self.samples)

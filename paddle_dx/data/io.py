@@ -1,0 +1,96 @@
+"""Read one image file into an RGB uint8 array, whatever its format, or say clearly why not.
+
+Handles grey, RGBA, 16-bit PNG and DICOM (``.dcm``, through a reader registered by
+``paddle_dx.data.dicom``), and refuses images too large to decode safely.
+"""
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from paddle_dx.errors import ImageReadError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm")
+MAX_PIXELS = 100_000_000  # 100 MP: larger images are refused before decoding
+_READERS = {}
+
+
+def register_reader(extension):
+    """Register ``fn(path) -> HxWx3 uint8 RGB`` for files ending in ``extension``."""
+    def wrap(fn):
+        _READERS[extension.lower()] = fn
+        return fn
+    return wrap
+
+
+def _header_size(path):
+    """(width, height) from the file header without decoding pixels, or None if unknown."""
+    try:
+        from PIL import Image
+        Image.MAX_IMAGE_PIXELS = None
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - PIL is only a pre-check; cv2 decides below
+        return None
+
+
+def to_rgb_uint8(img, path="<array>"):
+    """Normalise a decoded array (grey, BGR, BGRA, 16-bit) to HxWx3 uint8 RGB."""
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise ImageReadError(path, f"unsupported pixel type {img.dtype}")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    if img.shape[2] == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def decode_bytes(data, path="<upload>"):
+    """Decode an encoded image held in memory (PNG/JPEG/...) to RGB uint8."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if buf.size == 0:
+        raise ImageReadError(path, "empty file")
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(path, "not a decodable image (corrupt, truncated or not an image)")
+    return to_rgb_uint8(img, path)
+
+
+def read_image(path):
+    """Return the image at ``path`` as an HxWx3 uint8 RGB array; raise ImageReadError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "empty file")
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None and path.suffix.lower() == ".dcm":
+        import paddle_dx.data.dicom  # noqa: F401  (registers the DICOM reader)
+        reader = _READERS.get(".dcm")
+    if reader is not None:
+        return reader(path)
+    size = _header_size(path)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise ImageReadError(path, f"image is {size[0]}x{size[1]} pixels, above the limit of "
+                                   f"{MAX_PIXELS:,} pixels; downscale it first")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(path, "not a decodable image (corrupt, truncated or not an image)")
+    img = to_rgb_uint8(img, path)
+    if min(img.shape[:2]) < 2:
+        raise ImageReadError(path, f"image is only {img.shape[1]}x{img.shape[0]} pixels")
+    return img
+
+
+def file_sha256(path, chunk=1 << 20):
+    """SHA-256 of a file's bytes: the identity used for leakage checks and manifests."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

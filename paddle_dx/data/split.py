@@ -1,0 +1,127 @@
+"""Stratified (optionally grouped) train/val/test splits of a class-per-folder tree.
+
+Splitting is delegated to scikit-learn; files are sorted first so the same seed gives the
+same lists on any machine. Images with identical bytes in two splits are reported, because
+duplicated images across splits inflate accuracy.
+"""
+import logging
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+from paddle_dx.data.io import IMAGE_EXTENSIONS, file_sha256
+from paddle_dx.data.list_file import write_label_list
+from paddle_dx.errors import DataError
+
+log = logging.getLogger(__name__)
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def collect_images(image_root, classes=None):
+    """Return (sorted relative paths, labels, class names) from ``image_root/<class>/**``."""
+    root = Path(image_root)
+    if not root.is_dir():
+        raise DataError(f"image root not found: {root}")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = list(classes) if classes else found
+    missing = [c for c in names if c not in found]
+    if missing:
+        raise DataError(f"{root}: class folder(s) not found: {missing}; present: {found}")
+    paths, labels = [], []
+    for label, name in enumerate(names):
+        files = sorted(p for p in (root / name).rglob("*")
+                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise DataError(f"{root / name}: class '{name}' has no images")
+        paths += [p.relative_to(root).as_posix() for p in files]
+        labels += [label] * len(files)
+    return paths, np.asarray(labels), names
+
+
+def group_ids(paths, group_regex):
+    """Group key per path: the regex's first group (or whole match) on the file name."""
+    pattern = re.compile(group_regex)
+    keys = []
+    for p in paths:
+        m = pattern.search(Path(p).name)
+        if m is None:
+            raise DataError(f"--group-regex {group_regex!r} does not match file name {Path(p).name!r}")
+        keys.append(m.group(1) if m.groups() else m.group(0))
+    return np.asarray(keys)
+
+
+def _holdout(indices, labels, groups, fraction, seed):
+    """Split ``indices`` into (rest, held out ~fraction), stratified, groups kept whole."""
+    if fraction <= 0:
+        return indices, indices[:0]
+    if groups is None:
+        rest, held = train_test_split(indices, test_size=fraction, stratify=labels[indices], random_state=seed)
+        return np.sort(rest), np.sort(held)
+    n_splits = max(2, int(round(1.0 / fraction)))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    rest, held = next(splitter.split(indices, labels[indices], groups[indices]))
+    return np.sort(indices[rest]), np.sort(indices[held])
+
+
+def split_indices(labels, ratios=(6, 2, 2), seed=42, groups=None):
+    """Return {'train': idx, 'val': idx, 'test': idx} for the given ratios (any scale).
+
+    With groups, scikit-learn's StratifiedGroupKFold is used, so fractions are approximated
+    by 1/k folds (e.g. 0.2 -> 5 folds) and by the group sizes.
+    """
+    ratios = np.asarray(ratios, dtype=float)
+    if ratios.shape != (3,) or (ratios < 0).any() or ratios[0] <= 0:
+        raise DataError(f"--ratios needs three non-negative numbers with train > 0, got {list(ratios)}")
+    frac = ratios / ratios.sum()
+    labels = np.asarray(labels)
+    everything = np.arange(len(labels))
+    rest, test = _holdout(everything, labels, groups, frac[2], seed)
+    val_fraction = frac[1] / (frac[0] + frac[1])
+    train, val = _holdout(rest, labels, groups, val_fraction, seed + 1)
+    return {"train": train, "val": val, "test": test}
+
+
+def cross_split_duplicates(files_by_split, hashes=None):
+    """Find identical image content in more than one split.
+
+    Returns ``[(sha256, [(split, path), ...]), ...]`` for each content hash seen in 2+ splits.
+    """
+    hashes = hashes or {}
+    where = defaultdict(list)
+    for split, files in files_by_split.items():
+        for path in files:
+            digest = hashes.get(path) or file_sha256(path)
+            where[digest].append((split, str(path)))
+    return [(h, places) for h, places in sorted(where.items())
+            if len({split for split, _ in places}) > 1]
+
+
+def warn_duplicates(duplicates):
+    for digest, places in duplicates:
+        listing = ", ".join(f"{split}:{path}" for split, path in places)
+        log.warning("same image content (sha256 %s...) in several splits: %s", digest[:12], listing)
+
+
+def write_split(image_root, out_dir, ratios=(6, 2, 2), seed=42, group_regex=None, classes=None):
+    """Write train/val/test list files and label_list.txt; return {split: count} and duplicates."""
+    paths, labels, names = collect_images(image_root, classes)
+    groups = group_ids(paths, group_regex) if group_regex else None
+    splits = split_indices(labels, ratios, seed, groups)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split in SPLIT_NAMES:
+        idx = splits[split]
+        (out / f"{split}_list.txt").write_text("".join(f"{paths[i]} {labels[i]}\n" for i in idx), encoding="utf-8")
+        counts[split] = {names[c]: int((labels[idx] == c).sum()) for c in range(len(names))}
+        for name, n in counts[split].items():
+            if n == 0 and len(idx):
+                log.warning("split '%s' has no images of class '%s'", split, name)
+    write_label_list(out / "label_list.txt", names)
+    root = Path(image_root)
+    duplicates = cross_split_duplicates({s: [root / paths[i] for i in splits[s]] for s in SPLIT_NAMES})
+    warn_duplicates(duplicates)
+    return counts, duplicates

@@ -1,0 +1,322 @@
+"""Preprocessing ops, defined once and shared by training, evaluation, export and inference.
+
+Each op is a small class registered by name, so configs list them PaddleClas-style::
+
+    transform_ops:
+      - CropBorder: {threshold: 10}
+      - ResizeImage: {resize_short: 256}
+      - CenterCrop: {}              # size taken from Global.image_shape
+      - NormalizeImage: {preset: minus_one_to_one}
+
+Ops take an HxWxC array and a ``numpy.random.Generator`` (used only by random ops, so a
+sample's augmentation is a pure function of its seed). ``Compose.spec()`` gives the fully
+resolved list that ``inference.yml`` stores, so deployment rebuilds exactly this pipeline.
+"""
+import inspect
+import math
+
+import cv2
+import numpy as np
+
+from paddle_dx.errors import ConfigError
+from paddle_dx.utils.registry import Registry
+
+TRANSFORMS = Registry("transform op")
+
+NORMALIZE_PRESETS = {
+    # the esophageal paper: x / 127.5 - 1
+    "minus_one_to_one": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+    "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    "zero_to_one": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
+}
+
+
+class Op:
+    """Base op. ``random`` ops consume the generator; deterministic ones never do."""
+
+    random = False
+
+    def params(self):
+        """The op's constructor arguments as resolved (for inference.yml)."""
+        names = inspect.signature(type(self).__init__).parameters
+        return {n: _plain(getattr(self, n)) for n in names if n != "self"}
+
+    def __call__(self, img, rng):
+        raise NotImplementedError
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _hw(size):
+    """Accept an int or [h, w]; return (h, w)."""
+    if isinstance(size, (list, tuple)):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
+
+
+@TRANSFORMS.register
+class CropBorder(Op):
+    """Crop the dark frame around an endoscope's round field of view (pixels <= threshold)."""
+
+    def __init__(self, threshold=10, margin=0):
+        self.threshold = threshold
+        self.margin = margin
+
+    def __call__(self, img, rng):
+        grey = img.max(axis=2) if img.ndim == 3 else img
+        mask = (grey > self.threshold).astype(np.uint8)
+        x, y, w, h = cv2.boundingRect(mask)
+        if w < 2 or h < 2:  # all dark: keep the frame rather than produce nothing
+            return img
+        m = self.margin
+        y0, x0 = max(y - m, 0), max(x - m, 0)
+        return img[y0:y + h + m, x0:x + w + m]
+
+
+@TRANSFORMS.register
+class Denoise(Op):
+    """OpenCV denoising. fastNlMeans is ~0.5 s on a full 720x576 frame: resize first."""
+
+    METHODS = ("fastNlMeans", "bilateral", "gaussian", "median")
+
+    def __init__(self, method="fastNlMeans", h=3, ksize=3, d=5, sigma=50):
+        if method not in self.METHODS:
+            raise ConfigError(f"Denoise.method '{method}' is not one of {list(self.METHODS)}")
+        self.method, self.h, self.ksize, self.d, self.sigma = method, h, ksize, d, sigma
+
+    def __call__(self, img, rng):
+        if self.method == "fastNlMeans":
+            return cv2.fastNlMeansDenoisingColored(np.ascontiguousarray(img), None, self.h, self.h, 7, 21)
+        if self.method == "bilateral":
+            return cv2.bilateralFilter(img, self.d, self.sigma, self.sigma)
+        if self.method == "gaussian":
+            return cv2.GaussianBlur(img, (self.ksize, self.ksize), 0)
+        return cv2.medianBlur(img, self.ksize)
+
+
+@TRANSFORMS.register
+class ResizeImage(Op):
+    """Resize to ``size`` ([h, w] or int), or so the short side equals ``resize_short``."""
+
+    sized = True
+
+    def __init__(self, size=None, resize_short=None, interpolation="area"):
+        self.size, self.resize_short, self.interpolation = size, resize_short, interpolation
+
+    def __call__(self, img, rng):
+        h, w = img.shape[:2]
+        if self.resize_short:
+            scale = self.resize_short / min(h, w)
+            out_w, out_h = max(1, round(w * scale)), max(1, round(h * scale))
+        else:
+            out_h, out_w = _hw(self.size)
+        interp = cv2.INTER_AREA if self.interpolation == "area" else cv2.INTER_LINEAR
+        return cv2.resize(img, (out_w, out_h), interpolation=interp)
+
+
+@TRANSFORMS.register
+class CenterCrop(Op):
+    """Crop the centre ``size`` region (padding with edge pixels if the image is smaller)."""
+
+    sized = True
+
+    def __init__(self, size=None):
+        self.size = size
+
+    def __call__(self, img, rng):
+        ch, cw = _hw(self.size)
+        h, w = img.shape[:2]
+        if h < ch or w < cw:
+            img = cv2.copyMakeBorder(img, 0, max(ch - h, 0), 0, max(cw - w, 0), cv2.BORDER_REPLICATE)
+            h, w = img.shape[:2]
+        y, x = (h - ch) // 2, (w - cw) // 2
+        return img[y:y + ch, x:x + cw]
+
+
+@TRANSFORMS.register
+class RandomResizedCrop(Op):
+    """Inception-style crop: random area fraction and aspect ratio, resized to ``size``."""
+
+    random = True
+    sized = True
+
+    def __init__(self, size=None, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+        self.size, self.scale, self.ratio = size, tuple(scale), tuple(ratio)
+
+    def __call__(self, img, rng):
+        h, w = img.shape[:2]
+        out_h, out_w = _hw(self.size)
+        for _ in range(10):
+            area = h * w * rng.uniform(*self.scale)
+            aspect = math.exp(rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
+            cw, ch = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
+            if 0 < cw <= w and 0 < ch <= h:
+                y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+                img = img[y:y + ch, x:x + cw]
+                break
+        return cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+
+
+@TRANSFORMS.register
+class RandomFlip(Op):
+    """Flip left-right with probability ``horizontal`` and up-down with ``vertical``."""
+
+    random = True
+
+    def __init__(self, horizontal=0.5, vertical=0.0):
+        self.horizontal, self.vertical = horizontal, vertical
+
+    def __call__(self, img, rng):
+        if rng.random() < self.horizontal:
+            img = img[:, ::-1]
+        if rng.random() < self.vertical:
+            img = img[::-1]
+        return np.ascontiguousarray(img)
+
+
+@TRANSFORMS.register
+class RandomRotation(Op):
+    """Rotate by a uniform angle in [-degrees, degrees], edges reflected."""
+
+    random = True
+
+    def __init__(self, degrees=10):
+        self.degrees = degrees
+
+    def __call__(self, img, rng):
+        angle = rng.uniform(-self.degrees, self.degrees)
+        h, w = img.shape[:2]
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        return cv2.warpAffine(img, matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101)
+
+
+@TRANSFORMS.register
+class ColorJitter(Op):
+    """Random brightness (additive) and contrast (multiplicative) changes, in fractions."""
+
+    random = True
+
+    def __init__(self, brightness=0.1, contrast=0.1):
+        self.brightness, self.contrast = brightness, contrast
+
+    def __call__(self, img, rng):
+        alpha = 1.0 + rng.uniform(-self.contrast, self.contrast)
+        beta = 255.0 * rng.uniform(-self.brightness, self.brightness)
+        return cv2.convertScaleAbs(img, alpha=alpha, beta=beta)
+
+
+@TRANSFORMS.register
+class Grayscale(Op):
+    """Convert to grey, keeping ``channels`` (3 = grey replicated, for RGB backbones)."""
+
+    def __init__(self, channels=3):
+        self.channels = channels
+
+    def __call__(self, img, rng):
+        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+        return np.repeat(grey[:, :, None], self.channels, axis=2)
+
+
+@TRANSFORMS.register
+class NormalizeImage(Op):
+    """uint8 -> float32: ``(x * scale - mean) / std``. Default preset maps to [-1, 1]."""
+
+    def __init__(self, preset="minus_one_to_one", mean=None, std=None, scale=1.0 / 255.0):
+        if preset not in NORMALIZE_PRESETS and (mean is None or std is None):
+            raise ConfigError(f"NormalizeImage.preset '{preset}' is not one of {list(NORMALIZE_PRESETS)}")
+        default_mean, default_std = NORMALIZE_PRESETS.get(preset, (mean, std))
+        self.preset, self.scale = preset, scale
+        self.mean = list(mean if mean is not None else default_mean)
+        self.std = list(std if std is not None else default_std)
+
+    def __call__(self, img, rng):
+        channels = img.shape[2] if img.ndim == 3 else 1
+        mean = np.asarray(self.mean[:channels], np.float32)
+        std = np.asarray(self.std[:channels], np.float32)
+        return ((img.astype(np.float32) * np.float32(self.scale)) - mean) / std
+
+
+@TRANSFORMS.register
+class ToCHWImage(Op):
+    """HWC -> CHW float32, the layout Paddle's convolutions take."""
+
+    def __init__(self):
+        pass
+
+    def __call__(self, img, rng):
+        if img.ndim == 2:
+            img = img[:, :, None]
+        return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
+
+
+class Compose:
+    """An ordered pipeline of ops; always ends with float32 CHW."""
+
+    def __init__(self, ops):
+        self.ops = list(ops)
+        if not self.ops or not isinstance(self.ops[-1], ToCHWImage):
+            self.ops.append(ToCHWImage())
+
+    @property
+    def is_random(self):
+        return any(op.random for op in self.ops)
+
+    def deterministic_prefix(self):
+        """Ops before the first random one: their output can be cached per image."""
+        prefix = []
+        for op in self.ops:
+            if op.random:
+                break
+            prefix.append(op)
+        return prefix
+
+    def spec(self):
+        """Resolved ``[{OpName: params}, ...]``, enough to rebuild this exact pipeline."""
+        return [{type(op).__name__: op.params()} for op in self.ops]
+
+    def __call__(self, img, rng=None):
+        rng = rng if rng is not None else np.random.default_rng(0)
+        for op in self.ops:
+            img = op(img, rng)
+        return img
+
+
+def default_ops(train):
+    """Used when a config gives no transform_ops: resize, (flip), scale to [-1, 1]."""
+    ops = [{"ResizeImage": {}}]
+    if train:
+        ops.append({"RandomFlip": {"horizontal": 0.5}})
+    ops.append({"NormalizeImage": {"preset": "minus_one_to_one"}})
+    return ops
+
+
+def build_transforms(ops_config, image_shape, where="transform_ops"):
+    """Build a Compose from ``[{Name: {params}}, ...]``; sizes default to image_shape's H, W."""
+    ops = []
+    for i, item in enumerate(ops_config):
+        if isinstance(item, str):
+            item = {item: {}}
+        if not isinstance(item, dict) or len(item) != 1:
+            raise ConfigError(f"{where}[{i}] must be a single `OpName: {{params}}` mapping, got {item!r}")
+        name, params = next(iter(item.items()))
+        op_cls = TRANSFORMS.get(name, where=f"{where}[{i}]")
+        params = dict(params or {})
+        accepted = inspect.signature(op_cls.__init__).parameters
+        for key in params:
+            if key not in accepted:
+                options = [p for p in accepted if p != "self"]
+                raise ConfigError(f"{where}[{i}].{name}: unknown parameter '{key}'"
+                                  f"{TRANSFORMS.suggest(key, options)}; accepted: {options}")
+        if getattr(op_cls, "sized", False) and params.get("size") is None and not params.get("resize_short"):
+            params["size"] = [int(image_shape[1]), int(image_shape[2])]
+        try:
+            ops.append(op_cls(**params))
+        except TypeError as exc:
+            raise ConfigError(f"{where}[{i}].{name}: {exc}") from None
+    return Compose(ops)

@@ -1,0 +1,79 @@
+"""Resumable checkpoints that a crash can never leave half-written.
+
+A checkpoint is a folder (``model.pdparams``, ``model.pdopt``, ``state.json``) built under a
+temporary name, fsynced, then renamed into place; the previous one is kept as ``latest.prev``
+until the new one is in place, so there is always one complete checkpoint on disk.
+``state.json`` records the SHA-256 of the other two files and is checked on load.
+"""
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import paddle
+
+from paddle_dx.data.io import file_sha256
+from paddle_dx.errors import WeightsError
+from paddle_dx.utils.files import atomic_path
+
+FILES = ("model.pdparams", "model.pdopt")
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(directory, model, optimizer, state):
+    """Write ``directory`` atomically with model, optimizer and the JSON-able ``state``."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
+    try:
+        paddle.save(model.state_dict(), str(tmp / FILES[0]))
+        paddle.save(optimizer.state_dict(), str(tmp / FILES[1]))
+        state = dict(state, sha256={f: file_sha256(tmp / f) for f in FILES})
+        (tmp / "state.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
+        for f in (*FILES, "state.json"):
+            with open(tmp / f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        previous = directory.with_name(directory.name + ".prev")
+        if directory.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(directory, previous)
+        os.replace(tmp, directory)
+        _fsync_dir(directory.parent)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def find_checkpoint(path):
+    """Accept a checkpoint folder, or an output_dir containing ``latest``; fall back to
+    ``latest.prev`` when a crash happened between the two renames of a save."""
+    path = Path(path)
+    for candidate in (path, path / "latest", path.with_name(path.name + ".prev"), path / "latest.prev"):
+        if (candidate / "state.json").is_file():
+            return candidate
+    raise WeightsError(f"no checkpoint found at {path} (expected a folder with state.json, model.pdparams, model.pdopt)")
+
+
+def load_checkpoint(path):
+    """Return (model state, optimizer state, state dict) after verifying the file hashes."""
+    directory = find_checkpoint(path)
+    state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+    for f, digest in state.get("sha256", {}).items():
+        if not (directory / f).is_file() or file_sha256(directory / f) != digest:
+            raise WeightsError(f"{directory / f}: checkpoint file is incomplete or changed (hash mismatch)")
+    return paddle.load(str(directory / FILES[0])), paddle.load(str(directory / FILES[1])), state
+
+
+def save_weights(path, model):
+    """Save just the model weights (e.g. best_model.pdparams) atomically."""
+    with atomic_path(path) as tmp:
+        paddle.save(model.state_dict(), str(tmp))

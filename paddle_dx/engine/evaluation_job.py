@@ -1,0 +1,40 @@
+"""What tools/eval.py does: load weights, evaluate the Eval list, print and save metrics."""
+import logging
+from pathlib import Path
+
+from paddle_dx.data.builder import build_dataset, build_loader, class_names
+from paddle_dx.engine.evaluator import evaluate
+from paddle_dx.engine.loss import build_loss
+from paddle_dx.errors import ConfigError
+from paddle_dx.metrics import format_table
+from paddle_dx.metrics.report import confusion_matrix_figure
+from paddle_dx.models import build_model, load_model_weights
+from paddle_dx.utils.device import select_device
+from paddle_dx.utils.files import check_writable, write_json
+
+log = logging.getLogger(__name__)
+
+
+def run_evaluation(config, mode="Eval"):
+    """Return the metrics dict; writes <output_dir>/eval_metrics.json and a confusion matrix PNG."""
+    g = config["Global"]
+    if not g["pretrained_model"]:
+        raise ConfigError("tools/eval.py needs weights: -o Global.pretrained_model=output/.../best_model.pdparams")
+    out = Path(g["output_dir"])
+    check_writable(out)
+    select_device(g["device"], g["num_threads"])
+    names = class_names(config, mode)
+    dataset, report = build_dataset(config, mode)
+    loader, _ = build_loader(config, mode, dataset)
+    model = build_model(dict(config["Arch"], pretrained=False), g["image_shape"])
+    load_model_weights(model, g["pretrained_model"])
+    loss_fn = build_loss(config["Loss"]["Eval"], "Loss.Eval", dataset.labels, config["Arch"]["class_num"])
+    metrics, _, _ = evaluate(model, loader, names, loss_fn)
+    metrics["weights"] = str(g["pretrained_model"])
+    metrics["list_file"] = config["DataLoader"][mode]["dataset"]["cls_label_path"]
+    metrics["skipped_images"] = [{"path": p, "reason": r} for p, r in report["skipped"]]
+    print(format_table(metrics))
+    write_json(out / "eval_metrics.json", metrics)
+    confusion_matrix_figure(metrics, "Confusion matrix").savefig(out / "eval_confusion_matrix.png", dpi=120)
+    log.info("wrote %s", out / "eval_metrics.json")
+    return metrics

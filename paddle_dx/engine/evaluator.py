@@ -1,0 +1,33 @@
+"""Run a model over a loader and turn its outputs into diagnostic metrics."""
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from paddle_dx.metrics import classification_metrics
+
+
+@paddle.no_grad()
+def predict(model, loader, loss_fn=None, progress=None):
+    """Return (probabilities [N, C], labels [N], mean loss or None), in the loader's order."""
+    was_training = model.training
+    model.eval()
+    probs, labels, loss_sum = [], [], 0.0
+    try:
+        for images, targets in (progress(loader) if progress else loader):
+            logits = model(images)
+            if loss_fn is not None:
+                loss_sum += float(loss_fn(logits, targets)) * len(targets)
+            probs.append(F.softmax(logits, axis=1).numpy())
+            labels.append(targets.numpy().reshape(-1))
+    finally:
+        if was_training:
+            model.train()
+    probs, labels = np.concatenate(probs), np.concatenate(labels)
+    return probs, labels, (loss_sum / len(labels) if loss_fn is not None else None)
+
+
+def evaluate(model, loader, class_names, loss_fn=None, progress=None):
+    """Metrics dict (see paddle_dx.metrics.classification_metrics) plus raw ``probs``/``labels``."""
+    probs, labels, loss = predict(model, loader, loss_fn, progress)
+    metrics = classification_metrics(labels, probs, class_names, loss=loss)
+    return metrics, probs, labels

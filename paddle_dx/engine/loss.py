@@ -1,0 +1,70 @@
+"""Losses named in ``Loss.Train`` / ``Loss.Eval`` (PaddleClas style: a list of {Name: params})."""
+import inspect
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from paddle_dx.errors import ConfigError
+from paddle_dx.utils.registry import Registry
+
+LOSSES = Registry("loss")
+
+
+@LOSSES.register
+class CELoss:
+    """Cross-entropy; ``class_weights``: a list, or 'balanced' (n / (k * count_k) from the
+    training labels) for imbalanced sets such as the 2:1 esophageal data."""
+
+    def __init__(self, weight=1.0, class_weights=None, label_smoothing=0.0, train_labels=None, class_num=None):
+        self.weight, self.label_smoothing = float(weight), float(label_smoothing)
+        self.class_weights = None
+        if isinstance(class_weights, str):
+            if class_weights != "balanced":
+                raise ConfigError(f"CELoss.class_weights must be a list or 'balanced', got {class_weights!r}")
+            counts = np.bincount(np.asarray(train_labels), minlength=class_num).astype(float)
+            counts[counts == 0] = 1.0
+            class_weights = (counts.sum() / (class_num * counts)).tolist()
+        if class_weights is not None:
+            if class_num is not None and len(class_weights) != class_num:
+                raise ConfigError(f"CELoss.class_weights has {len(class_weights)} values for {class_num} classes")
+            self.class_weights = paddle.to_tensor(np.asarray(class_weights, dtype="float32"))
+
+    def __call__(self, logits, labels):
+        return self.weight * F.cross_entropy(logits, labels, weight=self.class_weights,
+                                             label_smoothing=self.label_smoothing)
+
+
+class CombinedLoss:
+    """Sum of the configured losses."""
+
+    def __init__(self, losses):
+        self.losses = losses
+
+    def __call__(self, logits, labels):
+        total = None
+        for loss in self.losses:
+            value = loss(logits, labels)
+            total = value if total is None else total + value
+        return total
+
+
+def build_loss(items, where, train_labels=None, class_num=None):
+    losses = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            item = {item: {}}
+        if not isinstance(item, dict) or len(item) != 1:
+            raise ConfigError(f"{where}[{i}] must be a single `LossName: {{params}}` mapping")
+        name, params = next(iter(item.items()))
+        cls = LOSSES.get(name, where=f"{where}[{i}]")
+        params = dict(params or {})
+        accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "train_labels", "class_num")]
+        for key in params:
+            if key not in accepted:
+                raise ConfigError(f"{where}[{i}].{name}: unknown parameter '{key}'"
+                                  f"{LOSSES.suggest(key, accepted)}; accepted: {accepted}")
+        losses.append(cls(**params, train_labels=train_labels, class_num=class_num))
+    if not losses:
+        raise ConfigError(f"{where} lists no loss")
+    return CombinedLoss(losses)

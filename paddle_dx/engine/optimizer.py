@@ -1,0 +1,39 @@
+"""Optimizers by name. Adam, AdamW and Momentum always use Paddle's multi-tensor kernels:
+on CPU the per-tensor Adam slows every later matmul/conv in the process 4-5x
+(see ../shared/PERF_NOTES.md); tests/engine/test_optimizer.py keeps this fix in place."""
+import paddle
+
+from paddle_dx.utils.registry import Registry
+
+OPTIMIZERS = Registry("optimizer")
+
+
+@OPTIMIZERS.register(name="Adam")
+def _adam(lr, params, cfg, clip):
+    return paddle.optimizer.Adam(learning_rate=lr, parameters=params, weight_decay=cfg["weight_decay"] or None,
+                                 grad_clip=clip, use_multi_tensor=True)
+
+
+@OPTIMIZERS.register(name="AdamW")
+def _adamw(lr, params, cfg, clip):
+    return paddle.optimizer.AdamW(learning_rate=lr, parameters=params, weight_decay=cfg["weight_decay"],
+                                  grad_clip=clip, use_multi_tensor=True)
+
+
+@OPTIMIZERS.register(name="Momentum")
+def _momentum(lr, params, cfg, clip):
+    decay = paddle.regularizer.L2Decay(cfg["weight_decay"]) if cfg["weight_decay"] else None
+    return paddle.optimizer.Momentum(learning_rate=lr, momentum=cfg["momentum"], parameters=params,
+                                     weight_decay=decay, grad_clip=clip, use_multi_tensor=True)
+
+
+def build_optimizer(cfg, model, epochs, lr=None):
+    """Optimizer over the model's trainable parameters, and its per-epoch LR scheduler (or None)."""
+    base_lr = float(cfg["lr"] if lr is None else lr)
+    scheduler = None
+    if cfg["lr_schedule"] == "cosine":
+        scheduler = paddle.optimizer.lr.CosineAnnealingDecay(learning_rate=base_lr, T_max=max(1, epochs))
+    params = [p for p in model.parameters() if not p.stop_gradient]
+    clip = paddle.nn.ClipGradByGlobalNorm(cfg["grad_clip"]) if cfg["grad_clip"] else None
+    optimizer = OPTIMIZERS.get(cfg["name"], where="Optimizer.name")(scheduler or base_lr, params, cfg, clip)
+    return optimizer, scheduler

@@ -1,0 +1,219 @@
+"""The training loop: epochs, evaluation, best/latest checkpoints, resume, logging.
+
+Every source of randomness in a step is a function of (seed, epoch, step): the sampler's
+order, each sample's augmentation and Paddle's own generator (dropout). A run interrupted
+at any step and resumed from its checkpoint therefore ends with the same weights as an
+uninterrupted one.
+"""
+import logging
+import signal
+import time
+from pathlib import Path
+
+import paddle
+from tqdm import tqdm
+
+from paddle_dx.config import config_hash, dump_config
+from paddle_dx.data.builder import build_dataset, build_loader, class_names
+from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
+from paddle_dx.engine.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from paddle_dx.engine.evaluator import evaluate
+from paddle_dx.engine.loss import build_loss
+from paddle_dx.engine.optimizer import build_optimizer
+from paddle_dx.engine.visualdl_logger import VisualDLLogger
+from paddle_dx.metrics import format_table, key_metric
+from paddle_dx.models import build_model, load_model_weights
+from paddle_dx.utils.device import select_device
+from paddle_dx.utils.files import check_writable, write_json
+from paddle_dx.utils.seed import set_seed, step_seed
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """Raised after SIGINT/SIGTERM once a resumable checkpoint has been written."""
+
+
+class Trainer:
+    """Builds everything a config describes and trains it. ``fit()`` returns metrics.json's dict."""
+
+    def __init__(self, config, rank=0, world_size=1):
+        self.config = config
+        g = config["Global"]
+        self.rank, self.world_size = rank, world_size
+        self.is_main = rank == 0
+        self.output_dir = Path(g["output_dir"])
+        if self.is_main:
+            check_writable(self.output_dir)
+        self.device = select_device(g["device"], g["num_threads"])
+        self.use_amp = bool(g["use_amp"]) and self.device == "gpu"
+        if g["use_amp"] and not self.use_amp:
+            log.warning("Global.use_amp is only supported on GPU; training in float32 on CPU")
+        set_seed(g["seed"])
+        self.class_names = class_names(config)
+        self.train_set, train_report = build_dataset(config, "Train")
+        self.eval_set, eval_report = build_dataset(config, "Eval")
+        self.skipped = train_report["skipped"] + eval_report["skipped"]
+        self.hashes = {**train_report["hashes"], **eval_report["hashes"]}
+        self.duplicates = cross_split_duplicates(
+            {"train": [p for p, _ in self.train_set.samples], "val": [p for p, _ in self.eval_set.samples]},
+            self.hashes)
+        warn_duplicates(self.duplicates)
+        self.train_loader, self.train_sampler = build_loader(config, "Train", self.train_set, rank, world_size)
+        self.eval_loader, _ = build_loader(config, "Eval", self.eval_set)
+        self.model = build_model(config["Arch"], g["image_shape"])
+        if g["pretrained_model"]:
+            load_model_weights(self.model, g["pretrained_model"])
+        self.loss_fn = build_loss(config["Loss"]["Train"], "Loss.Train", self.train_set.labels, config["Arch"]["class_num"])
+        self.eval_loss_fn = build_loss(config["Loss"]["Eval"], "Loss.Eval", self.train_set.labels, config["Arch"]["class_num"])
+        self.optimizer, self.scheduler = build_optimizer(config["Optimizer"], self.model, g["epochs"])
+        self.scaler = paddle.amp.GradScaler() if self.use_amp else None
+        self.vdl = VisualDLLogger(self.output_dir / "vdl", enabled=self.is_main and g["use_visualdl"])
+        self.history, self.best, self.start_epoch, self.start_step = [], None, 0, 0
+        self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
+        self._stop_signal = None
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def _state(self, epoch, step):
+        return {"epoch": epoch, "step": step, "history": self.history, "best": self.best,
+                "partial": self.partial, "config_hash": config_hash(self.config),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
+
+    def save_latest(self, epoch, step):
+        if self.is_main:
+            save_checkpoint(self.output_dir / "latest", self.model, self.optimizer, self._state(epoch, step))
+
+    def resume(self, path):
+        model_state, opt_state, state = load_checkpoint(path)
+        self.model.set_state_dict(model_state)
+        self.optimizer.set_state_dict(opt_state)
+        if self.scheduler and state.get("scheduler"):
+            self.scheduler.set_state_dict(state["scheduler"])
+        self.history, self.best = state["history"], state["best"]
+        self.start_epoch, self.start_step = state["epoch"], state["step"]
+        self.partial = state.get("partial") or {"loss_sum": 0.0, "correct": 0, "seen": 0}
+        log.info("resumed from %s at epoch %d, step %d", path, self.start_epoch + 1, self.start_step)
+
+    # ---- signals -------------------------------------------------------------------------
+    def _install_signal_handlers(self):
+        def handler(signum, _frame):
+            self._stop_signal = signum
+            log.warning("received %s: finishing this step, then saving a resumable checkpoint",
+                        signal.Signals(signum).name)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return previous
+
+    # ---- training ------------------------------------------------------------------------
+    def train_step(self, images, labels):
+        with paddle.amp.auto_cast(enable=self.use_amp):
+            logits = self.model(images)
+            loss = self.loss_fn(logits, labels)
+        if self.scaler:
+            self.scaler.scale(loss).backward()
+            self.scaler.minimize(self.optimizer, loss)
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.optimizer.clear_grad()
+        return loss, logits
+
+    def train_epoch(self, epoch):
+        g = self.config["Global"]
+        self.model.train()
+        self.train_sampler.set_epoch(epoch, self.start_step)
+        steps = len(self.train_sampler)
+        bar = tqdm(self.train_loader, total=steps - self.start_step, initial=0, leave=False,
+                   desc=f"epoch {epoch + 1}/{g['epochs']}", disable=not self.is_main, mininterval=2)
+        step = self.start_step
+        for images, labels in bar:
+            paddle.seed(step_seed(g["seed"], epoch, step))
+            loss, logits = self.train_step(images, labels)
+            n = int(labels.shape[0])
+            self.partial["loss_sum"] += float(loss) * n
+            self.partial["correct"] += int((logits.argmax(axis=1) == labels.reshape([-1])).sum())
+            self.partial["seen"] += n
+            step += 1
+            bar.set_postfix(loss=f"{self.partial['loss_sum'] / self.partial['seen']:.4f}")
+            if self._stop_signal is not None:
+                self.save_latest(epoch, step)
+                raise Interrupted(f"stopped by {signal.Signals(self._stop_signal).name} at epoch {epoch + 1}, "
+                                  f"step {step}; resume with -o Global.checkpoints={self.output_dir / 'latest'}")
+        bar.close()
+        seen = max(self.partial["seen"], 1)
+        result = {"loss": self.partial["loss_sum"] / seen, "accuracy": self.partial["correct"] / seen}
+        self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
+        self.start_step = 0
+        return result
+
+    def evaluate(self, loader=None):
+        return evaluate(self.model, loader or self.eval_loader, self.class_names, self.eval_loss_fn)
+
+    def fit(self):
+        g = self.config["Global"]
+        if g["checkpoints"]:
+            self.resume(g["checkpoints"])
+        if self.is_main:
+            dump_config(self.config, self.output_dir / "config.yaml")
+        previous = self._install_signal_handlers()
+        try:
+            for epoch in range(self.start_epoch, g["epochs"]):
+                self._run_epoch(epoch)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.finish()
+
+    def _run_epoch(self, epoch):
+        g = self.config["Global"]
+        start = time.time()
+        lr = self.optimizer.get_lr()
+        train = self.train_epoch(epoch)
+        if self.scheduler:
+            self.scheduler.step()
+        record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+                  "seconds": round(time.time() - start, 2)}
+        last = epoch + 1 == g["epochs"]
+        if (epoch + 1) % g["eval_interval"] == 0 or last:
+            metrics, probs, labels = self.evaluate()
+            record.update({"val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"],
+                           "val_auc": metrics["auc"], "val_macro_f1": metrics["macro"]["f1"]})
+            score = key_metric(metrics, self.config["Metric"]["best_metric"])
+            if self.best is None or score > self.best["score"]:
+                self.best = {"epoch": epoch + 1, "score": score, "metrics": metrics}
+                if self.is_main:
+                    save_weights(self.output_dir / "best_model.pdparams", self.model)
+            self.vdl.epoch("val", metrics, epoch + 1, probs, labels)
+        self.vdl.scalars({"train/loss": train["loss"], "train/accuracy": train["accuracy"], "train/lr": lr}, epoch + 1)
+        self.history.append(record)
+        if self.is_main:
+            val = f", val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}" if "val_loss" in record else ""
+            log.info("epoch %d/%d: train loss %.4f acc %.4f%s (%.1fs)", epoch + 1, g["epochs"], train["loss"],
+                     train["accuracy"], val, record["seconds"])
+        if (epoch + 1) % g["save_interval"] == 0 or last:
+            self.save_latest(epoch + 1, 0)
+
+    def finish(self):
+        """Write metrics.json (history, best epoch, its validation metrics, test metrics)."""
+        result = {"history": self.history, "best_epoch": self.best["epoch"] if self.best else None,
+                  "best_metric": self.config["Metric"]["best_metric"],
+                  "val": self.best["metrics"] if self.best else None,
+                  "skipped_images": [{"path": p, "reason": r} for p, r in self.skipped],
+                  "duplicates_across_splits": [{"sha256": h, "files": f} for h, f in self.duplicates]}
+        test_cfg = self.config["DataLoader"]["Test"]["dataset"]
+        if test_cfg["cls_label_path"] and self.best:
+            load_model_weights(self.model, self.output_dir / "best_model.pdparams")
+            test_set, report = build_dataset(self.config, "Test")
+            result["skipped_images"] += [{"path": p, "reason": r} for p, r in report["skipped"]]
+            loader, _ = build_loader(self.config, "Test", test_set)
+            result["test"], _, _ = self.evaluate(loader)
+            log.info("test set, best epoch %d:\n%s", self.best["epoch"], format_table(result["test"]))
+        if self.is_main:
+            write_json(self.output_dir / "metrics.json", result)
+            if result["skipped_images"]:
+                (self.output_dir / "skipped_images.txt").write_text(
+                    "".join(f"{s['path']}\t{s['reason']}\n" for s in result["skipped_images"]), encoding="utf-8")
+            if self.best:
+                log.info("best epoch %d (%s):\n%s", self.best["epoch"], self.config["Metric"]["best_metric"],
+                         format_table(self.best["metrics"]))
+        self.vdl.close()
+        return result

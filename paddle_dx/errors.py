@@ -1,0 +1,26 @@
+"""Exceptions that carry a message meant for the user (printed without a traceback by tools/)."""
+
+
+class PaddleDxError(Exception):
+    """Base class: a problem with the user's input that a clear message can explain."""
+
+
+class ConfigError(PaddleDxError):
+    """The YAML config or an ``-o`` override is wrong (unknown key, wrong type, bad value)."""
+
+
+class DataError(PaddleDxError):
+    """A data file (image, list file, label list) is missing, unreadable or inconsistent."""
+
+
+class ImageReadError(DataError):
+    """One image could not be decoded; ``path`` names it."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class WeightsError(PaddleDxError):
+    """Pretrained weights or a checkpoint cannot be found, fetched or loaded."""

@@ -1,0 +1,103 @@
+"""Backbone registry: how to build each network, where its classifier and stages are.
+
+Networks and their ImageNet weight URLs come from ``paddleclas.ppcls.arch.backbone``; the
+registry only records what transfer learning needs to know about each of them.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import paddle.nn as nn
+
+from paddle_dx.models.lenet import LeNet5
+from paddle_dx.utils.registry import Registry
+
+BACKBONES = Registry("backbone")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """``build(class_num)`` -> network; ``head``: attribute of its final classifier;
+    ``stages(net)`` -> [stem, stage1, stage2, ...] as lists of layers (for freezing);
+    ``last_conv(net)`` -> the layer whose output Grad-CAM explains."""
+
+    build: Callable
+    head: str
+    stages: Callable
+    last_conv: Callable
+
+
+def _paddleclas():
+    from paddleclas.ppcls.arch import backbone  # imported lazily: it is slow and loads faiss
+    return backbone
+
+
+def _paddleclas_url(name):
+    import importlib
+    for module in ("resnet", "vgg", "inception_v3"):
+        mod = importlib.import_module(f"paddleclas.ppcls.arch.backbone.legendary_models.{module}")
+        if name in getattr(mod, "MODEL_URLS", {}):
+            return mod.MODEL_URLS[name]
+    return None
+
+
+def _resnet_stages(net):
+    stages, start = [[net.stem, net.max_pool]], 0
+    for depth in net.block_depth:
+        stages.append([net.blocks[i] for i in range(start, start + depth)])
+        start += depth
+    return stages
+
+
+def _vgg_build(fn):
+    def build(class_num):
+        net = fn(pretrained=False, class_num=class_num)
+        # PaddleClas's VGG flattens 7x7x512 and so only accepts 224 px; pooling to 7x7 first
+        # (as torchvision does) makes any input size work and is the identity at 224 px.
+        net.flatten = nn.Sequential(nn.AdaptiveAvgPool2D(7), nn.Flatten())
+        return net
+    return build
+
+
+def _vgg_stages(net):
+    return [[net.conv_block_1], [net.conv_block_2], [net.conv_block_3], [net.conv_block_4], [net.conv_block_5]]
+
+
+def _inception_stages(net):
+    blocks = list(net.inception_block_list)
+    kinds = [type(b).__name__ for b in blocks]
+    groups = [("InceptionA",), ("InceptionB", "InceptionC"), ("InceptionD", "InceptionE")]
+    return [[net.inception_stem]] + [[b for b, k in zip(blocks, kinds) if k in g] for g in groups]
+
+
+def _register_paddleclas(name, head, stages, last_conv, wrap=None):
+    def build(class_num):
+        fn = getattr(_paddleclas(), name)
+        return wrap(fn)(class_num) if wrap else fn(pretrained=False, class_num=class_num)
+    BACKBONES.register(BackboneSpec(build, head, stages, last_conv), name=name)
+
+
+for _name in ("ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
+              "ResNet18_vd", "ResNet34_vd", "ResNet50_vd", "ResNet101_vd"):
+    _register_paddleclas(_name, "fc", _resnet_stages, lambda net: net.blocks[len(net.blocks) - 1])
+for _name in ("VGG11", "VGG13", "VGG16", "VGG19"):
+    _register_paddleclas(_name, "fc3", _vgg_stages, lambda net: net.conv_block_5,
+                         wrap=lambda fn: _vgg_build(fn))
+_register_paddleclas("InceptionV3", "fc", _inception_stages,
+                     lambda net: net.inception_block_list[len(net.inception_block_list) - 1])
+
+BACKBONES.register(BackboneSpec(
+    build=lambda class_num: LeNet5(class_num=class_num),
+    head="fc3",
+    stages=lambda net: [[net.conv1], [net.conv2]],
+    last_conv=lambda net: net.conv2), name="LeNet5")
+
+
+def get_backbone(name):
+    return BACKBONES.get(name, where="Arch.name")
+
+
+def pretrained_url(name):
+    """PaddleClas's ImageNet weight URL for ``name``, or None if it has none."""
+    if name == "LeNet5":
+        return None
+    return _paddleclas_url(name)

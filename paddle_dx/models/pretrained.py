@@ -1,0 +1,126 @@
+"""Find, fetch (from PaddleClas's hosts only) and load pretrained weights, with a report.
+
+``.pdparams`` files are Python pickles: loading one can run code. paddle_dx therefore only
+downloads from PaddleClas's known hosts (unless PADDLE_DX_ALLOW_ANY_WEIGHTS_URL=1) and never
+loads weights a user uploads to the server.
+"""
+import logging
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import paddle
+
+from paddle_dx.errors import WeightsError
+from paddle_dx.models.backbones import pretrained_url
+
+log = logging.getLogger(__name__)
+TRUSTED_HOSTS = ("paddle-imagenet-models-name.bj.bcebos.com", "paddleclas.bj.bcebos.com",
+                 "paddle-hapi.bj.bcebos.com")
+DOWNLOAD_TIMEOUT_S = 10
+
+
+def weights_home():
+    """Cache folder for downloaded weights: $PADDLE_DX_WEIGHTS_HOME, else PaddleClas's own."""
+    return Path(os.environ.get("PADDLE_DX_WEIGHTS_HOME", Path.home() / ".paddleclas" / "weights"))
+
+
+def check_trusted_url(url):
+    host = urlparse(url).hostname or ""
+    if host not in TRUSTED_HOSTS and os.environ.get("PADDLE_DX_ALLOW_ANY_WEIGHTS_URL") != "1":
+        raise WeightsError(f"refusing to download weights from {url}: .pdparams files are pickles and "
+                           f"can run code; trusted hosts are {list(TRUSTED_HOSTS)} "
+                           f"(set PADDLE_DX_ALLOW_ANY_WEIGHTS_URL=1 to override)")
+
+
+def download(url, target):
+    """Fetch ``url`` to ``target`` atomically, once, with a short timeout (no retry storms)."""
+    check_trusted_url(url)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resolve_pretrained(arch_name, pretrained):
+    """Map ``Arch.pretrained`` (bool, path or URL) to a local .pdparams path, or None."""
+    if pretrained in (False, None, "", "false", "False"):
+        return None
+    if pretrained is True or pretrained in ("true", "True"):
+        url = pretrained_url(arch_name)
+        if url is None:
+            raise WeightsError(f"PaddleClas has no ImageNet weights for '{arch_name}': "
+                               f"set Arch.pretrained to false or to a local .pdparams file")
+        return fetch(url)
+    if str(pretrained).startswith(("http://", "https://")):
+        return fetch(str(pretrained))
+    path = Path(pretrained)
+    if not path.is_file() and Path(f"{pretrained}.pdparams").is_file():
+        path = Path(f"{pretrained}.pdparams")
+    if not path.is_file():
+        raise WeightsError(f"pretrained weights not found: {pretrained}")
+    return path
+
+
+def fetch(url):
+    cached = weights_home() / Path(urlparse(url).path).name
+    if cached.is_file():
+        return cached
+    log.info("downloading %s -> %s", url, cached)
+    try:
+        download(url, cached)
+    except WeightsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any network failure gets the same advice
+        raise WeightsError(
+            f"could not download pretrained weights from {url} ({type(exc).__name__}: {exc}).\n"
+            f"Offline? Download that file on another machine and place it at:\n  {cached}\n"
+            f"(or set PADDLE_DX_WEIGHTS_HOME, or point Arch.pretrained at a local .pdparams file)") from None
+    return cached
+
+
+def load_state(path):
+    try:
+        state = paddle.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - corrupt or foreign files all need the same message
+        raise WeightsError(f"{path}: not a readable Paddle weights file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
+    return state
+
+
+def load_matching(layer, state, source):
+    """Load tensors whose names and shapes match; return a report of what happened.
+
+    Report keys: ``loaded``, ``skipped`` (in the file, no place in the model, e.g. the old
+    1000-class head), ``mismatched`` (same name, other shape), ``missing`` (model tensors the
+    file lacks). Nothing matching at all means the file is for another architecture: an error.
+    """
+    own = layer.state_dict()
+    report = {"source": str(source), "loaded": [], "skipped": [], "mismatched": [], "missing": []}
+    usable = {}
+    for name, value in state.items():
+        if name not in own:
+            report["skipped"].append(name)
+        elif list(value.shape) != list(own[name].shape):
+            report["mismatched"].append(f"{name}: file {list(value.shape)} vs model {list(own[name].shape)}")
+        else:
+            usable[name] = value
+            report["loaded"].append(name)
+    report["missing"] = [n for n in own if n not in usable]
+    if not usable:
+        raise WeightsError(f"{source}: none of its {len(state)} tensors fit this model "
+                           f"(weights for another architecture?)")
+    layer.set_state_dict(usable)
+    log.info("weights from %s: %d tensors loaded, %d skipped (%s), %d shape-mismatched, %d missing",
+             source, len(report["loaded"]), len(report["skipped"]), ", ".join(report["skipped"][:4]) or "-",
+             len(report["mismatched"]), len(report["missing"]))
+    return report

@@ -1,0 +1,138 @@
+"""Transfer learning as in the esophageal paper: a pretrained network, its 1000-class
+classifier dropped, a new fully connected layer sized to the dataset's classes."""
+import logging
+import re
+
+import paddle
+import paddle.nn as nn
+
+from paddle_dx.errors import ConfigError, WeightsError
+from paddle_dx.models.backbones import get_backbone
+from paddle_dx.models.pretrained import load_matching, load_state, resolve_pretrained
+
+log = logging.getLogger(__name__)
+_BN_TYPES = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
+
+
+class TransferModel(nn.Layer):
+    """``head(dropout(backbone(x)))``; ``backbone`` ends with the pooled feature vector.
+
+    Frozen BatchNorm layers stay in eval mode even when the model is put in train mode, so
+    their running statistics keep the pretrained values.
+    """
+
+    def __init__(self, name, backbone, in_features, class_num, dropout=0.0):
+        super().__init__()
+        self.arch_name = name
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.head = nn.Linear(in_features, class_num)
+        self.frozen_bn = []
+
+    @property
+    def spec(self):
+        return get_backbone(self.arch_name)
+
+    def features(self, x):
+        return self.backbone(x)
+
+    def forward(self, x):
+        return self.head(self.dropout(self.backbone(x)))
+
+    def stages(self):
+        return self.spec.stages(self.backbone)
+
+    def last_conv(self):
+        return self.spec.last_conv(self.backbone)
+
+    def train(self):
+        super().train()
+        for layer in self.frozen_bn:
+            layer.eval()
+        return self
+
+
+def parse_freeze(freeze):
+    """'none' -> 0 stages, 'backbone' -> all, 'until stage N' -> stem + N stages."""
+    text = str(freeze).strip().lower()
+    if text in ("none", "", "false"):
+        return 0
+    if text == "backbone":
+        return "backbone"
+    m = re.fullmatch(r"(?:until\s+)?stage\s*(\d+)", text)
+    if m:
+        return int(m.group(1))
+    raise ConfigError(f"config key 'Arch.freeze' = {freeze!r}: expected 'none', 'backbone' or 'until stage N'")
+
+
+def apply_freeze(model, freeze):
+    """Set which parameters train; return the number of frozen parameters (tensors)."""
+    what = parse_freeze(freeze)
+    for p in model.parameters():
+        p.stop_gradient = False
+    model.frozen_bn = []
+    if what == 0:
+        return 0
+    if what == "backbone":
+        layers = [model.backbone]
+    else:
+        stages = model.stages()
+        if what > len(stages) - 1:
+            raise ConfigError(f"config key 'Arch.freeze' = {freeze!r}: {model.arch_name} has only "
+                              f"{len(stages) - 1} stages after its stem")
+        layers = [layer for group in stages[:what + 1] for layer in group]
+    frozen = 0
+    for layer in layers:
+        for p in layer.parameters():
+            p.stop_gradient = True
+            frozen += 1
+        model.frozen_bn += [sub for sub in layer.sublayers(include_self=True) if isinstance(sub, _BN_TYPES)]
+    model.train() if model.training else model.eval()
+    return frozen
+
+
+def build_model(arch, image_shape=None):
+    """Build the TransferModel an ``Arch`` config section describes, with weights loaded."""
+    name, class_num = arch["name"], int(arch["class_num"])
+    if class_num < 2:
+        raise ConfigError(f"config key 'Arch.class_num' must be >= 2, got {class_num}")
+    spec = get_backbone(name)
+    net = spec.build(1000)
+    old_head = getattr(net, spec.head)
+    in_features = old_head.weight.shape[0]
+    setattr(net, spec.head, nn.Identity())
+    weights = resolve_pretrained(name, arch.get("pretrained", False))
+    report = None
+    if weights is not None:
+        report = load_matching(net, load_state(weights), weights)
+    model = TransferModel(name, net, in_features, class_num, dropout=float(arch.get("dropout") or 0.0))
+    model.pretrained_report = report
+    apply_freeze(model, arch.get("freeze", "none"))
+    return model
+
+
+def load_model_weights(model, path):
+    """Load a paddle_dx checkpoint (whole TransferModel) strictly: class counts must agree."""
+    state = load_state(path)
+    own = model.state_dict()
+    head = state.get("head.weight")
+    if head is not None and list(head.shape) != list(own["head.weight"].shape):
+        raise WeightsError(f"{path}: checkpoint has {head.shape[1]} classes but Arch.class_num is "
+                           f"{own['head.weight'].shape[1]}")
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise WeightsError(f"{path}: not a checkpoint of this model ({model.arch_name}); "
+                           f"{len(missing)} tensors missing, e.g. {missing[:3]}")
+    for k, v in own.items():
+        if list(state[k].shape) != list(v.shape):
+            raise WeightsError(f"{path}: tensor {k} has shape {list(state[k].shape)}, model expects {list(v.shape)}")
+    model.set_state_dict({k: state[k] for k in own})
+    return model
+
+
+def count_parameters(model):
+    total = sum(int(p.size) for p in model.parameters())
+    trainable = sum(int(p.size) for p in model.parameters() if not p.stop_gradient)
+    return total, trainable
+
+

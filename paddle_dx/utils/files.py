@@ -1,0 +1,51 @@
+"""Atomic writes: a crash mid-write never leaves a half-written file under the real name."""
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(target):
+    """Yield a temporary path beside ``target``; on success fsync it and rename over ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_json(path, data):
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=_jsonable), encoding="utf-8")
+
+
+def _jsonable(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def check_writable(directory):
+    """Fail at start-up, not after an hour, if ``directory`` cannot be written."""
+    from paddle_dx.errors import PaddleDxError
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write_test"
+        probe.write_bytes(b"0" * 1024)
+        probe.unlink()
+    except OSError as exc:
+        raise PaddleDxError(f"output directory {directory} is not writable: {exc.strerror or exc}") from None

@@ -1,0 +1,26 @@
+"""The one place that seeds every random number generator paddle_dx uses."""
+import os
+import random
+
+import numpy as np
+import paddle
+
+
+def set_seed(seed, deterministic=True):
+    """Seed Python, NumPy and Paddle; on GPU also ask cuDNN for deterministic kernels.
+
+    DataLoader workers need no seed of their own: augmentation draws from a generator seeded
+    by (seed, epoch, sample index) inside the dataset.
+    """
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    paddle.seed(seed)
+    if deterministic:
+        os.environ.setdefault("FLAGS_cudnn_deterministic", "1")
+        if paddle.is_compiled_with_cuda():
+            paddle.set_flags({"FLAGS_cudnn_deterministic": True})
+
+
+def step_seed(seed, epoch, step):
+    """A distinct, reproducible Paddle seed for one training step (dropout etc.)."""
+    return (int(seed) * 1_000_003 + int(epoch) * 10_007 + int(step)) % (2 ** 31 - 1)

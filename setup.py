@@ -1,0 +1,23 @@
+"""pip install -e .  (paddleclas goes in separately with --no-deps: see README)."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+
+def requirements():
+    lines = Path(__file__).with_name("requirements.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+setup(
+    name="paddle_dx",
+    version="0.1.0",
+    description="Transfer learning for small labelled medical image sets on PaddlePaddle",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["paddle_dx", "paddle_dx.*"]),
+    package_data={"paddle_dx": ["**/*.html", "**/*.css", "**/*.js"]},
+    python_requires=">=3.9",
+    install_requires=requirements(),
+    license="Apache-2.0",
+)

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny generated datasets and configs, and the shared real datasets."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_datasets():
+    """../shared/datasets; tests that need it skip with a reason when it is absent."""
+    if not SHARED_DATASETS.is_dir():
+        pytest.skip(f"shared datasets not found at {SHARED_DATASETS}")
+    return SHARED_DATASETS
+
+
+def make_tiny_dataset(root, per_class=8, size=32, seed=0, classes=("normal", "lesion")):
+    """Write a small synthetic class-folder tree and its train/val/test lists; return the list dir."""
+    from paddle_dx.data.split import write_split
+    from paddle_dx.data.synthetic import write_demo_dataset
+    images = write_demo_dataset(Path(root) / "images", per_class=per_class, size=size, seed=seed, classes=classes)
+    lists = Path(root) / "lists"
+    write_split(images, lists, ratios=(2, 1, 1), seed=seed, classes=list(classes))
+    return images, lists
+
+
+def tiny_config(images, lists, output_dir, **overrides):
+    """A validated config for a fast run on a tiny dataset (LeNet5, 32 px, 2 epochs)."""
+    from paddle_dx.config import load_config
+
+    def loader(split, ops):
+        return {"dataset": {"image_root": str(images), "cls_label_path": str(Path(lists) / f"{split}_list.txt"),
+                            "transform_ops": ops},
+                "sampler": {"batch_size": 4}, "loader": {"num_workers": 0}}
+
+    raw = {
+        "Global": {"seed": 7, "epochs": 2, "output_dir": str(output_dir), "image_shape": [3, 32, 32],
+                   "use_visualdl": False, "device": "cpu"},
+        "Arch": {"name": "LeNet5", "class_num": 2, "pretrained": False},
+        "Optimizer": {"name": "Adam", "lr": 0.003},
+        "DataLoader": {"Train": loader("train", [{"ResizeImage": {}}, {"RandomFlip": {}},
+                                                  {"NormalizeImage": {}}]),
+                       "Eval": loader("val", [{"ResizeImage": {}}, {"NormalizeImage": {}}]),
+                       "Test": loader("test", [{"ResizeImage": {}}, {"NormalizeImage": {}}])},
+    }
+    flat = [f"{k}={v}" for k, v in overrides.items()]
+    return load_config(raw=raw, overrides=flat)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    return make_tiny_dataset(tmp_path / "data")
+
+
+@pytest.fixture
+def tiny_run_config(tiny_dataset, tmp_path):
+    images, lists = tiny_dataset
+    return tiny_config(images, lists, tmp_path / "out")
+
+
+os.environ.setdefault("FLAGS_call_stack_level", "0")
