@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from paddle_dx.config.schema import SCHEMA, Key
+from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA, Key
 from paddle_dx.errors import ConfigError
 
 
@@ -114,7 +114,32 @@ def validate(raw):
     if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape) or shape[0] not in (1, 3):
         raise ConfigError(f"config key 'Global.image_shape' must be [channels, height, width] with 1 or 3 "
                           f"channels, got {shape!r}")
+    if config["Stages"] is not None:
+        config["Stages"] = _validate_stages(config, raw)
     return config
+
+
+def _validate_stages(config, raw):
+    """Check each stage like a section, fill freeze/lr from Arch/Optimizer, derive Global.epochs."""
+    stages = config["Stages"]
+    if not stages:
+        raise ConfigError("config key 'Stages' is an empty list: give at least one {name, epochs} stage or remove it")
+    out = [_merge(f"Stages[{i}]", STAGE_SCHEMA, item) for i, item in enumerate(stages)]
+    for i, stage in enumerate(out):
+        if not stage["name"] or stage["epochs"] < 1:
+            raise ConfigError(f"config key 'Stages[{i}]' needs a name and epochs >= 1, got {stage}")
+        stage["freeze"] = config["Arch"]["freeze"] if stage["freeze"] is None else stage["freeze"]
+        stage["lr"] = float(config["Optimizer"]["lr"] if stage["lr"] is None else stage["lr"])
+    names = [s["name"] for s in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"config key 'Stages' has repeated stage names: {names}")
+    total = sum(s["epochs"] for s in out)
+    given = (raw.get("Global") or {}).get("epochs")
+    if given is not None and given != total:
+        raise ConfigError(f"config key 'Global.epochs' = {given} but the Stages add up to {total} epochs: "
+                          f"remove Global.epochs (it is derived from Stages) or make them agree")
+    config["Global"]["epochs"] = total
+    return out
 
 
 def load_config(path=None, overrides=None, raw=None):

@@ -94,4 +94,15 @@ SCHEMA = {
         "Eval": Key((list,), ["Accuracy", "PerClass", "AUC", "ConfusionMatrix"]),
         "best_metric": Key((str,), "accuracy", choices=("accuracy", "macro_f1", "auc", "loss")),
     },
+    "Stages": Key((list,), None, nullable=True,
+                  doc="training stages in one run, e.g. pre-training (freeze: backbone) then fine-tuning "
+                      "(freeze: none, lower lr); each item follows STAGE_SCHEMA; Global.epochs = their sum"),
+}
+
+# One item of ``Stages`` (checked by loader.validate with the same rules as the sections).
+STAGE_SCHEMA = {
+    "name": Key((str,), ""),
+    "epochs": Key((int,), 0),
+    "freeze": Key((str,), None, nullable=True, doc="none | backbone | until stage N; default Arch.freeze"),
+    "lr": Key(NUMBER, None, nullable=True, doc="learning rate of this stage; default Optimizer.lr"),
 }

@@ -20,9 +20,10 @@ from paddle_dx.engine.checkpoint import load_checkpoint, save_checkpoint, save_w
 from paddle_dx.engine.evaluator import evaluate
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.engine.optimizer import build_optimizer
+from paddle_dx.engine.stages import is_stage_end, stage_at
 from paddle_dx.engine.visualdl_logger import VisualDLLogger
 from paddle_dx.metrics import format_table, key_metric
-from paddle_dx.models import build_model, load_model_weights
+from paddle_dx.models import apply_freeze, build_model, load_model_weights
 from paddle_dx.utils.device import select_device
 from paddle_dx.utils.files import check_writable, write_json
 from paddle_dx.utils.seed import set_seed, step_seed
@@ -72,12 +73,14 @@ class Trainer:
         self.history, self.best, self.start_epoch, self.start_step = [], None, 0, 0
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         self._stop_signal = None
+        self.stages, self.stage_index, self.stage_results, self._stage_test = config.get("Stages") or [], None, [], None
 
     # ---- checkpoints -------------------------------------------------------------------
     def _state(self, epoch, step):
         return {"epoch": epoch, "step": step, "history": self.history, "best": self.best,
                 "partial": self.partial, "config_hash": config_hash(self.config),
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "stage": self.stage_index, "stage_results": self.stage_results}
 
     def save_latest(self, epoch, step):
         if self.is_main:
@@ -86,6 +89,8 @@ class Trainer:
     def resume(self, path):
         model_state, opt_state, state = load_checkpoint(path)
         self.model.set_state_dict(model_state)
+        self._enter_stage(state.get("stage"))  # the optimizer must hold that stage's parameters
+        self.stage_results = state.get("stage_results") or []
         self.optimizer.set_state_dict(opt_state)
         if self.scheduler and state.get("scheduler"):
             self.scheduler.set_state_dict(state["scheduler"])
@@ -164,6 +169,7 @@ class Trainer:
         return self.finish()
 
     def _run_epoch(self, epoch):
+        self._enter_stage(stage_at(self.stages, epoch))
         g = self.config["Global"]
         start = time.time()
         lr = self.optimizer.get_lr()
@@ -189,8 +195,32 @@ class Trainer:
             val = f", val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}" if "val_loss" in record else ""
             log.info("epoch %d/%d: train loss %.4f acc %.4f%s (%.1fs)", epoch + 1, g["epochs"], train["loss"],
                      train["accuracy"], val, record["seconds"])
+        if is_stage_end(self.stages, epoch):
+            self._end_stage(epoch)
         if (epoch + 1) % g["save_interval"] == 0 or last:
             self.save_latest(epoch + 1, 0)
+
+    # ---- stages (Stages: e.g. pre-training with the backbone frozen, then fine-tuning) ----
+    def _enter_stage(self, index):
+        """Apply the stage's freeze and build a fresh optimizer at its lr (as a second compile would)."""
+        if index is None or index == self.stage_index:
+            return
+        stage = self.stages[index]
+        apply_freeze(self.model, stage["freeze"])
+        self.optimizer, self.scheduler = build_optimizer(self.config["Optimizer"], self.model, stage["epochs"],
+                                                         lr=stage["lr"])
+        self.stage_index = index
+        log.info("stage %d/%d '%s': %d epochs, freeze %s, lr %g", index + 1, len(self.stages), stage["name"],
+                 stage["epochs"], stage["freeze"], stage["lr"])
+
+    def _end_stage(self, epoch):
+        """Record the model's validation (and test) metrics as they are at the end of the stage."""
+        entry = dict(self.stages[self.stage_index], end_epoch=epoch + 1, val=self.evaluate()[0])
+        if self.config["DataLoader"]["Test"]["dataset"]["cls_label_path"]:
+            if self._stage_test is None:
+                self._stage_test = build_loader(self.config, "Test", build_dataset(self.config, "Test")[0])[0]
+            entry["test"] = self.evaluate(self._stage_test)[0]
+        self.stage_results.append(entry)
 
     def finish(self):
         """Write metrics.json (history, best epoch, its validation metrics, test metrics)."""
@@ -199,6 +229,8 @@ class Trainer:
                   "val": self.best["metrics"] if self.best else None,
                   "skipped_images": [{"path": p, "reason": r} for p, r in self.skipped],
                   "duplicates_across_splits": [{"sha256": h, "files": f} for h, f in self.duplicates]}
+        if self.stages:
+            result["stages"] = self.stage_results
         test_cfg = self.config["DataLoader"]["Test"]["dataset"]
         if test_cfg["cls_label_path"] and self.best:
             load_model_weights(self.model, self.output_dir / "best_model.pdparams")
