@@ -16,16 +16,19 @@ from tqdm import tqdm
 from paddle_dx.config import config_hash, dump_config
 from paddle_dx.data.builder import build_dataset, build_loader, class_names
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
-from paddle_dx.engine.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from paddle_dx.engine.checkpoint import disk_bytes_needed, load_checkpoint, save_checkpoint, save_weights
 from paddle_dx.engine.evaluator import evaluate
 from paddle_dx.engine.loss import build_loss
+from paddle_dx.engine.manifest import write_manifest
 from paddle_dx.engine.optimizer import build_optimizer
 from paddle_dx.engine.stages import is_stage_end, stage_at
 from paddle_dx.engine.visualdl_logger import VisualDLLogger
 from paddle_dx.metrics import format_table, key_metric
 from paddle_dx.models import apply_freeze, build_model, load_model_weights
+from paddle_dx.models.transfer import check_state_fits
 from paddle_dx.utils.device import select_device
-from paddle_dx.utils.files import check_writable, write_json
+from paddle_dx.utils.files import check_free_space, check_writable, write_json
+from paddle_dx.utils.pause import pause_point
 from paddle_dx.utils.seed import set_seed, step_seed
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,8 @@ class Trainer:
         self.model = build_model(config["Arch"], g["image_shape"])
         if g["pretrained_model"]:
             load_model_weights(self.model, g["pretrained_model"])
+        if self.is_main:
+            check_free_space(self.output_dir, disk_bytes_needed(self.model))
         self.loss_fn = build_loss(config["Loss"]["Train"], "Loss.Train", self.train_set.labels, config["Arch"]["class_num"])
         self.eval_loss_fn = build_loss(config["Loss"]["Eval"], "Loss.Eval", self.train_set.labels, config["Arch"]["class_num"])
         self.optimizer, self.scheduler = build_optimizer(config["Optimizer"], self.model, g["epochs"])
@@ -88,6 +93,7 @@ class Trainer:
 
     def resume(self, path):
         model_state, opt_state, state = load_checkpoint(path)
+        check_state_fits(self.model, model_state, path)
         self.model.set_state_dict(model_state)
         self._enter_stage(state.get("stage"))  # the optimizer must hold that stage's parameters
         self.stage_results = state.get("stage_results") or []
@@ -137,7 +143,9 @@ class Trainer:
             self.partial["loss_sum"] += float(loss) * n
             self.partial["correct"] += int((logits.argmax(axis=1) == labels.reshape([-1])).sum())
             self.partial["seen"] += n
+            self.partial.setdefault("step_losses", []).append(float(loss))
             step += 1
+            pause_point("train_step", until=lambda: self._stop_signal is not None)  # for fault tests
             bar.set_postfix(loss=f"{self.partial['loss_sum'] / self.partial['seen']:.4f}")
             if self._stop_signal is not None:
                 self.save_latest(epoch, step)
@@ -145,7 +153,8 @@ class Trainer:
                                   f"step {step}; resume with -o Global.checkpoints={self.output_dir / 'latest'}")
         bar.close()
         seen = max(self.partial["seen"], 1)
-        result = {"loss": self.partial["loss_sum"] / seen, "accuracy": self.partial["correct"] / seen}
+        result = {"loss": self.partial["loss_sum"] / seen, "accuracy": self.partial["correct"] / seen,
+                  "step_losses": self.partial.get("step_losses", [])}
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         self.start_step = 0
         return result
@@ -177,7 +186,7 @@ class Trainer:
         if self.scheduler:
             self.scheduler.step()
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
-                  "seconds": round(time.time() - start, 2)}
+                  "seconds": round(time.time() - start, 2), "step_losses": train["step_losses"]}
         last = epoch + 1 == g["epochs"]
         if (epoch + 1) % g["eval_interval"] == 0 or last:
             metrics, probs, labels = self.evaluate()
@@ -236,11 +245,13 @@ class Trainer:
             load_model_weights(self.model, self.output_dir / "best_model.pdparams")
             test_set, report = build_dataset(self.config, "Test")
             result["skipped_images"] += [{"path": p, "reason": r} for p, r in report["skipped"]]
+            self.hashes.update(report["hashes"])
             loader, _ = build_loader(self.config, "Test", test_set)
             result["test"], _, _ = self.evaluate(loader)
             log.info("test set, best epoch %d:\n%s", self.best["epoch"], format_table(result["test"]))
         if self.is_main:
             write_json(self.output_dir / "metrics.json", result)
+            write_manifest(self.output_dir, self.config, self.device, self.hashes, result)
             if result["skipped_images"]:
                 (self.output_dir / "skipped_images.txt").write_text(
                     "".join(f"{s['path']}\t{s['reason']}\n" for s in result["skipped_images"]), encoding="utf-8")

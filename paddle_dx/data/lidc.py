@@ -1,0 +1,228 @@
+"""Where the LIDC-IDRI marks are: CT series on disk, their XML, marks located on slices and
+grouped into findings.
+
+Works on the original layout (``LIDC-IDRI-XXXX/<study>/<series>/*.dcm + *.xml``) and on
+flattened ones (``LIDC-IDRI-XXXX/*.dcm + 071.xml``): every ``.dcm`` under the root is grouped
+by SeriesInstanceUID and every LIDC XML is matched to its series by the UID it names. ROIs
+find their slice by SOP Instance UID, else by z (ImagePositionPatient[2]); slices are ordered
+by z, never by file name. The patient is named by the LIDC case ID only (``LIDC-IDRI-0002``).
+"""
+import hashlib
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+
+from paddle_dx.data.lidc_xml import CLASSES, parse_lidc_xml
+from paddle_dx.errors import DataError, ImageReadError
+
+log = logging.getLogger(__name__)
+CASE_ID = re.compile(r"^LIDC-IDRI-\d+$")
+
+
+@dataclass
+class Series:
+    """One CT series: slice files sorted by z, and how to find a slice by SOP UID or z."""
+
+    uid: str
+    patient_id: str
+    folder: Path
+    paths: List[Path]
+    z: np.ndarray
+    sop_uids: List[str]
+    spacing_mm: float  # in-plane pixel spacing (row direction)
+
+    def __post_init__(self):
+        self._by_sop = {uid: i for i, uid in enumerate(self.sop_uids)}
+        steps = np.diff(self.z)
+        self.z_tolerance = 0.5 * float(np.median(steps[steps > 0])) if (steps > 0).any() else 0.01
+
+    def slice_index(self, sop_uid, z):
+        """Index of the slice an ROI names (SOP UID first, else nearest z within half a slice)."""
+        if sop_uid in self._by_sop:
+            return self._by_sop[sop_uid]
+        if z is not None:
+            nearest = int(np.argmin(np.abs(self.z - z)))
+            if abs(self.z[nearest] - z) <= self.z_tolerance:
+                return nearest
+        return None
+
+
+@dataclass
+class Mark:
+    """One reader's finding placed on the series: centre (pixels), slices it spans."""
+
+    kind: str
+    reader: int
+    mark_id: str
+    slice_index: int  # representative slice (largest outline for >= 3 mm nodules)
+    first: int
+    last: int
+    x: float
+    y: float
+    radius_mm: float = 0.0
+    malignancy: Optional[int] = None
+    source: str = ""
+
+
+@dataclass
+class Finding:
+    """Marks of the same finding by different readers (one cluster)."""
+
+    marks: List[Mark] = field(default_factory=list)
+
+    @property
+    def readers(self):
+        return len(self.marks)
+
+    @property
+    def kind(self):
+        return self.marks[0].kind
+
+    def centre(self):
+        """(slice index, x, y): the mean of the members' centres, on the nearest slice."""
+        return (int(round(np.mean([m.slice_index for m in self.marks]))),
+                float(np.mean([m.x for m in self.marks])), float(np.mean([m.y for m in self.marks])))
+
+    def malignancy(self):
+        ratings = [m.malignancy for m in self.marks if m.malignancy is not None]
+        return float(np.mean(ratings)) if ratings else None
+
+
+def case_id(folder, root, header_patient_id, series_uid):
+    """The LIDC case ID from the folder names (or the header if it is one), else a pseudonym.
+
+    Anything that is not an LIDC case ID might identify a person, so it is never used.
+    """
+    root = Path(root)
+    for part in [root.name, *Path(folder).relative_to(root).parts]:
+        if CASE_ID.match(part):
+            return part
+    if header_patient_id and CASE_ID.match(str(header_patient_id)):
+        return str(header_patient_id)
+    return "case-" + hashlib.sha1(series_uid.encode()).hexdigest()[:10]
+
+
+def _slice_header(path):
+    from paddle_dx.data.dicom import read_dataset
+    ds = read_dataset(path, pixels=False)
+    position = ds.get("ImagePositionPatient")
+    z = float(position[2]) if position is not None and len(position) == 3 else ds.get("SliceLocation")
+    if z is None or "SeriesInstanceUID" not in ds or "SOPInstanceUID" not in ds:
+        raise ImageReadError(path, "DICOM slice without ImagePositionPatient/SliceLocation, "
+                                   "SeriesInstanceUID or SOPInstanceUID")
+    spacing = ds.get("PixelSpacing")
+    return {"series": str(ds.SeriesInstanceUID), "sop": str(ds.SOPInstanceUID), "z": float(z),
+            "spacing": float(spacing[0]) if spacing else 1.0, "patient": ds.get("PatientID"),
+            "modality": ds.get("Modality")}
+
+
+def find_series(root, skip_bad=False):
+    """All DICOM series under ``root`` (headers only), slices sorted by z."""
+    from tqdm import tqdm
+    files = sorted(Path(root).rglob("*.dcm"))
+    if not files:
+        raise DataError(f"{root}: no .dcm files found (expected LIDC-IDRI-XXXX/.../*.dcm)")
+    groups = defaultdict(list)
+    for path in tqdm(files, desc="reading DICOM headers", unit="file", leave=False):
+        try:
+            header = _slice_header(path)
+        except ImageReadError as exc:
+            if not skip_bad:
+                raise
+            log.warning("skipping %s", exc)
+            continue
+        groups[header["series"]].append((path, header))
+    series = []
+    for uid, items in sorted(groups.items()):
+        items.sort(key=lambda item: (item[1]["z"], item[0].name))
+        folder = items[0][0].parent
+        first = items[0][1]
+        series.append(Series(uid=uid, patient_id=case_id(folder, root, first["patient"], uid), folder=folder,
+                             paths=[p for p, _ in items], z=np.asarray([h["z"] for _, h in items]),
+                             sop_uids=[h["sop"] for _, h in items], spacing_mm=first["spacing"]))
+    return series
+
+
+def find_readings(root, skip_bad=False):
+    """{series UID: [Reading, ...]} for every LIDC XML under ``root``."""
+    readings = defaultdict(list)
+    for path in sorted(Path(root).rglob("*.xml")):
+        try:
+            reading = parse_lidc_xml(path)
+        except DataError as exc:
+            if not skip_bad:
+                raise
+            log.warning("skipping %s", exc)
+            continue
+        if reading is None:
+            log.info("%s: not an LIDC CT reading (e.g. a radiograph read); ignored", path)
+            continue
+        readings[reading.series_uid].append(reading)
+    return readings
+
+
+def locate_read(read, series, xml_path, reader):
+    """Place one XML read on the series as a Mark; DataError if an ROI names no slice."""
+    rois = [r for r in read.rois if r.inclusion] or read.rois
+    slices = []
+    for roi in rois:
+        index = series.slice_index(roi.sop_uid, roi.z)
+        if index is None:
+            raise DataError(f"{xml_path}: reader {read.reader} {read.kind} {read.mark_id!r}: ROI names SOP UID "
+                            f"{roi.sop_uid} at z={roi.z} mm, which matches no slice of series {series.uid} "
+                            f"in {series.folder}")
+        slices.append(index)
+    areas = [cv2.contourArea(r.points) if len(r.points) > 2 else 0.0 for r in rois]
+    best = int(np.argmax(areas))
+    x, y = rois[best].points.mean(axis=0)
+    return Mark(kind=read.kind, reader=reader, mark_id=read.mark_id, slice_index=slices[best],
+                first=min(slices), last=max(slices), x=float(x), y=float(y),
+                radius_mm=float(np.sqrt(areas[best] / np.pi)) * series.spacing_mm,
+                malignancy=read.malignancy, source=str(xml_path))
+
+
+def series_marks(series, readings, skip_bad=False):
+    """Marks of every read of every XML of ``series`` (readers renumbered across XML files)."""
+    marks, offset = [], 0
+    for reading in readings:
+        for read in reading.reads:
+            try:
+                marks.append(locate_read(read, series, reading.path, offset + read.reader))
+            except DataError as exc:
+                if not skip_bad:
+                    raise
+                log.warning("skipping a mark: %s", exc)
+        offset += max((r.reader for r in reading.reads), default=0)
+    return marks
+
+
+def _links(a, b, spacing_mm, distance_mm):
+    """Same finding: same or adjacent slices, centres within max(distance, either radius)."""
+    if a.first - 1 > b.last or b.first - 1 > a.last:
+        return None
+    gap = float(np.hypot(a.x - b.x, a.y - b.y)) * spacing_mm
+    return gap if gap <= max(distance_mm, a.radius_mm, b.radius_mm) else None
+
+
+def cluster_marks(marks, spacing_mm, distance_mm=5.0):
+    """Group marks of one class into findings; a finding has at most one mark per reader."""
+    findings: Dict[str, List[Finding]] = defaultdict(list)
+    for mark in marks:
+        best, best_gap = None, None
+        for finding in findings[mark.kind]:
+            if any(m.reader == mark.reader for m in finding.marks):
+                continue
+            gaps = [g for g in (_links(mark, m, spacing_mm, distance_mm) for m in finding.marks) if g is not None]
+            if gaps and (best_gap is None or min(gaps) < best_gap):
+                best, best_gap = finding, min(gaps)
+        if best is None:
+            best = Finding()
+            findings[mark.kind].append(best)
+        best.marks.append(mark)
+    return [f for kind in CLASSES for f in findings.get(kind, [])]

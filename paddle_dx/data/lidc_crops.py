@@ -1,0 +1,126 @@
+"""LIDC-IDRI -> a class-per-folder crop dataset (what ``tools/prepare_lidc.py`` runs).
+
+Layout written under ``out``::
+
+    nodule_ge3mm/LIDC-IDRI-0002_<series>_n001.png   # 8-bit grey, lossless PNG (or .npy)
+    nodule_lt3mm/...
+    non_nodule/...
+    crops.csv                                       # one row per crop, see CSV_COLUMNS
+
+Crops are ``crop`` x ``crop`` pixels of the slice in HU, centred on the finding (crop/2 each
+side, padded with the slice's lowest value at borders), windowed to 8 bit. File names start
+with the case ID, so ``tools/split_dataset.py --group-regex '^(LIDC-IDRI-\\d+)'`` keeps a
+patient on one side of a split.
+"""
+import csv
+import logging
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from paddle_dx.data.ct_window import WINDOWS, apply_window, resolve_window
+from paddle_dx.data.lidc import cluster_marks, find_readings, find_series, series_marks
+from paddle_dx.data.lidc_xml import CLASSES
+from paddle_dx.errors import DataError
+from paddle_dx.utils.files import atomic_path
+
+log = logging.getLogger(__name__)
+CSV_COLUMNS = ("file", "class", "patient_id", "series_uid", "sop_uid", "z", "x", "y", "readers",
+               "reader", "nodule", "malignancy", "window")
+FORMATS = ("png", "npy")
+
+
+def cut_crop(hu, x, y, size):
+    """``size`` x ``size`` crop of ``hu`` with (x, y) at index size // 2, padded with hu.min()."""
+    half = size // 2
+    padded = np.pad(hu, half, mode="constant", constant_values=hu.min())
+    x, y = int(round(x)), int(round(y))
+    return padded[y:y + size, x:x + size]  # rows y - half .. y + half - 1 of hu
+
+
+def _write(path, grey, fmt):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "npy":
+        np.save(path, grey)
+    elif not cv2.imwrite(str(path), grey):
+        raise DataError(f"{path}: could not write PNG")
+
+
+def _crop_items(findings, per_reader, min_readers):
+    """(finding number, finding, reader or None, slice index, x, y) for each crop to cut."""
+    for number, finding in enumerate(findings, 1):
+        if finding.readers < min_readers:
+            continue
+        if per_reader:
+            for mark in finding.marks:
+                yield number, finding, mark, mark.slice_index, mark.x, mark.y
+        else:
+            yield (number, finding, None, *finding.centre())
+
+
+def _series_rows(series, readings, out, options):
+    """Cut and write the crops of one series; return their CSV rows."""
+    from paddle_dx.data.dicom import is_inverted, load_slice
+    findings = cluster_marks(series_marks(series, readings, options["skip_bad"]), series.spacing_mm,
+                             options["cluster_mm"])
+    by_slice = defaultdict(list)
+    for item in _crop_items(findings, options["per_reader"], options["min_readers"]):
+        by_slice[item[3]].append(item)
+    rows = []
+    for index in sorted(by_slice):  # each slice decoded once
+        ds, hu = load_slice(series.paths[index])
+        for number, finding, mark, _, x, y in by_slice[index]:
+            name = f"{series.patient_id}_{series.uid[-6:]}_n{number:03d}" + (f"_r{mark.reader}" if mark else "")
+            rel = Path(finding.kind) / f"{name}.{options['format']}"
+            grey = apply_window(cut_crop(hu, x, y, options["crop"]), *options["level_width"], invert=is_inverted(ds))
+            _write(out / rel, grey, options["format"])
+            malignancy = mark.malignancy if mark else finding.malignancy()
+            rows.append({"file": rel.as_posix(), "class": finding.kind, "patient_id": series.patient_id,
+                         "series_uid": series.uid, "sop_uid": series.sop_uids[index], "z": f"{series.z[index]:g}",
+                         "x": int(round(x)), "y": int(round(y)), "readers": finding.readers,
+                         "reader": mark.reader if mark else "", "nodule": number,
+                         "malignancy": "" if malignancy is None else f"{malignancy:g}", "window": options["window"]})
+    return rows
+
+
+def prepare_lidc(lidc_root, out, crop=64, window="lung", min_readers=1, fmt="png", per_reader=False,
+                 cluster_mm=5.0, skip_bad=False):
+    """Write the crop dataset; return a summary {crops: {class: n}, series, series_without_xml, csv}."""
+    from tqdm import tqdm
+    root, out = Path(lidc_root), Path(out)
+    if not root.is_dir():
+        raise DataError(f"--lidc-root {root} is not a folder")
+    if out.exists() and any(out.iterdir()):
+        raise DataError(f"--out {out} is not empty; choose a new folder or delete it (crops of different "
+                        f"settings must not mix)")
+    if fmt not in FORMATS:
+        raise DataError(f"--format {fmt!r} is not one of {list(FORMATS)}")
+    if crop < 2 or min_readers < 1:
+        raise DataError(f"--crop must be >= 2 and --min-readers >= 1, got {crop} and {min_readers}")
+    options = {"crop": int(crop), "level_width": resolve_window(window, auto=WINDOWS["lung"], where="--window"),
+               "window": window if isinstance(window, str) else "/".join(f"{v:g}" for v in window),
+               "min_readers": min_readers, "format": fmt, "per_reader": per_reader, "cluster_mm": cluster_mm,
+               "skip_bad": skip_bad}
+    series, readings = find_series(root, skip_bad), find_readings(root, skip_bad)
+    matched = [s for s in series if s.uid in readings]
+    unmatched = [s for s in series if s.uid not in readings]
+    for s in unmatched:
+        log.warning("series %s in %s has no LIDC XML (no <SeriesInstanceUid> names it); skipped", s.uid, s.folder)
+    if not matched:
+        raise DataError(f"{root}: none of the {len(series)} DICOM series has an LIDC XML naming its "
+                        f"SeriesInstanceUID ({len(readings)} LIDC XML file(s) found)")
+    rows = []
+    for s in tqdm(matched, desc="cutting crops", unit="series"):
+        rows += _series_rows(s, readings[s.uid], out, options)
+    for kind in CLASSES:  # every class folder exists, even when empty
+        (out / kind).mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "crops.csv") as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    counts = Counter(r["class"] for r in rows)
+    return {"crops": {c: counts.get(c, 0) for c in CLASSES}, "series": len(matched),
+            "series_without_xml": [s.uid for s in unmatched], "csv": str(out / "crops.csv")}
