@@ -1,14 +1,17 @@
 """Datasets and loaders from the ``DataLoader`` section of a config."""
 import logging
+from functools import partial
 from pathlib import Path
 
 import paddle
 
+from paddle_dx.data.coverage import check_class_coverage
 from paddle_dx.data.dataset import ImageListDataset, scan_images
 from paddle_dx.data.list_file import read_label_list, read_list_file
 from paddle_dx.data.sampler import EpochBatchSampler
 from paddle_dx.data.transforms import build_transforms, default_ops
 from paddle_dx.errors import ConfigError
+from paddle_dx.utils.seed import seed_worker
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ def build_dataset(config, mode, scan=True):
     if scan:
         samples, report["skipped"], report["hashes"] = scan_images(
             samples, config["Global"]["skip_bad_images"], desc=f"checking {mode} images")
+    check_class_coverage(samples, config["Arch"]["class_num"], mode, ds["cls_label_path"])
     dataset = ImageListDataset(samples, transforms_for(config, mode), seed=config["Global"]["seed"])
     return dataset, report
 
@@ -66,5 +70,6 @@ def build_loader(config, mode, dataset, rank=0, world_size=1):
         balanced=train and sampler_cfg["name"] == "BalancedBatchSampler",
         rank=rank, world_size=world_size)
     loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=loader_cfg["num_workers"],
-                                  use_shared_memory=loader_cfg["use_shared_memory"])
+                                  use_shared_memory=loader_cfg["use_shared_memory"],
+                                  worker_init_fn=partial(seed_worker, config["Global"]["seed"]))
     return loader, sampler

@@ -78,6 +78,8 @@ def read_image(path):
     if size is not None and size[0] * size[1] > MAX_PIXELS:
         raise ImageReadError(path, f"image is {size[0]}x{size[1]} pixels, above the limit of "
                                    f"{MAX_PIXELS:,} pixels; downscale it first")
+    if _truncated_jpeg(path):
+        raise ImageReadError(path, "truncated JPEG (the file ends before its end-of-image marker)")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageReadError(path, "not a decodable image (corrupt, truncated or not an image)")
@@ -85,6 +87,21 @@ def read_image(path):
     if min(img.shape[:2]) < 2:
         raise ImageReadError(path, f"image is only {img.shape[1]}x{img.shape[0]} pixels")
     return img
+
+
+def _truncated_jpeg(path):
+    """True for a JPEG with no end-of-image marker after its last scan.
+
+    libjpeg decodes such a file anyway, filling the missing part with grey and only printing
+    "Premature end of JPEG file", so cv2 alone would train on half an image. Inside scan data
+    every 0xFF byte is stuffed, so FF D9 after the last FF DA can only be the real marker.
+    """
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\xff\xd8":
+            return False
+        data = fh.read()
+    sos = data.rfind(b"\xff\xda")
+    return sos >= 0 and data.find(b"\xff\xd9", sos) < 0
 
 
 def file_sha256(path, chunk=1 << 20):

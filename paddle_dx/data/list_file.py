@@ -40,7 +40,7 @@ def read_list_file(path, image_root, class_num):
     path, root = Path(path), Path(image_root)
     if not path.is_file():
         raise DataError(f"list file not found: {path}")
-    samples, problems, seen = [], [], set()
+    samples, problems, first_label = [], [], {}
     for lineno, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -58,10 +58,14 @@ def read_list_file(path, image_root, class_num):
         if not 0 <= label < class_num:
             problems.append(f"line {lineno}: label {label} is out of range 0..{class_num - 1} (Arch.class_num={class_num})")
             continue
-        if (rel, label) in seen:
+        if first_label.get(rel) == label:
             log.warning("%s:%d: duplicate line %r ignored", path, lineno, line)
             continue
-        seen.add((rel, label))
+        if rel in first_label:
+            problems.append(f"line {lineno}: {rel} is listed again with label {label} "
+                            f"(label {first_label[rel]} earlier)")
+            continue
+        first_label[rel] = label
         full = root / rel
         if not full.is_file():
             problems.append(f"line {lineno}: image not found: {full}")

@@ -16,6 +16,7 @@ import paddle
 from paddle_dx.data.io import file_sha256
 from paddle_dx.errors import WeightsError
 from paddle_dx.utils.files import atomic_path
+from paddle_dx.utils.pause import pause_point
 
 FILES = ("model.pdparams", "model.pdopt")
 
@@ -35,6 +36,7 @@ def save_checkpoint(directory, model, optimizer, state):
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
     try:
         paddle.save(model.state_dict(), str(tmp / FILES[0]))
+        pause_point("checkpoint_write")  # fault tests kill the run here
         paddle.save(optimizer.state_dict(), str(tmp / FILES[1]))
         state = dict(state, sha256={f: file_sha256(tmp / f) for f in FILES})
         (tmp / "state.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
@@ -46,6 +48,7 @@ def save_checkpoint(directory, model, optimizer, state):
         if directory.exists():
             shutil.rmtree(previous, ignore_errors=True)
             os.replace(directory, previous)
+        pause_point("checkpoint_swap")  # ... and here, between the two renames
         os.replace(tmp, directory)
         _fsync_dir(directory.parent)
         shutil.rmtree(previous, ignore_errors=True)
@@ -77,3 +80,10 @@ def save_weights(path, model):
     """Save just the model weights (e.g. best_model.pdparams) atomically."""
     with atomic_path(path) as tmp:
         paddle.save(model.state_dict(), str(tmp))
+
+
+def disk_bytes_needed(model, margin=64 << 20):
+    """Bytes a run writes at its peak: during a save, the new checkpoint (weights + two Adam
+    moments) and the previous one coexist, plus best_model and a margin for logs."""
+    weights = sum(int(p.size) * p.element_size() for p in model.parameters())
+    return weights * 3 * 2 + weights + margin

@@ -111,12 +111,15 @@ def build_model(arch, image_shape=None):
     return model
 
 
-def load_model_weights(model, path):
-    """Load a paddle_dx checkpoint (whole TransferModel) strictly: class counts must agree."""
-    state = load_state(path)
+def check_state_fits(model, state, path):
+    """Raise WeightsError unless ``state`` has every tensor of ``model`` with the same shape.
+
+    Paddle's own ``set_state_dict`` only warns and skips a mismatched tensor, which would
+    silently keep a random head after resuming from a checkpoint with another class count.
+    """
     own = model.state_dict()
     head = state.get("head.weight")
-    if head is not None and list(head.shape) != list(own["head.weight"].shape):
+    if head is not None and head.shape[0] == own["head.weight"].shape[0] and head.shape[1] != own["head.weight"].shape[1]:
         raise WeightsError(f"{path}: checkpoint has {head.shape[1]} classes but Arch.class_num is "
                            f"{own['head.weight'].shape[1]}")
     missing = [k for k in own if k not in state]
@@ -125,8 +128,15 @@ def load_model_weights(model, path):
                            f"{len(missing)} tensors missing, e.g. {missing[:3]}")
     for k, v in own.items():
         if list(state[k].shape) != list(v.shape):
-            raise WeightsError(f"{path}: tensor {k} has shape {list(state[k].shape)}, model expects {list(v.shape)}")
-    model.set_state_dict({k: state[k] for k in own})
+            raise WeightsError(f"{path}: tensor {k} has shape {list(state[k].shape)}, model expects {list(v.shape)} "
+                               f"(a checkpoint of another architecture?)")
+
+
+def load_model_weights(model, path):
+    """Load a paddle_dx checkpoint (whole TransferModel) strictly: class counts must agree."""
+    state = load_state(path)
+    check_state_fits(model, state, path)
+    model.set_state_dict({k: state[k] for k in model.state_dict()})
     return model
 
 

@@ -49,3 +49,14 @@ def check_writable(directory):
         probe.unlink()
     except OSError as exc:
         raise PaddleDxError(f"output directory {directory} is not writable: {exc.strerror or exc}") from None
+
+
+def check_free_space(directory, needed_bytes):
+    """Fail at start-up if the disk holding ``directory`` has less room than the run will need."""
+    import shutil
+    from paddle_dx.errors import PaddleDxError
+    free = shutil.disk_usage(directory).free
+    if free < needed_bytes:
+        raise PaddleDxError(f"output directory {directory}: only {free / 2**20:.0f} MiB free, this run needs "
+                            f"about {needed_bytes / 2**20:.0f} MiB (checkpoints + best model); free some space "
+                            f"or set Global.output_dir to another disk")

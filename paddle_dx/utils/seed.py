@@ -9,8 +9,9 @@ import paddle
 def set_seed(seed, deterministic=True):
     """Seed Python, NumPy and Paddle; on GPU also ask cuDNN for deterministic kernels.
 
-    DataLoader workers need no seed of their own: augmentation draws from a generator seeded
-    by (seed, epoch, sample index) inside the dataset.
+    paddle_dx's own augmentation draws from a generator seeded by (seed, epoch, sample index)
+    inside the dataset, so it needs no worker seed; ``seed_worker`` covers any other code that
+    uses the global ``random`` / ``numpy.random`` inside a DataLoader worker.
     """
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
@@ -24,3 +25,9 @@ def set_seed(seed, deterministic=True):
 def step_seed(seed, epoch, step):
     """A distinct, reproducible Paddle seed for one training step (dropout etc.)."""
     return (int(seed) * 1_000_003 + int(epoch) * 10_007 + int(step)) % (2 ** 31 - 1)
+
+
+def seed_worker(seed, worker_id):
+    """DataLoader ``worker_init_fn`` (bind ``seed`` with functools.partial): each worker's global
+    generators become a function of (seed, worker id) instead of whatever the fork inherited."""
+    set_seed((int(seed) * 1_000_003 + 7919 * (int(worker_id) + 1)) % (2 ** 31 - 1), deterministic=False)
