@@ -63,8 +63,16 @@ SCHEMA = {
         "print_batch_step": Key((int,), 10),
         "skip_bad_images": Key((bool,), False),
         "save_inference_dir": Key((str,), "inference", doc="where tools/export_model.py writes"),
-        "num_threads": Key((int,), 0, doc="CPU threads for Paddle; 0 = leave Paddle's default"),
+        "num_threads": Key((int,), 0, doc="CPU threads for Paddle; 0 = every core this process may use "
+                                         "(Paddle's own default is 1 thread)"),
         "class_names": Key((list,), None, nullable=True, doc="overrides label_list.txt names"),
+        "feature_cache": Key((str, bool), "auto", choices=("auto", "on", "off", True, False),
+                             doc="auto | on | off (YAML reads bare on/off as booleans: both accepted); train a "
+                                 "frozen backbone's head from cached features (see engine/feature_cache.py)"),
+        "feature_cache_engine": Key((str,), "inference", choices=("inference", "dygraph"),
+                                    doc="inference = Paddle Inference + oneDNN (fast); dygraph = bit-exact"),
+        "feature_cache_views": Key((int,), 0, doc="with random train ops: N precomputed augmented views (0 = no cache)"),
+        "feature_cache_dir": Key((str,), None, nullable=True, doc="default output_dir/cache"),
     },
     "Arch": {
         "name": Key((str,), "ResNet50"),

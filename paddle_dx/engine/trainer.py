@@ -18,6 +18,7 @@ from paddle_dx.data.builder import build_dataset, build_loader, class_names
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
 from paddle_dx.engine.checkpoint import disk_bytes_needed, load_checkpoint, save_checkpoint, save_weights
 from paddle_dx.engine.evaluator import evaluate
+from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.engine.manifest import write_manifest
 from paddle_dx.engine.optimizer import build_optimizer
@@ -65,6 +66,8 @@ class Trainer:
         warn_duplicates(self.duplicates)
         self.train_loader, self.train_sampler = build_loader(config, "Train", self.train_set, rank, world_size)
         self.eval_loader, _ = build_loader(config, "Eval", self.eval_set)
+        self.feature_cache = FeatureCache(config, self.train_set, self.eval_set, self.hashes, world_size)
+        self._forward = None  # per epoch: the model, or its head when training from cached features
         self.model = build_model(config["Arch"], g["image_shape"])
         if g["pretrained_model"]:
             load_model_weights(self.model, g["pretrained_model"])
@@ -117,7 +120,7 @@ class Trainer:
     # ---- training ------------------------------------------------------------------------
     def train_step(self, images, labels):
         with paddle.amp.auto_cast(enable=self.use_amp):
-            logits = self.model(images)
+            logits = (self._forward or self.model)(images)
             loss = self.loss_fn(logits, labels)
         if self.scaler:
             self.scaler.scale(loss).backward()
@@ -133,7 +136,9 @@ class Trainer:
         self.model.train()
         self.train_sampler.set_epoch(epoch, self.start_step)
         steps = len(self.train_sampler)
-        bar = tqdm(self.train_loader, total=steps - self.start_step, initial=0, leave=False,
+        batches, self._forward = self.feature_cache.epoch_batches(self.model, self.train_sampler,
+                                                                  self.train_loader, epoch)
+        bar = tqdm(batches, total=steps - self.start_step, initial=0, leave=False,
                    desc=f"epoch {epoch + 1}/{g['epochs']}", disable=not self.is_main, mininterval=2)
         step = self.start_step
         for images, labels in bar:
@@ -160,7 +165,9 @@ class Trainer:
         return result
 
     def evaluate(self, loader=None):
-        return evaluate(self.model, loader or self.eval_loader, self.class_names, self.eval_loss_fn)
+        model, loader = (self.model, loader) if loader else self.feature_cache.eval_pair(
+            self.model, self.eval_loader, self.config["DataLoader"]["Eval"]["sampler"]["batch_size"])
+        return evaluate(model, loader, self.class_names, self.eval_loss_fn)
 
     def fit(self):
         g = self.config["Global"]
