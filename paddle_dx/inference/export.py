@@ -1,0 +1,105 @@
+"""Write a TransferModel as a Paddle Inference model plus its ``inference.yml``.
+
+The exported graph ends in a softmax, so every runtime (this Predictor, C++, Serving) gets
+probabilities. The preprocessing stored is ``transforms_for(config, "Eval").spec()`` and nothing
+else: whatever ops evaluation used (including ones other modules register) travel with the model.
+"""
+import logging
+from pathlib import Path
+
+import paddle
+import paddle.nn as nn
+
+import paddle_dx
+from paddle_dx.config import config_hash
+from paddle_dx.data.builder import class_names, transforms_for
+from paddle_dx.data.io import file_sha256
+from paddle_dx.errors import ConfigError, WeightsError
+from paddle_dx.inference.spec import MODEL_PREFIX, PARAMS_SUFFIX, PROGRAM_SUFFIXES, SPEC_FILE, find_program, write_spec
+from paddle_dx.models import build_model, load_model_weights
+from paddle_dx.utils.files import check_writable
+
+log = logging.getLogger(__name__)
+
+
+class Probabilities(nn.Layer):
+    """``softmax(model(x))``: what evaluation computes, as one exportable graph."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return nn.functional.softmax(self.model(x), axis=1)
+
+
+def resolve_weights(path):
+    """Accept ``best_model.pdparams`` or PaddleClas-style ``best_model`` (suffix implied)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    with_suffix = path.with_name(path.name + ".pdparams")
+    if with_suffix.is_file():
+        return with_suffix
+    raise WeightsError(f"weights not found: {path} (nor {with_suffix.name})")
+
+
+def _remove_stale(out_dir):
+    """Drop files of an earlier export so the directory holds exactly one model."""
+    for suffix in (*PROGRAM_SUFFIXES, PARAMS_SUFFIX, PARAMS_SUFFIX + ".info"):
+        (out_dir / f"{MODEL_PREFIX}{suffix}").unlink(missing_ok=True)
+    (out_dir / SPEC_FILE).unlink(missing_ok=True)
+
+
+def export_model(model, config, out_dir, weights_path=None):
+    """Export ``model`` (a TransferModel built from ``config``) to ``out_dir``; return the spec dict.
+
+    ``weights_path`` is the file the weights were loaded from; its SHA-256 goes into the spec.
+    """
+    g = config["Global"]
+    out_dir = Path(out_dir)
+    check_writable(out_dir)
+    transforms = transforms_for(config, "Eval")
+    if transforms.is_random:
+        log.warning("DataLoader.Eval transform_ops contain random ops (%s): exported predictions will vary",
+                    [type(op).__name__ for op in transforms.ops if op.random])
+    names = class_names(config)
+    _remove_stale(out_dir)
+    model.eval()
+    spec_in = paddle.static.InputSpec([None, *g["image_shape"]], "float32", name="x")
+    static = paddle.jit.to_static(Probabilities(model), input_spec=[spec_in], full_graph=True)
+    paddle.jit.save(static, str(out_dir / MODEL_PREFIX))
+    program = find_program(out_dir)
+    params = out_dir / f"{MODEL_PREFIX}{PARAMS_SUFFIX}"
+    spec = {
+        "paddle_dx_version": paddle_dx.__version__,
+        "paddle_version": paddle.__version__,
+        "arch": model.arch_name,
+        "class_num": len(names),
+        "class_names": names,
+        "image_shape": [int(v) for v in g["image_shape"]],
+        "preprocess": transforms.spec(),
+        "input": {"name": "x", "layout": "NCHW", "dtype": "float32"},
+        "output": "probabilities (softmax over classes)",
+        "weights": str(weights_path) if weights_path else None,
+        "weights_sha256": file_sha256(weights_path) if weights_path else None,
+        "config_sha256": config_hash(config),
+        "model_file": program.name,
+        "params_file": params.name,
+        "params_sha256": file_sha256(params),
+    }
+    write_spec(out_dir, spec)
+    log.info("exported %s to %s (%s, %s, %s)", model.arch_name, out_dir, program.name, params.name, SPEC_FILE)
+    return spec
+
+
+def export_from_config(config):
+    """What tools/export_model.py does: load Global.pretrained_model, export to save_inference_dir."""
+    g = config["Global"]
+    if not g["pretrained_model"]:
+        raise ConfigError("tools/export_model.py needs trained weights: "
+                          "-o Global.pretrained_model=output/.../best_model.pdparams")
+    weights = resolve_weights(g["pretrained_model"])
+    model = build_model(dict(config["Arch"], pretrained=False), g["image_shape"])
+    load_model_weights(model, weights)
+    return export_model(model, config, g["save_inference_dir"], weights)

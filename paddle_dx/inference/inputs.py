@@ -1,0 +1,42 @@
+"""What ``tools/infer.py --input PATH`` means: one image, a folder (recursive) or a list file."""
+from pathlib import Path
+
+from paddle_dx.data.io import IMAGE_EXTENSIONS
+from paddle_dx.errors import DataError
+
+
+def is_image_file(path):
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_path_list(list_file, image_root=None):
+    """Paths from ``path [label]`` lines; relative paths are under ``image_root`` (default: the
+    list file's folder). Missing files are kept: prediction reports them as skipped."""
+    list_file = Path(list_file)
+    root = Path(image_root) if image_root else list_file.parent
+    paths = []
+    for line in list_file.read_text(encoding="utf-8-sig").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(maxsplit=1)
+        rel = parts[0] if len(parts) == 2 and parts[1].lstrip("-").isdigit() else line
+        paths.append(str(root / rel))
+    if not paths:
+        raise DataError(f"{list_file}: the list is empty (expected `path [label]` lines)")
+    return paths
+
+
+def collect_inputs(path, image_root=None):
+    """Sorted image paths named by ``path``; an error if there is nothing to predict."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_file(p))
+        if not found:
+            raise DataError(f"{path}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
+        return found
+    if not path.is_file():
+        raise DataError(f"input not found: {path}")
+    if is_image_file(path):
+        return [str(path)]
+    return read_path_list(path, image_root)

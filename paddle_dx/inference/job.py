@@ -1,0 +1,58 @@
+"""What tools/infer.py does: predict many files, skip unreadable ones, write a CSV."""
+import csv
+import sys
+from dataclasses import dataclass, field
+
+from paddle_dx.data.io import read_image
+from paddle_dx.errors import ImageReadError
+from paddle_dx.utils.files import atomic_path
+
+
+@dataclass
+class InferenceResult:
+    rows: list = field(default_factory=list)      # Predictor.describe() dicts, input order
+    skipped: list = field(default_factory=list)   # (path, reason)
+
+
+def predict_files(predictor, paths, batch_size=8, on_skip=None):
+    """Predict ``paths`` batch by batch; an unreadable file is skipped (``on_skip(path, reason)``)."""
+    result = InferenceResult()
+    for start in range(0, len(paths), batch_size):
+        good, images = [], []
+        for path in paths[start:start + batch_size]:
+            try:
+                images.append(read_image(path))
+                good.append(path)
+            except ImageReadError as exc:
+                result.skipped.append((path, exc.problem))
+                if on_skip:
+                    on_skip(path, exc.problem)
+        for path, probs in zip(good, predictor.predict_arrays(images, batch_size)):
+            result.rows.append(predictor.describe(probs, path))
+    return result
+
+
+def write_csv(rows, class_names, stream):
+    """Header ``path, predicted_class, <one column per class>``; probabilities to 6 decimals."""
+    writer = csv.writer(stream)
+    writer.writerow(["path", "predicted_class", *class_names])
+    for row in rows:
+        writer.writerow([row["path"], row["class_name"], *(f"{row['probs'][n]:.6f}" for n in class_names)])
+
+
+def save_csv(rows, class_names, output):
+    with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        write_csv(rows, class_names, fh)
+
+
+def run_inference_job(predictor, paths, batch_size=8, output=None, report=None):
+    """Predict, write the CSV (to ``output`` or stdout), report skips and a final count line."""
+    report = report or (lambda text: print(text, file=sys.stderr))
+    result = predict_files(predictor, paths, batch_size, on_skip=lambda p, why: report(f"skipped {p}: {why}"))
+    if output:
+        save_csv(result.rows, predictor.class_names, output)
+    else:
+        write_csv(result.rows, predictor.class_names, sys.stdout)
+    where = f", wrote {output}" if output else ""
+    report(f"predicted {len(result.rows)} image(s), skipped {len(result.skipped)} unreadable{where}")
+    return result

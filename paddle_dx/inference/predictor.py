@@ -1,0 +1,114 @@
+"""Paddle Inference predictor whose preprocessing comes only from ``inference.yml``.
+
+The pipeline is rebuilt by ``paddle_dx.data.transforms.build_transforms`` from the spec the
+export stored, so a deployment cannot drift from what evaluation measured.
+"""
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+from paddle import inference as paddle_infer
+
+from paddle_dx.data.io import read_image
+from paddle_dx.data.transforms import build_transforms
+from paddle_dx.errors import DataError, ImageReadError
+from paddle_dx.inference.spec import SPEC_FILE, load_spec, model_files
+from paddle_dx.utils.device import gpu_available
+
+log = logging.getLogger(__name__)
+
+
+def _inference_config(program, params, use_gpu, enable_mkldnn, threads):
+    """A ``paddle.inference.Config``: GPU when asked and present, else CPU (+ oneDNN, threads)."""
+    config = paddle_infer.Config(str(program), str(params))
+    if use_gpu and gpu_available():
+        config.enable_use_gpu(256, 0)
+        return config, "gpu"
+    if use_gpu:
+        log.warning("GPU requested but none is available (CPU build of Paddle or no device): using the CPU")
+    config.disable_gpu()
+    if enable_mkldnn:
+        config.enable_mkldnn()
+    else:
+        config.disable_mkldnn()
+    config.set_cpu_math_library_num_threads(int(threads or os.cpu_count() or 1))
+    config.disable_glog_info()
+    return config, "cpu"
+
+
+def check_rgb(image, name):
+    """Arrays given to the predictor must be what ``read_image`` returns: HxWx3 RGB uint8."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = (f"{type(image).__name__} {getattr(image, 'dtype', '')} {getattr(image, 'shape', '')}"
+               if isinstance(image, np.ndarray) else type(image).__name__)
+        raise ImageReadError(name, f"expected an HxWx3 RGB uint8 array or an image path, got {got}")
+    return image
+
+
+class Predictor:
+    """``Predictor(model_dir).predict(["a.png", rgb_array])`` -> one dict per image.
+
+    Runs are serialised by a lock, so one Predictor can serve several threads (e.g. a web UI).
+    """
+
+    def __init__(self, model_dir, use_gpu=False, enable_mkldnn=True, threads=None):
+        self.model_dir = Path(model_dir)
+        self.spec = load_spec(self.model_dir)
+        self.class_names = list(self.spec["class_names"])
+        self.image_shape = tuple(self.spec["image_shape"])
+        self.transforms = build_transforms(self.spec["preprocess"], self.image_shape,
+                                           where=f"{self.model_dir / SPEC_FILE}: preprocess")
+        program, params = model_files(self.model_dir, self.spec)
+        config, self.device = _inference_config(program, params, use_gpu, enable_mkldnn, threads)
+        self._predictor = paddle_infer.create_predictor(config)
+        self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
+        self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
+        self._lock = threading.Lock()
+
+    def preprocess(self, rgb, name="<array>"):
+        """HxWx3 RGB uint8 -> CHW float32, exactly as evaluation preprocessed it."""
+        chw = self.transforms(check_rgb(rgb, name))
+        if chw.shape != self.image_shape:
+            raise DataError(f"{self.model_dir / SPEC_FILE}: preprocessing gives shape {list(chw.shape)} but the "
+                            f"model takes {list(self.image_shape)} (a resize or crop op missing?)")
+        return chw
+
+    def _run(self, batch):
+        with self._lock:
+            self._input.reshape(list(batch.shape))
+            self._input.copy_from_cpu(batch)
+            self._predictor.run()
+            return self._output.copy_to_cpu()
+
+    def predict_arrays(self, images, batch_size=8):
+        """Probabilities [N, C] for a list of HxWx3 RGB uint8 arrays."""
+        out = [np.zeros((0, len(self.class_names)), np.float32)]
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            batch = np.stack([self.preprocess(img, f"<array {start + i}>") for i, img in enumerate(chunk)])
+            out.append(self._run(np.ascontiguousarray(batch, dtype=np.float32)))
+        return np.concatenate(out)
+
+    @staticmethod
+    def _load(item, index):
+        """(path or None, RGB array) for a path or an array; unreadable paths raise ImageReadError."""
+        if isinstance(item, (str, os.PathLike)):
+            return str(item), read_image(item)
+        return None, check_rgb(item, f"<array {index}>")
+
+    def predict(self, images, batch_size=8):
+        """``[{"path", "class_id", "class_name", "probs": {name: p}}]`` for paths and/or RGB arrays."""
+        results = []
+        for start in range(0, len(images), batch_size):
+            loaded = [self._load(item, start + i) for i, item in enumerate(images[start:start + batch_size])]
+            probs = self.predict_arrays([img for _, img in loaded], batch_size)
+            results += [self.describe(row, path) for (path, _), row in zip(loaded, probs)]
+        return results
+
+    def describe(self, probs, path=None):
+        """One prediction as a dict: the top class and every class's probability."""
+        best = int(np.argmax(probs))
+        return {"path": path, "class_id": best, "class_name": self.class_names[best],
+                "probs": {name: float(p) for name, p in zip(self.class_names, probs)}}
