@@ -33,6 +33,8 @@ def save_checkpoint(directory, model, optimizer, state):
     """Write ``directory`` atomically with model, optimizer and the JSON-able ``state``."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    for stale in directory.parent.glob(f".{directory.name}.tmp*"):  # left by a run killed mid-save
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
     try:
         paddle.save(model.state_dict(), str(tmp / FILES[0]))
