@@ -122,6 +122,17 @@ def _slice_header(path):
             "modality": ds.get("Modality")}
 
 
+def _or_skip(call, skip_bad, *args):
+    """``call(*args)``; with ``skip_bad`` a DataError becomes a warning and None instead of stopping."""
+    try:
+        return call(*args)
+    except DataError as exc:  # ImageReadError included
+        if not skip_bad:
+            raise
+        log.warning("skipping: %s", exc)
+        return None
+
+
 def find_series(root, skip_bad=False):
     """All DICOM series under ``root`` (headers only), slices sorted by z."""
     from tqdm import tqdm
@@ -130,14 +141,9 @@ def find_series(root, skip_bad=False):
         raise DataError(f"{root}: no .dcm files found (expected LIDC-IDRI-XXXX/.../*.dcm)")
     groups = defaultdict(list)
     for path in tqdm(files, desc="reading DICOM headers", unit="file", leave=False):
-        try:
-            header = _slice_header(path)
-        except ImageReadError as exc:
-            if not skip_bad:
-                raise
-            log.warning("skipping %s", exc)
-            continue
-        groups[header["series"]].append((path, header))
+        header = _or_skip(_slice_header, skip_bad, path)
+        if header is not None:
+            groups[header["series"]].append((path, header))
     series = []
     for uid, items in sorted(groups.items()):
         items.sort(key=lambda item: (item[1]["z"], item[0].name))
@@ -153,17 +159,9 @@ def find_readings(root, skip_bad=False):
     """{series UID: [Reading, ...]} for every LIDC XML under ``root``."""
     readings = defaultdict(list)
     for path in sorted(Path(root).rglob("*.xml")):
-        try:
-            reading = parse_lidc_xml(path)
-        except DataError as exc:
-            if not skip_bad:
-                raise
-            log.warning("skipping %s", exc)
-            continue
-        if reading is None:
-            log.info("%s: not an LIDC CT reading (e.g. a radiograph read); ignored", path)
-            continue
-        readings[reading.series_uid].append(reading)
+        reading = _or_skip(parse_lidc_xml, skip_bad, path)
+        if reading is not None:
+            readings[reading.series_uid].append(reading)
     return readings
 
 
@@ -192,12 +190,8 @@ def series_marks(series, readings, skip_bad=False):
     marks, offset = [], 0
     for reading in readings:
         for read in reading.reads:
-            try:
-                marks.append(locate_read(read, series, reading.path, offset + read.reader))
-            except DataError as exc:
-                if not skip_bad:
-                    raise
-                log.warning("skipping a mark: %s", exc)
+            mark = _or_skip(locate_read, skip_bad, read, series, reading.path, offset + read.reader)
+            marks += [mark] if mark else []
         offset += max((r.reader for r in reading.reads), default=0)
     return marks
 

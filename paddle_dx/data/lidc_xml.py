@@ -7,6 +7,7 @@ nodule with ``roi``/``edgeMap`` points on each slice; < 3 mm ones are a single p
 grouping them into nodules is done later (``paddle_dx.data.lidc.cluster_marks``).
 Only the standard library parses the file (``xml.etree``).
 """
+import logging
 from dataclasses import dataclass, field
 from typing import List, Optional
 from xml.etree import ElementTree
@@ -15,6 +16,7 @@ import numpy as np
 
 from paddle_dx.errors import DataError
 
+log = logging.getLogger(__name__)
 NODULE_GE3 = "nodule_ge3mm"
 NODULE_LT3 = "nodule_lt3mm"
 NON_NODULE = "non_nodule"
@@ -57,19 +59,20 @@ def _text(node, tag):
     return child.text.strip() if child is not None and child.text and child.text.strip() else None
 
 
-def _float(text, path, what):
+def _number(node, tag, path, where):
+    text = _text(node, tag)
     if text is None:
         return None
     try:
         return float(text)
     except ValueError:
-        raise DataError(f"{path}: {what} is not a number: {text!r}") from None
+        raise DataError(f"{path}: {where}: <{tag}> is not a number: {text!r}") from None
 
 
 def _points(node, tag, path, where):
     points = []
     for edge in node.findall(f"{{*}}{tag}"):
-        x, y = _float(_text(edge, "xCoord"), path, f"{where} xCoord"), _float(_text(edge, "yCoord"), path, f"{where} yCoord")
+        x, y = _number(edge, "xCoord", path, where), _number(edge, "yCoord", path, where)
         if x is None or y is None:
             raise DataError(f"{path}: {where}: <{tag}> without xCoord/yCoord")
         points.append((x, y))
@@ -80,8 +83,8 @@ def _roi(node, path, where, point_tag):
     points = _points(node, point_tag, path, where)
     if not len(points):
         raise DataError(f"{path}: {where}: no <{point_tag}> point")
-    return Roi(sop_uid=_text(node, "imageSOP_UID"), z=_float(_text(node, "imageZposition"), path, f"{where} imageZposition"),
-               points=points, inclusion=(_text(node, "inclusion") or "TRUE").upper() != "FALSE")
+    return Roi(sop_uid=_text(node, "imageSOP_UID"), z=_number(node, "imageZposition", path, where), points=points,
+               inclusion=(_text(node, "inclusion") or "TRUE").upper() != "FALSE")
 
 
 def _nodule(node, reader, path):
@@ -112,7 +115,9 @@ def parse_lidc_xml(path):
         raise DataError(f"{path}: malformed XML ({exc})") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if root.tag.rsplit("}", 1)[-1] != ROOT_TAG:
+    kind = root.tag.rsplit("}", 1)[-1]
+    if kind != ROOT_TAG:
+        log.info("%s: not an LIDC CT reading (<%s>, e.g. a radiograph read); ignored", path, kind)
         return None
     header = root.find("{*}ResponseHeader")
     series_uid = _text(header, "SeriesInstanceUid") if header is not None else None

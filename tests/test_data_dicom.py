@@ -1,0 +1,121 @@
+"""DICOM input: HU conversion, windows, MONOCHROME1, the CTWindow op, codec errors, training on .dcm."""
+import json
+
+import numpy as np
+import pydicom
+import pytest
+from dicom_testdata import disc_slice, write_ct_slice
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from paddle_dx.data.ct_window import CTWindow, apply_window, resolve_window
+from paddle_dx.data.io import read_image
+from paddle_dx.data.transforms import build_transforms
+from paddle_dx.errors import ConfigError, ImageReadError
+
+CT_SMALL = get_testdata_file("CT_small.dcm")
+# CT_small.dcm: stored int16, RescaleSlope 1, RescaleIntercept -1024
+# pixel (0, 0) = 175 -> -849 HU;  pixel (32, 34) = 964 -> -60 HU
+
+
+def test_ct_small_hounsfield_units_and_default_lung_window():
+    img = read_image(CT_SMALL)
+    assert img.shape == (128, 128, 3) and img.dtype == np.uint8
+    assert img.hu[0, 0] == -849 and img.hu[32, 34] == -60
+    # lung window L -600 / W 1500: (HU + 1350) * 255 / 1500, rounded
+    assert list(img[0, 0]) == [85, 85, 85]      # 501 * 0.17 = 85.17
+    assert list(img[32, 34]) == [219, 219, 219]  # 1290 * 0.17 = 219.3
+
+
+@pytest.mark.parametrize("window, at_minus_60, at_minus_849", [
+    ("mediastinum", 64, 0),      # L 40 / W 400: (-60 + 160) * 255 / 400 = 63.75
+    ("bone", 62, 0),             # L 400 / W 1800: (-60 + 500) * 255 / 1800 = 62.33
+    ([-850, 10], 255, 153),      # explicit: (-849 + 855) * 25.5 = 153
+])
+def test_ct_window_op_rewindows_the_slice(window, at_minus_60, at_minus_849):
+    out = CTWindow(window)(read_image(CT_SMALL), None)
+    assert type(out) is np.ndarray and out.dtype == np.uint8 and out.shape == (128, 128, 3)
+    assert out[32, 34, 0] == at_minus_60 and out[0, 0, 0] == at_minus_849
+
+
+def test_ct_window_is_a_no_op_on_ordinary_and_derived_images():
+    png_like = np.full((8, 8, 3), 77, np.uint8)
+    assert CTWindow("bone")(png_like, None) is png_like
+    flipped = read_image(CT_SMALL)[:, ::-1]  # a derived array no longer holds HU
+    assert CTWindow("bone")(flipped, None) is flipped
+
+
+def test_monochrome1_is_inverted(tmp_path):
+    ds = pydicom.dcmread(CT_SMALL)
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    path = tmp_path / "mono1.dcm"
+    ds.save_as(path)
+    img = read_image(path)
+    assert img[0, 0, 0] == 255 - 85
+    assert CTWindow("mediastinum")(img, None)[32, 34, 0] == 255 - 64
+
+
+def test_window_names_and_errors():
+    assert resolve_window("lung") == (-600.0, 1500.0)
+    assert resolve_window([40, 400]) == (40.0, 400.0)
+    assert list(apply_window(np.array([-1350.0, -600.0, 150.0, 3000.0]), -600, 1500)) == [0, 128, 255, 255]
+    with pytest.raises(ConfigError, match="unknown window 'lungs'"):
+        build_transforms([{"CTWindow": {"window": "lungs"}}], [3, 32, 32])
+    with pytest.raises(ConfigError, match="width > 0"):
+        resolve_window([40, 0])
+
+
+def test_compressed_dicom_without_codec_names_file_and_package():
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGLSLossless
+    if get_decoder(JPEGLSLossless).is_available:
+        pytest.skip("a JPEG-LS decoder is installed here, so there is no missing codec to report")
+    path = get_testdata_file("MR_small_jpeg_ls_lossless.dcm")
+    with pytest.raises(ImageReadError) as err:
+        read_image(path)
+    message = str(err.value)
+    assert "MR_small_jpeg_ls_lossless.dcm" in message and "JPEG-LS" in message
+    assert "pip install pylibjpeg pylibjpeg-libjpeg" in message and "python-gdcm" in message
+
+
+def test_non_image_and_non_dicom_files_are_clear_errors(tmp_path):
+    with pytest.raises(ImageReadError, match="rtplan.dcm: DICOM file has no pixel data"):
+        read_image(get_testdata_file("rtplan.dcm"))
+    fake = tmp_path / "fake.dcm"
+    fake.write_bytes(b"this is not dicom at all" * 10)
+    with pytest.raises(ImageReadError, match="fake.dcm: not a DICOM file"):
+        read_image(fake)
+
+
+def test_config_on_dicom_files_trains_and_exports_its_window(tmp_path):
+    """A list file of .dcm slices trains; the configured window is applied and sits in the spec."""
+    from conftest import tiny_config
+
+    from paddle_dx.data.builder import build_dataset, transforms_for
+    from paddle_dx.engine.trainer import Trainer
+    images, lists = tmp_path / "dcm", tmp_path / "lists"
+    lists.mkdir()
+    series, study = generate_uid(), generate_uid()
+    rows = {"train": [], "val": [], "test": []}
+    for i in range(12):
+        label = i % 2
+        hu = disc_slice(32, centre=(16, 16) if label else None, radius=6, background=-700)
+        name = f"{label}/slice{i:02d}.dcm"
+        write_ct_slice(images / name, hu, series, study, z=float(i))
+        rows[("train", "train", "val", "test", "train", "train")[i // 2]].append(f"{name} {label}\n")
+    for split, lines in rows.items():
+        (lists / f"{split}_list.txt").write_text("".join(lines))
+    (lists / "label_list.txt").write_text("0 clear\n1 disc\n")
+    ops = [{"CTWindow": {"window": "mediastinum"}}, {"ResizeImage": {}}, {"NormalizeImage": {}}]
+    config = tiny_config(images, lists, tmp_path / "out", **{"Global.epochs": 1})
+    for mode in ("Train", "Eval", "Test"):
+        config["DataLoader"][mode]["dataset"]["transform_ops"] = ops
+    assert transforms_for(config, "Eval").spec()[0] == {"CTWindow": {"window": "mediastinum"}}
+    dataset, report = build_dataset(config, "Train")
+    assert not report["skipped"] and len(dataset) == 8
+    # mediastinum maps the -700 HU background to 0 -> -1 after NormalizeImage; lung would give ~0.1
+    assert np.allclose(dataset[(0, 0)][0][:, 0, 0], -1.0)
+    result = Trainer(config).fit()
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["best_epoch"] == result["best_epoch"] == 1 and len(result["history"]) == 1
+    assert sum(map(sum, saved["test"]["confusion_matrix"])) == 2  # both .dcm test slices evaluated
