@@ -36,6 +36,8 @@ def _check_leaf(path, spec, value):
         raise ConfigError(f"config key '{path}' has the wrong type: expected {_type_names(spec.types)}, got bool ({value!r})")
     if float in spec.types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if spec.types == (str,) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # YAML reads `-o Global.output_dir=2024` as a number; a path was meant
     if not isinstance(value, spec.types):
         raise ConfigError(
             f"config key '{path}' has the wrong type: expected {_type_names(spec.types)}, "
@@ -111,9 +113,10 @@ def validate(raw):
     """Return the full config: defaults filled in, every key and type checked."""
     config = _merge("", SCHEMA, raw)
     shape = config["Global"]["image_shape"]
-    if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape) or shape[0] not in (1, 3):
-        raise ConfigError(f"config key 'Global.image_shape' must be [channels, height, width] with 1 or 3 "
-                          f"channels, got {shape!r}")
+    if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape) \
+            or shape[0] != 3:
+        raise ConfigError(f"config key 'Global.image_shape' must be [3, height, width] (the backbones take RGB; "
+                          f"grey images are replicated to 3 channels, see the Grayscale op), got {shape!r}")
     if config["Stages"] is not None:
         config["Stages"] = _validate_stages(config, raw)
     return config

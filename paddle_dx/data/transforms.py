@@ -23,6 +23,9 @@ from paddle_dx.utils.registry import Registry
 
 TRANSFORMS = Registry("transform op")
 
+INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC,
+                  "nearest": cv2.INTER_NEAREST}
+
 NORMALIZE_PRESETS = {
     # the esophageal paper: x / 127.5 - 1
     "minus_one_to_one": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
@@ -107,6 +110,8 @@ class ResizeImage(Op):
     sized = True
 
     def __init__(self, size=None, resize_short=None, interpolation="area"):
+        if interpolation not in INTERPOLATIONS:
+            raise ConfigError(f"ResizeImage.interpolation '{interpolation}' is not one of {list(INTERPOLATIONS)}")
         self.size, self.resize_short, self.interpolation = size, resize_short, interpolation
 
     def __call__(self, img, rng):
@@ -116,8 +121,7 @@ class ResizeImage(Op):
             out_w, out_h = max(1, round(w * scale)), max(1, round(h * scale))
         else:
             out_h, out_w = _hw(self.size)
-        interp = cv2.INTER_AREA if self.interpolation == "area" else cv2.INTER_LINEAR
-        return cv2.resize(img, (out_w, out_h), interpolation=interp)
+        return cv2.resize(img, (out_w, out_h), interpolation=INTERPOLATIONS[self.interpolation])
 
 
 @TRANSFORMS.register
@@ -198,7 +202,7 @@ class RandomRotation(Op):
 
 @TRANSFORMS.register
 class ColorJitter(Op):
-    """Random brightness (additive) and contrast (multiplicative) changes, in fractions."""
+    """Random brightness (+- ``brightness`` x 255) and contrast (x 1 +- ``contrast``) changes."""
 
     random = True
 
@@ -208,7 +212,10 @@ class ColorJitter(Op):
     def __call__(self, img, rng):
         alpha = 1.0 + rng.uniform(-self.contrast, self.contrast)
         beta = 255.0 * rng.uniform(-self.brightness, self.brightness)
-        return cv2.convertScaleAbs(img, alpha=alpha, beta=beta)
+        # contrast scales around the image mean, so it does not also change the brightness;
+        # clipping (not cv2.convertScaleAbs's absolute value) keeps dark pixels dark
+        shift = beta + (1.0 - alpha) * float(img.mean())
+        return np.clip(np.rint(img.astype(np.float32) * alpha + shift), 0, 255).astype(np.uint8)
 
 
 @TRANSFORMS.register

@@ -97,11 +97,12 @@ def build_model(arch, image_shape=None):
     if class_num < 2:
         raise ConfigError(f"config key 'Arch.class_num' must be >= 2, got {class_num}")
     spec = get_backbone(name)
+    # weights first: offline, a missing download should fail before minutes of network building
+    weights = resolve_pretrained(name, arch.get("pretrained", False))
     net = spec.build(1000)
     old_head = getattr(net, spec.head)
     in_features = old_head.weight.shape[0]
     setattr(net, spec.head, nn.Identity())
-    weights = resolve_pretrained(name, arch.get("pretrained", False))
     report = None
     if weights is not None:
         report = load_matching(net, load_state(weights), weights)

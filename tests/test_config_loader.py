@@ -1,0 +1,113 @@
+"""Config contract: -o overrides, defaults, and errors that name the key and the fix."""
+import numpy as np
+import pytest
+import yaml
+
+from conftest import make_tiny_dataset, tiny_config
+from paddle_dx.config import config_hash, dump_config, load_config
+from paddle_dx.config.schema import SCHEMA
+from paddle_dx.errors import ConfigError
+
+
+def test_overrides_are_parsed_as_yaml_and_defaults_fill_the_rest():
+    config = load_config(raw={"Global": {"epochs": 5}}, overrides=[
+        "Global.epochs=3", "Global.image_shape=[3,64,64]", "Arch.name=ResNet18", "Arch.pretrained=false",
+        "Arch.freeze=until stage 2", "Optimizer.lr=0.01", "DataLoader.Train.sampler.batch_size=8",
+        "Global.output_dir=2024"])
+    assert config["Global"]["epochs"] == 3
+    assert config["Global"]["image_shape"] == [3, 64, 64]
+    assert config["Arch"] == {**config["Arch"], "name": "ResNet18", "pretrained": False, "freeze": "until stage 2"}
+    assert config["Optimizer"]["lr"] == 0.01
+    assert config["DataLoader"]["Train"]["sampler"]["batch_size"] == 8
+    assert config["Global"]["output_dir"] == "2024"  # a number where a path is expected stays a path
+    # untouched keys take the schema defaults
+    assert config["Global"]["seed"] == SCHEMA["Global"]["seed"].default
+    assert config["DataLoader"]["Eval"]["sampler"]["shuffle"] is False
+    assert config["Metric"]["best_metric"] == "accuracy"
+
+
+def test_integer_where_a_float_is_expected_is_accepted():
+    assert load_config(raw={}, overrides=["Optimizer.lr=1"])["Optimizer"]["lr"] == 1.0
+
+
+@pytest.mark.parametrize("override, key, suggestion", [
+    ("Global.epoch=3", "Global.epoch", "epochs"),
+    ("Optimizer.learning_rate=0.1", "Optimizer.learning_rate", None),
+    ("Optimzer.lr=0.1", "Optimzer", "Optimizer"),
+    ("DataLoader.Train.sampler.batchsize=4", "DataLoader.Train.sampler.batchsize", "batch_size"),
+    ("Arch.freze=backbone", "Arch.freze", "freeze"),
+])
+def test_unknown_key_names_the_key_and_the_closest_valid_one(override, key, suggestion):
+    with pytest.raises(ConfigError) as err:
+        load_config(raw={}, overrides=[override])
+    assert f"'{key}'" in str(err.value)
+    if suggestion:
+        assert f"did you mean '{suggestion}'" in str(err.value)
+
+
+def test_misspelt_key_in_the_yaml_file_is_an_error_too(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("Global:\n  epochs: 2\n  sead: 1\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'Global.sead' \(did you mean 'seed'\?\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("override, key, expected", [
+    ("Global.epochs=abc", "Global.epochs", "int"),
+    ("Global.epochs=2.5", "Global.epochs", "int"),
+    ("Global.use_visualdl=3", "Global.use_visualdl", "bool"),
+    ("Optimizer.lr=fast", "Optimizer.lr", "int or float"),
+    ("Global.image_shape=224", "Global.image_shape", "list"),
+    ("Global.seed=true", "Global.seed", "int"),
+])
+def test_wrong_type_names_the_key_and_the_expected_type(override, key, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(raw={}, overrides=[override])
+    message = str(err.value)
+    assert f"'{key}'" in message and f"expected {expected}" in message
+
+
+def test_bad_values_are_rejected_with_the_allowed_ones():
+    with pytest.raises(ConfigError, match=r"'Global.device' = 'cuda' is not one of \['auto', 'cpu', 'gpu'\]"):
+        load_config(raw={}, overrides=["Global.device=cuda"])
+    with pytest.raises(ConfigError, match=r"'Optimizer.name' = 'adam' .*did you mean 'Adam'"):
+        load_config(raw={}, overrides=["Optimizer.name=adam"])
+    with pytest.raises(ConfigError, match="Global.image_shape"):
+        load_config(raw={}, overrides=["Global.image_shape=[3,64]"])
+    with pytest.raises(ConfigError, match="Global.image_shape"):
+        load_config(raw={}, overrides=["Global.image_shape=[1,64,64]"])
+    with pytest.raises(ConfigError, match="must look like Section.key=value"):
+        load_config(raw={}, overrides=["Global.epochs"])
+
+
+def test_missing_or_broken_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("Global: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: YAML syntax error"):
+        load_config(bad)
+
+
+def test_image_shape_override_shrinks_every_sized_op_of_the_run(tmp_path):
+    from paddle_dx.data.builder import build_dataset
+    images, lists = make_tiny_dataset(tmp_path / "data", per_class=4, size=48)
+    config = tiny_config(images, lists, tmp_path / "out", **{
+        "Global.image_shape": "[3,24,24]",
+        "DataLoader.Train.dataset.transform_ops": "[{RandomResizedCrop: {}}, {NormalizeImage: {}}]",
+        "DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {resize_short: 30}}, {CenterCrop: {}}, "
+                                                 "{NormalizeImage: {}}]"})
+    for mode in ("Train", "Eval"):
+        dataset, _ = build_dataset(config, mode)
+        image, label = dataset[(0, 0)]
+        assert image.shape == (3, 24, 24) and image.dtype == np.float32
+
+
+def test_resolved_config_round_trips_and_hash_ignores_key_order(tmp_path):
+    config = load_config(raw={}, overrides=["Global.epochs=4"])
+    dump_config(config, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == config
+    reordered = yaml.safe_load(yaml.safe_dump(config, sort_keys=True))
+    assert config_hash(reordered) == config_hash(config)
+    assert config_hash(load_config(raw={}, overrides=["Global.epochs=5"])) != config_hash(config)
