@@ -20,6 +20,7 @@ from paddle_dx.models import build_model, load_model_weights
 from paddle_dx.utils.files import check_writable
 
 log = logging.getLogger(__name__)
+DYGRAPH_WEIGHTS = "weights.pdparams"
 
 
 class Probabilities(nn.Layer):
@@ -49,6 +50,7 @@ def _remove_stale(out_dir):
     for suffix in (*PROGRAM_SUFFIXES, PARAMS_SUFFIX, PARAMS_SUFFIX + ".info"):
         (out_dir / f"{MODEL_PREFIX}{suffix}").unlink(missing_ok=True)
     (out_dir / SPEC_FILE).unlink(missing_ok=True)
+    (out_dir / DYGRAPH_WEIGHTS).unlink(missing_ok=True)
 
 
 def export_model(model, config, out_dir, weights_path=None):
@@ -71,6 +73,8 @@ def export_model(model, config, out_dir, weights_path=None):
     paddle.jit.save(static, str(out_dir / MODEL_PREFIX))
     program = find_program(out_dir)
     params = out_dir / f"{MODEL_PREFIX}{PARAMS_SUFFIX}"
+    dygraph = out_dir / DYGRAPH_WEIGHTS  # Grad-CAM (paddle_dx.explain) needs the dygraph model
+    paddle.save(model.state_dict(), str(dygraph))
     spec = {
         "paddle_dx_version": paddle_dx.__version__,
         "paddle_version": paddle.__version__,
@@ -87,6 +91,8 @@ def export_model(model, config, out_dir, weights_path=None):
         "model_file": program.name,
         "params_file": params.name,
         "params_sha256": file_sha256(params),
+        "dygraph_weights": dygraph.name,
+        "dygraph_weights_sha256": file_sha256(dygraph),
     }
     write_spec(out_dir, spec)
     log.info("exported %s to %s (%s, %s, %s)", model.arch_name, out_dir, program.name, params.name, SPEC_FILE)
