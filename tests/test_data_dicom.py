@@ -115,7 +115,19 @@ def test_config_on_dicom_files_trains_and_exports_its_window(tmp_path):
     assert not report["skipped"] and len(dataset) == 8
     # mediastinum maps the -700 HU background to 0 -> -1 after NormalizeImage; lung would give ~0.1
     assert np.allclose(dataset[(0, 0)][0][:, 0, 0], -1.0)
-    result = Trainer(config).fit()
+    trainer = Trainer(config)
+    result = trainer.fit()
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["best_epoch"] == result["best_epoch"] == 1 and len(result["history"]) == 1
     assert sum(map(sum, saved["test"]["confusion_matrix"])) == 2  # both .dcm test slices evaluated
+
+    # the exported model carries the window: the predictor preprocesses a .dcm exactly like Eval
+    from paddle_dx.inference.export import export_model
+    from paddle_dx.inference.predictor import Predictor
+    spec = export_model(trainer.model, config, tmp_path / "inference")
+    assert spec["preprocess"][0] == {"CTWindow": {"window": "mediastinum"}}
+    predictor, slice_path = Predictor(tmp_path / "inference"), images / "1/slice01.dcm"
+    expected = transforms_for(config, "Eval")(read_image(slice_path))
+    assert np.array_equal(predictor.preprocess(read_image(slice_path)), expected)
+    assert np.allclose(expected[:, 0, 0], -1.0)
+    assert predictor.predict([str(slice_path)])[0]["class_name"] in ("clear", "disc")
