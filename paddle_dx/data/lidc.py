@@ -67,7 +67,6 @@ class Mark:
     y: float
     radius_mm: float = 0.0
     malignancy: Optional[int] = None
-    source: str = ""
 
 
 @dataclass
@@ -118,8 +117,7 @@ def _slice_header(path):
                                    "SeriesInstanceUID or SOPInstanceUID")
     spacing = ds.get("PixelSpacing")
     return {"series": str(ds.SeriesInstanceUID), "sop": str(ds.SOPInstanceUID), "z": float(z),
-            "spacing": float(spacing[0]) if spacing else 1.0, "patient": ds.get("PatientID"),
-            "modality": ds.get("Modality")}
+            "spacing": float(spacing[0]) if spacing else 1.0, "patient": ds.get("PatientID")}
 
 
 def _or_skip(call, skip_bad, *args):
@@ -182,7 +180,7 @@ def locate_read(read, series, xml_path, reader):
     return Mark(kind=read.kind, reader=reader, mark_id=read.mark_id, slice_index=slices[best],
                 first=min(slices), last=max(slices), x=float(x), y=float(y),
                 radius_mm=float(np.sqrt(areas[best] / np.pi)) * series.spacing_mm,
-                malignancy=read.malignancy, source=str(xml_path))
+                malignancy=read.malignancy)
 
 
 def series_marks(series, readings, skip_bad=False):
