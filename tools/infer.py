@@ -23,7 +23,7 @@ def parse_args(argv=None):
     parser.add_argument("--enable-mkldnn", dest="enable_mkldnn", action="store_true", default=True,
                         help="use oneDNN (MKLDNN) on CPU (default)")
     parser.add_argument("--disable-mkldnn", dest="enable_mkldnn", action="store_false")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores this process may use)")
     parser.add_argument("--image-root", default=None,
                         help="folder a list file's relative paths are under (default: the list file's folder)")
     args = parser.parse_args(argv)

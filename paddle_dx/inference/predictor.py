@@ -15,7 +15,7 @@ from paddle_dx.data.io import read_image
 from paddle_dx.data.transforms import build_transforms
 from paddle_dx.errors import DataError, ImageReadError
 from paddle_dx.inference.spec import SPEC_FILE, load_spec, model_files
-from paddle_dx.utils.device import gpu_available
+from paddle_dx.utils.device import gpu_available, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _inference_config(program, params, use_gpu, enable_mkldnn, threads):
         config.enable_mkldnn()
     else:
         config.disable_mkldnn()
-    config.set_cpu_math_library_num_threads(int(threads or os.cpu_count() or 1))
+    config.set_cpu_math_library_num_threads(int(threads or usable_cores()))
     config.disable_glog_info()
     return config, "cpu"
 
@@ -100,6 +100,8 @@ class Predictor:
 
     def predict(self, images, batch_size=8):
         """``[{"path", "class_id", "class_name", "probs": {name: p}}]`` for paths and/or RGB arrays."""
+        if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
+            images = [images]  # one image given on its own, not a list
         results = []
         for start in range(0, len(images), batch_size):
             loaded = [self._load(item, start + i) for i, item in enumerate(images[start:start + batch_size])]

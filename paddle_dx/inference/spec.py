@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from paddle_dx.config.loader import read_yaml
 from paddle_dx.data.io import file_sha256
 from paddle_dx.errors import ConfigError, WeightsError
 from paddle_dx.utils.files import atomic_path
@@ -30,12 +31,7 @@ def load_spec(model_dir):
     path = Path(model_dir) / SPEC_FILE
     if not path.is_file():
         raise ConfigError(f"{path}: not found; export the model first with tools/export_model.py")
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: YAML syntax error: {exc}") from None
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{path}: expected a mapping, got {type(spec).__name__}")
+    spec = read_yaml(path)
     missing = [k for k in REQUIRED if k not in spec]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {missing}")
