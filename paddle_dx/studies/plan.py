@@ -1,0 +1,133 @@
+"""Turn a study's runs into exact ``tools/train.py -c CONFIG -o ...`` invocations.
+
+Everything a reproduction changes in a paper config is an override string, so the report can
+print the command that rebuilds each run bit for bit: data paths, output folder, seed, the
+initialisation actually available here, and (with --quick) the small-size substitutions.
+"""
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List
+
+import yaml
+
+from paddle_dx.config.loader import read_yaml
+from paddle_dx.errors import WeightsError
+from paddle_dx.studies.catalog import REPO_ROOT
+
+# --quick: the same pipeline at a size that builds a report in about a minute on 2 CPU cores.
+QUICK = {
+    "image_size": 64,
+    "per_class": 40,
+    "epochs": 2,          # runs without Stages
+    "stage_epochs": 1,    # each stage of a staged run
+    "arch": {"ResNet50": "ResNet18", "ResNet101": "ResNet18", "VGG16": "ResNet18", "VGG19": "ResNet18",
+             "InceptionV3": "ResNet18"},
+}
+MODES = (("Train", "train"), ("Eval", "val"), ("Test", "test"))
+
+
+@dataclass
+class RunPlan:
+    name: str
+    config: str
+    overrides: List[str] = field(default_factory=list)
+    init: str = ""
+    arch: str = ""
+
+    def command(self):
+        """The equivalent tools/train.py call, config path relative to the repository."""
+        config = Path(self.config).resolve()
+        shown = config.relative_to(REPO_ROOT) if config.is_relative_to(REPO_ROOT) else config
+        parts = ["python", "tools/train.py", "-c", str(shown)]
+        for item in self.overrides:
+            parts += ["-o", item]
+        return " ".join(shlex.quote(p) for p in parts)
+
+
+def flow(value):
+    """A value as a one-line YAML flow scalar, for ``Key=value`` overrides."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def data_overrides(split, test=True):
+    out = []
+    for mode, name in MODES:
+        path = str(Path(split.lists_dir) / f"{name}_list.txt") if (test or mode != "Test") else ""
+        out += [f"DataLoader.{mode}.dataset.image_root={split.image_root}",
+                f"DataLoader.{mode}.dataset.cls_label_path={path or flow('')}"]
+    return out
+
+
+def quick_overrides(raw):
+    """Small image size, fewer epochs (per stage), the small model substitution."""
+    shape = raw.get("Global", {}).get("image_shape", [3, 224, 224])
+    out = [f"Global.image_shape={flow([shape[0], QUICK['image_size'], QUICK['image_size']])}",
+           "Global.use_visualdl=false"]
+    arch = raw.get("Arch", {}).get("name")
+    if arch in QUICK["arch"]:
+        out.append(f"Arch.name={QUICK['arch'][arch]}")
+    if raw.get("Stages"):
+        stages = [dict(s, epochs=min(int(s["epochs"]), QUICK["stage_epochs"])) for s in raw["Stages"]]
+        out.append(f"Stages={flow(stages)}")
+    else:
+        out.append(f"Global.epochs={min(int(raw.get('Global', {}).get('epochs', 10)), QUICK['epochs'])}")
+    return out
+
+
+def effective_arch(raw, quick):
+    arch = raw.get("Arch", {}).get("name", "ResNet50")
+    return QUICK["arch"].get(arch, arch) if quick else arch
+
+
+def imagenet_available(arch):
+    """(True, '') when PaddleClas's ImageNet weights for ``arch`` are cached or downloadable."""
+    from paddle_dx.models.pretrained import resolve_pretrained
+    try:
+        resolve_pretrained(arch, True)
+        return True, ""
+    except WeightsError as exc:
+        return False, str(exc).splitlines()[0]
+
+
+def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None, extra=()):
+    """The RunPlan of one table row; ``source_weights``: backbone weights from --source."""
+    raw = read_yaml(config_path)
+    plan = RunPlan(name, str(config_path), arch=effective_arch(raw, quick))
+    plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}"] + data_overrides(split)
+    if quick:
+        plan.overrides += quick_overrides(raw)
+    pretrained = raw.get("Arch", {}).get("pretrained", False)
+    if pretrained is True and source_weights:
+        plan.overrides.append(f"Arch.pretrained={source_weights}")
+        plan.init = f"source-pretrained backbone ({source_weights}), new head"
+    elif pretrained is True:
+        ok, why = imagenet_available(plan.arch)
+        if ok:
+            plan.init = f"ImageNet ({plan.arch}, PaddleClas weights), new head"
+        else:
+            plan.overrides.append("Arch.pretrained=false")
+            plan.init = (f"**random** - ImageNet weights were requested (Arch.pretrained: true) but are not "
+                         f"available on this machine ({why}); this row is NOT a transfer-learning result")
+    elif pretrained:
+        plan.init = f"weights from {pretrained}"
+    else:
+        plan.init = "random (from scratch)"
+    plan.overrides += list(extra)
+    return plan
+
+
+def plan_source(arch_run, split, out_dir, seed, quick, extra=()):
+    """Pretraining on the --source task with the transfer run's network and preprocessing."""
+    raw = read_yaml(arch_run.config)
+    epochs = sum(int(s["epochs"]) for s in raw["Stages"]) if raw.get("Stages") else raw.get("Global", {}).get("epochs", 10)
+    name = f"source_{arch_run.arch}"
+    plan = RunPlan(name, arch_run.config, arch=arch_run.arch, init="random (from scratch), source task")
+    plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}"] + data_overrides(split, test=False)
+    if quick:
+        plan.overrides += [o for o in quick_overrides(raw) if not o.startswith(("Stages=", "Global.epochs="))]
+        epochs = QUICK["epochs"]
+    plan.overrides += ["Stages=null", f"Global.epochs={epochs}", "Arch.pretrained=false", "Arch.freeze=none",
+                       f"Arch.class_num={len(split.folders)}", f"Global.class_names={flow(split.folders)}"]
+    plan.overrides += list(extra)
+    return plan

@@ -1,0 +1,148 @@
+"""Write reports/<study>/report.md (+ report.json): the paper's table beside this run's, with
+bootstrap intervals, per-class and per-stage tables, figures and everything needed to rerun."""
+import datetime
+import importlib.metadata
+import platform
+from pathlib import Path
+
+from paddle_dx.config import config_hash
+from paddle_dx.studies import figures
+from paddle_dx.studies.bootstrap import HEADLINE, bootstrap_ci, headline
+from paddle_dx.studies.markdown import (confusion_table, difference, history_table, interval, paper_cell, pct,
+                                        per_class_table, table)
+from paddle_dx.studies.plan import QUICK
+from paddle_dx.utils.files import write_json
+
+PACKAGES = ("paddlepaddle", "paddleclas", "numpy", "opencv-python-headless", "scikit-learn", "matplotlib", "PyYAML")
+METRIC_LABELS = {"accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity", "auc": "AUC"}
+
+
+def versions():
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def run_figures(result, root):
+    """The four PNGs of one run; returns {kind: path relative to the report}."""
+    name, m = result.plan.name, result.metrics
+    names = m["test"]["class_names"]
+    fig_dir = root / "figures"
+    paths = {
+        "curves": figures.training_curves(m["history"], result.config.get("Stages"), f"{name}: training curves",
+                                          fig_dir / f"{name}_curves.png"),
+        "confusion": figures.confusion(m["test"], f"{name}: test set (best val epoch {m['best_epoch']})",
+                                       fig_dir / f"{name}_confusion.png"),
+        "roc": figures.roc_curve_figure(result.labels, result.probs, names, f"{name}: ROC, test set",
+                                        fig_dir / f"{name}_roc.png"),
+        "grid": figures.prediction_grid(result.paths, result.labels, result.probs, names, f"{name}: test images",
+                                        fig_dir / f"{name}_test_grid.png"),
+    }
+    return {k: str(Path(v).relative_to(root)) for k, v in paths.items()}
+
+
+def _setting_section(study, ctx):
+    split = ctx["split"]
+    lines = ["## Setting", "", f"- **Paper**: {study.setting}.",
+             f"- **Data here**: `{split.image_root}`, class folders {split.folders} as labels "
+             f"{ctx['class_names']} (label id = position)."]
+    if list(split.folders) != list(study.classes[0]):
+        lines.append(f"- **Stand-in data**: the paper's classes are {list(study.classes[0])}; {study.stand_in}")
+    lines.append(f"- **Split**: stratified {':'.join(f'{r:g}' for r in study.ratios)} train/val/test, seed "
+                 f"{ctx['seed']} (scikit-learn), lists in `{split.lists_dir}`.")
+    lines += ["", table(["split"] + split.folders + ["total"],
+                        [[s] + [c[f] for f in split.folders] + [sum(c.values())] for s, c in split.counts.items()])]
+    if ctx["quick"]:
+        subs = ", ".join(f"{a} -> {b}" for a, b in QUICK["arch"].items())
+        lines += ["", f"- **Quick mode** (`--quick`): at most {QUICK['per_class']} images per class, "
+                      f"{QUICK['image_size']} px, {QUICK['epochs']} epochs ({QUICK['stage_epochs']} per stage), "
+                      f"model substitution {subs}. The numbers test the pipeline, not the paper's claim."]
+    if ctx.get("source_split"):
+        src = ctx["source_split"]
+        lines += ["", f"- **Source task** (`--source`): every class folder of `{src.image_root}` ({src.folders}), "
+                      f"split 8:2 train/val; {src.excluded} image(s) left out because the target holds them out "
+                      f"for validation/test. The source-pretrained backbone replaces ImageNet weights in the "
+                      f"transfer rows."]
+    lines += ["", "### Initialisation of each run", "",
+              table(["run", "network", "initialisation"], [[r.plan.name, r.plan.arch, r.plan.init] for r in ctx["results"]])]
+    return lines
+
+
+def _main_table(study, results, cis):
+    rows = []
+    for r in results:
+        ours = headline(r.metrics["test"], study.positive)
+        for metric in HEADLINE:
+            paper = study.paper_value(r.plan.name, metric)
+            rows.append([r.plan.name, METRIC_LABELS[metric], paper_cell(paper), pct(ours[metric]),
+                         difference(ours[metric], paper), interval(cis[r.plan.name][metric])])
+    what = "the positive class" if study.positive is not None else "macro averages over classes"
+    return ["## Test set: paper vs this run", "",
+            f"Values in %. Sensitivity and specificity are those of {what}; this run's numbers come from its "
+            f"best validation epoch. 95 % CI: percentile bootstrap over the test set. "
+            f"n/r = not reported by the paper.", "",
+            table(["run", "metric", "paper", "this run", "difference", "95 % CI (bootstrap)"], rows)]
+
+
+def _run_sections(results, figs):
+    lines = ["## Per-class results (test set, best validation epoch)", ""]
+    for r in results:
+        m = r.metrics
+        lines += [f"### {r.plan.name}", "", f"Best validation epoch: {m['best_epoch']} "
+                  f"(by {m['best_metric']}). Paper values: n/r.", "",
+                  per_class_table(m["test"]), "", confusion_table(m["test"]), ""]
+        for stage in m.get("stages") or []:
+            lines += [f"#### {r.plan.name} after stage '{stage['name']}' (epochs up to {stage['end_epoch']}, "
+                      f"freeze {stage['freeze']}, lr {stage['lr']:g}), test set", "",
+                      per_class_table(stage["test"]), "", confusion_table(stage["test"]), ""]
+    lines += ["## Per-epoch history", ""]
+    for r in results:
+        lines += [f"### {r.plan.name}", "", history_table(r.metrics["history"]), ""]
+    lines += ["## Figures", ""]
+    for r in results:
+        f = figs[r.plan.name]
+        lines += [f"### {r.plan.name}", "", f"![training curves]({f['curves']})", "",
+                  f"![confusion matrix]({f['confusion']}) ![ROC curve]({f['roc']})", "",
+                  f"![test images: true / predicted]({f['grid']})", ""]
+    return lines
+
+
+def _rerun_section(ctx):
+    runs = ctx["sources"] + ctx["results"]
+    lines = ["## Reproduce", "", "The whole report:", "", "```bash", ctx["command"], "```", "",
+             "Each run on its own (the same config and overrides this report used):", "", "```bash"]
+    lines += [r.plan.command() for r in runs]
+    lines += ["```", "", table(["run", "config", "config sha256 (resolved)", "seed", "output"],
+                               [[r.plan.name, r.plan.config, config_hash(r.config)[:16], r.config["Global"]["seed"],
+                                 r.config["Global"]["output_dir"]] for r in runs]),
+              "", f"Bootstrap: {ctx['n_resamples']} resamples, seed {ctx['seed']}.", "", "Package versions:", "",
+              table(["package", "version"], list(versions().items()))]
+    return lines
+
+
+def write_report(study, ctx, root):
+    """Compute intervals and figures, write report.md and report.json under ``root``."""
+    results = ctx["results"]
+    cis = {r.plan.name: bootstrap_ci(r.labels, r.probs, study.positive, ctx["n_resamples"], ctx["seed"])
+           for r in results}
+    figs = {r.plan.name: run_figures(r, root) for r in results}
+    lines = [f"# Reproduction report: {study.title}", "",
+             f"Generated {datetime.date.today().isoformat()} by `tools/reproduce.py`"
+             f" ({'quick' if ctx['quick'] else 'full'} mode). paddle_dx is a research tool; these numbers are "
+             f"not a diagnostic claim.", ""]
+    lines += _setting_section(study, ctx) + [""] + _main_table(study, results, cis) + [""]
+    lines += _run_sections(results, figs) + _rerun_section(ctx)
+    (root / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_json(root / "report.json", {
+        "study": study.name, "quick": ctx["quick"], "seed": ctx["seed"], "command": ctx["command"],
+        "runs": {r.plan.name: {"init": r.plan.init, "arch": r.plan.arch, "config": r.plan.config,
+                               "overrides": r.plan.overrides, "config_sha256": config_hash(r.config),
+                               "metrics": str(r.output_dir / "metrics.json"),
+                               "test": headline(r.metrics["test"], study.positive), "ci95": cis[r.plan.name],
+                               "figures": figs[r.plan.name]} for r in results},
+        "versions": versions()})
+    return root / "report.md"

@@ -1,0 +1,67 @@
+"""What tools/reproduce.py does: split the data as the paper did, run the paper's runs
+(optionally after pretraining on a --source task), write the side-by-side report."""
+import logging
+import shlex
+from pathlib import Path
+from types import SimpleNamespace
+
+from paddle_dx.config.loader import read_yaml
+from paddle_dx.studies.catalog import get_study
+from paddle_dx.studies.plan import QUICK, plan_run, plan_source
+from paddle_dx.studies.report import write_report
+from paddle_dx.studies.runner import run_source, run_target
+from paddle_dx.studies.splits import held_out_hashes, split_source_data, split_study_data
+
+log = logging.getLogger(__name__)
+
+
+def _command(study, data, out, quick, source, seed, classes, overrides):
+    parts = ["python", "tools/reproduce.py", "--study", study, "--data", str(data), "--out", str(out),
+             "--seed", str(seed)]
+    parts += ["--quick"] if quick else []
+    parts += ["--source", str(source)] if source else []
+    parts += ["--classes", ",".join(classes)] if classes else []
+    for item in overrides:
+        parts += ["-o", item]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _source_weights(plans, split, root, seed, quick, source, overrides, per_class):
+    """Pretrain one network per architecture used by a transfer row; {arch: weights path}."""
+    transfer = [p for p in plans if read_yaml(p.config).get("Arch", {}).get("pretrained") is True]
+    if not source or not transfer:
+        return {}, [], None
+    source_split = split_source_data(source, held_out_hashes(split), seed, root / "splits_source", per_class)
+    weights, runs = {}, []
+    for plan in transfer:
+        if plan.arch not in weights:
+            source_plan = plan_source(plan, source_split, root / "runs", seed, quick, overrides)
+            weights[plan.arch], config = run_source(source_plan)
+            runs.append(SimpleNamespace(plan=source_plan, config=config))
+    return weights, runs, source_split
+
+
+def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42, classes=None, overrides=(),
+              n_resamples=1000):
+    """Run a whole study; return the path of its report.md."""
+    study = get_study(study_name)
+    root = Path(out) / study.name
+    root.mkdir(parents=True, exist_ok=True)
+    folders = list(classes) if classes else study.class_folders(data)
+    per_class = QUICK["per_class"] if quick else None
+    split = split_study_data(data, folders, study.ratios, seed, root / "splits", per_class)
+    runs_dir = root / "runs"
+    plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, extra=overrides)
+             for name in study.runs]
+    weights, source_runs, source_split = _source_weights(plans, split, root, seed, quick, source, overrides, per_class)
+    if weights:
+        plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch), overrides)
+                 for name, plan in zip(study.runs, plans)]
+    results = [run_target(plan) for plan in plans]
+    ctx = {"split": split, "source_split": source_split, "results": results, "sources": source_runs,
+           "quick": quick, "seed": seed, "n_resamples": n_resamples,
+           "class_names": results[0].metrics["test"]["class_names"],
+           "command": _command(study.name, data, out, quick, source, seed, classes, overrides)}
+    path = write_report(study, ctx, root)
+    log.info("wrote %s", path)
+    return path
