@@ -17,7 +17,7 @@ from paddle_dx.config import config_hash, dump_config
 from paddle_dx.data.builder import build_dataset, build_loader, class_names
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
 from paddle_dx.engine.checkpoint import disk_bytes_needed, load_checkpoint, save_checkpoint, save_weights
-from paddle_dx.engine.evaluator import evaluate
+from paddle_dx.engine.distributed import Parallel, resume_step
 from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.engine.manifest import write_manifest
@@ -46,6 +46,7 @@ class Trainer:
         self.config = config
         g = config["Global"]
         self.rank, self.world_size = rank, world_size
+        self.parallel = Parallel(rank, world_size)  # pass-through on one device
         self.is_main = rank == 0
         self.output_dir = Path(g["output_dir"])
         if self.is_main:
@@ -88,7 +89,8 @@ class Trainer:
         return {"epoch": epoch, "step": step, "history": self.history, "best": self.best,
                 "partial": self.partial, "config_hash": config_hash(self.config),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "stage": self.stage_index, "stage_results": self.stage_results}
+                "stage": self.stage_index, "stage_results": self.stage_results,
+                "world_size": self.world_size, "batch_size": self.train_sampler.batch_size}
 
     def save_latest(self, epoch, step):
         if self.is_main:
@@ -104,8 +106,8 @@ class Trainer:
         if self.scheduler and state.get("scheduler"):
             self.scheduler.set_state_dict(state["scheduler"])
         self.history, self.best = state["history"], state["best"]
-        self.start_epoch, self.start_step = state["epoch"], state["step"]
-        self.partial = state.get("partial") or {"loss_sum": 0.0, "correct": 0, "seen": 0}
+        self.start_epoch, self.start_step = state["epoch"], resume_step(state, self.train_sampler)
+        self.partial = (state.get("partial") if self.is_main else None) or {"loss_sum": 0.0, "correct": 0, "seen": 0}
         log.info("resumed from %s at epoch %d, step %d", path, self.start_epoch + 1, self.start_step)
 
     # ---- signals -------------------------------------------------------------------------
@@ -120,7 +122,7 @@ class Trainer:
     # ---- training ------------------------------------------------------------------------
     def train_step(self, images, labels):
         with paddle.amp.auto_cast(enable=self.use_amp):
-            logits = (self._forward or self.model)(images)
+            logits = self.parallel.wrap(self._forward or self.model)(images)
             loss = self.loss_fn(logits, labels)
         if self.scaler:
             self.scaler.scale(loss).backward()
@@ -142,7 +144,7 @@ class Trainer:
                    desc=f"epoch {epoch + 1}/{g['epochs']}", disable=not self.is_main, mininterval=2)
         step = self.start_step
         for images, labels in bar:
-            paddle.seed(step_seed(g["seed"], epoch, step))
+            paddle.seed(step_seed(g["seed"] + self.rank, epoch, step))  # dropout differs per rank
             loss, logits = self.train_step(images, labels)
             n = int(labels.shape[0])
             self.partial["loss_sum"] += float(loss) * n
@@ -157,6 +159,7 @@ class Trainer:
                 raise Interrupted(f"stopped by {signal.Signals(self._stop_signal).name} at epoch {epoch + 1}, "
                                   f"step {step}; resume with -o Global.checkpoints={self.output_dir / 'latest'}")
         bar.close()
+        self.partial = self.parallel.sum(self.partial)  # all ranks' shards
         seen = max(self.partial["seen"], 1)
         result = {"loss": self.partial["loss_sum"] / seen, "accuracy": self.partial["correct"] / seen,
                   "step_losses": self.partial.get("step_losses", [])}
@@ -167,7 +170,7 @@ class Trainer:
     def evaluate(self, loader=None):
         model, loader = (self.model, loader) if loader else self.feature_cache.eval_pair(
             self.model, self.eval_loader, self.config["DataLoader"]["Eval"]["sampler"]["batch_size"])
-        return evaluate(model, loader, self.class_names, self.eval_loss_fn)
+        return self.parallel.evaluate(model, loader, self.class_names, self.eval_loss_fn)
 
     def fit(self):
         g = self.config["Global"]
@@ -249,7 +252,7 @@ class Trainer:
             result["stages"] = self.stage_results
         test_cfg = self.config["DataLoader"]["Test"]["dataset"]
         if test_cfg["cls_label_path"] and self.best:
-            load_model_weights(self.model, self.output_dir / "best_model.pdparams")
+            self.parallel.load_weights(self.model, self.output_dir / "best_model.pdparams")
             test_set, report = build_dataset(self.config, "Test")
             result["skipped_images"] += [{"path": p, "reason": r} for p, r in report["skipped"]]
             self.hashes.update(report["hashes"])

@@ -68,8 +68,9 @@ def parse_freeze(freeze):
 def apply_freeze(model, freeze):
     """Set which parameters train; return the number of frozen parameters (tensors)."""
     what = parse_freeze(freeze)
+    statistics = {id(t) for layer in model.sublayers() if isinstance(layer, _BN_TYPES) for t in (layer._mean, layer._variance)}
     for p in model.parameters():
-        p.stop_gradient = False
+        p.stop_gradient = id(p) in statistics  # BatchNorm running statistics are buffers, never trained
     model.frozen_bn = []
     if what == 0:
         return 0
