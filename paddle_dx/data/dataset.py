@@ -59,6 +59,7 @@ class ImageListDataset(paddle.io.Dataset):
         self.samples = list(samples)
         self.transforms = transforms
         self.seed = int(seed)
+        self.prefix_cache = None  # a paddle_dx.data.preprocess_cache.PrefixCache, set by build_dataset
 
     @property
     def labels(self):
@@ -67,6 +68,8 @@ class ImageListDataset(paddle.io.Dataset):
     def load(self, index, epoch=0):
         path, label = self.samples[index]
         rng = np.random.default_rng([self.seed, int(epoch), int(index)])
+        if self.prefix_cache is not None:  # Global.preprocess_cache: the deterministic ops come from disk
+            return self.prefix_cache(path, rng), np.int64(label)
         return self.transforms(read_image(path), rng), np.int64(label)
 
     def __getitem__(self, key):

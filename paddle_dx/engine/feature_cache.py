@@ -6,7 +6,7 @@ never change. ``Global.feature_cache`` computes them once per image through the 
 (``frozen_features``) and trains ``head(dropout(features))``; dropout still draws from Paddle's
 generator exactly as the full forward would, so the trained head is the same.
 
-Entries are ``.npy`` files under ``Global.feature_cache_dir`` (default ``output_dir/cache``),
+Entries are ``.npy`` files under ``Global.cache_dir`` (default ``output_dir/cache``) ``/features``,
 keyed by (backbone weights hash, resolved preprocessing spec, image SHA-256, engine), so a
 second run on the same images and weights starts from a warm cache.
 
@@ -20,12 +20,12 @@ import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import paddle
 
 from paddle_dx.data.io import file_sha256
+from paddle_dx.data.preprocess_cache import cache_root
 from paddle_dx.engine.frozen_features import build_extractor, weights_hash
 from paddle_dx.errors import ConfigError
 from paddle_dx.utils.files import atomic_path
@@ -85,7 +85,7 @@ class FeatureCache:
         if world_size > 1 and self.mode != "off":
             log.info("feature cache: off in multi-device training (each rank would cache its own shard)")
             self.mode = "off"
-        self.root = Path(g["feature_cache_dir"] or Path(g["output_dir"]) / "cache")
+        self.root = cache_root(config)
         self.threads, self.seed = g["num_threads"], g["seed"]
         self.sets = {"Train": train_set, "Eval": eval_set}
         self.hashes = dict(hashes or {})

@@ -1,0 +1,71 @@
+"""Decode, crop, denoise and resize each image once: an on-disk cache of the deterministic
+part of a preprocessing pipeline.
+
+``Compose.deterministic_prefix()`` (the ops before the first random one) gives the same output
+for an image every epoch, so it is stored as a uint8 ``.npy`` keyed by (image SHA-256, the
+prefix ops' resolved spec); later epochs and later runs load it and apply only the rest
+(random augmentation, normalisation). Normalisation and layout ops stay out of the cache:
+they are cheap and would make the entries 4x larger (float32).
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from paddle_dx.data.io import file_sha256, read_image
+from paddle_dx.data.transforms import NormalizeImage, ToCHWImage
+from paddle_dx.utils.files import atomic_path
+
+_CHEAP = (NormalizeImage, ToCHWImage)
+
+
+def cache_root(config):
+    """``Global.cache_dir``, default ``output_dir/cache`` (preprocess/ and features/ live there)."""
+    g = config["Global"]
+    return Path(g["cache_dir"] or Path(g["output_dir"]) / "cache")
+
+
+def cached_prefix(transforms):
+    """The ops worth caching: the deterministic prefix, up to the first normalisation/layout op."""
+    prefix = []
+    for op in transforms.deterministic_prefix():
+        if isinstance(op, _CHEAP):
+            break
+        prefix.append(op)
+    return prefix
+
+
+class PrefixCache:
+    """``cache(path, rng)`` == ``transforms(read_image(path), rng)``, with the prefix read from disk."""
+
+    def __init__(self, root, transforms, hashes=None):
+        self.root = Path(root)
+        self.transforms = transforms
+        self.prefix = cached_prefix(transforms)
+        self.rest = transforms.ops[len(self.prefix):]
+        self.spec_key = json.dumps(transforms.spec()[:len(self.prefix)], sort_keys=True)
+        self.hashes = dict(hashes or {})
+
+    def _file(self, path):
+        digest = self.hashes.get(str(path)) or file_sha256(path)
+        key = hashlib.sha256(f"{digest}|{self.spec_key}".encode()).hexdigest()
+        return self.root / key[:2] / f"{key}.npy"
+
+    def prefix_output(self, path):
+        """The cached prefix output for ``path``, computing and storing it on a miss."""
+        entry = self._file(path)
+        if entry.is_file():
+            return np.load(entry)
+        img = read_image(path)
+        for op in self.prefix:
+            img = op(img, None)
+        with atomic_path(entry) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(img))
+        return img
+
+    def __call__(self, path, rng):
+        img = self.prefix_output(path)
+        for op in self.rest:
+            img = op(img, rng)
+        return img

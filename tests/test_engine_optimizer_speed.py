@@ -1,0 +1,47 @@
+"""The optimizer paddle_dx builds does not trigger Paddle's CPU "Adam slowdown".
+
+After one step of Paddle's per-tensor Adam on a parameter of >= 512 elements, every later
+matmul/conv in the process ran 4-5x slower on 2 threads (../shared/PERF_NOTES.md, pitfall 1);
+``use_multi_tensor=True`` avoids it. The test times the same matmul before and after one step of
+the optimizer ``build_optimizer`` returns for an Adam config, in this process, and compares the
+ratio (not an absolute time). Measured here: ~1.0 with multi-tensor Adam, ~4-5 with the
+per-tensor one (`use_multi_tensor=False`), which this test is meant to catch.
+"""
+import statistics
+import time
+
+import paddle
+
+from paddle_dx.config import load_config
+from paddle_dx.engine.optimizer import build_optimizer
+from paddle_dx.utils.device import select_device
+
+
+def _matmul_seconds(a, b, rounds=7, reps=10):
+    """Median over rounds of the time of ``reps`` matmuls (robust to a noisy shared machine)."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(reps):
+            out = paddle.matmul(a, b)
+        float(out[0, 0])
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def test_adam_step_leaves_matmul_speed_alone():
+    select_device("cpu")  # all usable cores: the slowdown needs >= 2 threads to show
+    config = load_config(raw={"Optimizer": {"name": "Adam", "lr": 0.001}})
+    model = paddle.nn.Sequential(paddle.nn.Linear(256, 256), paddle.nn.Linear(256, 2))
+    optimizer, _ = build_optimizer(config["Optimizer"], model, epochs=1)
+    a, b = paddle.randn([512, 512]), paddle.randn([512, 512])
+    _matmul_seconds(a, b, rounds=2)  # warm-up
+    before = _matmul_seconds(a, b)
+    loss = model(paddle.randn([8, 256])).mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.clear_grad()
+    after = _matmul_seconds(a, b)
+    # compare again with a fresh "before" so one noisy phase cannot decide the verdict
+    ratio = min(after / before, _matmul_seconds(a, b) / before)
+    assert ratio < 2.0, f"matmul {ratio:.1f}x slower after one optimizer step (before {before:.4f}s, after {after:.4f}s)"
