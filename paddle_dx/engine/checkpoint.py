@@ -39,7 +39,8 @@ def save_checkpoint(directory, model, optimizer, state):
     try:
         paddle.save(model.state_dict(), str(tmp / FILES[0]))
         pause_point("checkpoint_write")  # fault tests kill the run here
-        paddle.save(optimizer.state_dict(), str(tmp / FILES[1]))
+        names = {p.name: n for n, p in model.named_parameters()}
+        paddle.save(rename_optimizer_state(optimizer.state_dict(), names), str(tmp / FILES[1]))
         state = dict(state, sha256={f: file_sha256(tmp / f) for f in FILES})
         (tmp / "state.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
         for f in (*FILES, "state.json"):
@@ -68,14 +69,36 @@ def find_checkpoint(path):
     raise WeightsError(f"no checkpoint found at {path} (expected a folder with state.json, model.pdparams, model.pdopt)")
 
 
-def load_checkpoint(path):
-    """Return (model state, optimizer state, state dict) after verifying the file hashes."""
+def rename_optimizer_state(opt_state, names):
+    """Rename the per-parameter keys (``<parameter name>_moment1_0`` ...) by ``names``.
+
+    Paddle names parameters from a process-wide counter (``conv2d_2.w_0``), so the same model
+    gets other names in a process that built other layers first (a notebook, a test, a study
+    script). Checkpoints therefore store the optimizer keyed by structured names
+    (``backbone.conv1.weight_moment1_0``), mapped back to the live names on load.
+    """
+    by_length = sorted(names, key=len, reverse=True)
+    out = {}
+    for key, value in opt_state.items():
+        old = next((n for n in by_length if key.startswith(n + "_")), None)
+        out[names[old] + key[len(old):] if old else key] = value
+    return out
+
+
+def load_checkpoint(path, model=None):
+    """Return (model state, optimizer state, state dict) after verifying the file hashes.
+
+    Give ``model`` to get the optimizer state keyed by that model's live parameter names.
+    """
     directory = find_checkpoint(path)
     state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
     for f, digest in state.get("sha256", {}).items():
         if not (directory / f).is_file() or file_sha256(directory / f) != digest:
             raise WeightsError(f"{directory / f}: checkpoint file is incomplete or changed (hash mismatch)")
-    return paddle.load(str(directory / FILES[0])), paddle.load(str(directory / FILES[1])), state
+    opt_state = paddle.load(str(directory / FILES[1]))
+    if model is not None:
+        opt_state = rename_optimizer_state(opt_state, {n: p.name for n, p in model.named_parameters()})
+    return paddle.load(str(directory / FILES[0])), opt_state, state
 
 
 def save_weights(path, model):

@@ -97,7 +97,7 @@ class Trainer:
             save_checkpoint(self.output_dir / "latest", self.model, self.optimizer, self._state(epoch, step))
 
     def resume(self, path):
-        model_state, opt_state, state = load_checkpoint(path)
+        model_state, opt_state, state = load_checkpoint(path, self.model)
         check_state_fits(self.model, model_state, path)
         self.model.set_state_dict(model_state)
         self._enter_stage(state.get("stage"))  # the optimizer must hold that stage's parameters
