@@ -108,6 +108,12 @@ def test_export_writes_model_and_complete_spec(exported):
     assert spec["params_sha256"] == file_sha256(exported.out / spec["params_file"])
     import paddle_dx
     assert spec["paddle_dx_version"] == paddle_dx.__version__
+    # the dygraph weights travel with the export and are the trained ones
+    assert spec["dygraph_weights_sha256"] == file_sha256(exported.out / spec["dygraph_weights"])
+    reloaded = load_model_weights(build_model(dict(exported.config["Arch"], pretrained=False)),
+                                  exported.out / spec["dygraph_weights"])
+    for name, value in exported.model.state_dict().items():
+        np.testing.assert_array_equal(reloaded.state_dict()[name].numpy(), value.numpy())
 
 
 @pytest.mark.parametrize("onednn, atol", [(False, 1e-5), (True, 1e-3)])

@@ -1,8 +1,10 @@
 """Write a TransferModel as a Paddle Inference model plus its ``inference.yml``.
 
 The exported graph ends in a softmax, so every runtime (this Predictor, C++, Serving) gets
-probabilities. The preprocessing stored is ``transforms_for(config, "Eval").spec()`` and nothing
-else: whatever ops evaluation used (including ones other modules register) travel with the model.
+probabilities. The dygraph weights are saved beside it (``weights.pdparams``) so tools that
+need the layers themselves (Grad-CAM) work from the export folder alone. The preprocessing
+stored is ``transforms_for(config, "Eval").spec()`` and nothing else: whatever ops evaluation
+used (including ones other modules register) travel with the model.
 """
 import logging
 from pathlib import Path
@@ -14,6 +16,7 @@ import paddle_dx
 from paddle_dx.config import config_hash
 from paddle_dx.data.builder import class_names, transforms_for
 from paddle_dx.data.io import file_sha256
+from paddle_dx.engine.checkpoint import save_weights
 from paddle_dx.errors import ConfigError, WeightsError
 from paddle_dx.inference.spec import MODEL_PREFIX, PARAMS_SUFFIX, PROGRAM_SUFFIXES, SPEC_FILE, find_program, write_spec
 from paddle_dx.models import build_model, load_model_weights
@@ -49,8 +52,8 @@ def _remove_stale(out_dir):
     """Drop files of an earlier export so the directory holds exactly one model."""
     for suffix in (*PROGRAM_SUFFIXES, PARAMS_SUFFIX, PARAMS_SUFFIX + ".info"):
         (out_dir / f"{MODEL_PREFIX}{suffix}").unlink(missing_ok=True)
-    (out_dir / SPEC_FILE).unlink(missing_ok=True)
-    (out_dir / DYGRAPH_WEIGHTS).unlink(missing_ok=True)
+    for name in (SPEC_FILE, DYGRAPH_WEIGHTS):
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def export_model(model, config, out_dir, weights_path=None):
@@ -74,7 +77,7 @@ def export_model(model, config, out_dir, weights_path=None):
     program = find_program(out_dir)
     params = out_dir / f"{MODEL_PREFIX}{PARAMS_SUFFIX}"
     dygraph = out_dir / DYGRAPH_WEIGHTS  # Grad-CAM (paddle_dx.explain) needs the dygraph model
-    paddle.save(model.state_dict(), str(dygraph))
+    save_weights(dygraph, model)
     spec = {
         "paddle_dx_version": paddle_dx.__version__,
         "paddle_version": paddle.__version__,
