@@ -1,8 +1,8 @@
 """What ``tools/infer.py --input PATH`` means: one image, a folder (recursive) or a list file."""
 from pathlib import Path
 
-from paddle_dx.data.io import IMAGE_EXTENSIONS
-from paddle_dx.errors import DataError
+from paddle_dx.data.io import IMAGE_EXTENSIONS, read_image
+from paddle_dx.errors import DataError, ImageReadError
 
 
 def is_image_file(path):
@@ -40,3 +40,19 @@ def collect_inputs(path, image_root=None):
     if is_image_file(path):
         return [str(path)]
     return read_path_list(path, image_root)
+
+
+def read_batches(paths, batch_size, on_skip=None):
+    """Yield ``(paths, RGB arrays)`` per batch of readable images (empty batches are not yielded);
+    each unreadable file goes to ``on_skip(path, reason)`` instead of stopping the run."""
+    for start in range(0, len(paths), batch_size):
+        good, images = [], []
+        for path in paths[start:start + batch_size]:
+            try:
+                images.append(read_image(path))
+                good.append(path)
+            except ImageReadError as exc:
+                if on_skip:
+                    on_skip(path, exc.problem)
+        if images:
+            yield good, images

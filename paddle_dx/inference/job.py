@@ -3,8 +3,7 @@ import csv
 import sys
 from dataclasses import dataclass, field
 
-from paddle_dx.data.io import read_image
-from paddle_dx.errors import ImageReadError
+from paddle_dx.inference.inputs import read_batches
 from paddle_dx.utils.files import atomic_path
 
 
@@ -17,16 +16,13 @@ class InferenceResult:
 def predict_files(predictor, paths, batch_size=8, on_skip=None):
     """Predict ``paths`` batch by batch; an unreadable file is skipped (``on_skip(path, reason)``)."""
     result = InferenceResult()
-    for start in range(0, len(paths), batch_size):
-        good, images = [], []
-        for path in paths[start:start + batch_size]:
-            try:
-                images.append(read_image(path))
-                good.append(path)
-            except ImageReadError as exc:
-                result.skipped.append((path, exc.problem))
-                if on_skip:
-                    on_skip(path, exc.problem)
+
+    def skip(path, reason):
+        result.skipped.append((path, reason))
+        if on_skip:
+            on_skip(path, reason)
+
+    for good, images in read_batches(paths, batch_size, skip):
         for path, probs in zip(good, predictor.predict_arrays(images, batch_size)):
             result.rows.append(predictor.describe(probs, path))
     return result
