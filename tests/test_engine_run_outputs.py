@@ -1,0 +1,65 @@
+"""What one training run leaves in output_dir: VisualDL logs, config, metrics, checkpoints."""
+import json
+
+import numpy as np
+import yaml
+
+from conftest import tiny_config
+from paddle_dx.config import load_config
+
+SCALARS = {"train/loss", "train/accuracy", "train/lr", "val/loss", "val/accuracy", "val/auc", "val/macro_f1",
+           "val/f1/normal", "val/f1/lesion"}
+
+
+def test_run_writes_visualdl_config_metrics_and_checkpoints(tiny_dataset, tmp_path):
+    from visualdl import LogReader
+
+    from paddle_dx.engine.evaluation_job import run_evaluation
+    from paddle_dx.engine.trainer import Trainer
+    images, lists = tiny_dataset
+    out = tmp_path / "out"
+    config = tiny_config(images, lists, out, **{"Global.use_visualdl": True, "Global.epochs": 2})
+    result = Trainer(config).fit()
+
+    logs = sorted((out / "vdl").glob("vdlrecords.*.log"))
+    assert len(logs) == 1
+    reader = LogReader(file_path=str(logs[0]))
+    tags = reader.get_tags()
+    assert SCALARS <= set(tags["scalar"])
+    assert {"val/confusion_matrix", "val/roc"} <= set(tags["image"])
+    for tag in ("train/loss", "val/accuracy", "val/f1/lesion", "train/lr"):
+        records = reader.get_data("scalar", tag)
+        assert [r.id for r in records] == [1, 2], tag  # one point per epoch
+    val_acc = [r.value for r in reader.get_data("scalar", "val/accuracy")]
+    np.testing.assert_allclose(val_acc, [h["val_accuracy"] for h in result["history"]], rtol=1e-6)
+    assert len(reader.get_data("image", "val/confusion_matrix")) == 2
+
+    # the resolved config is written and loads back to the same config
+    assert load_config(out / "config.yaml") == config
+    assert yaml.safe_load((out / "config.yaml").read_text())["Global"]["image_shape"] == [3, 32, 32]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert metrics["best_epoch"] in (1, 2)
+    assert set(metrics["test"]) >= {"accuracy", "per_class", "macro", "auc", "confusion_matrix"}
+    assert (out / "best_model.pdparams").is_file()
+    state = json.loads((out / "latest" / "state.json").read_text())
+    assert state["epoch"] == 2 and state["step"] == 0
+    assert (out / "latest" / "model.pdopt").is_file()
+
+    # tools/eval.py's job on the best weights writes eval_metrics.json and the matrix figure
+    eval_config = tiny_config(images, lists, tmp_path / "eval", **{
+        "Global.pretrained_model": str(out / "best_model.pdparams"),
+        "DataLoader.Eval.dataset.cls_label_path": str(lists / "test_list.txt")})
+    metrics = run_evaluation(eval_config)
+    saved = json.loads((tmp_path / "eval" / "eval_metrics.json").read_text())
+    assert saved["accuracy"] == metrics["accuracy"] == result["test"]["accuracy"]
+    assert set(saved["per_class"]) == {"normal", "lesion"}
+    assert (tmp_path / "eval" / "eval_confusion_matrix.png").stat().st_size > 1000
+
+
+def test_visualdl_off_writes_no_logs(tiny_run_config, tmp_path):
+    from paddle_dx.engine.trainer import Trainer
+    config = load_config(raw=tiny_run_config, overrides=["Global.epochs=1"])
+    Trainer(config).fit()
+    assert not (tmp_path / "out" / "vdl").exists()
+    assert (tmp_path / "out" / "metrics.json").is_file()
