@@ -23,7 +23,7 @@ class Key:
 
 def _dataset_schema():
     return {
-        "name": Key((str,), "ImageListDataset"),
+        "name": Key((str,), "ImageListDataset", doc="dataset class (only ImageListDataset)"),
         "image_root": Key((str,), "", doc="folder the list file's paths are relative to"),
         "cls_label_path": Key((str,), "", doc="list file: `relative/path label` per line"),
         "label_list": Key((str,), None, nullable=True, doc="`id name` per line; default: label_list.txt beside the list"),
@@ -35,33 +35,35 @@ def _loader_schema(shuffle, drop_last):
     return {
         "dataset": _dataset_schema(),
         "sampler": {
-            "name": Key((str,), "BatchSampler", choices=("BatchSampler", "DistributedBatchSampler", "BalancedBatchSampler")),
-            "batch_size": Key((int,), 16),
-            "shuffle": Key((bool,), shuffle),
-            "drop_last": Key((bool,), drop_last),
+            "name": Key((str,), "BatchSampler", choices=("BatchSampler", "DistributedBatchSampler", "BalancedBatchSampler"),
+                        doc="BalancedBatchSampler draws classes equally often (Train only)"),
+            "batch_size": Key((int,), 16, doc="images per batch (per device)"),
+            "shuffle": Key((bool,), shuffle, doc="new order each epoch, a function of (seed, epoch); Train only"),
+            "drop_last": Key((bool,), drop_last, doc="drop the last incomplete batch; Train only"),
         },
         "loader": {
-            "num_workers": Key((int,), 0),
-            "use_shared_memory": Key((bool,), False),
+            "num_workers": Key((int,), 0, doc="DataLoader worker processes (0 = main process)"),
+            "use_shared_memory": Key((bool,), False, doc="workers hand batches over in shared memory"),
         },
     }
 
 
 SCHEMA = {
     "Global": {
-        "seed": Key((int,), 42),
-        "device": Key((str,), "auto", choices=("auto", "cpu", "gpu")),
-        "epochs": Key((int,), 10),
-        "output_dir": Key((str,), "output/run"),
+        "seed": Key((int,), 42, doc="seeds Python, NumPy and Paddle: sampling order, augmentation, init, dropout"),
+        "device": Key((str,), "auto", choices=("auto", "cpu", "gpu"),
+                      doc="auto = GPU if Paddle has CUDA and a GPU is present, else CPU"),
+        "epochs": Key((int,), 10, doc="training epochs (the sum of Stages when given)"),
+        "output_dir": Key((str,), "output/run", doc="run folder: best_model.pdparams, latest/, metrics.json, config.yaml, vdl/"),
         "pretrained_model": Key((str,), None, nullable=True, doc="weights to start from (eval/export/fine-tune)"),
         "checkpoints": Key((str,), None, nullable=True, doc="`latest` checkpoint prefix to resume from"),
-        "eval_interval": Key((int,), 1),
-        "save_interval": Key((int,), 1),
-        "use_visualdl": Key((bool,), True),
-        "image_shape": Key((list,), [3, 224, 224]),
+        "eval_interval": Key((int,), 1, doc="evaluate the Eval list every N epochs (and after the last)"),
+        "save_interval": Key((int,), 1, doc="write latest/ every N epochs (and after the last)"),
+        "use_visualdl": Key((bool,), True, doc="VisualDL logs in output_dir/vdl"),
+        "image_shape": Key((list,), [3, 224, 224], doc="network input [3, H, W]; sized ops without a size use H, W"),
         "use_amp": Key((bool,), False, doc="mixed precision, GPU only"),
-        "print_batch_step": Key((int,), 10),
-        "skip_bad_images": Key((bool,), False),
+        "print_batch_step": Key((int,), 10, doc="accepted for PaddleClas configs; progress is a tqdm bar"),
+        "skip_bad_images": Key((bool,), False, doc="drop unreadable images (listed in skipped_images.txt) instead of stopping"),
         "save_inference_dir": Key((str,), "inference", doc="where tools/export_model.py writes"),
         "num_threads": Key((int,), 0, doc="CPU threads for Paddle; 0 = every core this process may use "
                                          "(Paddle's own default is 1 thread)"),
@@ -77,22 +79,23 @@ SCHEMA = {
                                                     "resize) of each image on disk: see data/preprocess_cache.py"),
     },
     "Arch": {
-        "name": Key((str,), "ResNet50"),
-        "class_num": Key((int,), 2),
+        "name": Key((str,), "ResNet50", doc="backbone: ResNet18/34/50/101/152(_vd), VGG11/13/16/19, InceptionV3, LeNet5"),
+        "class_num": Key((int,), 2, doc="number of classes = size of the new head"),
         "pretrained": Key((bool, str), False, doc="true (PaddleClas ImageNet URL) | false | path to .pdparams"),
         "freeze": Key((str,), "none", doc="none | backbone | until stage N"),
         "dropout": Key(NUMBER, 0.0, doc="dropout before the new head"),
     },
     "Loss": {
-        "Train": Key((list,), [{"CELoss": {"weight": 1.0}}]),
-        "Eval": Key((list,), [{"CELoss": {"weight": 1.0}}]),
+        "Train": Key((list,), [{"CELoss": {"weight": 1.0}}],
+                     doc="[{CELoss: {weight, class_weights: [..] | balanced, label_smoothing}}], summed"),
+        "Eval": Key((list,), [{"CELoss": {"weight": 1.0}}], doc="loss reported on the Eval and Test lists"),
     },
     "Optimizer": {
-        "name": Key((str,), "Adam", choices=("Adam", "AdamW", "Momentum")),
-        "lr": Key(NUMBER, 0.001),
-        "weight_decay": Key(NUMBER, 0.0),
+        "name": Key((str,), "Adam", choices=("Adam", "AdamW", "Momentum"), doc="always Paddle's multi-tensor kernels"),
+        "lr": Key(NUMBER, 0.001, doc="learning rate"),
+        "weight_decay": Key(NUMBER, 0.0, doc="L2 (Adam, Momentum) or decoupled (AdamW) weight decay"),
         "momentum": Key(NUMBER, 0.9, doc="Momentum only"),
-        "lr_schedule": Key((str,), "constant", choices=("constant", "cosine")),
+        "lr_schedule": Key((str,), "constant", choices=("constant", "cosine"), doc="cosine: decay to 0 over the epochs (of each stage)"),
         "grad_clip": Key(NUMBER, None, nullable=True, doc="clip gradients by global norm"),
     },
     "DataLoader": {
@@ -101,8 +104,10 @@ SCHEMA = {
         "Test": _loader_schema(shuffle=False, drop_last=False),
     },
     "Metric": {
-        "Eval": Key((list,), ["Accuracy", "PerClass", "AUC", "ConfusionMatrix"]),
-        "best_metric": Key((str,), "accuracy", choices=("accuracy", "macro_f1", "auc", "loss")),
+        "Eval": Key((list,), ["Accuracy", "PerClass", "AUC", "ConfusionMatrix"],
+                     doc="accepted for PaddleClas configs; all these metrics are always computed"),
+        "best_metric": Key((str,), "accuracy", choices=("accuracy", "macro_f1", "auc", "loss"),
+                            doc="validation metric that picks best_model.pdparams"),
     },
     "Stages": Key((list,), None, nullable=True,
                   doc="training stages in one run, e.g. pre-training (freeze: backbone) then fine-tuning "
@@ -111,8 +116,8 @@ SCHEMA = {
 
 # One item of ``Stages`` (checked by loader.validate with the same rules as the sections).
 STAGE_SCHEMA = {
-    "name": Key((str,), ""),
-    "epochs": Key((int,), 0),
+    "name": Key((str,), "", doc="stage name (in logs and metrics.json)"),
+    "epochs": Key((int,), 0, doc="epochs of this stage"),
     "freeze": Key((str,), None, nullable=True, doc="none | backbone | until stage N; default Arch.freeze"),
     "lr": Key(NUMBER, None, nullable=True, doc="learning rate of this stage; default Optimizer.lr"),
 }
