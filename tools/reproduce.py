@@ -2,7 +2,7 @@
 
 python tools/reproduce.py --study {esophagus,gastric,brain,lung_nodule,pcam} --data DIR
                           [--quick] [--source DIR] [--out reports] [--seed 42]
-                          [--classes a,b,...] [-o Key=value ...]
+                          [--classes a,b,...] [--per-class N] [-o Key=value ...]
 """
 import argparse
 import os
@@ -24,6 +24,8 @@ def main():
     parser.add_argument("--out", default="reports")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--classes", default=None, help="comma-separated class folders of --data, in label order")
+    parser.add_argument("--per-class", type=int, default=None,
+                        help="use at most N images of each class (default with --quick: 40)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument("-o", "--override", action="append", default=[],
                         help="config override applied to every run, e.g. -o Global.device=cpu")
@@ -31,7 +33,7 @@ def main():
     from paddle_dx.studies.reproduce import reproduce
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     path = reproduce(args.study, args.data, args.out, args.quick, args.source, args.seed, classes,
-                     args.override, args.resamples)
+                     args.override, args.resamples, args.per_class)
     print(f"wrote {path}")
 
 

@@ -21,7 +21,7 @@ def _plt():
 def _save(fig, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     _plt().close(fig)
     return path
 
@@ -82,5 +82,5 @@ def prediction_grid(paths, labels, probs, class_names, title, path, count=16, th
         ax.set_title(f"{class_names[labels[i]]} / {class_names[preds[i]]}", fontsize=8,
                      color="green" if right else "red")
     fig.suptitle(f"{title}\n(true / predicted)", fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.86, hspace=0.3, wspace=0.1)
     return _save(fig, path)

@@ -75,7 +75,11 @@ def quick_overrides(raw):
     return out
 
 
-def effective_arch(raw, quick):
+def effective_arch(raw, quick, extra=()):
+    """The network a run really trains: user override, else quick substitution, else config."""
+    for item in reversed(list(extra)):
+        if item.startswith("Arch.name="):
+            return item.split("=", 1)[1]
     arch = raw.get("Arch", {}).get("name", "ResNet50")
     return QUICK["arch"].get(arch, arch) if quick else arch
 
@@ -93,7 +97,7 @@ def imagenet_available(arch):
 def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None, extra=()):
     """The RunPlan of one table row; ``source_weights``: backbone weights from --source."""
     raw = read_yaml(config_path)
-    plan = RunPlan(name, str(config_path), arch=effective_arch(raw, quick))
+    plan = RunPlan(name, str(config_path), arch=effective_arch(raw, quick, extra))
     plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}"] + data_overrides(split)
     if quick:
         plan.overrides += quick_overrides(raw)
@@ -113,7 +117,7 @@ def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None
         plan.init = f"weights from {pretrained}"
     else:
         plan.init = "random (from scratch)"
-    plan.overrides += list(extra)
+    plan.overrides += list(extra)  # user overrides go last: they win
     return plan
 
 

@@ -56,11 +56,16 @@ def _setting_section(study, ctx):
                  f"{ctx['seed']} (scikit-learn), lists in `{split.lists_dir}`.")
     lines += ["", table(["split"] + split.folders + ["total"],
                         [[s] + [c[f] for f in split.folders] + [sum(c.values())] for s, c in split.counts.items()])]
+    if ctx["per_class"]:
+        lines += ["", f"- **Subset**: at most {ctx['per_class']} images per class, drawn with seed {ctx['seed']}."]
     if ctx["quick"]:
         subs = ", ".join(f"{a} -> {b}" for a, b in QUICK["arch"].items())
-        lines += ["", f"- **Quick mode** (`--quick`): at most {QUICK['per_class']} images per class, "
-                      f"{QUICK['image_size']} px, {QUICK['epochs']} epochs ({QUICK['stage_epochs']} per stage), "
-                      f"model substitution {subs}. The numbers test the pipeline, not the paper's claim."]
+        lines += ["", f"- **Quick mode** (`--quick`): {QUICK['image_size']} px, {QUICK['epochs']} epochs "
+                      f"({QUICK['stage_epochs']} per stage), model substitution {subs}. The numbers test the "
+                      f"pipeline, not the paper's claim."]
+    if ctx["overrides"]:
+        lines += ["", f"- **Overrides on every run** (`-o`): {', '.join(f'`{o}`' for o in ctx['overrides'])} "
+                      f"(they win over the quick settings)."]
     if ctx.get("source_split"):
         src = ctx["source_split"]
         lines += ["", f"- **Source task** (`--source`): every class folder of `{src.image_root}` ({src.folders}), "

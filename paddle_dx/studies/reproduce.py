@@ -15,12 +15,13 @@ from paddle_dx.studies.splits import held_out_hashes, split_source_data, split_s
 log = logging.getLogger(__name__)
 
 
-def _command(study, data, out, quick, source, seed, classes, overrides):
+def _command(study, data, out, quick, source, seed, classes, overrides, per_class):
     parts = ["python", "tools/reproduce.py", "--study", study, "--data", str(data), "--out", str(out),
              "--seed", str(seed)]
     parts += ["--quick"] if quick else []
     parts += ["--source", str(source)] if source else []
     parts += ["--classes", ",".join(classes)] if classes else []
+    parts += ["--per-class", str(per_class)] if per_class else []
     for item in overrides:
         parts += ["-o", item]
     return " ".join(shlex.quote(p) for p in parts)
@@ -42,26 +43,27 @@ def _source_weights(plans, split, root, seed, quick, source, overrides, per_clas
 
 
 def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42, classes=None, overrides=(),
-              n_resamples=1000):
-    """Run a whole study; return the path of its report.md."""
+              n_resamples=1000, per_class=None):
+    """Run a whole study; return the path of its report.md. ``per_class``: use at most that many
+    images of each class (default with ``quick``: QUICK["per_class"])."""
     study = get_study(study_name)
     root = Path(out) / study.name
     root.mkdir(parents=True, exist_ok=True)
     folders = list(classes) if classes else study.class_folders(data)
-    per_class = QUICK["per_class"] if quick else None
-    split = split_study_data(data, folders, study.ratios, seed, root / "splits", per_class)
+    subset = per_class or (QUICK["per_class"] if quick else None)
+    split = split_study_data(data, folders, study.ratios, seed, root / "splits", subset)
     runs_dir = root / "runs"
     plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, extra=overrides)
              for name in study.runs]
-    weights, source_runs, source_split = _source_weights(plans, split, root, seed, quick, source, overrides, per_class)
+    weights, source_runs, source_split = _source_weights(plans, split, root, seed, quick, source, overrides, subset)
     if weights:
         plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch), overrides)
                  for name, plan in zip(study.runs, plans)]
     results = [run_target(plan) for plan in plans]
     ctx = {"split": split, "source_split": source_split, "results": results, "sources": source_runs,
-           "quick": quick, "seed": seed, "n_resamples": n_resamples,
-           "class_names": results[0].metrics["test"]["class_names"],
-           "command": _command(study.name, data, out, quick, source, seed, classes, overrides)}
+           "quick": quick, "seed": seed, "n_resamples": n_resamples, "per_class": subset,
+           "overrides": list(overrides), "class_names": results[0].metrics["test"]["class_names"],
+           "command": _command(study.name, data, out, quick, source, seed, classes, overrides, per_class)}
     path = write_report(study, ctx, root)
     log.info("wrote %s", path)
     return path

@@ -1,0 +1,145 @@
+"""tools/reproduce.py --quick on the shared data: the report's tables are the runs' own numbers,
+figures decode, the same seed gives the same report; --source transfers a pretrained backbone."""
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from conftest import make_tiny_dataset
+from paddle_dx.studies.bootstrap import HEADLINE, headline
+from paddle_dx.studies.catalog import get_study
+from paddle_dx.studies.markdown import pct
+from paddle_dx.studies.reproduce import reproduce
+
+LABELS = {"accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity", "auc": "AUC"}
+
+
+def tables(markdown):
+    """{heading: [table rows as lists of cells], ...}; the header row first."""
+    out, heading, rows = {}, None, None
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        elif line.startswith("|") and not line.startswith("|---"):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+            out.setdefault(heading, []).append(cells)
+    return out
+
+
+def check_report(root, study_name):
+    """Every table cell is filled; 'this run' numbers are those of each run's metrics.json."""
+    study = get_study(study_name)
+    report = (root / "report.md").read_text(encoding="utf-8")
+    found = tables(report)
+    for heading, rows in found.items():
+        for row in rows:
+            assert all(cell and cell.lower() not in ("nan", "none") for cell in row), (heading, row)
+    metrics = {run: json.loads((root / "runs" / run / "metrics.json").read_text()) for run in study.runs}
+
+    main = found["Test set: paper vs this run"]
+    assert main[0] == ["run", "metric", "paper", "this run", "difference", "95 % CI (bootstrap)"]
+    assert len(main) - 1 == len(study.runs) * len(HEADLINE)
+    by_row = {(r[0], r[1]): r for r in main[1:]}
+    for run, m in metrics.items():
+        ours = headline(m["test"], study.positive)
+        for metric in HEADLINE:
+            _, _, paper, value, diff, ci = by_row[(run, LABELS[metric])]
+            assert value == pct(ours[metric])
+            published = study.paper_value(run, metric)
+            assert paper == ("n/r" if published is None else f"{published:.2f}")
+            if published is not None:
+                assert float(diff) == pytest.approx(float(value) - published, abs=0.011)
+            if ours[metric] is not None:
+                low, high = map(float, re.fullmatch(r"\[(.+), (.+)\]", ci).groups())
+                assert low <= float(value) <= high
+
+        per_class = found[run][1:4 if len(m["test"]["class_names"]) == 2 else 5]
+        for row in per_class:
+            if row[0] in m["test"]["per_class"]:
+                c = m["test"]["per_class"][row[0]]
+                assert row[1:] == [pct(c["precision"]), pct(c["sensitivity"]), pct(c["specificity"]),
+                                   pct(c["f1"]), str(c["support"])]
+        history = [rows for heading, rows in found.items() if heading == run]
+        epochs = [r for r in history[0] if r and r[0].isdigit() and len(r) == 6]
+        assert [int(r[0]) for r in epochs] == [h["epoch"] for h in m["history"]]
+        assert [r[2] for r in epochs] == [f"{h['train_loss']:.4f}" for h in m["history"]]
+
+    figures = sorted((root / "figures").glob("*.png"))
+    assert len(figures) == 4 * len(study.runs)
+    for path in figures:
+        image = cv2.imread(str(path))
+        assert image is not None and image.shape[0] > 100 and image.shape[1] > 100, path
+        assert image.std() > 5, f"{path} is blank"
+        assert f"]({path.relative_to(root)})" in report
+    return report, metrics
+
+
+def main_table(report):
+    return tables(report)["Test set: paper vs this run"]
+
+
+# Smaller than --quick's defaults (40 images per class, 64 px) to keep the suite fast on 2 cores.
+SMALL = {"quick": True, "per_class": 20, "overrides": ["Global.image_shape=[3, 32, 32]"], "n_resamples": 300}
+
+
+def test_esophagus_quick_report_is_filled_from_its_runs(shared_datasets, tmp_path):
+    data = shared_datasets / "hyperkvasir_lower_gi"
+    if not data.is_dir():
+        pytest.skip(f"{data} not found")
+    path = reproduce("esophagus", data, tmp_path, seed=5, **SMALL)
+    report, metrics = check_report(path.parent, "esophagus")
+    assert set(metrics) == {"transfer", "scratch"}
+    init = {r[0]: r[2] for r in tables(report)["Initialisation of each run"][1:]}
+    assert init["scratch"].startswith("random")
+    assert init["transfer"].startswith("ImageNet") or "NOT a transfer-learning result" in init["transfer"]
+    assert "normal-cecum stands in for normal" in report and "Quick mode" in report
+    assert "| transfer | accuracy | 92.32 |" in report and "| scratch | accuracy | 80.12 |" in report
+
+
+@pytest.fixture(scope="module")
+def brain_reports(shared_datasets, tmp_path_factory):
+    data = shared_datasets / "brain_tumor_mri"
+    if not data.is_dir():
+        pytest.skip(f"{data} not found")
+    out = tmp_path_factory.mktemp("reports")
+    return [reproduce("brain", data, out / name, seed=3, **SMALL).parent for name in ("a", "b")]
+
+
+def test_brain_quick_report_is_filled_from_its_run(brain_reports):
+    report, metrics = check_report(brain_reports[0], "brain")
+    assert metrics["ResNet18"]["test"]["class_names"] == ["glioma_tumor", "meningioma_tumor", "pituitary_tumor"]
+    assert "Per-epoch history" in report and "| epoch | lr | train loss" in report
+
+
+def test_same_seed_gives_the_same_report_numbers(brain_reports):
+    a, b = ((root / "report.md").read_text() for root in brain_reports)
+    assert main_table(a) == main_table(b)
+    assert tables(a)["ResNet18"] == tables(b)["ResNet18"]
+    ma, mb = (json.loads((root / "runs" / "ResNet18" / "metrics.json").read_text()) for root in brain_reports)
+    assert [h["train_loss"] for h in ma["history"]] == [h["train_loss"] for h in mb["history"]]
+    assert ma["test"] == mb["test"]
+
+
+def test_source_pretraining_transfers_its_backbone_and_never_sees_the_targets_held_out_images(tmp_path):
+    images, _ = make_tiny_dataset(tmp_path / "target", per_class=10, size=32, classes=("normal", "pathological"))
+    lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Loss.Train=[{CELoss: {weight: 1.0}}]"]
+    path = reproduce("esophagus", images, tmp_path / "out", quick=True, source=images, seed=1,
+                     overrides=lenet, n_resamples=50)
+    root = path.parent
+    split = {name: (root / "splits" / f"{name}_list.txt").read_text().split("\n") for name in ("val", "test")}
+    held_out = sum(len([line for line in lines if line]) for lines in split.values())
+    source_lists = "".join((root / "splits_source" / f"{n}_list.txt").read_text() for n in ("train", "val"))
+    assert not any(line.split()[0] in source_lists for lines in split.values() for line in lines if line)
+    assert f"{held_out} image(s) left out" in path.read_text()
+    config = yaml.safe_load((root / "runs" / "transfer" / "config.yaml").read_text())
+    assert config["Arch"]["pretrained"] == str(root / "runs" / "source_LeNet5" / "backbone.pdparams")
+    assert yaml.safe_load((root / "runs" / "scratch" / "config.yaml").read_text())["Arch"]["pretrained"] is False
+    import paddle
+    backbone = paddle.load(config["Arch"]["pretrained"])
+    assert backbone and not any(k.startswith(("backbone.", "head.")) for k in backbone)
+    assert json.loads((root / "report.json").read_text())["runs"]["transfer"]["init"].startswith("source-pretrained")
+    assert Path(root / "runs" / "source_LeNet5" / "metrics.json").is_file()
