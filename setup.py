@@ -16,7 +16,7 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["paddle_dx", "paddle_dx.*"]),
-    package_data={"paddle_dx": ["**/*.html", "**/*.css", "**/*.js"]},
+    package_data={"paddle_dx": ["**/*.html", "**/*.css", "**/*.js", "studies/papers.yaml"]},
     python_requires=">=3.9",
     install_requires=requirements(),
     license="Apache-2.0",
