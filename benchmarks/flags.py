@@ -1,0 +1,101 @@
+"""Which knobs make Paddle's dygraph CPU training faster? The `make demo` step (ResNet-18,
+64 px, batch 16, Adam) under each setting, in fresh processes, with PyTorch beside it.
+
+    python benchmarks/flags.py [--rounds 3] [--size 64] [--batch 16]
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, thread_env, threads, \
+    time_repeated, write_results  # noqa: E402
+
+VARIANTS = {
+    # name: (extra environment, description)
+    "paddle, 1 thread (Paddle's default)": ({}, "FLAGS_paddle_num_threads=1 is Paddle's default"),
+    "paddle_dx default (all cores)": ({}, "select_device sets paddle.base.core.set_num_threads(cores)"),
+    "+ FLAGS_use_onednn=1 FLAGS_use_mkldnn=1": ({"FLAGS_use_onednn": "1", "FLAGS_use_mkldnn": "1"}, ""),
+    "+ channels-last (PaddleClas data_format=NHWC)": ({}, ""),
+    "+ paddle.jit.to_static forward": ({}, ""),
+    "+ KMP_BLOCKTIME=1 KMP_AFFINITY=compact": ({"KMP_BLOCKTIME": "1", "KMP_AFFINITY": "granularity=fine,compact,1,0",
+                                                 "OMP_PROC_BIND": "true"}, ""),
+    "torch eager (same threads)": ({}, ""),
+}
+
+
+def paddle_step(variant, size, batch):
+    import paddle
+    from paddle_dx.engine.optimizer import build_optimizer
+    from paddle_dx.config import load_config
+    from paddle_dx.models import build_model
+    if "1 thread" not in variant:
+        paddle.base.core.set_num_threads(threads())
+    config = load_config(raw={"Arch": {"name": "ResNet18", "class_num": 2}, "Optimizer": {"name": "Adam"}})
+    if "NHWC" in variant:
+        from paddleclas.ppcls.arch.backbone import ResNet18
+        model = ResNet18(class_num=2, data_format="NHWC")
+    else:
+        model = build_model(config["Arch"])
+    model.train()
+    optimizer, _ = build_optimizer(config["Optimizer"], model, 1)
+    forward = paddle.jit.to_static(model, full_graph=True) if "to_static" in variant else model
+    rng = np.random.default_rng(0)
+    x = paddle.to_tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
+    y = paddle.to_tensor(rng.integers(0, 2, batch))
+    loss_fn = paddle.nn.CrossEntropyLoss()
+
+    def step():
+        loss = loss_fn(forward(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        float(loss)
+    return step
+
+
+def torch_step(size, batch):
+    import torch
+    from benchmarks.torch_resnet import adam_step, build
+    torch.set_num_threads(threads())
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
+    return adam_step(build("ResNet18", 2).train(), x, torch.from_numpy(rng.integers(0, 2, batch)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "SIZE", "BATCH"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args()
+    if args.worker:
+        variant, size, batch = args.worker[0], int(args.worker[1]), int(args.worker[2])
+        step = torch_step(size, batch) if variant.startswith("torch") else paddle_step(variant, size, batch)
+        seconds = time_repeated(step, 2, 5)
+        print(json.dumps({"seconds_per_step": seconds, "images_per_s": batch / seconds}))
+        return
+    started = machine()
+    cases = {name: (__file__, [name, args.size, args.batch], {**thread_env(threads()), **env})
+             for name, (env, _) in VARIANTS.items()}
+    values = alternate(cases, args.rounds, key="seconds_per_step")
+    base = sorted(values["paddle_dx default (all cores)"])[args.rounds // 2]
+    gflop = 3 * GFLOP_PER_IMAGE_224["ResNet18"] * (args.size / 224) ** 2 * args.batch
+    rows = []
+    for name, v in values.items():
+        med = sorted(v)[len(v) // 2]
+        rows.append([name, fmt(v, 3), f"{base / med:.2f}", f"{gflop / med:.0f} ({gflop / med / PEAK_GFLOPS:.0%})"])
+    write_results("flags", f"Dygraph training knobs: ResNet-18 {args.size} px, batch {args.batch}, Adam, s/step",
+                  "python benchmarks/flags.py " + " ".join(sys.argv[1:]),
+                  ["setting", "s/step", "speed vs paddle_dx default", "GFLOP/s (of peak)"], rows,
+                  [f"training FLOPs = 3 x forward = {gflop:.1f} GFLOP per step; peak {PEAK_GFLOPS} GFLOP/s",
+                   "each row: 2 warm-up steps, median of 5 timed steps, in a fresh process"], started)
+
+
+if __name__ == "__main__":
+    main()

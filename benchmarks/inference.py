@@ -1,0 +1,104 @@
+"""Inference speed, ResNet-50 at 224 px, batch 1 and 16: paddle_dx dygraph eval, Paddle
+Inference with oneDNN on and off (paddle_dx.inference.Predictor on an export_model directory),
+and plain PyTorch eager. Model time only (input already preprocessed); see preprocess.py.
+
+    python benchmarks/inference.py [--rounds 3] [--batches 1 16]
+"""
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, threads, time_repeated, \
+    write_results  # noqa: E402
+
+ENGINES = ("paddle_dygraph", "paddle_inference_onednn", "paddle_inference_no_onednn", "torch")
+ARCH, SIZE = "ResNet50", 224
+
+
+def _reps(batch):
+    return (2, 10) if batch == 1 else (1, 3)
+
+
+def paddle_case(engine, batch):
+    import paddle
+    from paddle_dx.config import load_config
+    from paddle_dx.models import build_model
+    from paddle_dx.utils.device import select_device
+    select_device("cpu", threads())
+    config = load_config(raw={"Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu"},
+                              "Arch": {"name": ARCH, "class_num": 2}})
+    model = build_model(config["Arch"], config["Global"]["image_shape"])
+    model.eval()
+    x = np.random.default_rng(0).standard_normal((batch, 3, SIZE, SIZE)).astype(np.float32)
+    if engine == "paddle_dygraph":
+        tensor = paddle.to_tensor(x)
+
+        def run():
+            with paddle.no_grad():
+                model(tensor).numpy()
+    else:
+        from paddle_dx.inference import Predictor
+        from paddle_dx.inference.export import export_model
+        out = Path(tempfile.mkdtemp(prefix="bench_export_"))
+        export_model(model, config, out)
+        predictor = Predictor(out, enable_mkldnn=engine == "paddle_inference_onednn", threads=threads())
+
+        def run():
+            predictor._run(x)  # the engine call alone, on an already preprocessed batch
+    return run
+
+
+def torch_case(batch):
+    import torch
+    from benchmarks.torch_resnet import build
+    torch.set_num_threads(threads())
+    model = build(ARCH, 2).eval()
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 3, SIZE, SIZE)).astype(np.float32))
+
+    def run():
+        with torch.no_grad():
+            model(x).numpy()
+    return run
+
+
+def worker(engine, batch):
+    run = torch_case(batch) if engine == "torch" else paddle_case(engine, batch)
+    seconds = time_repeated(run, *_reps(batch))
+    return {"images_per_s": batch / seconds}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", nargs=2, metavar=("ENGINE", "BATCH"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
+    args = parser.parse_args()
+    if args.worker:
+        import json
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
+        return
+    started = machine()
+    rows = []
+    for batch in args.batches:
+        cases = {engine: (__file__, [engine, batch]) for engine in ENGINES}
+        values = alternate(cases, args.rounds)
+        torch_median = sorted(values["torch"])[len(values["torch"]) // 2]
+        for engine in ENGINES:
+            med = sorted(values[engine])[len(values[engine]) // 2]
+            peak = med * GFLOP_PER_IMAGE_224[ARCH] / PEAK_GFLOPS
+            rows.append([batch, engine, fmt(values[engine]), f"{med / torch_median:.2f}", f"{peak:.0%}"])
+    write_results("inference", f"Inference, {ARCH} {SIZE} px, images/s", "python benchmarks/inference.py "
+                  + " ".join(sys.argv[1:]), ["batch", "engine", "images/s", "vs torch", "of peak FLOP/s"], rows,
+                  [f"peak = {PEAK_GFLOPS} GFLOP/s (2048^3 fp32 matmul, ../shared/PERF_NOTES.md); "
+                   f"{ARCH} forward = {GFLOP_PER_IMAGE_224[ARCH]} GFLOP/image",
+                   "random weights, 2 classes; the input batch is already preprocessed (see preprocess.md)",
+                   "paddle_inference_* = paddle_dx.inference.Predictor on a paddle_dx export_model directory"],
+                  started)
+
+
+if __name__ == "__main__":
+    main()

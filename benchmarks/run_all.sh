@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Re-run every benchmark and rewrite benchmarks/results/*.md (about 20-40 minutes on 2 cores).
+# Needs PyTorch for the side-by-side columns: pip install -r benchmarks/requirements.txt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS="${ROUNDS:-3}"
+python benchmarks/preprocess.py --rounds "$ROUNDS"
+python benchmarks/flags.py --rounds "$ROUNDS"
+python benchmarks/inference.py --rounds "$ROUNDS"
+python benchmarks/train.py --rounds "$ROUNDS"

@@ -1,0 +1,207 @@
+"""Training speed, paddle_dx vs plain PyTorch, images/s at 224 px.
+
+Full fine-tuning (every layer trains; Adam; ResNet-18 and ResNet-50, batch 8): one training
+step = forward + loss + backward + optimizer step on a fixed batch. paddle_dx's model, loss and
+optimizer are built by paddle_dx (build_model, build_loss, build_optimizer, select_device).
+
+Head-only ("pre-training", Arch.freeze: backbone, ResNet-50): whole epochs of a paddle_dx
+Trainer over generated 224 px images, feature cache on (the first epoch computes the features,
+later epochs train from them), vs PyTorch running its frozen backbone (eval, no_grad) every
+epoch. Both include reading and preprocessing the images (OpenCV).
+
+    python benchmarks/train.py [--rounds 3] [--images 48] [--only full|head]
+"""
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, threads, time_repeated, \
+    write_results  # noqa: E402
+
+SIZE, BATCH, CLASSES = 224, 8, 2
+FULL = (("ResNet18", 1, 3), ("ResNet50", 1, 2))  # (arch, warm-up steps, timed steps)
+HEAD_ARCH, HEAD_EPOCHS, HEAD_BATCH = "ResNet50", 3, 16
+
+
+def _batch():
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((BATCH, 3, SIZE, SIZE)).astype(np.float32),
+            rng.integers(0, CLASSES, BATCH).astype(np.int64))
+
+
+def paddle_full(arch, warmup, reps):
+    import paddle
+    from paddle_dx.config import load_config
+    from paddle_dx.engine.loss import build_loss
+    from paddle_dx.engine.optimizer import build_optimizer
+    from paddle_dx.models import build_model
+    from paddle_dx.utils.device import select_device
+    select_device("cpu", threads())
+    config = load_config(raw={"Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu"},
+                              "Arch": {"name": arch, "class_num": CLASSES}, "Optimizer": {"name": "Adam"}})
+    model = build_model(config["Arch"])
+    model.train()
+    loss_fn = build_loss(config["Loss"]["Train"], "Loss.Train", [0, 1], CLASSES)
+    optimizer, _ = build_optimizer(config["Optimizer"], model, 1)
+    x, y = (paddle.to_tensor(a) for a in _batch())
+
+    def step():
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        float(loss)
+    return BATCH / time_repeated(step, warmup, reps)
+
+
+def torch_full(arch, warmup, reps):
+    import torch
+    from benchmarks.torch_resnet import adam_step, build
+    torch.set_num_threads(threads())
+    x, y = (torch.from_numpy(a) for a in _batch())
+    return BATCH / time_repeated(adam_step(build(arch, CLASSES).train(), x, y), warmup, reps)
+
+
+def _head_data(n_images):
+    """A generated 2-class image set at 256 px with train/val lists (cached between workers)."""
+    from paddle_dx.data.split import write_split
+    from paddle_dx.data.synthetic import write_demo_dataset
+    root = Path(tempfile.gettempdir()) / f"paddle_dx_bench_head_{n_images}"
+    if not (root / "lists" / "train_list.txt").is_file():
+        images = write_demo_dataset(root / "images", per_class=n_images // 2, size=256, seed=0,
+                                    classes=("normal", "lesion"))
+        write_split(images, root / "lists", ratios=(8, 1, 1), seed=0, classes=["normal", "lesion"])
+    lines = (root / "lists" / "train_list.txt").read_text().split("\n")
+    return root, [(str(root / "images" / p), int(label)) for p, label in (ln.split() for ln in lines if ln)]
+
+
+HEAD_OPS = [{"ResizeImage": {"size": [SIZE, SIZE]}}, {"NormalizeImage": {"preset": "minus_one_to_one"}}]
+
+
+def paddle_head(n_images):
+    from paddle_dx.config import load_config
+    from paddle_dx.engine.trainer import Trainer
+    root, samples = _head_data(n_images)
+    out = Path(tempfile.mkdtemp(prefix="bench_head_"))
+
+    def section(split):
+        return {"dataset": {"image_root": str(root / "images"), "cls_label_path": str(root / "lists" / f"{split}_list.txt"),
+                            "transform_ops": HEAD_OPS}, "sampler": {"batch_size": HEAD_BATCH}}
+    config = load_config(raw={
+        "Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu", "epochs": HEAD_EPOCHS, "output_dir": str(out),
+                   "use_visualdl": False, "num_threads": threads(), "feature_cache": "on"},
+        "Arch": {"name": HEAD_ARCH, "class_num": CLASSES, "freeze": "backbone", "dropout": 0.2},
+        "DataLoader": {"Train": section("train"), "Eval": section("val"), "Test": section("test")}})
+    trainer = Trainer(config)
+    trainer.model.train()
+    seconds = []
+    for epoch in range(HEAD_EPOCHS):
+        start = time.perf_counter()
+        trainer.train_epoch(epoch)
+        seconds.append(time.perf_counter() - start)
+    shutil.rmtree(out, ignore_errors=True)
+    n = len(trainer.train_set)
+    return {"first_epoch": n / seconds[0], "later_epochs": n / float(np.median(seconds[1:]))}
+
+
+def torch_head(n_images):
+    import cv2
+    import torch
+    from benchmarks.torch_resnet import build
+    torch.set_num_threads(threads())
+    _, samples = _head_data(n_images)
+    model = build(HEAD_ARCH, CLASSES)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.fc = torch.nn.Linear(model.fc.in_features, CLASSES)
+    dropout = torch.nn.Dropout(0.2)
+    optimizer = torch.optim.Adam(model.fc.parameters(), lr=1e-3)
+    model.eval()
+
+    def load(path):
+        img = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+        img = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA).astype(np.float32) / 127.5 - 1.0
+        return img.transpose(2, 0, 1)
+
+    def epoch(index):
+        order = np.random.default_rng(index).permutation(len(samples))
+        for start in range(0, len(order), HEAD_BATCH):
+            chunk = [samples[i] for i in order[start:start + HEAD_BATCH]]
+            x = torch.from_numpy(np.stack([load(p) for p, _ in chunk]))
+            y = torch.tensor([label for _, label in chunk])
+            with torch.no_grad():
+                feats = model.features(x)
+            loss = torch.nn.functional.cross_entropy(model.fc(dropout(feats)), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    seconds = []
+    for index in range(HEAD_EPOCHS):
+        start = time.perf_counter()
+        epoch(index)
+        seconds.append(time.perf_counter() - start)
+    return {"first_epoch": len(samples) / seconds[0], "later_epochs": len(samples) / float(np.median(seconds[1:]))}
+
+
+def worker(kind, framework, arch, n_images):
+    if kind == "full":
+        warmup, reps = next((w, r) for a, w, r in FULL if a == arch)
+        fn = paddle_full if framework == "paddle_dx" else torch_full
+        return {"images_per_s": fn(arch, warmup, reps)}
+    return (paddle_head if framework == "paddle_dx" else torch_head)(n_images)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", nargs=4, metavar=("KIND", "FRAMEWORK", "ARCH", "IMAGES"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=160, help="head-only: generated images (80%% train)")
+    parser.add_argument("--only", choices=("full", "head"))
+    args = parser.parse_args()
+    if args.worker:
+        kind, framework, arch, n = args.worker
+        print(json.dumps(worker(kind, framework, arch, int(n))))
+        return
+    started, rows = machine(), []
+    frameworks = ("paddle_dx", "torch")
+    if args.only in (None, "full"):
+        for arch, _, _ in FULL:
+            values = alternate({f: (__file__, ["full", f, arch, 0]) for f in frameworks}, args.rounds)
+            med = {f: sorted(v)[len(v) // 2] for f, v in values.items()}
+            for f in frameworks:
+                peak = med[f] * 3 * GFLOP_PER_IMAGE_224[arch] / PEAK_GFLOPS
+                rows.append([f"full fine-tuning {arch}, batch {BATCH}", f, fmt(values[f]),
+                             f"{med[f] / med['torch']:.2f}", f"{peak:.0%}"])
+    if args.only in (None, "head"):
+        values = alternate({f: (__file__, ["head", f, HEAD_ARCH, args.images]) for f in frameworks},
+                           args.rounds, key=None)
+        for part in ("first_epoch", "later_epochs"):
+            per = {f: [v[part] for v in values[f]] for f in frameworks}
+            med = {f: sorted(v)[len(v) // 2] for f, v in per.items()}
+            for f in frameworks:
+                peak = med[f] * GFLOP_PER_IMAGE_224[HEAD_ARCH] / PEAK_GFLOPS
+                rows.append([f"head only {HEAD_ARCH}, {part.replace('_', ' ')}, batch {HEAD_BATCH}", f,
+                             fmt(per[f]), f"{med[f] / med['torch']:.2f}",
+                             f"{peak:.0%}" if part == "first_epoch" or f == "torch" else "n/a (no backbone pass)"])
+    write_results("train" if args.only is None else f"train_{args.only}", "Training, images/s at 224 px",
+                  "python benchmarks/train.py " + " ".join(sys.argv[1:]),
+                  ["work", "framework", "images/s", "vs torch", "of peak FLOP/s"], rows,
+                  [f"peak = {PEAK_GFLOPS} GFLOP/s; training FLOPs = 3 x forward "
+                   f"({', '.join(f'{a} {g} GFLOP' for a, g in GFLOP_PER_IMAGE_224.items())} per 224 px image); "
+                   "head-only counts one backbone forward per image",
+                   "full fine-tuning: random weights, a fixed batch, Adam (paddle_dx: multi-tensor, as built by "
+                   "build_optimizer)",
+                   f"head only: {args.images} generated 256 px images (80% train), decode + resize + normalise "
+                   "included in both; paddle_dx = Trainer.train_epoch with Global.feature_cache=on "
+                   "(Paddle Inference + oneDNN); the cache starts cold in every worker"], started)
+
+
+if __name__ == "__main__":
+    main()
