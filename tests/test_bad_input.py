@@ -99,7 +99,8 @@ def test_unusual_but_valid_images_are_converted_to_rgb(tmp_path):
     grey = write(tmp_path / "grey.png", noise(c=0))
     img = read_image(grey)
     assert img.shape == (48, 48, 3) and img.dtype == np.uint8
-    assert np.array_equal(img[..., 0], cv2.imread(str(grey), cv2.IMREAD_UNCHANGED)) and np.array_equal(img[..., 0], img[..., 2])
+    assert np.array_equal(img[..., 0], cv2.imread(str(grey), cv2.IMREAD_UNCHANGED))
+    assert np.array_equal(img[..., 0], img[..., 2])
 
     sixteen = noise(c=0, dtype=np.uint16)
     img = read_image(write(tmp_path / "16bit.png", sixteen))

@@ -120,10 +120,9 @@ def check_state_fits(model, state, path):
     silently keep a random head after resuming from a checkpoint with another class count.
     """
     own = model.state_dict()
-    head = state.get("head.weight")
-    if head is not None and head.shape[0] == own["head.weight"].shape[0] and head.shape[1] != own["head.weight"].shape[1]:
-        raise WeightsError(f"{path}: checkpoint has {head.shape[1]} classes but Arch.class_num is "
-                           f"{own['head.weight'].shape[1]}")
+    head, own_head = state.get("head.weight"), own["head.weight"]
+    if head is not None and head.shape[0] == own_head.shape[0] and head.shape[1] != own_head.shape[1]:
+        raise WeightsError(f"{path}: checkpoint has {head.shape[1]} classes but Arch.class_num is {own_head.shape[1]}")
     missing = [k for k in own if k not in state]
     if missing:
         raise WeightsError(f"{path}: not a checkpoint of this model ({model.arch_name}); "
