@@ -1,0 +1,57 @@
+"""The config reference in README, rendered from SCHEMA so the two cannot drift apart."""
+import json
+
+from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA, Key
+
+
+def _type_text(spec):
+    names = " \\| ".join(t.__name__ for t in spec.types)
+    if spec.choices:
+        names += ": " + " \\| ".join(f"`{c}`" for c in spec.choices)
+    return names
+
+
+def _default_text(spec):
+    return "`null`" if spec.default is None else f"`{json.dumps(spec.default)}`"
+
+
+def md_cell(text):
+    """Escape a Markdown table cell."""
+    return str(text).replace("|", "\\|")
+
+
+def leaves(schema, prefix=""):
+    """Yield (dotted key, Key) for every leaf of ``schema``, in declaration order."""
+    for name, spec in schema.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(spec, Key):
+            yield path, spec
+        else:
+            yield from leaves(spec, path)
+
+
+def _collapse(path):
+    """DataLoader.Train/Eval/Test share one set of keys: show them once as DataLoader.*."""
+    parts = path.split(".")
+    if parts[0] == "DataLoader" and len(parts) > 2:
+        return ".".join(["DataLoader", "*", *parts[2:]])
+    return path
+
+
+def schema_table():
+    """Markdown table: key, type (and allowed values), default, meaning."""
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    seen = set()
+    for path, spec in leaves(SCHEMA):
+        shown = _collapse(path)
+        if shown in seen:
+            continue
+        seen.add(shown)
+        rows.append(f"| `{shown}` | {_type_text(spec)} | {_default_text(spec)} | {md_cell(spec.doc)} |")
+    for path, spec in leaves(STAGE_SCHEMA, "Stages[]"):
+        rows.append(f"| `{path}` | {_type_text(spec)} | {_default_text(spec)} | {md_cell(spec.doc)} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(schema_table())
