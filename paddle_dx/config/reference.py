@@ -30,7 +30,7 @@ def leaves(schema, prefix=""):
             yield from leaves(spec, path)
 
 
-def _collapse(path):
+def display_key(path):
     """DataLoader.Train/Eval/Test share one set of keys: show them once as DataLoader.*."""
     parts = path.split(".")
     if parts[0] == "DataLoader" and len(parts) > 2:
@@ -43,7 +43,7 @@ def schema_table():
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     seen = set()
     for path, spec in leaves(SCHEMA):
-        shown = _collapse(path)
+        shown = display_key(path)
         if shown in seen:
             continue
         seen.add(shown)
