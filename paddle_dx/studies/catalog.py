@@ -23,6 +23,7 @@ class Study:
     runs: Dict[str, str]
     published: Dict[str, Dict[str, float]]
     positive: Optional[int] = None
+    group_regex: Optional[str] = None
 
     def config_path(self, run):
         return REPO_ROOT / self.runs[run]
@@ -47,7 +48,7 @@ def load_studies(path=PAPERS):
     return {name: Study(name=name, title=s["title"], setting=s["setting"], ratios=tuple(s["ratios"]),
                         classes=tuple(tuple(c) for c in s["classes"]), stand_in=s["stand_in"],
                         runs=dict(s["runs"]), published=dict(s.get("published") or {}),
-                        positive=s.get("positive"))
+                        positive=s.get("positive"), group_regex=s.get("group_regex"))
             for name, s in raw.items()}
 
 

@@ -29,6 +29,7 @@ def _save(fig, path):
 def training_curves(history, stages, title, path):
     """Loss and accuracy per epoch, train and validation; dotted lines mark stage boundaries."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     epochs = [h["epoch"] for h in history]
     for ax, key in zip(axes, ("loss", "accuracy")):
@@ -38,6 +39,7 @@ def training_curves(history, stages, title, path):
             ax.plot(*zip(*val), "s-", label="validation")
         for start, _ in stage_bounds(stages)[1:]:
             ax.axvline(start + 0.5, color="grey", linestyle=":")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.legend()

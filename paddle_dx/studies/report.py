@@ -53,7 +53,9 @@ def _setting_section(study, ctx):
     if list(split.folders) != list(study.classes[0]):
         lines.append(f"- **Stand-in data**: the paper's classes are {list(study.classes[0])}; {study.stand_in}")
     lines.append(f"- **Split**: stratified {':'.join(f'{r:g}' for r in study.ratios)} train/val/test, seed "
-                 f"{ctx['seed']} (scikit-learn), lists in `{split.lists_dir}`.")
+                 f"{ctx['seed']} (scikit-learn)"
+                 + (f", patients kept whole (file-name regex `{study.group_regex}`)" if study.group_regex else "")
+                 + f", lists in `{split.lists_dir}`.")
     lines += ["", table(["split"] + split.folders + ["total"],
                         [[s] + [c[f] for f in split.folders] + [sum(c.values())] for s, c in split.counts.items()])]
     if ctx["per_class"]:

@@ -51,7 +51,7 @@ def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42
     root.mkdir(parents=True, exist_ok=True)
     folders = list(classes) if classes else study.class_folders(data)
     subset = per_class or (QUICK["per_class"] if quick else None)
-    split = split_study_data(data, folders, study.ratios, seed, root / "splits", subset)
+    split = split_study_data(data, folders, study.ratios, seed, root / "splits", subset, study.group_regex)
     runs_dir = root / "runs"
     plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, extra=overrides)
              for name in study.runs]

@@ -9,7 +9,7 @@ import numpy as np
 
 from paddle_dx.data.io import file_sha256
 from paddle_dx.data.list_file import write_label_list
-from paddle_dx.data.split import SPLIT_NAMES, collect_images, split_indices
+from paddle_dx.data.split import SPLIT_NAMES, collect_images, group_ids, split_indices
 from paddle_dx.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,14 @@ def _write(out_dir, paths, labels, folders, splits, image_root, excluded=0):
     return SplitInfo(str(image_root), str(out), list(folders), counts, excluded)
 
 
-def split_study_data(data_dir, folders, ratios, seed, out_dir, per_class=None):
-    """Stratified train/val/test lists of ``data_dir/<folder>/*`` in ``out_dir``."""
+def split_study_data(data_dir, folders, ratios, seed, out_dir, per_class=None, group_regex=None):
+    """Stratified train/val/test lists of ``data_dir/<folder>/*`` in ``out_dir`` (patients kept
+    whole when ``group_regex`` names them)."""
     paths, labels, _ = collect_images(data_dir, folders)
     chosen = _subset(labels, per_class, seed) if per_class else np.arange(len(labels))
     paths, labels = [paths[i] for i in chosen], labels[chosen]
-    return _write(out_dir, paths, labels, folders, split_indices(labels, ratios, seed), data_dir)
+    groups = group_ids(paths, group_regex) if group_regex else None
+    return _write(out_dir, paths, labels, folders, split_indices(labels, ratios, seed, groups), data_dir)
 
 
 def held_out_hashes(split):
