@@ -26,6 +26,13 @@ def test_overrides_are_parsed_as_yaml_and_defaults_fill_the_rest():
     assert config["Metric"]["best_metric"] == "accuracy"
 
 
+def error_for(override):
+    """The ConfigError message one ``-o`` override produces."""
+    with pytest.raises(ConfigError) as err:
+        load_config(raw={}, overrides=[override])
+    return str(err.value)
+
+
 def test_integer_where_a_float_is_expected_is_accepted():
     assert load_config(raw={}, overrides=["Optimizer.lr=1"])["Optimizer"]["lr"] == 1.0
 
@@ -38,11 +45,10 @@ def test_integer_where_a_float_is_expected_is_accepted():
     ("Arch.freze=backbone", "Arch.freze", "freeze"),
 ])
 def test_unknown_key_names_the_key_and_the_closest_valid_one(override, key, suggestion):
-    with pytest.raises(ConfigError) as err:
-        load_config(raw={}, overrides=[override])
-    assert f"'{key}'" in str(err.value)
+    message = error_for(override)
+    assert f"unknown config key '{key}'" in message
     if suggestion:
-        assert f"did you mean '{suggestion}'" in str(err.value)
+        assert f"did you mean '{suggestion}'" in message
 
 
 def test_misspelt_key_in_the_yaml_file_is_an_error_too(tmp_path):
@@ -61,9 +67,7 @@ def test_misspelt_key_in_the_yaml_file_is_an_error_too(tmp_path):
     ("Global.seed=true", "Global.seed", "int"),
 ])
 def test_wrong_type_names_the_key_and_the_expected_type(override, key, expected):
-    with pytest.raises(ConfigError) as err:
-        load_config(raw={}, overrides=[override])
-    message = str(err.value)
+    message = error_for(override)
     assert f"'{key}'" in message and f"expected {expected}" in message
 
 
