@@ -2,10 +2,12 @@
 
 One real 2-rank launch of tools/train.py feeds the tests below; the single-device comparisons
 and resumes run in-process. The model is ResNet18 at 32 px, so BatchNorm is part of what is
-checked: its running statistics drift apart between ranks (each normalises its own shard),
-and BatchNorm statistics must never be taken for trainable parameters. Its statistics are
-first calibrated on the training images and the learning rate is small, so the evaluation
-is not saturated (probabilities of exactly 0 or 1 would hide which weights were used).
+checked: its running statistics drift apart between ranks (each normalises its own shard)
+and must never be taken for trainable parameters. Two stages (backbone frozen, then not)
+check that gradients stay averaged when the set of trainable parameters changes. The
+BatchNorm statistics are first calibrated on the training images and the learning rate is
+small, so evaluation is not saturated (probabilities of exactly 0 or 1 would hide which
+weights were used).
 """
 import json
 import logging
@@ -19,8 +21,10 @@ import pytest
 
 from conftest import ROOT, make_tiny_dataset, tiny_config
 
-# 10 train images (5 per rank, batch 4: 2 steps per rank), 5 val and 5 test (blocks of 3 and 2).
-SETTINGS = {"Arch.name": "ResNet18", "Global.epochs": 1, "Global.use_visualdl": True, "Optimizer.lr": 3e-4}
+# 10 train images (5 per rank, batch 4: 2 steps per rank and epoch), 5 val and 5 test
+# (evaluated in blocks of 3 and 2).
+STAGES = "[{name: head, epochs: 1, freeze: backbone, lr: 0.0003}, {name: all, epochs: 1, freeze: none, lr: 0.0003}]"
+SETTINGS = {"Arch.name": "ResNet18", "Global.epochs": 2, "Stages": STAGES, "Global.use_visualdl": True}
 
 
 def _worker_logs(log_dir):
@@ -40,19 +44,18 @@ def _calibrated_weights(config, path):
         for _ in range(30):
             model(images)
     paddle.save(model.state_dict(), str(path))
-    return path
+    return str(path)
 
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
-    """Run tools/train.py on 2 ranks; return (root, config, [trace of rank 0, trace of rank 1])."""
+    """Run tools/train.py on 2 ranks; return (root, settings, [trace of rank 0, trace of rank 1])."""
     from paddle_dx.config import dump_config
     root = tmp_path_factory.mktemp("distributed")
     images, lists = make_tiny_dataset(root / "data", per_class=10)
-    SETTINGS["Global.pretrained_model"] = _calibrated_weights(tiny_config(images, lists, root / "out", **SETTINGS),
-                                                              root / "calibrated.pdparams")
-    config = tiny_config(images, lists, root / "out", **SETTINGS)
-    dump_config(config, root / "config.yaml")
+    settings = dict(SETTINGS, **{"Global.pretrained_model": _calibrated_weights(
+        tiny_config(images, lists, root / "out", **SETTINGS), root / "calibrated.pdparams")})
+    dump_config(tiny_config(images, lists, root / "out", **settings), root / "config.yaml")
     env = dict(os.environ, PADDLE_DX_TRACE_DIR=str(root / "trace"))
     for key in ("PADDLE_TRAINERS_NUM", "PADDLE_TRAINER_ID"):
         env.pop(key, None)
@@ -61,35 +64,36 @@ def launched(tmp_path_factory):
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + _worker_logs(root / "launch")
     traces = [json.loads((root / "trace" / f"rank{r}.json").read_text()) for r in (0, 1)]
-    return root, config, traces
+    return root, settings, traces
 
 
-def test_ranks_train_disjoint_shards_that_cover_the_epoch(launched):
-    _, config, traces = launched
-    n = sum(1 for _ in open(config["DataLoader"]["Train"]["dataset"]["cls_label_path"]))
-    shards = [traces[r]["keys"]["0"] for r in (0, 1)]
-    assert all(epoch == 0 for shard in shards for epoch, _ in shard)
-    indices = [{i for _, i in shard} for shard in shards]
-    assert [len(s) for s in shards] == [n // 2, n // 2]
-    assert not indices[0] & indices[1]
-    assert indices[0] | indices[1] == set(range(n))
+def test_ranks_train_disjoint_shards_that_cover_each_epoch(launched):
+    root, _, traces = launched
+    n = len((root / "data" / "lists" / "train_list.txt").read_text().splitlines())
+    for epoch in ("0", "1"):
+        shards = [traces[r]["keys"][epoch] for r in (0, 1)]
+        assert all(e == int(epoch) for shard in shards for e, _ in shard)
+        indices = [{i for _, i in shard} for shard in shards]
+        assert [len(s) for s in shards] == [n // 2, n // 2]
+        assert not indices[0] & indices[1]
+        assert indices[0] | indices[1] == set(range(n))
 
 
 def test_weights_are_identical_on_both_ranks_after_every_step(launched):
+    """Including after the backbone is unfrozen (stage 2), when DataParallel must be rebuilt."""
     _, _, traces = launched
     digests = [t["digests"] for t in traces]
-    assert len(digests[0]) == 2                      # 5 images per rank, batch 4
+    assert len(digests[0]) == 4                      # 2 epochs x 2 steps
     assert digests[0] == digests[1]
-    assert digests[0][0] != digests[0][1]            # and the steps did change the weights
+    assert len(set(digests[0])) == 4                 # and every step did change the weights
 
 
 def test_only_rank_0_writes_in_output_dir(launched):
     root, _, traces = launched
     assert traces[1]["writes"] == []
     written = {path.split(os.sep)[0] for _, path in traces[0]["writes"]}
-    assert {"best_model.pdparams", "config.yaml", "metrics.json", "vdl"} <= written
+    assert {"best_model.pdparams", "config.yaml", "metrics.json", "vdl", "latest"} <= written
     assert len(list((root / "out" / "vdl").iterdir())) == 1
-    assert (root / "out" / "latest" / "state.json").is_file()
 
 
 def _assert_same_metrics(gathered, single):
@@ -103,45 +107,49 @@ def _assert_same_metrics(gathered, single):
 
 
 def test_gathered_metrics_equal_a_single_process_evaluation_of_the_saved_weights(launched, tmp_path):
-    """The validation and test metrics that 2 ranks gathered are those of tools/eval.py on
-    best_model.pdparams (which loads strictly: the file is a plain single-device state dict)."""
+    """Validation and test metrics gathered from 2 ranks are those of tools/eval.py on the saved
+    weights (loaded strictly: the files are plain single-device state dicts): the best epoch's
+    on best_model.pdparams, the last stage's on latest/model.pdparams."""
     from paddle_dx.config import load_config
     from paddle_dx.engine.evaluation_job import run_evaluation
     root, _, _ = launched
     metrics = json.loads((root / "out" / "metrics.json").read_text())
-    for mode, key in (("Eval", "val"), ("Test", "test")):
-        config = load_config(root / "config.yaml", [f"Global.pretrained_model={root / 'out' / 'best_model.pdparams'}",
-                                                    f"Global.output_dir={tmp_path / mode}"])
-        single = run_evaluation(config, mode)
-        # A probability at Paddle's floor (cross-entropy 64) would alone make the mean loss of 5
-        # images >= 12.8; unsaturated, every probability depends on the exact weights used.
-        assert single["loss"] < 12.8, "saturated predictions: this comparison could not tell weights apart"
-        _assert_same_metrics(metrics[key], single)
+    cases = [("best_model.pdparams", metrics), ("latest/model.pdparams", metrics["stages"][-1])]
+    for weights, gathered in cases:
+        for mode, key in (("Eval", "val"), ("Test", "test")):
+            config = load_config(root / "config.yaml", [f"Global.pretrained_model={root / 'out' / weights}",
+                                                        f"Global.output_dir={tmp_path / mode}"])
+            single = run_evaluation(config, mode)
+            # A probability at Paddle's floor (cross-entropy 64) would alone make the mean loss of
+            # 5 images >= 12.8; unsaturated, every probability depends on the exact weights used.
+            assert single["loss"] < 12.8, "saturated predictions: this comparison could not tell weights apart"
+            _assert_same_metrics(gathered[key], single)
 
 
 def test_one_device_resumes_a_two_device_checkpoint(launched, tmp_path, caplog):
     """At an epoch boundary the run simply goes on; mid-epoch, the step is mapped so that the
     samples the 2 ranks had already trained on are not skipped."""
     from paddle_dx.engine.trainer import Trainer
-    root, _, _ = launched
+    root, settings, _ = launched
     images, lists = root / "data" / "images", root / "data" / "lists"
+    state = json.loads((root / "out" / "latest" / "state.json").read_text())
+    assert (state["epoch"], state["step"], state["world_size"], state["batch_size"]) == (2, 0, 2, 4)
+
     shutil.copytree(root / "out", tmp_path / "run")
-    checkpoint = tmp_path / "run" / "latest"
-    state = json.loads((checkpoint / "state.json").read_text())
-    assert (state["epoch"], state["step"], state["world_size"], state["batch_size"]) == (1, 0, 2, 4)
-
+    three_stages = STAGES[:-1] + ", {name: more, epochs: 1, freeze: none, lr: 0.0001}]"
     result = Trainer(tiny_config(images, lists, tmp_path / "run", **dict(
-        SETTINGS, **{"Global.epochs": 2, "Global.checkpoints": checkpoint}))).fit()
-    assert [h["epoch"] for h in result["history"]] == [1, 2]
+        settings, **{"Stages": three_stages, "Global.epochs": 3,
+                     "Global.checkpoints": tmp_path / "run" / "latest"}))).fit()
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
 
-    # As if the 2-rank run had been stopped after its first step of epoch 1 (8 samples seen).
+    # As if the 2-rank run had been stopped after its first step of epoch 2 (8 samples seen).
     checkpoint = shutil.copytree(root / "out" / "latest", tmp_path / "mid_epoch")
-    (checkpoint / "state.json").write_text(json.dumps(dict(state, epoch=0, step=1, history=[], best=None)))
+    (checkpoint / "state.json").write_text(json.dumps(dict(state, epoch=1, step=1)))
     with caplog.at_level(logging.WARNING):
         trainer = Trainer(tiny_config(images, lists, tmp_path / "mid", **dict(
-            SETTINGS, **{"DataLoader.Train.sampler.batch_size": 3})))
+            settings, **{"DataLoader.Train.sampler.batch_size": 3})))
         trainer.resume(checkpoint)
-    assert (trainer.start_epoch, trainer.start_step) == (0, 2)       # 8 // 3
+    assert (trainer.start_epoch, trainer.start_step) == (1, 2)       # 8 // 3
     assert "continues at step 2 (2 samples are trained on again)" in caplog.text
 
 
@@ -168,5 +176,4 @@ def test_resume_step_misses_no_sample_when_devices_or_batch_change(old, new):
         before = trained(*old, range(stop))
         rest = trained(*new, range(start, len(after)))
         assert set(before) | set(rest) == set(range(len(labels)))
-        repeated = len(set(before) & set(rest))
-        assert repeated < new[0] * new[1]
+        assert len(set(before) & set(rest)) < new[0] * new[1]

@@ -127,6 +127,15 @@ class Parallel:
             self._shards[id(loader)] = (loader, shard)  # holding ``loader`` keeps its id unique
         return self._shards[id(loader)][1]
 
+    def stop_signal(self, signum):
+        """The stop signal that any rank has received, or None: all ranks must stop after the
+        same step, or one would wait forever for the gradients of a rank that has left."""
+        if not self.active:
+            return signum
+        flag = paddle.to_tensor([signum or 0], dtype="int64")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item()) or None
+
     def sum(self, counts):
         """Sum the numbers of a dict over the ranks (the epoch's training loss and accuracy over
         all shards); other values (e.g. a list of per-step losses) stay this rank's own."""

@@ -154,9 +154,10 @@ class Trainer:
             step += 1
             pause_point("train_step", until=lambda: self._stop_signal is not None)  # for fault tests
             bar.set_postfix(loss=f"{self.partial['loss_sum'] / self.partial['seen']:.4f}")
-            if self._stop_signal is not None:
+            stop = self.parallel.stop_signal(self._stop_signal)  # all ranks stop after the same step
+            if stop is not None:
                 self.save_latest(epoch, step)
-                raise Interrupted(f"stopped by {signal.Signals(self._stop_signal).name} at epoch {epoch + 1}, "
+                raise Interrupted(f"stopped by {signal.Signals(stop).name} at epoch {epoch + 1}, "
                                   f"step {step}; resume with -o Global.checkpoints={self.output_dir / 'latest'}")
         bar.close()
         self.partial = self.parallel.sum(self.partial)  # all ranks' shards
