@@ -1,6 +1,6 @@
 """Optimizers by name. Adam, AdamW and Momentum always use Paddle's multi-tensor kernels:
 on CPU the per-tensor Adam slows every later matmul/conv in the process 4-5x
-(see ../shared/PERF_NOTES.md); tests/engine/test_optimizer.py keeps this fix in place."""
+(see ../shared/PERF_NOTES.md); tests/test_engine_optimizer_speed.py keeps this fix in place."""
 import paddle
 
 from paddle_dx.utils.registry import Registry
