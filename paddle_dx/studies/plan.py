@@ -124,10 +124,12 @@ def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None
 def plan_source(arch_run, split, out_dir, seed, quick, extra=()):
     """Pretraining on the --source task with the transfer run's network and preprocessing."""
     raw = read_yaml(arch_run.config)
-    epochs = sum(int(s["epochs"]) for s in raw["Stages"]) if raw.get("Stages") else raw.get("Global", {}).get("epochs", 10)
+    stages = raw.get("Stages")
+    epochs = sum(int(s["epochs"]) for s in stages) if stages else raw.get("Global", {}).get("epochs", 10)
     name = f"source_{arch_run.arch}"
     plan = RunPlan(name, arch_run.config, arch=arch_run.arch, init="random (from scratch), source task")
-    plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}"] + data_overrides(split, test=False)
+    plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}"]
+    plan.overrides += data_overrides(split, test=False)
     if quick:
         plan.overrides += [o for o in quick_overrides(raw) if not o.startswith(("Stages=", "Global.epochs="))]
         epochs = QUICK["epochs"]

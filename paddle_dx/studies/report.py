@@ -75,7 +75,8 @@ def _setting_section(study, ctx):
                       f"for validation/test. The source-pretrained backbone replaces ImageNet weights in the "
                       f"transfer rows."]
     lines += ["", "### Initialisation of each run", "",
-              table(["run", "network", "initialisation"], [[r.plan.name, r.plan.arch, r.plan.init] for r in ctx["results"]])]
+              table(["run", "network", "initialisation"],
+                    [[r.plan.name, r.plan.arch, r.plan.init] for r in ctx["results"]])]
     return lines
 
 

@@ -57,8 +57,8 @@ def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42
              for name in study.runs]
     weights, source_runs, source_split = _source_weights(plans, split, root, seed, quick, source, overrides, subset)
     if weights:
-        plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch), overrides)
-                 for name, plan in zip(study.runs, plans)]
+        plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch),
+                          overrides) for name, plan in zip(study.runs, plans)]
     results = [run_target(plan) for plan in plans]
     ctx = {"split": split, "source_split": source_split, "results": results, "sources": source_runs,
            "quick": quick, "seed": seed, "n_resamples": n_resamples, "per_class": subset,
