@@ -22,6 +22,7 @@ from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.engine.manifest import write_manifest
 from paddle_dx.engine.optimizer import build_optimizer
+from paddle_dx.engine.resume_outputs import carry_best_model
 from paddle_dx.engine.stages import is_stage_end, stage_at
 from paddle_dx.engine.visualdl_logger import VisualDLLogger
 from paddle_dx.metrics import format_table, key_metric
@@ -106,6 +107,8 @@ class Trainer:
         if self.scheduler and state.get("scheduler"):
             self.scheduler.set_state_dict(state["scheduler"])
         self.history, self.best = state["history"], state["best"]
+        if self.best and self.is_main:
+            carry_best_model(path, self.output_dir)
         self.start_epoch, self.start_step = state["epoch"], resume_step(state, self.train_sampler)
         self.partial = (state.get("partial") if self.is_main else None) or {"loss_sum": 0.0, "correct": 0, "seen": 0}
         log.info("resumed from %s at epoch %d, step %d", path, self.start_epoch + 1, self.start_step)
