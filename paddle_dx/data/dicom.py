@@ -6,6 +6,8 @@ with the default (lung for CT) and keeps its HU, so a ``CTWindow`` op in ``trans
 applies the configured window. Nothing here logs header fields: error messages name the
 file and the problem only, never the patient.
 """
+from io import BytesIO
+
 import pydicom
 from pydicom import uid as dicom_uid
 from pydicom.errors import InvalidDicomError
@@ -27,10 +29,12 @@ CODEC_PACKAGES = {
 }
 
 
-def read_dataset(path, pixels=True):
-    """``pydicom.dcmread`` with failures turned into ImageReadError naming the file."""
+def read_dataset(path, pixels=True, source=None):
+    """``pydicom.dcmread`` with failures turned into ImageReadError naming the file.
+
+    ``source``: a file-like object read instead of ``path`` (which then only names it)."""
     try:
-        return pydicom.dcmread(str(path), stop_before_pixels=not pixels)
+        return pydicom.dcmread(source if source is not None else str(path), stop_before_pixels=not pixels)
     except InvalidDicomError:
         raise ImageReadError(path, "not a DICOM file (no 'DICM' preamble)") from None
     except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
@@ -82,11 +86,16 @@ def load_slice(path, ds=None):
 
 
 @register_reader(".dcm")
-def read_dicom(path):
+def read_dicom(path, ds=None):
     """``read_image`` for ``.dcm``: a DicomImage (RGB uint8, default window, carrying HU)."""
-    ds = read_dataset(path)
+    ds = ds if ds is not None else read_dataset(path)
     if int(ds.get("SamplesPerPixel", 1) or 1) == 3:  # colour (ultrasound, photos): no HU to window
         return to_rgb_uint8(_pixels(ds, path)[:, :, ::-1], path)
     ds, hu = load_slice(path, ds)
     auto = WINDOWS[DEFAULT_CT_WINDOW] if ds.get("Modality") == "CT" else _file_window(ds, hu)
     return DicomImage(hu, invert=is_inverted(ds), auto_window=auto)
+
+
+def decode_dicom_bytes(data, name="<upload>"):
+    """``read_dicom`` for a file held in memory (e.g. a web upload), never written to disk."""
+    return read_dicom(name, read_dataset(name, source=BytesIO(data)))
