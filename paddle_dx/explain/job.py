@@ -1,0 +1,55 @@
+"""What tools/gradcam.py does: one heat-map overlay PNG per input image, for reports."""
+import logging
+from pathlib import Path
+
+import cv2
+
+from paddle_dx.data.io import read_image
+from paddle_dx.errors import ConfigError, ImageReadError
+from paddle_dx.utils.files import atomic_path, check_writable
+
+log = logging.getLogger(__name__)
+
+
+def overlay_name(path, root):
+    """``a/b/img.jpg`` under ``root`` -> ``a__b__img_gradcam.png`` (unique, flat)."""
+    path = Path(path)
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        rel = Path(path.name)
+    return "__".join(rel.with_suffix("").parts) + "_gradcam.png"
+
+
+def write_overlay_pngs(explainer, paths, out_dir, root=None, class_name=None, batch_size=8):
+    """Predict and explain ``paths``; write ``out_dir/<name>_gradcam.png``; return rows of
+    (path, predicted class, its probability, explained class, overlay file). Unreadable
+    images are skipped with a warning."""
+    out_dir = Path(out_dir)
+    check_writable(out_dir)
+    predictor = explainer.predictor
+    if class_name is not None and class_name not in predictor.class_names:
+        raise ConfigError(f"--class '{class_name}' is not a class of this model; classes: {predictor.class_names}")
+    root = Path(root) if root else None
+    rows = []
+    for start in range(0, len(paths), batch_size):
+        good, images = [], []
+        for path in paths[start:start + batch_size]:
+            try:
+                images.append(read_image(path))
+                good.append(path)
+            except ImageReadError as exc:
+                log.warning("skipped %s: %s", path, exc.problem)
+        if not images:
+            continue
+        probs = predictor.predict_arrays(images, batch_size)
+        ids = probs.argmax(axis=1) if class_name is None else [predictor.class_names.index(class_name)] * len(images)
+        for path, p, cid, overlay in zip(good, probs, ids, explainer.overlays(images, list(ids), batch_size)):
+            target = out_dir / overlay_name(path, root or Path(path).parent)
+            with atomic_path(target) as tmp:
+                ok, png = cv2.imencode(".png", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+                tmp.write_bytes(png.tobytes())
+            best = int(p.argmax())
+            rows.append((str(path), predictor.class_names[best], float(p[best]), predictor.class_names[int(cid)],
+                         str(target)))
+    return rows

@@ -1,0 +1,1 @@
+"""The diagnosis assistant: a local web page over an exported model (``tools/serve.py``)."""

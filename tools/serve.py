@@ -1,0 +1,39 @@
+"""Serve the diagnosis assistant (web page + JSON API) for an exported model.
+
+python tools/serve.py --model-dir inference/NAME [--host 127.0.0.1] [--port 8050] [--no-gradcam]
+                      [--phrases phrases.yml] [--max-file-mb 20] [--max-megapixels 40] [--max-files 16]
+Open http://127.0.0.1:8050/ ; scripts POST images to /api/predict (field `images`).
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+
+from paddle_dx.cli import run  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", required=True, help="folder written by tools/export_model.py")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this computer only)")
+    parser.add_argument("--port", type=int, default=8050)
+    parser.add_argument("--no-gradcam", dest="gradcam", action="store_false", help="do not compute heat maps")
+    parser.add_argument("--phrases", default=None,
+                        help="YAML mapping class name -> spoken finding, e.g. `lung_aca: Lung adenocarcinoma suspected`")
+    parser.add_argument("--max-file-mb", type=float, default=20.0, help="largest upload per image (MB)")
+    parser.add_argument("--max-megapixels", type=float, default=40.0, help="largest decoded image (megapixels)")
+    parser.add_argument("--max-files", type=int, default=16, help="most images per request")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    args = parser.parse_args()
+    from paddle_dx.ui.server import build_assistant, serve
+    from paddle_dx.ui.uploads import UploadLimits
+    limits = UploadLimits(max_file_bytes=int(args.max_file_mb * 1024 * 1024),
+                          max_pixels=int(args.max_megapixels * 1_000_000), max_files=args.max_files)
+    assistant = build_assistant(args.model_dir, gradcam=args.gradcam, phrases_file=args.phrases,
+                                limits=limits, threads=args.threads)
+    serve(assistant, args.host, args.port)
+
+
+if __name__ == "__main__":
+    run(main)
