@@ -64,3 +64,20 @@ def train_corner_model(root, epochs=4, arch="LeNet5", per_class=40):
         "DataLoader.Train.dataset.transform_ops": ops, "DataLoader.Train.sampler.batch_size": 8})
     Trainer(config).fit()
     return config
+
+
+def export_corner_model(root, epochs=4):
+    """Train the corner model and export it; return (config, export dir)."""
+    from paddle_dx.config import load_config
+    from paddle_dx.inference import export_from_config
+    config = train_corner_model(root, epochs)
+    export_dir = Path(root) / "export"
+    export_from_config(load_config(raw=config, overrides=[
+        f"Global.pretrained_model={config['Global']['output_dir']}/best_model.pdparams",
+        f"Global.save_inference_dir={export_dir}"]))
+    return config, export_dir
+
+
+def png_bytes(rgb):
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return buf.tobytes()
