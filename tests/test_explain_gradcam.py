@@ -61,3 +61,54 @@ def test_overlay_keeps_image_shape_and_colours_the_hot_region():
     hot, cold = out[2, 2].astype(int), out[-2, -2].astype(int)
     assert hot[0] > hot[2], hot      # JET: hot is red
     assert cold[2] > cold[0], cold   # cold is blue
+
+
+@pytest.fixture(scope="module")
+def exported_corner(corner_run, tmp_path_factory):
+    from paddle_dx.config import load_config
+    from paddle_dx.inference import export_from_config
+    config, _ = corner_run
+    out = tmp_path_factory.mktemp("corner_export")
+    export_from_config(load_config(raw=config, overrides=[
+        f"Global.pretrained_model={config['Global']['output_dir']}/best_model.pdparams",
+        f"Global.save_inference_dir={out}"]))
+    return out
+
+
+def test_gradcam_tool_writes_overlays_for_a_folder_and_skips_bad_files(exported_corner, tmp_path):
+    import cv2
+
+    from paddle_dx.explain.exported import Explainer
+    from paddle_dx.explain.job import write_overlay_pngs
+    from paddle_dx.inference import Predictor
+    from paddle_dx.inference.inputs import collect_inputs
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(9)
+    for rel in ("a.png", "sub/a.png"):
+        cv2.imwrite(str(folder / rel), corner_image(1, rng, distractor=True)[:, :, ::-1])
+    (folder / "broken.png").write_bytes(b"not a png")
+    predictor = Predictor(exported_corner)
+    rows = write_overlay_pngs(Explainer(predictor), collect_inputs(folder), tmp_path / "out", root=folder)
+    assert sorted(r[4].rsplit("/", 1)[1] for r in rows) == ["a_gradcam.png", "sub__a_gradcam.png"]
+    for path, predicted, prob, explained, overlay in rows:
+        img = cv2.imread(overlay)
+        assert img.shape == (SIZE, SIZE, 3)
+        assert predicted == explained == predictor.predict([path])[0]["class_name"]
+
+
+def test_explainer_refuses_weights_that_are_not_the_exported_ones(exported_corner, tmp_path):
+    import shutil
+
+    from paddle_dx.errors import WeightsError
+    from paddle_dx.explain.exported import load_dygraph_model
+    from paddle_dx.inference import load_spec
+    copy = tmp_path / "export"
+    shutil.copytree(exported_corner, copy)
+    model = load_dygraph_model(copy)  # the saved dygraph weights pass their SHA-256 check
+    assert model.arch_name == "LeNet5"
+    spec = load_spec(copy)
+    (copy / "weights.pdparams").write_bytes(b"tampered")
+    spec["weights"] = None  # no fallback to the training output
+    with pytest.raises(WeightsError, match="SHA-256"):
+        load_dygraph_model(copy, spec)
