@@ -4,8 +4,8 @@ from pathlib import Path
 
 import cv2
 
-from paddle_dx.data.io import read_image
-from paddle_dx.errors import ConfigError, ImageReadError
+from paddle_dx.errors import ConfigError
+from paddle_dx.inference.inputs import read_batches
 from paddle_dx.utils.files import atomic_path, check_writable
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,10 @@ def overlay_name(path, root):
     return "__".join(rel.with_suffix("").parts) + "_gradcam.png"
 
 
+def _warn_skipped(path, reason):
+    log.warning("skipped %s: %s", path, reason)
+
+
 def write_overlay_pngs(explainer, paths, out_dir, root=None, class_name=None, batch_size=8):
     """Predict and explain ``paths``; write ``out_dir/<name>_gradcam.png``; return rows of
     (path, predicted class, its probability, explained class, overlay file). Unreadable
@@ -32,16 +36,7 @@ def write_overlay_pngs(explainer, paths, out_dir, root=None, class_name=None, ba
         raise ConfigError(f"--class '{class_name}' is not a class of this model; classes: {predictor.class_names}")
     root = Path(root) if root else None
     rows = []
-    for start in range(0, len(paths), batch_size):
-        good, images = [], []
-        for path in paths[start:start + batch_size]:
-            try:
-                images.append(read_image(path))
-                good.append(path)
-            except ImageReadError as exc:
-                log.warning("skipped %s: %s", path, exc.problem)
-        if not images:
-            continue
+    for good, images in read_batches(paths, batch_size, on_skip=_warn_skipped):
         probs = predictor.predict_arrays(images, batch_size)
         ids = probs.argmax(axis=1) if class_name is None else [predictor.class_names.index(class_name)] * len(images)
         for path, p, cid, overlay in zip(good, probs, ids, explainer.overlays(images, list(ids), batch_size)):
