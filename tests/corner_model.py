@@ -48,7 +48,8 @@ def write_corner_dataset(root, per_class=40, seed=0):
     for label, name in enumerate(CLASSES):
         (images / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            cv2.imwrite(str(images / name / f"{name}_{i:03d}.png"), cv2.cvtColor(corner_image(label, rng), cv2.COLOR_RGB2BGR))
+            rgb = corner_image(label, rng)
+            cv2.imwrite(str(images / name / f"{name}_{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     lists = Path(root) / "lists"
     write_split(images, lists, ratios=(2, 1, 1), seed=seed, classes=list(CLASSES))
     return images, lists

@@ -125,7 +125,8 @@ def test_malformed_requests_get_4xx_json(client, case, status, words):
     if case == "empty body":
         res = client.post("/api/predict")
     elif case == "wrong field":
-        res = client.post("/api/predict", data={"file": (io.BytesIO(tiny), "a.png")}, content_type="multipart/form-data")
+        res = client.post("/api/predict", data={"file": (io.BytesIO(tiny), "a.png")},
+                          content_type="multipart/form-data")
     elif case == "not an image":
         res = _post(client, [("notes.png", b"%PDF-1.4 this is not a PNG")])
     elif case == "file too large":

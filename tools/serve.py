@@ -20,7 +20,8 @@ def main():
     parser.add_argument("--port", type=int, default=8050)
     parser.add_argument("--no-gradcam", dest="gradcam", action="store_false", help="do not compute heat maps")
     parser.add_argument("--phrases", default=None,
-                        help="YAML mapping class name -> spoken finding, e.g. `lung_aca: Lung adenocarcinoma suspected`")
+                        help="YAML mapping class name -> spoken finding, "
+                             "e.g. `lung_aca: Lung adenocarcinoma suspected`")
     parser.add_argument("--max-file-mb", type=float, default=20.0, help="largest upload per image (MB)")
     parser.add_argument("--max-megapixels", type=float, default=40.0, help="largest decoded image (megapixels)")
     parser.add_argument("--max-files", type=int, default=16, help="most images per request")
