@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, thread_env, threads, \
+from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, summary, thread_env, threads, \
     time_repeated, write_results  # noqa: E402
 
 VARIANTS = {
@@ -84,11 +84,11 @@ def main():
     cases = {name: (__file__, [name, args.size, args.batch], {**thread_env(threads()), **env})
              for name, (env, _) in VARIANTS.items()}
     values = alternate(cases, args.rounds, key="seconds_per_step")
-    base = sorted(values["paddle_dx default (all cores)"])[args.rounds // 2]
+    base = summary(values["paddle_dx default (all cores)"])[0]
     gflop = 3 * GFLOP_PER_IMAGE_224["ResNet18"] * (args.size / 224) ** 2 * args.batch
     rows = []
     for name, v in values.items():
-        med = sorted(v)[len(v) // 2]
+        med = summary(v)[0]
         rows.append([name, fmt(v, 3), f"{base / med:.2f}", f"{gflop / med:.0f} ({gflop / med / PEAK_GFLOPS:.0%})"])
     write_results("flags", f"Dygraph training knobs: ResNet-18 {args.size} px, batch {args.batch}, Adam, s/step",
                   "python benchmarks/flags.py " + " ".join(sys.argv[1:]),

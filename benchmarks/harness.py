@@ -108,8 +108,8 @@ def write_results(name, title, command, header, rows, notes=(), started=None, me
     RESULTS.mkdir(parents=True, exist_ok=True)
     info = started or machine()
     lines = [f"# {title}", "", f"Command: `{command}`", "",
-             "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()),
-             f"; load average at end {tuple(round(x, 2) for x in os.getloadavg())}.", "",
+             "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items())
+             + f"; load average at end {tuple(round(x, 2) for x in os.getloadavg())}.", "",
              method, "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

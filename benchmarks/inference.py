@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, threads, time_repeated, \
+from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, summary, threads, time_repeated, \
     write_results  # noqa: E402
 
 ENGINES = ("paddle_dygraph", "paddle_inference_onednn", "paddle_inference_no_onednn", "torch")
@@ -86,9 +86,9 @@ def main():
     for batch in args.batches:
         cases = {engine: (__file__, [engine, batch]) for engine in ENGINES}
         values = alternate(cases, args.rounds)
-        torch_median = sorted(values["torch"])[len(values["torch"]) // 2]
+        torch_median = summary(values["torch"])[0]
         for engine in ENGINES:
-            med = sorted(values[engine])[len(values[engine]) // 2]
+            med = summary(values[engine])[0]
             peak = med * GFLOP_PER_IMAGE_224[ARCH] / PEAK_GFLOPS
             rows.append([batch, engine, fmt(values[engine]), f"{med / torch_median:.2f}", f"{peak:.0%}"])
     write_results("inference", f"Inference, {ARCH} {SIZE} px, images/s", "python benchmarks/inference.py "

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, threads, time_repeated, \
+from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, summary, threads, time_repeated, \
     write_results  # noqa: E402
 
 SIZE, BATCH, CLASSES = 224, 8, 2
@@ -174,7 +174,7 @@ def main():
     if args.only in (None, "full"):
         for arch, _, _ in FULL:
             values = alternate({f: (__file__, ["full", f, arch, 0]) for f in frameworks}, args.rounds)
-            med = {f: sorted(v)[len(v) // 2] for f, v in values.items()}
+            med = {f: summary(v)[0] for f, v in values.items()}
             for f in frameworks:
                 peak = med[f] * 3 * GFLOP_PER_IMAGE_224[arch] / PEAK_GFLOPS
                 rows.append([f"full fine-tuning {arch}, batch {BATCH}", f, fmt(values[f]),
@@ -184,7 +184,7 @@ def main():
                            args.rounds, key=None)
         for part in ("first_epoch", "later_epochs"):
             per = {f: [v[part] for v in values[f]] for f in frameworks}
-            med = {f: sorted(v)[len(v) // 2] for f, v in per.items()}
+            med = {f: summary(v)[0] for f, v in per.items()}
             for f in frameworks:
                 peak = med[f] * GFLOP_PER_IMAGE_224[HEAD_ARCH] / PEAK_GFLOPS
                 rows.append([f"head only {HEAD_ARCH}, {part.replace('_', ' ')}, batch {HEAD_BATCH}", f,
