@@ -310,19 +310,8 @@ def build_transforms(ops_config, image_shape, where="transform_ops"):
     """Build a Compose from ``[{Name: {params}}, ...]``; sizes default to image_shape's H, W."""
     ops = []
     for i, item in enumerate(ops_config):
-        if isinstance(item, str):
-            item = {item: {}}
-        if not isinstance(item, dict) or len(item) != 1:
-            raise ConfigError(f"{where}[{i}] must be a single `OpName: {{params}}` mapping, got {item!r}")
-        name, params = next(iter(item.items()))
-        op_cls = TRANSFORMS.get(name, where=f"{where}[{i}]")
-        params = dict(params or {})
-        accepted = inspect.signature(op_cls.__init__).parameters
-        for key in params:
-            if key not in accepted:
-                options = [p for p in accepted if p != "self"]
-                raise ConfigError(f"{where}[{i}].{name}: unknown parameter '{key}'"
-                                  f"{TRANSFORMS.suggest(key, options)}; accepted: {options}")
+        op_cls, params = TRANSFORMS.resolve(item, f"{where}[{i}]")
+        name = op_cls.__name__
         if getattr(op_cls, "sized", False) and params.get("size") is None and not params.get("resize_short"):
             params["size"] = [int(image_shape[1]), int(image_shape[2])]
         try:

@@ -1,5 +1,4 @@
 """Losses named in ``Loss.Train`` / ``Loss.Eval`` (PaddleClas style: a list of {Name: params})."""
-import inspect
 
 import numpy as np
 import paddle
@@ -52,18 +51,7 @@ class CombinedLoss:
 def build_loss(items, where, train_labels=None, class_num=None):
     losses = []
     for i, item in enumerate(items):
-        if isinstance(item, str):
-            item = {item: {}}
-        if not isinstance(item, dict) or len(item) != 1:
-            raise ConfigError(f"{where}[{i}] must be a single `LossName: {{params}}` mapping")
-        name, params = next(iter(item.items()))
-        cls = LOSSES.get(name, where=f"{where}[{i}]")
-        params = dict(params or {})
-        accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "train_labels", "class_num")]
-        for key in params:
-            if key not in accepted:
-                raise ConfigError(f"{where}[{i}].{name}: unknown parameter '{key}'"
-                                  f"{LOSSES.suggest(key, accepted)}; accepted: {accepted}")
+        cls, params = LOSSES.resolve(item, f"{where}[{i}]", internal=("train_labels", "class_num"))
         losses.append(cls(**params, train_labels=train_labels, class_num=class_num))
     if not losses:
         raise ConfigError(f"{where} lists no loss")

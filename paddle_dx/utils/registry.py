@@ -1,5 +1,6 @@
 """Name -> component registries, so configs choose components without if-chains."""
 import difflib
+import inspect
 
 from paddle_dx.errors import ConfigError
 
@@ -28,6 +29,27 @@ class Registry:
             raise ConfigError(f"{place}unknown {self.kind} '{name}'{self.suggest(name, self._items)}; "
                               f"available: {sorted(self._items)}")
         return self._items[name]
+
+    def resolve(self, item, where, internal=()):
+        """Validate one ``{Name: {params}}`` config item (or a bare ``Name``).
+
+        Returns (class, params dict). Unknown names and parameters are ConfigErrors naming
+        ``where`` and the closest valid spelling; ``internal`` parameters are not user-settable.
+        """
+        if isinstance(item, str):
+            item = {item: {}}
+        if not isinstance(item, dict) or len(item) != 1:
+            label = self.kind.split()[-1].capitalize() + "Name"
+            raise ConfigError(f"{where} must be a single `{label}: {{params}}` mapping, got {item!r}")
+        name, params = next(iter(item.items()))
+        cls = self.get(name, where=where)
+        params = dict(params or {})
+        accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", *internal)]
+        for key in params:
+            if key not in accepted:
+                raise ConfigError(f"{where}.{name}: unknown parameter '{key}'"
+                                  f"{self.suggest(key, accepted)}; accepted: {accepted}")
+        return cls, params
 
     def names(self):
         return sorted(self._items)
