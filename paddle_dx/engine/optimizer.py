@@ -14,10 +14,32 @@ def _adam(lr, params, cfg, clip):
                                  grad_clip=clip, use_multi_tensor=True)
 
 
+class MultiTensorAdamW(paddle.optimizer.Adam):
+    """AdamW (decoupled weight decay, Loshchilov & Hutter) on the multi-tensor Adam kernel.
+
+    Paddle 3.3's ``AdamW`` has no ``use_multi_tensor`` option, and its per-tensor path is the
+    one that slows the process. Decay is applied as ``p *= 1 - lr * weight_decay`` before the
+    Adam update, which is what ``paddle.optimizer.AdamW`` does (tested to match it).
+    """
+
+    def __init__(self, learning_rate, parameters, weight_decay, grad_clip=None):
+        super().__init__(learning_rate=learning_rate, parameters=parameters, grad_clip=grad_clip,
+                         use_multi_tensor=True)
+        self.decoupled_weight_decay = float(weight_decay)
+
+    @paddle.no_grad()
+    def step(self):
+        if self.decoupled_weight_decay:
+            factor = 1.0 - self.get_lr() * self.decoupled_weight_decay
+            for param in self._parameter_list:
+                if not param.stop_gradient and param.grad is not None:
+                    param.scale_(factor)
+        super().step()
+
+
 @OPTIMIZERS.register(name="AdamW")
 def _adamw(lr, params, cfg, clip):
-    return paddle.optimizer.AdamW(learning_rate=lr, parameters=params, weight_decay=cfg["weight_decay"],
-                                  grad_clip=clip, use_multi_tensor=True)
+    return MultiTensorAdamW(learning_rate=lr, parameters=params, weight_decay=cfg["weight_decay"], grad_clip=clip)
 
 
 @OPTIMIZERS.register(name="Momentum")
