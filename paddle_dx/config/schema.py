@@ -62,7 +62,7 @@ SCHEMA = {
         "use_visualdl": Key((bool,), True, doc="VisualDL logs in output_dir/vdl"),
         "image_shape": Key((list,), [3, 224, 224], doc="network input [3, H, W]; sized ops without a size use H, W"),
         "use_amp": Key((bool,), False, doc="mixed precision, GPU only"),
-        "print_batch_step": Key((int,), 10, doc="accepted for PaddleClas configs; progress is a tqdm bar"),
+        "print_batch_step": Key((int,), 10, doc="log a progress line every N steps when stderr is not a terminal (a tqdm bar otherwise)"),
         "skip_bad_images": Key((bool,), False, doc="drop unreadable images (listed in skipped_images.txt) instead of stopping"),
         "save_inference_dir": Key((str,), "inference", doc="where tools/export_model.py writes"),
         "num_threads": Key((int,), 0, doc="CPU threads for Paddle; 0 = every core this process may use "

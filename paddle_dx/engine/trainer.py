@@ -7,6 +7,7 @@ uninterrupted one.
 """
 import logging
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -143,8 +144,9 @@ class Trainer:
         steps = len(self.train_sampler)
         batches, self._forward = self.feature_cache.epoch_batches(self.model, self.train_sampler,
                                                                   self.train_loader, epoch)
+        bar_visible = self.is_main and sys.stderr.isatty()  # in log files: print_batch_step lines
         bar = tqdm(batches, total=steps - self.start_step, initial=0, leave=False,
-                   desc=f"epoch {epoch + 1}/{g['epochs']}", disable=not self.is_main, mininterval=2)
+                   desc=f"epoch {epoch + 1}/{g['epochs']}", disable=not bar_visible, mininterval=2)
         step = self.start_step
         for images, labels in bar:
             paddle.seed(step_seed(g["seed"] + self.rank, epoch, step))  # dropout differs per rank
@@ -157,6 +159,9 @@ class Trainer:
             step += 1
             pause_point("train_step", until=lambda: self._stop_signal is not None)  # for fault tests
             bar.set_postfix(loss=f"{self.partial['loss_sum'] / self.partial['seen']:.4f}")
+            if self.is_main and not bar_visible and g["print_batch_step"] and step % g["print_batch_step"] == 0:
+                log.info("epoch %d/%d step %d/%d: loss %.4f", epoch + 1, g["epochs"], step, steps,
+                         self.partial["loss_sum"] / self.partial["seen"])
             stop = self.parallel.stop_signal(self._stop_signal)  # all ranks stop after the same step
             if stop is not None:
                 self.save_latest(epoch, step)
