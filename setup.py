@@ -6,7 +6,8 @@ from setuptools import find_packages, setup
 
 def requirements():
     lines = Path(__file__).with_name("requirements.txt").read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    specs = [line.split("#", 1)[0].strip() for line in lines]
+    return [spec for spec in specs if spec]
 
 
 setup(
