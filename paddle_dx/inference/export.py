@@ -18,9 +18,10 @@ from paddle_dx.data.builder import class_names, transforms_for
 from paddle_dx.data.io import file_sha256
 from paddle_dx.engine.checkpoint import save_weights
 from paddle_dx.errors import ConfigError, WeightsError
-from paddle_dx.inference.spec import MODEL_PREFIX, PARAMS_SUFFIX, PROGRAM_SUFFIXES, SPEC_FILE, find_program, write_spec
+from paddle_dx.inference.spec import MODEL_PREFIX, PARAMS_SUFFIX, SPEC_FILE, write_spec
 from paddle_dx.models import build_model, load_model_weights
 from paddle_dx.utils.files import check_writable
+from paddle_dx.utils.paddle_inference import PROGRAM_SUFFIXES, find_program
 
 log = logging.getLogger(__name__)
 DYGRAPH_WEIGHTS = "weights.pdparams"
@@ -74,7 +75,7 @@ def export_model(model, config, out_dir, weights_path=None):
     spec_in = paddle.static.InputSpec([None, *g["image_shape"]], "float32", name="x")
     static = paddle.jit.to_static(Probabilities(model), input_spec=[spec_in], full_graph=True)
     paddle.jit.save(static, str(out_dir / MODEL_PREFIX))
-    program = find_program(out_dir)
+    program = find_program(out_dir, MODEL_PREFIX)
     params = out_dir / f"{MODEL_PREFIX}{PARAMS_SUFFIX}"
     dygraph = out_dir / DYGRAPH_WEIGHTS  # Grad-CAM (paddle_dx.explain) needs the dygraph model
     save_weights(dygraph, model)

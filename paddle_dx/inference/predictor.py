@@ -9,33 +9,14 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from paddle import inference as paddle_infer
 
 from paddle_dx.data.io import read_image
 from paddle_dx.data.transforms import build_transforms
 from paddle_dx.errors import DataError, ImageReadError
 from paddle_dx.inference.spec import SPEC_FILE, load_spec, model_files
-from paddle_dx.utils.device import gpu_available, usable_cores
+from paddle_dx.utils.paddle_inference import InferenceSession
 
 log = logging.getLogger(__name__)
-
-
-def _inference_config(program, params, use_gpu, enable_mkldnn, threads):
-    """A ``paddle.inference.Config``: GPU when asked and present, else CPU (+ oneDNN, threads)."""
-    config = paddle_infer.Config(str(program), str(params))
-    if use_gpu and gpu_available():
-        config.enable_use_gpu(256, 0)
-        return config, "gpu"
-    if use_gpu:
-        log.warning("GPU requested but none is available (CPU build of Paddle or no device): using the CPU")
-    config.disable_gpu()
-    if enable_mkldnn:
-        config.enable_mkldnn()
-    else:
-        config.disable_mkldnn()
-    config.set_cpu_math_library_num_threads(int(threads or usable_cores()))
-    config.disable_glog_info()
-    return config, "cpu"
 
 
 def check_rgb(image, name):
@@ -61,10 +42,8 @@ class Predictor:
         self.transforms = build_transforms(self.spec["preprocess"], self.image_shape,
                                            where=f"{self.model_dir / SPEC_FILE}: preprocess")
         program, params = model_files(self.model_dir, self.spec)
-        config, self.device = _inference_config(program, params, use_gpu, enable_mkldnn, threads)
-        self._predictor = paddle_infer.create_predictor(config)
-        self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
-        self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
+        self._session = InferenceSession(program, params, use_gpu, enable_mkldnn, threads)
+        self.device = self._session.device
         self._lock = threading.Lock()
 
     def preprocess(self, rgb, name="<array>"):
@@ -77,10 +56,7 @@ class Predictor:
 
     def _run(self, batch):
         with self._lock:
-            self._input.reshape(list(batch.shape))
-            self._input.copy_from_cpu(batch)
-            self._predictor.run()
-            return self._output.copy_to_cpu()
+            return self._session.run(batch)
 
     def predict_arrays(self, images, batch_size=8):
         """Probabilities [N, C] for a list of HxWx3 RGB uint8 arrays."""

@@ -16,7 +16,6 @@ from paddle_dx.utils.files import atomic_path
 SPEC_FILE = "inference.yml"
 MODEL_PREFIX = "inference"
 # Paddle 3 (PIR) writes .json programs, Paddle 2 wrote .pdmodel: load whichever is there.
-PROGRAM_SUFFIXES = (".json", ".pdmodel")
 PARAMS_SUFFIX = ".pdiparams"
 REQUIRED = ("class_names", "image_shape", "preprocess", "model_file", "params_file")
 
@@ -44,15 +43,6 @@ def load_spec(model_dir):
         raise ConfigError(f"{path}: class_names must list at least 2 names, got {spec['class_names']!r}")
     spec["class_names"] = [str(n) for n in spec["class_names"]]
     return spec
-
-
-def find_program(directory, prefix=MODEL_PREFIX):
-    """The program file ``paddle.jit.save`` wrote for ``prefix`` (json or pdmodel)."""
-    for suffix in PROGRAM_SUFFIXES:
-        candidate = Path(directory) / f"{prefix}{suffix}"
-        if candidate.is_file():
-            return candidate
-    raise WeightsError(f"{directory}: no {prefix}{' or '.join(PROGRAM_SUFFIXES)} model file found")
 
 
 def model_files(model_dir, spec):

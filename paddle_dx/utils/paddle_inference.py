@@ -1,0 +1,61 @@
+"""One Paddle Inference session: program + params -> ``run(batch) -> outputs``.
+
+Shared by the exported-model Predictor and the frozen-backbone feature cache, so device,
+oneDNN and thread settings are decided in one place.
+"""
+import logging
+from pathlib import Path
+
+import numpy as np
+from paddle import inference as paddle_infer
+
+from paddle_dx.errors import WeightsError
+from paddle_dx.utils.device import gpu_available, usable_cores
+
+log = logging.getLogger(__name__)
+PROGRAM_SUFFIXES = (".json", ".pdmodel")  # Paddle 3 (PIR) writes .json, Paddle 2 .pdmodel
+
+
+def find_program(directory, prefix):
+    """The program file ``paddle.jit.save`` wrote for ``prefix`` (json or pdmodel)."""
+    for suffix in PROGRAM_SUFFIXES:
+        candidate = Path(directory) / f"{prefix}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise WeightsError(f"{directory}: no {prefix}{' or '.join(PROGRAM_SUFFIXES)} model file found")
+
+
+class InferenceSession:
+    """A created predictor with its first input and output handles.
+
+    GPU when asked and present (a warning and the CPU otherwise); on CPU, oneDNN on or off and
+    ``threads`` math threads (None or 0 = every core this process may use).
+    """
+
+    def __init__(self, program, params, use_gpu=False, enable_mkldnn=True, threads=None):
+        config = paddle_infer.Config(str(program), str(params))
+        if use_gpu and gpu_available():
+            config.enable_use_gpu(256, 0)
+            self.device = "gpu"
+        else:
+            if use_gpu:
+                log.warning("GPU requested but none is available (CPU build of Paddle or no device): using the CPU")
+            config.disable_gpu()
+            if enable_mkldnn:
+                config.enable_mkldnn()
+            else:
+                config.disable_mkldnn()
+            config.set_cpu_math_library_num_threads(int(threads or usable_cores()))
+            self.device = "cpu"
+        config.disable_glog_info()
+        self.predictor = paddle_infer.create_predictor(config)
+        self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+
+    def run(self, batch):
+        """Outputs for one float32 NCHW batch (not thread-safe: callers serialise)."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        self._input.reshape(list(batch.shape))
+        self._input.copy_from_cpu(batch)
+        self.predictor.run()
+        return self._output.copy_to_cpu()
