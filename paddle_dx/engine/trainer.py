@@ -84,7 +84,8 @@ class Trainer:
         self.history, self.best, self.start_epoch, self.start_step = [], None, 0, 0
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         self._stop_signal = None
-        self.stages, self.stage_index, self.stage_results, self._stage_test = config.get("Stages") or [], None, [], None
+        self.stages, self.stage_index, self.stage_results = config.get("Stages") or [], None, []
+        self._test = None  # (loader, scan report), built on first use
 
     # ---- checkpoints -------------------------------------------------------------------
     def _state(self, epoch, step):
@@ -207,6 +208,7 @@ class Trainer:
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
                   "seconds": round(time.time() - start, 2), "step_losses": train["step_losses"]}
         last = epoch + 1 == g["epochs"]
+        metrics = None
         if (epoch + 1) % g["eval_interval"] == 0 or last:
             metrics, probs, labels = self.evaluate()
             record.update({"val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"],
@@ -224,7 +226,7 @@ class Trainer:
             log.info("epoch %d/%d: train loss %.4f acc %.4f%s (%.1fs)", epoch + 1, g["epochs"], train["loss"],
                      train["accuracy"], val, record["seconds"])
         if is_stage_end(self.stages, epoch):
-            self._end_stage(epoch)
+            self._end_stage(epoch, metrics)
         if (epoch + 1) % g["save_interval"] == 0 or last:
             self.save_latest(epoch + 1, 0)
 
@@ -241,14 +243,23 @@ class Trainer:
         log.info("stage %d/%d '%s': %d epochs, freeze %s, lr %g", index + 1, len(self.stages), stage["name"],
                  stage["epochs"], stage["freeze"], stage["lr"])
 
-    def _end_stage(self, epoch):
-        """Record the model's validation (and test) metrics as they are at the end of the stage."""
-        entry = dict(self.stages[self.stage_index], end_epoch=epoch + 1, val=self.evaluate()[0])
-        if self.config["DataLoader"]["Test"]["dataset"]["cls_label_path"]:
-            if self._stage_test is None:
-                self._stage_test = build_loader(self.config, "Test", build_dataset(self.config, "Test")[0])[0]
-            entry["test"] = self.evaluate(self._stage_test)[0]
+    def _end_stage(self, epoch, val_metrics=None):
+        """Record the model's validation (and test) metrics as they are at the end of the stage
+        (``val_metrics``: this epoch's evaluation, when it had one, so it is not run twice)."""
+        entry = dict(self.stages[self.stage_index], end_epoch=epoch + 1, val=val_metrics or self.evaluate()[0])
+        if self._has_test():
+            entry["test"] = self.evaluate(self._test_data()[0])[0]
         self.stage_results.append(entry)
+
+    def _has_test(self):
+        return bool(self.config["DataLoader"]["Test"]["dataset"]["cls_label_path"])
+
+    def _test_data(self):
+        """(loader, scan report) of DataLoader.Test, read and checked once per run."""
+        if self._test is None:
+            test_set, report = build_dataset(self.config, "Test")
+            self._test = build_loader(self.config, "Test", test_set)[0], report
+        return self._test
 
     def finish(self):
         """Write metrics.json (history, best epoch, its validation metrics, test metrics)."""
@@ -259,13 +270,11 @@ class Trainer:
                   "duplicates_across_splits": [{"sha256": h, "files": f} for h, f in self.duplicates]}
         if self.stages:
             result["stages"] = self.stage_results
-        test_cfg = self.config["DataLoader"]["Test"]["dataset"]
-        if test_cfg["cls_label_path"] and self.best:
+        if self._has_test() and self.best:
             self.parallel.load_weights(self.model, self.output_dir / "best_model.pdparams")
-            test_set, report = build_dataset(self.config, "Test")
+            loader, report = self._test_data()
             result["skipped_images"] += [{"path": p, "reason": r} for p, r in report["skipped"]]
             self.hashes.update(report["hashes"])
-            loader, _ = build_loader(self.config, "Test", test_set)
             result["test"], _, _ = self.evaluate(loader)
             log.info("test set, best epoch %d:\n%s", self.best["epoch"], format_table(result["test"]))
         if self.is_main:
