@@ -1,14 +1,13 @@
 """Load a YAML config, apply ``-o Section.key=value`` overrides, validate against the schema."""
 import copy
 import difflib
-import hashlib
-import json
 from pathlib import Path
 
 import yaml
 
 from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA, Key
 from paddle_dx.errors import ConfigError
+from paddle_dx.utils.hashing import json_sha256
 
 
 def _type_names(types):
@@ -153,7 +152,7 @@ def load_config(path=None, overrides=None, raw=None):
 
 def config_hash(config):
     """Stable SHA-256 of a resolved config (key order does not matter)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    return json_sha256(config)
 
 
 def dump_config(config, path):

@@ -16,8 +16,6 @@ precomputes N augmented views per image and uses view ``epoch % N`` (an approxim
 fresh augmentation every epoch, logged as such). Partial freezes (``until stage N``) are not
 cached: the trainable stages need the frozen stages' spatial maps, which are large.
 """
-import hashlib
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,6 +27,7 @@ from paddle_dx.data.preprocess_cache import cache_root
 from paddle_dx.engine.frozen_features import build_extractor, weights_hash
 from paddle_dx.errors import ConfigError
 from paddle_dx.utils.files import atomic_path
+from paddle_dx.utils.hashing import json_sha256
 
 log = logging.getLogger(__name__)
 _EXTRACT_BATCH = 16
@@ -65,10 +64,6 @@ def _backbone_frozen(model):
 def _active_dropout(model):
     return [type(layer).__name__ for layer in model.backbone.sublayers()
             if isinstance(layer, paddle.nn.Dropout) and layer.p > 0]
-
-
-def _digest(obj):
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class FeatureCache:
@@ -143,7 +138,7 @@ class FeatureCache:
     def _entry(self, wkey, spec_key, dataset, index, view, randomised):
         path = dataset.samples[index][0]
         extra = [self.seed, view, index] if randomised else []
-        key = _digest([wkey, spec_key, self._image_hash(path), self.engine, extra])
+        key = json_sha256([wkey, spec_key, self._image_hash(path), self.engine, extra])
         return self.root / "features" / wkey[:16] / key[:2] / f"{key}.npy"
 
     def features(self, model, mode, view=0):
@@ -154,7 +149,7 @@ class FeatureCache:
             return self._memory[memo]
         dataset = self.sets[mode]
         randomised = dataset.transforms.is_random
-        spec_key = _digest(dataset.transforms.spec())
+        spec_key = json_sha256(dataset.transforms.spec())
         files = [self._entry(wkey, spec_key, dataset, i, view, randomised) for i in range(len(dataset))]
         missing = [i for i, f in enumerate(files) if not f.is_file()]
         if missing:
