@@ -37,6 +37,15 @@ def test_integer_where_a_float_is_expected_is_accepted():
     assert load_config(raw={}, overrides=["Optimizer.lr=1"])["Optimizer"]["lr"] == 1.0
 
 
+@pytest.mark.parametrize("text, value", [("1e-4", 1e-4), ("3E-5", 3e-5), ("+2e1", 20.0), (".5e-3", 5e-4)])
+def test_scientific_notation_without_a_dot_is_a_number(tmp_path, text, value):
+    """PyYAML (YAML 1.1) reads 1e-4 as a string; people write learning rates that way."""
+    assert load_config(raw={}, overrides=[f"Optimizer.lr={text}"])["Optimizer"]["lr"] == pytest.approx(value)
+    path = tmp_path / "c.yaml"
+    path.write_text(f"Optimizer:\n  lr: {text}\n")
+    assert load_config(path)["Optimizer"]["lr"] == pytest.approx(value)
+
+
 @pytest.mark.parametrize("override, key, suggestion", [
     ("Global.epoch=3", "Global.epoch", "epochs"),
     ("Optimizer.learning_rate=0.1", "Optimizer.learning_rate", None),
@@ -63,6 +72,7 @@ def test_misspelt_key_in_the_yaml_file_is_an_error_too(tmp_path):
     ("Global.epochs=2.5", "Global.epochs", "int"),
     ("Global.use_visualdl=3", "Global.use_visualdl", "bool"),
     ("Optimizer.lr=fast", "Optimizer.lr", "int or float"),
+    ("Optimizer.lr=1e-4x", "Optimizer.lr", "int or float"),
     ("Global.image_shape=224", "Global.image_shape", "list"),
     ("Global.seed=true", "Global.seed", "int"),
 ])

@@ -1,6 +1,7 @@
 """Load a YAML config, apply ``-o Section.key=value`` overrides, validate against the schema."""
 import copy
 import difflib
+import re
 from pathlib import Path
 
 import yaml
@@ -26,6 +27,15 @@ def _defaults(schema):
     return out
 
 
+def _yaml11_float(text):
+    """``'1e-4'`` -> 1e-4: YAML 1.1 floats need a dot, so scientific notation as people write
+    it (``lr: 1e-4``, ``-o Optimizer.lr=3e-4``) arrives as a string. Other text is returned
+    unchanged for the type check to report."""
+    if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", text.strip()):
+        return float(text)
+    return text
+
+
 def _check_leaf(path, spec, value):
     if value is None:
         if spec.nullable or spec.default is None:
@@ -35,6 +45,8 @@ def _check_leaf(path, spec, value):
         raise ConfigError(f"config key '{path}' has the wrong type: expected {_type_names(spec.types)}, got bool ({value!r})")
     if float in spec.types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if float in spec.types and str not in spec.types and isinstance(value, str):
+        value = _yaml11_float(value)  # PyYAML reads 1e-4 (no dot) as a string
     if spec.types == (str,) and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)  # YAML reads `-o Global.output_dir=2024` as a number; a path was meant
     if not isinstance(value, spec.types):

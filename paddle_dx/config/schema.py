@@ -74,6 +74,8 @@ SCHEMA = {
         "feature_cache_engine": Key((str,), "inference", choices=("inference", "dygraph"),
                                     doc="inference = Paddle Inference + oneDNN (fast); dygraph = bit-exact"),
         "feature_cache_views": Key((int,), 0, doc="with random train ops: N precomputed augmented views (0 = no cache)"),
+        "feature_cache_max_gb": Key(NUMBER, 4, doc="largest cache (train + val front outputs, in memory and on "
+                                                         "disk) to build; partial freezes cache feature maps"),
         "cache_dir": Key((str,), None, nullable=True, doc="feature and preprocessing caches; default output_dir/cache"),
         "preprocess_cache": Key((bool,), False, doc="store the deterministic preprocessing (decode, crop, denoise, "
                                                     "resize) of each image on disk: see data/preprocess_cache.py"),

@@ -1,26 +1,32 @@
-"""Train a head on a frozen backbone from cached features instead of re-running the backbone.
+"""Train the trainable part of a network from cached outputs of its frozen front.
 
 With ``Arch.freeze: backbone`` (the papers' "pre-training" step) every epoch recomputes the
 same backbone outputs: the backbone's BatchNorm layers are frozen in eval mode and its weights
-never change. ``Global.feature_cache`` computes them once per image through the fastest engine
-(``frozen_features``) and trains ``head(dropout(features))``; dropout still draws from Paddle's
-generator exactly as the full forward would, so the trained head is the same.
+never change. The same holds for the stem and first stages under ``until stage N``.
+``Global.feature_cache`` computes the frozen front (``TransferModel.frozen_front``: the leading
+layers with nothing trainable, no dropout and frozen BatchNorm) once per image through the
+fastest engine (``frozen_features``) and trains ``head(dropout(rest(cached)))``; dropout still
+draws from Paddle's generator exactly as the full forward would, so the trained weights are the
+same. A whole frozen backbone caches one feature vector per image; a partial freeze caches the
+last frozen stage's feature maps, which are large: the cache stays off (logged) when train +
+validation maps would exceed ``Global.feature_cache_max_gb``.
 
 Entries are ``.npy`` files under ``Global.cache_dir`` (default ``output_dir/cache``) ``/features``,
-keyed by (backbone weights hash, resolved preprocessing spec, image SHA-256, engine), so a
-second run on the same images and weights starts from a warm cache.
+keyed by (front weights hash, resolved preprocessing spec, image SHA-256, engine), so a second
+run on the same images and weights starts from a warm cache.
 
 Pixel-changing train-time augmentation makes cached features wrong. ``auto`` therefore caches
 only when the Train pipeline has no random op, or, with ``Global.feature_cache_views: N``,
 precomputes N augmented views per image and uses view ``epoch % N`` (an approximation of
-fresh augmentation every epoch, logged as such). Partial freezes (``until stage N``) are not
-cached: the trainable stages need the frozen stages' spatial maps, which are large.
+fresh augmentation every epoch, logged as such).
 """
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import paddle
+from tqdm import tqdm
 
 from paddle_dx.data.io import file_sha256
 from paddle_dx.data.preprocess_cache import cache_root
@@ -33,15 +39,16 @@ log = logging.getLogger(__name__)
 _EXTRACT_BATCH = 16
 
 
-class HeadOnly:
-    """Looks like the model to ``evaluator.predict`` but takes features: head(dropout(x)).
+class CachedForward:
+    """Looks like the model to ``evaluator.predict`` but takes cached front outputs:
+    head(dropout(rest(x))).
 
     Deliberately not a ``paddle.nn.Layer``: ``Layer.train()`` would put the frozen BatchNorm
     layers back in train mode; delegating to ``TransferModel.train()`` keeps them in eval.
     """
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, rest):
+        self.model, self.rest = model, rest
 
     @property
     def training(self):
@@ -54,29 +61,29 @@ class HeadOnly:
         self.model.train()
 
     def __call__(self, features):
+        for layer in self.rest:
+            features = layer(features)
         return self.model.head(self.model.dropout(features))
 
 
-def _backbone_frozen(model):
-    return all(p.stop_gradient for p in model.backbone.parameters())
-
-
-def _active_dropout(model):
-    return [type(layer).__name__ for layer in model.backbone.sublayers()
-            if isinstance(layer, paddle.nn.Dropout) and layer.p > 0]
+def _describe(front, layers):
+    if len(front) == len(layers):
+        return "the whole frozen backbone"
+    return f"the frozen front ({len(front)} of {len(layers)} backbone layers, up to {type(front[-1]).__name__})"
 
 
 class FeatureCache:
-    """Decides per epoch whether cached features apply, and serves them.
+    """Decides per epoch whether cached front outputs apply, and serves them.
 
     ``epoch_batches(model, sampler, loader, epoch)`` -> (batches, forward): the normal loader
-    and the model, or cached (features, labels) batches and ``HeadOnly(model)``.
+    and the model, or cached (front output, labels) batches and ``CachedForward``.
     """
 
     def __init__(self, config, train_set, eval_set, hashes=None, world_size=1):
         g = config["Global"]
         self.mode = {True: "on", False: "off"}.get(g["feature_cache"], g["feature_cache"])
         self.engine, self.views = g["feature_cache_engine"], g["feature_cache_views"]
+        self.max_bytes = float(g["feature_cache_max_gb"]) * 2 ** 30
         if world_size > 1 and self.mode != "off":
             log.info("feature cache: off in multi-device training (each rank would cache its own shard)")
             self.mode = "off"
@@ -84,8 +91,8 @@ class FeatureCache:
         self.threads, self.seed = g["num_threads"], g["seed"]
         self.sets = {"Train": train_set, "Eval": eval_set}
         self.hashes = dict(hashes or {})
-        self.freeze = config["Arch"]["freeze"]
-        self._memory = {}  # (weights hash, mode, view) -> [N, D] float32
+        self._memory = {}  # (front weights hash, mode, view) -> [N, ...] float32, current front only
+        self._sizes = {}  # front weights hash -> floats per image
         self._logged = set()
 
     # ---- deciding ----------------------------------------------------------------------
@@ -103,31 +110,48 @@ class FeatureCache:
             return self.views
         return None
 
+    def _problem(self, model, front):
+        """Why this epoch cannot train from cached front outputs, or None."""
+        if not front:
+            dropout = model.first_random_layer()
+            if dropout and all(p.stop_gradient for p in model.backbone.parameters()):
+                return f"the frozen {model.arch_name} backbone starts with active dropout ({dropout})"
+            return ("nothing is frozen at the network's input (Arch.freeze / the stage's freeze is 'none'), "
+                    "so every layer must run each step")
+        if self._views() is None:
+            return ("DataLoader.Train.dataset.transform_ops has random ops, which change pixels every epoch "
+                    "(set Global.feature_cache_views: N to precompute N augmented views)")
+        floats = self._floats_per_image(front)
+        total = floats * 4 * (len(self.sets["Train"]) * (self._views() or 1) + len(self.sets["Eval"]))
+        if total > self.max_bytes:
+            return (f"the cached outputs of {_describe(front, model.sequence())} would take {total / 2 ** 30:.1f} GiB "
+                    f"(> Global.feature_cache_max_gb = {self.max_bytes / 2 ** 30:g})")
+        return None
+
     def applies(self, model):
-        """True when this epoch can train from cached features (logs why or why not)."""
+        """True when this epoch can train from cached front outputs (logs why or why not)."""
         if self.mode == "off":
             return False
-        if not _backbone_frozen(model):
-            if self.mode == "on":
-                self._say("feature cache: not used while the backbone is trainable (Arch.freeze / stage freeze "
-                          "is not 'backbone'; partial freezes are not cached)")
-            return False
-        dropout = _active_dropout(model)
-        views = self._views()
-        problem = None
-        if dropout:
-            problem = f"the frozen {model.arch_name} backbone contains active dropout ({dropout[0]})"
-        elif views is None:
-            problem = ("DataLoader.Train.dataset.transform_ops has random ops, which change pixels every epoch "
-                       "(set Global.feature_cache_views: N to precompute N augmented views)")
+        front, _ = model.frozen_front()
+        problem = self._problem(model, front)
         if problem:
             if self.mode == "on":
                 raise ConfigError(f"config key 'Global.feature_cache' is 'on' but {problem}")
             self._say("feature cache: off because %s", problem)
             return False
+        views = self._views()
         how = "exact (no random train-time ops)" if views == 1 else f"{views} precomputed augmented views, view = epoch % {views}"
-        self._say("feature cache: on, engine %s, %s, under %s", self.engine, how, self.root)
+        self._say("feature cache: on for %s (%d floats per image), engine %s, %s, under %s",
+                  _describe(front, model.sequence()), self._floats_per_image(front), self.engine, how, self.root)
         return True
+
+    def _floats_per_image(self, front):
+        """Size of one image's front output, found by running the front once (dygraph, eval)."""
+        wkey = weights_hash(paddle.nn.Sequential(*front))
+        if wkey not in self._sizes:
+            image, _ = self.sets["Train"].load(0)
+            self._sizes[wkey] = int(build_extractor("dygraph", paddle.nn.Sequential(*front), None)(image[None]).size)
+        return self._sizes[wkey]
 
     # ---- computing and storing ---------------------------------------------------------------
     def _image_hash(self, path):
@@ -142,32 +166,34 @@ class FeatureCache:
         return self.root / "features" / wkey[:16] / key[:2] / f"{key}.npy"
 
     def features(self, model, mode, view=0):
-        """[N, D] features of every image of ``mode``'s dataset, computing missing entries."""
-        wkey = weights_hash(model.backbone)
+        """[N, ...] front outputs of every image of ``mode``'s dataset, computing missing entries."""
+        front = paddle.nn.Sequential(*model.frozen_front()[0])
+        wkey = weights_hash(front)
         memo = (wkey, mode, view)
         if memo in self._memory:
             return self._memory[memo]
+        self._memory = {k: v for k, v in self._memory.items() if k[0] == wkey}  # a new front: drop the old
         dataset = self.sets[mode]
         randomised = dataset.transforms.is_random
         spec_key = json_sha256(dataset.transforms.spec())
         files = [self._entry(wkey, spec_key, dataset, i, view, randomised) for i in range(len(dataset))]
         missing = [i for i, f in enumerate(files) if not f.is_file()]
         if missing:
-            self._compute(model, wkey, dataset, missing, files, view)
+            self._compute(front, wkey, dataset, missing, files, view)
         self._memory[memo] = np.stack([np.load(f) for f in files]).astype(np.float32)
         return self._memory[memo]
 
-    def _compute(self, model, wkey, dataset, indices, files, view):
-        extractor = build_extractor(self.engine, model.backbone, self.root / "backbones" / wkey[:16], self.threads)
-        log.info("feature cache: computing %d feature vectors (%s engine)", len(indices), self.engine)
+    def _compute(self, front, wkey, dataset, indices, files, view):
+        extractor = build_extractor(self.engine, front, self.root / "backbones" / wkey[:16], self.threads)
+        log.info("feature cache: computing %d front outputs (%s engine)", len(indices), self.engine)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            for start in range(0, len(indices), _EXTRACT_BATCH):
-                chunk = indices[start:start + _EXTRACT_BATCH]
+            chunks = [indices[s:s + _EXTRACT_BATCH] for s in range(0, len(indices), _EXTRACT_BATCH)]
+            for chunk in tqdm(chunks, desc="feature cache", leave=False, disable=not sys.stderr.isatty()):
                 images = np.stack([img for img, _ in pool.map(lambda i: dataset.load(i, view), chunk)])
-                for i, vector in zip(chunk, extractor(images)):
+                for i, output in zip(chunk, extractor(images)):
                     with atomic_path(files[i]) as tmp:
                         with open(tmp, "wb") as fh:
-                            np.save(fh, np.asarray(vector, np.float32))
+                            np.save(fh, np.asarray(output, np.float32))
 
     # ---- serving -------------------------------------------------------------------------
     def _batches(self, feats, labels, key_batches):
@@ -182,14 +208,14 @@ class FeatureCache:
         views = self._views()
         feats = self.features(model, "Train", view=epoch % views if views > 1 else 0)
         labels = np.asarray(self.sets["Train"].labels, np.int64)
-        return self._batches(feats, labels, sampler), HeadOnly(model)
+        return self._batches(feats, labels, sampler), CachedForward(model, model.frozen_front()[1])
 
     def eval_pair(self, model, loader, batch_size):
-        """(model, loader) for validation: cached features when the train epochs use them."""
+        """(model, loader) for validation: cached front outputs when the train epochs use them."""
         if not self.applies(model) or self.sets["Eval"].transforms.is_random:
             return model, loader
         feats = self.features(model, "Eval")
         labels = np.asarray(self.sets["Eval"].labels, np.int64)
         n = len(labels)
         keys = [[(0, i) for i in range(s, min(s + batch_size, n))] for s in range(0, n, batch_size)]
-        return HeadOnly(model), list(self._batches(feats, labels, keys))
+        return CachedForward(model, model.frozen_front()[1]), list(self._batches(feats, labels, keys))

@@ -18,12 +18,16 @@ BACKBONES = Registry("backbone")
 class BackboneSpec:
     """``build(class_num)`` -> network; ``head``: attribute of its final classifier;
     ``stages(net)`` -> [stem, stage1, stage2, ...] as lists of layers (for freezing);
-    ``last_conv(net)`` -> the layer whose output Grad-CAM explains."""
+    ``last_conv(net)`` -> the layer whose output Grad-CAM explains;
+    ``sequence(net)`` -> its layers in forward order, applying them one after the other equals
+    ``net(x)`` (lets the feature cache cut the network after a frozen front; ``[net]`` when the
+    forward is not a plain chain)."""
 
     build: Callable
     head: str
     stages: Callable
     last_conv: Callable
+    sequence: Callable = lambda net: [net]
 
 
 def _paddleclas():
@@ -48,6 +52,18 @@ def _resnet_stages(net):
     return stages
 
 
+def _resnet_sequence(net):
+    if net.data_format != "NCHW":  # the NHWC variant transposes its input inside forward()
+        return [net]
+    pool = [net.max_pool] if net.max_pool else []  # False in variants without the stem's max-pool
+    return [net.stem, *pool, *net.blocks, net.avg_pool, net.flatten, net.fc]
+
+
+def _vgg_sequence(net):
+    return [net.conv_block_1, net.conv_block_2, net.conv_block_3, net.conv_block_4, net.conv_block_5,
+            net.flatten, net.fc1, net.relu, net.drop, net.fc2, net.relu, net.drop, net.fc3]
+
+
 def _vgg_build(fn):
     def build(class_num):
         net = fn(pretrained=False, class_num=class_num)
@@ -69,19 +85,21 @@ def _inception_stages(net):
     return [[net.inception_stem]] + [[b for b, k in zip(blocks, kinds) if k in g] for g in groups]
 
 
-def _register_paddleclas(name, head, stages, last_conv, wrap=None):
+def _register_paddleclas(name, head, stages, last_conv, wrap=None, sequence=None):
     def build(class_num):
         fn = getattr(_paddleclas(), name)
         return wrap(fn)(class_num) if wrap else fn(pretrained=False, class_num=class_num)
-    BACKBONES.register(BackboneSpec(build, head, stages, last_conv), name=name)
+    extra = {"sequence": sequence} if sequence else {}
+    BACKBONES.register(BackboneSpec(build, head, stages, last_conv, **extra), name=name)
 
 
 for _name in ("ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
               "ResNet18_vd", "ResNet34_vd", "ResNet50_vd", "ResNet101_vd"):
-    _register_paddleclas(_name, "fc", _resnet_stages, lambda net: net.blocks[len(net.blocks) - 1])
+    _register_paddleclas(_name, "fc", _resnet_stages, lambda net: net.blocks[len(net.blocks) - 1],
+                         sequence=_resnet_sequence)
 for _name in ("VGG11", "VGG13", "VGG16", "VGG19"):
     _register_paddleclas(_name, "fc3", _vgg_stages, lambda net: net.conv_block_5,
-                         wrap=lambda fn: _vgg_build(fn))
+                         wrap=lambda fn: _vgg_build(fn), sequence=_vgg_sequence)
 _register_paddleclas("InceptionV3", "fc", _inception_stages,
                      lambda net: net.inception_block_list[len(net.inception_block_list) - 1])
 

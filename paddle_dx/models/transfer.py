@@ -12,6 +12,7 @@ from paddle_dx.models.pretrained import load_matching, load_state, resolve_pretr
 
 log = logging.getLogger(__name__)
 _BN_TYPES = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
+_DROPOUT_TYPES = (nn.Dropout, nn.Dropout2D, nn.Dropout3D, nn.AlphaDropout)
 
 
 class TransferModel(nn.Layer):
@@ -45,11 +46,48 @@ class TransferModel(nn.Layer):
     def last_conv(self):
         return self.spec.last_conv(self.backbone)
 
+    def sequence(self):
+        """The backbone's layers in forward order (see BackboneSpec.sequence)."""
+        return self.spec.sequence(self.backbone)
+
+    def frozen_front(self):
+        """(front, rest): split the backbone's layer sequence after its longest leading run of
+        layers that give the same output every epoch: nothing trainable, no active dropout, and
+        every BatchNorm frozen in eval mode. ``front`` can be computed once per image and cached;
+        ``rest`` (then dropout and head) is what training still has to run. ``front`` is empty
+        when the first layer trains."""
+        layers = self.sequence()
+        frozen_bn = {id(layer) for layer in self.frozen_bn}
+        cut = 0
+        while cut < len(layers) and _fixed(layers[cut], frozen_bn):
+            cut += 1
+        return layers[:cut], layers[cut:]
+
+    def first_random_layer(self):
+        """Name of the first active dropout layer in the backbone, or None (for log messages)."""
+        for layer in self.sequence():
+            for sub in layer.sublayers(include_self=True):
+                if isinstance(sub, _DROPOUT_TYPES) and sub.p > 0:
+                    return type(sub).__name__
+        return None
+
     def train(self):
         super().train()
         for layer in self.frozen_bn:
             layer.eval()
         return self
+
+
+def _fixed(layer, frozen_bn):
+    """True when ``layer`` maps an image to the same output in every training epoch."""
+    if any(not p.stop_gradient for p in layer.parameters()):
+        return False
+    for sub in layer.sublayers(include_self=True):
+        if isinstance(sub, _DROPOUT_TYPES) and sub.p > 0:
+            return False
+        if isinstance(sub, _BN_TYPES) and id(sub) not in frozen_bn:
+            return False
+    return True
 
 
 def parse_freeze(freeze):
