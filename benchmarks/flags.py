@@ -22,14 +22,45 @@ VARIANTS = {
     "+ FLAGS_use_onednn=1 FLAGS_use_mkldnn=1": ({"FLAGS_use_onednn": "1", "FLAGS_use_mkldnn": "1"}, ""),
     "+ channels-last (PaddleClas data_format=NHWC)": ({}, ""),
     "+ paddle.jit.to_static forward": ({}, ""),
+    "static graph (legacy IR), oneDNN conv + conv_grad": ({"FLAGS_enable_pir_api": "0"},
+                                                           "paddle.static Program + Executor; use_mkldnn on conv ops"),
+    "static graph (legacy IR), plain kernels": ({"FLAGS_enable_pir_api": "0"}, "the same Program, no oneDNN"),
     "+ KMP_BLOCKTIME=1 KMP_AFFINITY=compact": ({"KMP_BLOCKTIME": "1", "KMP_AFFINITY": "granularity=fine,compact,1,0",
                                                  "OMP_PROC_BIND": "true"}, ""),
     "torch eager (same threads)": ({}, ""),
 }
 
 
+def static_step(variant, size, batch):
+    """The same training step as a legacy static Program run by the Executor. oneDNN is switched
+    on per op (``use_mkldnn`` attribute) for conv2d and its gradient only: with FLAGS_use_mkldnn
+    for every op, reduce_mean_grad and pool2d_grad fail in Paddle 3.3.1 ("could not reshape a
+    memory descriptor", "could not create a descriptor for a pooling backward primitive")."""
+    import paddle
+    from paddleclas.ppcls.arch.backbone import ResNet18
+    paddle.base.core.set_num_threads(threads())
+    paddle.enable_static()
+    main, startup = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, startup):
+        x = paddle.static.data("x", [None, 3, size, size], "float32")
+        y = paddle.static.data("y", [None], "int64")
+        loss = paddle.nn.CrossEntropyLoss()(ResNet18(class_num=2)(x), y)
+        paddle.optimizer.Adam(1e-3, use_multi_tensor=True).minimize(loss)
+    if "oneDNN" in variant:
+        for op in main.global_block().ops:
+            if op.type in ("conv2d", "conv2d_grad"):
+                op._set_attr("use_mkldnn", True)
+    executor = paddle.static.Executor(paddle.CPUPlace())
+    executor.run(startup)
+    rng = np.random.default_rng(0)
+    feed = {"x": rng.standard_normal((batch, 3, size, size)).astype(np.float32), "y": rng.integers(0, 2, batch)}
+    return lambda: float(executor.run(main, feed=feed, fetch_list=[loss])[0])
+
+
 def paddle_step(variant, size, batch):
     import paddle
+    if variant.startswith("static graph"):
+        return static_step(variant, size, batch)
     from paddle_dx.engine.optimizer import build_optimizer
     from paddle_dx.config import load_config
     from paddle_dx.models import build_model

@@ -9,7 +9,11 @@ Trainer over generated 224 px images, feature cache on (the first epoch computes
 later epochs train from them), vs PyTorch running its frozen backbone (eval, no_grad) every
 epoch. Both include reading and preprocessing the images (OpenCV).
 
-    python benchmarks/train.py [--rounds 3] [--images 48] [--only full|head]
+Partial freeze (Arch.freeze: until stage 2, ResNet-50): the same, but stages 3-4 and the head
+train; paddle_dx caches the stage-2 feature maps, PyTorch runs stem + stages 1-2 under no_grad
+every step (frozen BatchNorm in eval, trained BatchNorm in train mode, in both).
+
+    python benchmarks/train.py [--rounds 3] [--images 160] [--partial-images 48] [--only full|head|partial]
 """
 import argparse
 import json
@@ -28,6 +32,8 @@ from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt,
 SIZE, BATCH, CLASSES = 224, 8, 2
 FULL = (("ResNet18", 1, 3), ("ResNet50", 1, 2))  # (arch, warm-up steps, timed steps)
 HEAD_ARCH, HEAD_EPOCHS, HEAD_BATCH = "ResNet50", 3, 16
+FREEZES = {"head": ("backbone", HEAD_EPOCHS), "partial": ("until stage 2", 2)}  # kind: (Arch.freeze, epochs)
+PARTIAL_FROZEN_BLOCKS = 7  # ResNet-50 stages 1-2: 3 + 4 bottlenecks
 
 
 def _batch():
@@ -85,7 +91,7 @@ def _head_data(n_images):
 HEAD_OPS = [{"ResizeImage": {"size": [SIZE, SIZE]}}, {"NormalizeImage": {"preset": "minus_one_to_one"}}]
 
 
-def paddle_head(n_images):
+def paddle_epochs(kind, n_images):
     from paddle_dx.config import load_config
     from paddle_dx.engine.trainer import Trainer
     root, samples = _head_data(n_images)
@@ -94,15 +100,16 @@ def paddle_head(n_images):
     def section(split):
         return {"dataset": {"image_root": str(root / "images"), "cls_label_path": str(root / "lists" / f"{split}_list.txt"),
                             "transform_ops": HEAD_OPS}, "sampler": {"batch_size": HEAD_BATCH}}
+    freeze, epochs = FREEZES[kind]
     config = load_config(raw={
-        "Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu", "epochs": HEAD_EPOCHS, "output_dir": str(out),
+        "Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu", "epochs": epochs, "output_dir": str(out),
                    "use_visualdl": False, "num_threads": threads(), "feature_cache": "on"},
-        "Arch": {"name": HEAD_ARCH, "class_num": CLASSES, "freeze": "backbone", "dropout": 0.2},
+        "Arch": {"name": HEAD_ARCH, "class_num": CLASSES, "freeze": freeze, "dropout": 0.2},
         "DataLoader": {"Train": section("train"), "Eval": section("val"), "Test": section("test")}})
     trainer = Trainer(config)
     trainer.model.train()
     seconds = []
-    for epoch in range(HEAD_EPOCHS):
+    for epoch in range(epochs):
         start = time.perf_counter()
         trainer.train_epoch(epoch)
         seconds.append(time.perf_counter() - start)
@@ -111,7 +118,7 @@ def paddle_head(n_images):
     return {"first_epoch": n / seconds[0], "later_epochs": n / float(np.median(seconds[1:]))}
 
 
-def torch_head(n_images):
+def torch_epochs(kind, n_images):
     import cv2
     import torch
     from benchmarks.torch_resnet import build
@@ -122,8 +129,13 @@ def torch_head(n_images):
         p.requires_grad_(False)
     model.fc = torch.nn.Linear(model.fc.in_features, CLASSES)
     dropout = torch.nn.Dropout(0.2)
-    optimizer = torch.optim.Adam(model.fc.parameters(), lr=1e-3)
     model.eval()
+    cut = len(model.blocks) if kind == "head" else PARTIAL_FROZEN_BLOCKS
+    frozen = torch.nn.Sequential(model.stem, *model.blocks[:cut])
+    trained = torch.nn.Sequential(*model.blocks[cut:], model.pool, torch.nn.Flatten(1), dropout, model.fc).train()
+    for p in trained.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(trained.parameters(), lr=1e-3)
 
     def load(path):
         img = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
@@ -137,17 +149,29 @@ def torch_head(n_images):
             x = torch.from_numpy(np.stack([load(p) for p, _ in chunk]))
             y = torch.tensor([label for _, label in chunk])
             with torch.no_grad():
-                feats = model.features(x)
-            loss = torch.nn.functional.cross_entropy(model.fc(dropout(feats)), y)
+                feats = frozen(x)
+            loss = torch.nn.functional.cross_entropy(trained(feats), y)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
     seconds = []
-    for index in range(HEAD_EPOCHS):
+    for index in range(FREEZES[kind][1]):
         start = time.perf_counter()
         epoch(index)
         seconds.append(time.perf_counter() - start)
     return {"first_epoch": len(samples) / seconds[0], "later_epochs": len(samples) / float(np.median(seconds[1:]))}
+
+
+def _peak(kind, part, framework, images_per_s):
+    """Fraction of peak FLOP/s: one backbone forward per image (+ 2 x forward for the trained
+    stages); epochs served from the cache do not run the frozen part."""
+    forward = GFLOP_PER_IMAGE_224[HEAD_ARCH]
+    trained = 0 if kind == "head" else 0.555 * forward  # stages 3-4: 55.5 % of the forward (paddle.flops)
+    if framework == "paddle_dx" and part == "later_epochs":
+        if kind == "head":
+            return "n/a (no backbone pass)"
+        forward = trained
+    return f"{images_per_s * (forward + 2 * trained) / PEAK_GFLOPS:.0%}"
 
 
 def worker(kind, framework, arch, n_images):
@@ -155,7 +179,7 @@ def worker(kind, framework, arch, n_images):
         warmup, reps = next((w, r) for a, w, r in FULL if a == arch)
         fn = paddle_full if framework == "paddle_dx" else torch_full
         return {"images_per_s": fn(arch, warmup, reps)}
-    return (paddle_head if framework == "paddle_dx" else torch_head)(n_images)
+    return (paddle_epochs if framework == "paddle_dx" else torch_epochs)(kind, n_images)
 
 
 def main():
@@ -163,7 +187,8 @@ def main():
     parser.add_argument("--worker", nargs=4, metavar=("KIND", "FRAMEWORK", "ARCH", "IMAGES"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=160, help="head-only: generated images (80%% train)")
-    parser.add_argument("--only", choices=("full", "head"))
+    parser.add_argument("--partial-images", type=int, default=48, help="partial freeze: generated images")
+    parser.add_argument("--only", choices=("full", "head", "partial"))
     args = parser.parse_args()
     if args.worker:
         kind, framework, arch, n = args.worker
@@ -179,17 +204,17 @@ def main():
                 peak = med[f] * 3 * GFLOP_PER_IMAGE_224[arch] / PEAK_GFLOPS
                 rows.append([f"full fine-tuning {arch}, batch {BATCH}", f, fmt(values[f]),
                              f"{med[f] / med['torch']:.2f}", f"{peak:.0%}"])
-    if args.only in (None, "head"):
-        values = alternate({f: (__file__, ["head", f, HEAD_ARCH, args.images]) for f in frameworks},
-                           args.rounds, key=None)
+    for kind, n_images in (("head", args.images), ("partial", args.partial_images)):
+        if args.only not in (None, kind):
+            continue
+        values = alternate({f: (__file__, [kind, f, HEAD_ARCH, n_images]) for f in frameworks}, args.rounds, key=None)
+        what = "head only" if kind == "head" else "stages 3-4 + head (until stage 2)"
         for part in ("first_epoch", "later_epochs"):
             per = {f: [v[part] for v in values[f]] for f in frameworks}
             med = {f: summary(v)[0] for f, v in per.items()}
             for f in frameworks:
-                peak = med[f] * GFLOP_PER_IMAGE_224[HEAD_ARCH] / PEAK_GFLOPS
-                rows.append([f"head only {HEAD_ARCH}, {part.replace('_', ' ')}, batch {HEAD_BATCH}", f,
-                             fmt(per[f]), f"{med[f] / med['torch']:.2f}",
-                             f"{peak:.0%}" if part == "first_epoch" or f == "torch" else "n/a (no backbone pass)"])
+                rows.append([f"{what} {HEAD_ARCH}, {part.replace('_', ' ')}, batch {HEAD_BATCH}", f,
+                             fmt(per[f]), f"{med[f] / med['torch']:.2f}", _peak(kind, part, f, med[f])])
     write_results("train" if args.only is None else f"train_{args.only}", "Training, images/s at 224 px",
                   "python benchmarks/train.py " + " ".join(sys.argv[1:]),
                   ["work", "framework", "images/s", "vs torch", "of peak FLOP/s"], rows,
@@ -200,7 +225,9 @@ def main():
                    "build_optimizer)",
                    f"head only: {args.images} generated 256 px images (80% train), decode + resize + normalise "
                    "included in both; paddle_dx = Trainer.train_epoch with Global.feature_cache=on "
-                   "(Paddle Inference + oneDNN); the cache starts cold in every worker"], started)
+                   "(Paddle Inference + oneDNN); the cache starts cold in every worker",
+                   f"stages 3-4 + head: {args.partial_images} generated images, {FREEZES['partial'][1]} epochs; "
+                   "paddle_dx caches the stage-2 maps (Global.feature_cache=on), PyTorch recomputes them"], started)
 
 
 if __name__ == "__main__":
