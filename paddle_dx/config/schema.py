@@ -68,6 +68,9 @@ SCHEMA = {
         "num_threads": Key((int,), 0, doc="CPU threads for Paddle; 0 = every core this process may use "
                                          "(Paddle's own default is 1 thread)"),
         "class_names": Key((list,), None, nullable=True, doc="overrides label_list.txt names"),
+        "engine": Key((str,), "dygraph", choices=("dygraph", "static"),
+                      doc="static = run each training step as a compiled static Program with oneDNN convolutions "
+                          "(CPU, one device; see engine/static_step.py); dygraph = Paddle's eager mode"),
         "feature_cache": Key((str, bool), "auto", choices=("auto", "on", "off", True, False),
                              doc="auto | on | off (YAML reads bare on/off as booleans: both accepted); train a "
                                  "frozen backbone's head from cached features (see engine/feature_cache.py)"),

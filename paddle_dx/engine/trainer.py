@@ -25,6 +25,7 @@ from paddle_dx.engine.manifest import write_manifest
 from paddle_dx.engine.optimizer import build_optimizer
 from paddle_dx.engine.resume_outputs import carry_best_model
 from paddle_dx.engine.stages import is_stage_end, stage_at
+from paddle_dx.engine.static_step import StaticTrainStep
 from paddle_dx.engine.visualdl_logger import VisualDLLogger
 from paddle_dx.metrics import format_table, key_metric
 from paddle_dx.models import apply_freeze, build_model, load_model_weights
@@ -86,6 +87,31 @@ class Trainer:
         self._stop_signal = None
         self.stages, self.stage_index, self.stage_results = config.get("Stages") or [], None, []
         self._test = None  # (loader, scan report), built on first use
+        self.freeze = config["Arch"]["freeze"]
+        self.engine = self._choose_engine(g["engine"])
+        self._static = None  # the stage's compiled step (Global.engine: static), built on first use
+        self._static_active = False  # this epoch's steps run through it
+
+    def _choose_engine(self, wanted):
+        if wanted == "static" and (self.device != "cpu" or self.world_size > 1):
+            log.info("Global.engine: static is for one CPU process (oneDNN convolutions); using dygraph on %s",
+                     "several devices" if self.world_size > 1 else "the GPU")
+            return "dygraph"
+        return wanted
+
+    def _static_step(self):
+        """The compiled step when this stage's epochs run the whole network in the static engine
+        (not when the feature cache serves them); None otherwise."""
+        if self.engine != "static" or self.feature_cache.applies(self.model):
+            return None
+        if self._static is None:
+            self._static = StaticTrainStep(self.config, self.model, self.freeze,
+                                           self.scheduler or self.optimizer.get_lr(), self.train_set.labels)
+            log.info("static engine: training step compiled (freeze %s), oneDNN convolutions", self.freeze)
+        return self._static
+
+    def _optimizer_state_owner(self):
+        return self._static_step() or self.optimizer
 
     # ---- checkpoints -------------------------------------------------------------------
     def _state(self, epoch, step):
@@ -97,7 +123,8 @@ class Trainer:
 
     def save_latest(self, epoch, step):
         if self.is_main:
-            save_checkpoint(self.output_dir / "latest", self.model, self.optimizer, self._state(epoch, step))
+            save_checkpoint(self.output_dir / "latest", self.model, self._optimizer_state_owner(),
+                            {**self._state(epoch, step), "engine": self.engine})
 
     def resume(self, path):
         model_state, opt_state, state = load_checkpoint(path, self.model)
@@ -105,7 +132,7 @@ class Trainer:
         self.model.set_state_dict(model_state)
         self._enter_stage(state.get("stage"))  # the optimizer must hold that stage's parameters
         self.stage_results = state.get("stage_results") or []
-        self.optimizer.set_state_dict(opt_state)
+        self._optimizer_state_owner().set_state_dict(opt_state)
         if self.scheduler and state.get("scheduler"):
             self.scheduler.set_state_dict(state["scheduler"])
         self.history, self.best = state["history"], state["best"]
@@ -126,6 +153,8 @@ class Trainer:
 
     # ---- training ------------------------------------------------------------------------
     def train_step(self, images, labels):
+        if self._static_active:
+            return self._static(images, labels)
         with paddle.amp.auto_cast(enable=self.use_amp):
             logits = self.parallel.wrap(self._forward or self.model)(images)
             loss = self.loss_fn(logits, labels)
@@ -145,6 +174,9 @@ class Trainer:
         steps = len(self.train_sampler)
         batches, self._forward = self.feature_cache.epoch_batches(self.model, self.train_sampler,
                                                                   self.train_loader, epoch)
+        self._static_active = self._forward is self.model and self._static_step() is not None
+        if self._static_active:
+            self._static.push()
         bar_visible = self.is_main and sys.stderr.isatty()  # in log files: print_batch_step lines
         bar = tqdm(batches, total=steps - self.start_step, initial=0, leave=False,
                    desc=f"epoch {epoch + 1}/{g['epochs']}", disable=not bar_visible, mininterval=2)
@@ -165,10 +197,12 @@ class Trainer:
                          self.partial["loss_sum"] / self.partial["seen"])
             stop = self.parallel.stop_signal(self._stop_signal)  # all ranks stop after the same step
             if stop is not None:
+                self._end_static_epoch()
                 self.save_latest(epoch, step)
                 raise Interrupted(f"stopped by {signal.Signals(stop).name} at epoch {epoch + 1}, "
                                   f"step {step}; resume with -o Global.checkpoints={self.output_dir / 'latest'}")
         bar.close()
+        self._end_static_epoch()
         self.partial = self.parallel.sum(self.partial)  # all ranks' shards
         seen = max(self.partial["seen"], 1)
         result = {"loss": self.partial["loss_sum"] / seen, "accuracy": self.partial["correct"] / seen,
@@ -176,6 +210,12 @@ class Trainer:
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         self.start_step = 0
         return result
+
+    def _end_static_epoch(self):
+        """Bring the static engine's trained weights back into the model (for eval and checkpoints)."""
+        if self._static_active:
+            self._static.pull()
+            self._static_active = False
 
     def evaluate(self, loader=None):
         model, loader = (self.model, loader) if loader else self.feature_cache.eval_pair(
@@ -237,6 +277,7 @@ class Trainer:
             return
         stage = self.stages[index]
         apply_freeze(self.model, stage["freeze"])
+        self.freeze, self._static = stage["freeze"], None
         self.optimizer, self.scheduler = build_optimizer(self.config["Optimizer"], self.model, stage["epochs"],
                                                          lr=stage["lr"])
         self.stage_index = index

@@ -1,0 +1,130 @@
+"""The training step as a compiled static Program with oneDNN convolutions (``Global.engine: static``).
+
+Why: on CPU, Paddle 3.3.1's dygraph convolutions run im2col + sgemm and never reach oneDNN;
+its oneDNN conv kernels (forward and backward) are reachable from a legacy static Program, by
+the ``use_mkldnn`` attribute of each conv op. benchmarks/results/flags.md: the ResNet-18 64 px
+step takes ~1.1 s in dygraph, ~0.37 s as a static Program with oneDNN convolutions, PyTorch ~0.35 s.
+Only conv2d and its gradient are switched: with oneDNN on every op, pool2d_grad and
+reduce_mean_grad fail in Paddle 3.3.1.
+
+The dygraph model stays the source of truth for evaluation, checkpoints and export: ``push``
+copies its weights into the Program's scope (at an epoch's start), ``pull`` copies the trained
+weights and BatchNorm statistics back (at an epoch's end and before an interrupted run saves).
+The optimizer's moments live in the scope; ``state_dict`` / ``set_state_dict`` give them to the
+checkpoint under the dygraph parameters' names, so a static run resumes exactly.
+"""
+import contextlib
+import logging
+
+import numpy as np
+import paddle
+from paddle.pir_utils import OldIrGuard
+
+from paddle_dx.engine.checkpoint import rename_optimizer_state
+from paddle_dx.engine.loss import build_loss
+from paddle_dx.engine.optimizer import OPTIMIZERS
+from paddle_dx.errors import WeightsError
+from paddle_dx.models import apply_freeze, build_model
+
+log = logging.getLogger(__name__)
+ONEDNN_OPS = ("conv2d", "conv2d_grad", "depthwise_conv2d", "depthwise_conv2d_grad")
+
+
+@contextlib.contextmanager
+def _legacy_static_mode():
+    """Legacy-IR static mode for building and running the Program (the Executor refuses to
+    run in dygraph mode); the rest of the process stays in dygraph."""
+    with OldIrGuard():
+        paddle.enable_static()
+        try:
+            yield
+        finally:
+            paddle.disable_static()
+
+
+def _static_optimizer(cfg, lr):
+    """The configured optimizer for a static Program. AdamW is Paddle's own here: the dygraph
+    multi-tensor AdamW (engine/optimizer.py) applies its decay in ``step()``, which a Program
+    never calls."""
+    clip = paddle.nn.ClipGradByGlobalNorm(cfg["grad_clip"]) if cfg["grad_clip"] else None
+    if cfg["name"] == "AdamW":
+        return paddle.optimizer.AdamW(learning_rate=lr, weight_decay=cfg["weight_decay"], grad_clip=clip)
+    return OPTIMIZERS.get(cfg["name"], where="Optimizer.name")(lr, None, cfg, clip)
+
+
+class StaticTrainStep:
+    """One stage's training step (model, loss, optimizer) compiled once, run per batch."""
+
+    def __init__(self, config, model, freeze, lr, train_labels):
+        self.model = model
+        arch, g = dict(config["Arch"], pretrained=False), config["Global"]
+        self.scope = paddle.static.Scope()
+        self.place = paddle.CPUPlace()
+        with _legacy_static_mode():
+            self.program, startup = paddle.static.Program(), paddle.static.Program()
+            with paddle.static.program_guard(self.program, startup), paddle.utils.unique_name.guard():
+                twin = build_model(arch)
+                apply_freeze(twin, freeze)
+                twin.train()
+                for layer in twin.sublayers():
+                    if hasattr(layer, "_is_test"):  # the legacy nn.BatchNorm reads this, not .training, in a Program
+                        layer._is_test = not layer.training
+                images = paddle.static.data("images", [None, *g["image_shape"]], "float32")
+                labels = paddle.static.data("labels", [None], "int64")
+                self.logits = twin(images)
+                loss_fn = build_loss(config["Loss"]["Train"], "Loss.Train", train_labels, arch["class_num"])
+                self.loss = loss_fn(self.logits, labels)
+                _static_optimizer(config["Optimizer"], lr).minimize(self.loss)
+            for op in self.program.global_block().ops:
+                if op.type in ONEDNN_OPS:
+                    op._set_attr("use_mkldnn", True)
+            self.executor = paddle.static.Executor(self.place)
+            self.executor.run(startup, scope=self.scope)
+        # structured name ("backbone.stem.0.conv.weight") -> variable name in the Program
+        self.weights = {name: var.name for name, var in twin.state_dict().items()}
+        own = set(self.weights.values())  # the learning rate is set by the optimizer or its scheduler each run
+        self.optimizer_vars = sorted(v.name for v in self.program.list_vars() if v.persistable and v.name not in own
+                                     and v.name not in ("feed", "fetch") and not v.name.startswith("learning_rate"))
+        dygraph_names = {n: p.name for n, p in model.named_parameters()}
+        self._to_dygraph = {self.weights[n]: dygraph_names[n] for n in dygraph_names if n in self.weights}
+        self._from_dygraph = {v: k for k, v in self._to_dygraph.items()}
+
+    def _tensor(self, name):
+        var = self.scope.find_var(name)
+        if var is None:
+            raise WeightsError(f"static engine: no variable {name} in the compiled step")
+        return var.get_tensor()
+
+    def push(self):
+        """Dygraph model -> Program (weights and BatchNorm statistics)."""
+        for name, value in self.model.state_dict().items():
+            self._tensor(self.weights[name]).set(value.numpy(), self.place)
+
+    def pull(self):
+        """Program -> dygraph model."""
+        state = self.model.state_dict()
+        for name, value in state.items():
+            value.set_value(np.array(self._tensor(self.weights[name])))
+
+    def __call__(self, images, labels):
+        """One step on a batch: (loss, logits) as dygraph tensors, for the trainer's bookkeeping."""
+        feed = {"images": images.numpy(), "labels": labels.numpy().reshape([-1])}
+        with _legacy_static_mode():
+            loss, logits = self.executor.run(self.program, feed=feed, fetch_list=[self.loss, self.logits],
+                                             scope=self.scope)
+        return paddle.to_tensor(loss), paddle.to_tensor(logits)
+
+    # ---- the optimizer's state, for checkpoints ------------------------------------------
+    def state_dict(self):
+        raw = {name: np.array(self._tensor(name)) for name in self.optimizer_vars}
+        return rename_optimizer_state(raw, self._to_dygraph)
+
+    def set_state_dict(self, state):
+        wanted = rename_optimizer_state({n: None for n in self.optimizer_vars}, self._to_dygraph)
+        missing = [k for k in wanted if k not in state]
+        if missing:
+            raise WeightsError(f"the checkpoint's optimizer state lacks {missing[:3]} (saved by another "
+                               f"Global.engine?); resume with the engine that wrote it")
+        for name, key in zip(self.optimizer_vars, wanted):
+            value = state[key]
+            self._tensor(name).set(np.asarray(value.numpy() if hasattr(value, "numpy") else value), self.place)

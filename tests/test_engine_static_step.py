@@ -1,0 +1,94 @@
+"""``Global.engine: static``: each training step runs as a compiled static Program with oneDNN
+convolutions (engine/static_step.py), while the dygraph model stays the source of truth."""
+import signal
+
+import numpy as np
+import pytest
+
+from conftest import make_tiny_dataset, tiny_config
+from paddle_dx.engine import static_step
+from paddle_dx.engine import trainer as trainer_module
+from paddle_dx.engine.trainer import Interrupted, Trainer
+
+STATIC = {"Global.engine": "static"}
+# pre-training (backbone frozen: frozen BatchNorm in the Program) then fine-tuning (a new Program)
+STAGES = [{"name": "pre-training", "epochs": 1, "freeze": "backbone", "lr": 0.01},
+          {"name": "fine-tuning", "epochs": 1, "freeze": "none", "lr": 0.001}]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("static") / "data", per_class=8, size=32)
+
+
+def _config(data, out, **extra):
+    # ResNet18 from scratch, dropout before the head, RandomFlip in Train (so no feature cache)
+    return tiny_config(*data, out, **{"Arch.name": "ResNet18", "Arch.dropout": 0.5,
+                                      "DataLoader.Train.sampler.batch_size": 2, **extra})
+
+
+def _weights(trainer):
+    return {k: v.numpy().copy() for k, v in trainer.model.state_dict().items()}
+
+
+def test_without_onednn_the_program_trains_exactly_like_dygraph(data, tmp_path, monkeypatch):
+    """With plain kernels the static step is bit-for-bit the dygraph step: so weights pushed and
+    pulled, Adam's moments, the cosine schedule, dropout's generator, frozen BatchNorm and the
+    stage switch all behave as in dygraph."""
+    extra = {"Stages": STAGES, "Optimizer.lr_schedule": "cosine"}
+    dygraph = Trainer(_config(data, tmp_path / "dygraph", **extra))
+    dygraph_result = dygraph.fit()
+    monkeypatch.setattr(static_step, "ONEDNN_OPS", ())
+    static = Trainer(_config(data, tmp_path / "static", **extra, **STATIC))
+    static_result = static.fit()
+    assert static._static is not None and static.engine == "static"
+    assert [h["step_losses"] for h in static_result["history"]] == [h["step_losses"] for h in dygraph_result["history"]]
+    want = _weights(dygraph)
+    for name, value in _weights(static).items():
+        np.testing.assert_array_equal(value, want[name], err_msg=name)
+
+
+def test_onednn_convolutions_give_the_dygraph_update(data, tmp_path):
+    """oneDNN's convolution kernels differ from the plain ones in rounding only: one plain SGD step
+    (lr x gradient; Adam's first step would amplify rounding in near-zero gradients to +-lr, and
+    several steps of an untrained network amplify it too) moves every weight as dygraph does."""
+    sgd = {"Optimizer.name": "Momentum", "Optimizer.momentum": 0.0, "Optimizer.lr": 0.01, "Global.epochs": 1,
+           "Arch.dropout": 0.0, "DataLoader.Train.sampler.batch_size": 8}  # the 8 training images: one step
+    start = _weights(Trainer(_config(data, tmp_path / "start", **sgd)))
+    dygraph, static = Trainer(_config(data, tmp_path / "dygraph", **sgd)), Trainer(_config(data, tmp_path / "static", **sgd, **STATIC))
+    dygraph.fit()
+    static.fit()
+    got, want = _weights(static), _weights(dygraph)
+    moved = 0
+    for name, w0 in start.items():
+        step_dygraph, step_static = want[name] - w0, got[name] - w0
+        scale = np.linalg.norm(step_dygraph)
+        if scale > 0:
+            moved += 1
+            assert np.linalg.norm(step_static - step_dygraph) <= 1e-3 * scale, name
+    assert moved > 60  # every conv, BatchNorm and the head moved
+
+
+def test_interrupted_static_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+    """Stopped (as by SIGTERM) mid-epoch in the fine-tuning stage, saved, resumed: the same weights
+    as a run never stopped; the checkpoint carries the Program's Adam moments."""
+    extra = {"Stages": STAGES, **STATIC}
+    reference = Trainer(_config(data, tmp_path / "reference", **extra))
+    reference.fit()
+    run = Trainer(_config(data, tmp_path / "run", **extra))
+    steps = {"n": 0}
+
+    def stop_at_sixth_step(name, until=None):  # epoch 2 (fine-tuning), step 2 of 4
+        steps["n"] += name == "train_step"
+        if steps["n"] == 6:
+            run._stop_signal = signal.SIGTERM
+    monkeypatch.setattr(trainer_module, "pause_point", stop_at_sixth_step)
+    with pytest.raises(Interrupted, match="epoch 2, step 2"):
+        run.fit()
+    monkeypatch.undo()
+    resumed = Trainer(_config(data, tmp_path / "run", **extra, **{"Global.checkpoints": str(tmp_path / "run" / "latest")}))
+    resumed.fit()
+    want = _weights(reference)
+    for name, value in _weights(resumed).items():
+        np.testing.assert_array_equal(value, want[name], err_msg=name)
+
