@@ -1,5 +1,6 @@
 """``Global.engine: static``: each training step runs as a compiled static Program with oneDNN
 convolutions (engine/static_step.py), while the dygraph model stays the source of truth."""
+import logging
 import signal
 
 import numpy as np
@@ -92,3 +93,35 @@ def test_interrupted_static_run_resumes_to_the_same_weights(data, tmp_path, monk
     for name, value in _weights(resumed).items():
         np.testing.assert_array_equal(value, want[name], err_msg=name)
 
+
+
+def test_static_step_over_cached_stage_maps_equals_dygraph(data, tmp_path, monkeypatch, caplog):
+    """``until stage 2`` with the feature cache: the Program takes the cached stage-2 maps and runs
+    stages 3-4 and the head, as the dygraph CachedForward does."""
+    caplog.set_level(logging.INFO, logger="paddle_dx.engine.trainer")
+    cached = {"Arch.freeze": "until stage 2", "Global.feature_cache": "on", "Global.feature_cache_engine": "dygraph",
+              "DataLoader.Train.dataset.transform_ops": [{"ResizeImage": {}}, {"NormalizeImage": {}}]}
+    dygraph = Trainer(_config(data, tmp_path / "dygraph", **cached))
+    dygraph_result = dygraph.fit()
+    monkeypatch.setattr(static_step, "ONEDNN_OPS", ())
+    static = Trainer(_config(data, tmp_path / "static", **cached, **STATIC))
+    static_result = static.fit()
+    assert "from cached front outputs [128, 4, 4]" in caplog.text
+    assert [h["step_losses"] for h in static_result["history"]] == [h["step_losses"] for h in dygraph_result["history"]]
+    want = _weights(dygraph)
+    for name, value in _weights(static).items():
+        np.testing.assert_array_equal(value, want[name], err_msg=name)
+
+
+def test_a_step_legacy_static_mode_cannot_compile_trains_in_dygraph(data, tmp_path, caplog):
+    """Paddle 3.3's legacy static mode lacks some APIs (global-norm gradient clipping, weighted
+    cross-entropy): the stage then trains in dygraph, with a warning, to the dygraph result."""
+    clipped = {"Optimizer.grad_clip": 1.0, "Global.epochs": 1}
+    dygraph = Trainer(_config(data, tmp_path / "dygraph", **clipped))
+    dygraph.fit()
+    static = Trainer(_config(data, tmp_path / "static", **clipped, **STATIC))
+    static.fit()
+    assert "could not compile this training step" in caplog.text and static._static is False
+    want = _weights(dygraph)
+    for name, value in _weights(static).items():
+        np.testing.assert_array_equal(value, want[name], err_msg=name)

@@ -92,7 +92,7 @@ class FeatureCache:
         self.sets = {"Train": train_set, "Eval": eval_set}
         self.hashes = dict(hashes or {})
         self._memory = {}  # (front weights hash, mode, view) -> [N, ...] float32, current front only
-        self._sizes = {}  # front weights hash -> floats per image
+        self._shapes = {}  # front weights hash -> shape of one image's front output
         self._logged = set()
 
     # ---- deciding ----------------------------------------------------------------------
@@ -121,7 +121,7 @@ class FeatureCache:
         if self._views() is None:
             return ("DataLoader.Train.dataset.transform_ops has random ops, which change pixels every epoch "
                     "(set Global.feature_cache_views: N to precompute N augmented views)")
-        floats = self._floats_per_image(front)
+        floats = int(np.prod(self._front_shape(front)))
         total = floats * 4 * (len(self.sets["Train"]) * (self._views() or 1) + len(self.sets["Eval"]))
         if total > self.max_bytes:
             return (f"the cached outputs of {_describe(front, model.sequence())} would take {total / 2 ** 30:.1f} GiB "
@@ -142,16 +142,21 @@ class FeatureCache:
         views = self._views()
         how = "exact (no random train-time ops)" if views == 1 else f"{views} precomputed augmented views, view = epoch % {views}"
         self._say("feature cache: on for %s (%d floats per image), engine %s, %s, under %s",
-                  _describe(front, model.sequence()), self._floats_per_image(front), self.engine, how, self.root)
+                  _describe(front, model.sequence()), int(np.prod(self._front_shape(front))), self.engine, how, self.root)
         return True
 
-    def _floats_per_image(self, front):
-        """Size of one image's front output, found by running the front once (dygraph, eval)."""
+    def _front_shape(self, front):
+        """Shape of one image's front output, found by running the front once (dygraph, eval)."""
         wkey = weights_hash(paddle.nn.Sequential(*front))
-        if wkey not in self._sizes:
+        if wkey not in self._shapes:
             image, _ = self.sets["Train"].load(0)
-            self._sizes[wkey] = int(build_extractor("dygraph", paddle.nn.Sequential(*front), None)(image[None]).size)
-        return self._sizes[wkey]
+            output = build_extractor("dygraph", paddle.nn.Sequential(*front), None)(image[None])
+            self._shapes[wkey] = tuple(int(d) for d in output.shape[1:])
+        return self._shapes[wkey]
+
+    def front_shape(self, model):
+        """Shape of one image's cached front output under the model's current freeze."""
+        return self._front_shape(model.frozen_front()[0])
 
     # ---- computing and storing ---------------------------------------------------------------
     def _image_hash(self, path):

@@ -21,6 +21,7 @@ import paddle
 from paddle.pir_utils import OldIrGuard
 
 from paddle_dx.engine.checkpoint import rename_optimizer_state
+from paddle_dx.engine.feature_cache import CachedForward
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.engine.optimizer import OPTIMIZERS
 from paddle_dx.errors import WeightsError
@@ -55,7 +56,9 @@ def _static_optimizer(cfg, lr):
 class StaticTrainStep:
     """One stage's training step (model, loss, optimizer) compiled once, run per batch."""
 
-    def __init__(self, config, model, freeze, lr, train_labels):
+    def __init__(self, config, model, freeze, lr, train_labels, front_shape=None):
+        """``front_shape``: the step takes cached outputs of the frozen front of this shape
+        (engine/feature_cache.py) and runs only the rest of the network; None: whole images."""
         self.model = model
         arch, g = dict(config["Arch"], pretrained=False), config["Global"]
         self.scope = paddle.static.Scope()
@@ -69,9 +72,9 @@ class StaticTrainStep:
                 for layer in twin.sublayers():
                     if hasattr(layer, "_is_test"):  # the legacy nn.BatchNorm reads this, not .training, in a Program
                         layer._is_test = not layer.training
-                images = paddle.static.data("images", [None, *g["image_shape"]], "float32")
+                images = paddle.static.data("images", [None, *(front_shape or g["image_shape"])], "float32")
                 labels = paddle.static.data("labels", [None], "int64")
-                self.logits = twin(images)
+                self.logits = (CachedForward(twin, twin.frozen_front()[1]) if front_shape else twin)(images)
                 loss_fn = build_loss(config["Loss"]["Train"], "Loss.Train", train_labels, arch["class_num"])
                 self.loss = loss_fn(self.logits, labels)
                 _static_optimizer(config["Optimizer"], lr).minimize(self.loss)

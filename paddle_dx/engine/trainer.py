@@ -90,6 +90,7 @@ class Trainer:
         self.freeze = config["Arch"]["freeze"]
         self.engine = self._choose_engine(g["engine"])
         self._static = None  # the stage's compiled step (Global.engine: static), built on first use
+        self._static_key = None  # (stage, cached front shape) it was compiled for
         self._static_active = False  # this epoch's steps run through it
 
     def _choose_engine(self, wanted):
@@ -100,15 +101,24 @@ class Trainer:
         return wanted
 
     def _static_step(self):
-        """The compiled step when this stage's epochs run the whole network in the static engine
-        (not when the feature cache serves them); None otherwise."""
-        if self.engine != "static" or self.feature_cache.applies(self.model):
+        """This stage's compiled step (Global.engine: static), over whole images or, when the
+        feature cache serves the epoch, over cached front outputs; None in dygraph."""
+        if self.engine != "static":
             return None
-        if self._static is None:
-            self._static = StaticTrainStep(self.config, self.model, self.freeze,
-                                           self.scheduler or self.optimizer.get_lr(), self.train_set.labels)
-            log.info("static engine: training step compiled (freeze %s), oneDNN convolutions", self.freeze)
-        return self._static
+        front_shape = self.feature_cache.front_shape(self.model) if self.feature_cache.applies(self.model) else None
+        if self._static is None or self._static_key != (self.stage_index, front_shape):
+            self._static_key = (self.stage_index, front_shape)
+            try:
+                self._static = StaticTrainStep(self.config, self.model, self.freeze, self.scheduler or
+                                               self.optimizer.get_lr(), self.train_set.labels, front_shape)
+                log.info("static engine: training step compiled (freeze %s%s), oneDNN convolutions", self.freeze,
+                         f", from cached front outputs {list(front_shape)}" if front_shape else "")
+            except Exception as exc:  # Paddle 3.3's legacy static mode lacks some APIs (e.g. weighted CE)
+                log.warning("Global.engine: static could not compile this training step in Paddle %s's legacy "
+                            "static mode (%s: %s); this stage trains in dygraph", paddle.__version__,
+                            type(exc).__name__, str(exc).strip().splitlines()[0][:200])
+                self._static = False
+        return self._static or None
 
     def _optimizer_state_owner(self):
         return self._static_step() or self.optimizer
@@ -174,7 +184,7 @@ class Trainer:
         steps = len(self.train_sampler)
         batches, self._forward = self.feature_cache.epoch_batches(self.model, self.train_sampler,
                                                                   self.train_loader, epoch)
-        self._static_active = self._forward is self.model and self._static_step() is not None
+        self._static_active = self._static_step() is not None
         if self._static_active:
             self._static.push()
         bar_visible = self.is_main and sys.stderr.isatty()  # in log files: print_batch_step lines
