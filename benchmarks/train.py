@@ -33,6 +33,7 @@ SIZE, BATCH, CLASSES = 224, 8, 2
 FULL = (("ResNet18", 1, 3), ("ResNet50", 1, 2))  # (arch, warm-up steps, timed steps)
 HEAD_ARCH, HEAD_EPOCHS, HEAD_BATCH = "ResNet50", 3, 16
 FREEZES = {"head": ("backbone", HEAD_EPOCHS), "partial": ("until stage 2", 2)}  # kind: (Arch.freeze, epochs)
+ENGINES = {"paddle_dx": "dygraph", "paddle_dx static": "static"}  # framework column -> Global.engine
 PARTIAL_FROZEN_BLOCKS = 7  # ResNet-50 stages 1-2: 3 + 4 bottlenecks
 
 
@@ -42,7 +43,7 @@ def _batch():
             rng.integers(0, CLASSES, BATCH).astype(np.int64))
 
 
-def paddle_full(arch, warmup, reps):
+def paddle_full(arch, warmup, reps, engine="dygraph"):
     import paddle
     from paddle_dx.config import load_config
     from paddle_dx.engine.loss import build_loss
@@ -57,6 +58,11 @@ def paddle_full(arch, warmup, reps):
     loss_fn = build_loss(config["Loss"]["Train"], "Loss.Train", [0, 1], CLASSES)
     optimizer, _ = build_optimizer(config["Optimizer"], model, 1)
     x, y = (paddle.to_tensor(a) for a in _batch())
+    if engine == "static":  # what Trainer runs per step with Global.engine: static
+        from paddle_dx.engine.static_step import StaticTrainStep
+        static = StaticTrainStep(config, model, "none", optimizer.get_lr(), [0, 1])
+        static.push()
+        return BATCH / time_repeated(lambda: float(static(x, y)[0]), warmup, reps)
 
     def step():
         loss = loss_fn(model(x), y)
@@ -91,7 +97,7 @@ def _head_data(n_images):
 HEAD_OPS = [{"ResizeImage": {"size": [SIZE, SIZE]}}, {"NormalizeImage": {"preset": "minus_one_to_one"}}]
 
 
-def paddle_epochs(kind, n_images):
+def paddle_epochs(kind, n_images, engine="dygraph"):
     from paddle_dx.config import load_config
     from paddle_dx.engine.trainer import Trainer
     root, samples = _head_data(n_images)
@@ -103,7 +109,7 @@ def paddle_epochs(kind, n_images):
     freeze, epochs = FREEZES[kind]
     config = load_config(raw={
         "Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu", "epochs": epochs, "output_dir": str(out),
-                   "use_visualdl": False, "num_threads": threads(), "feature_cache": "on"},
+                   "use_visualdl": False, "num_threads": threads(), "feature_cache": "on", "engine": engine},
         "Arch": {"name": HEAD_ARCH, "class_num": CLASSES, "freeze": freeze, "dropout": 0.2},
         "DataLoader": {"Train": section("train"), "Eval": section("val"), "Test": section("test")}})
     trainer = Trainer(config)
@@ -167,7 +173,7 @@ def _peak(kind, part, framework, images_per_s):
     stages); epochs served from the cache do not run the frozen part."""
     forward = GFLOP_PER_IMAGE_224[HEAD_ARCH]
     trained = 0 if kind == "head" else 0.555 * forward  # stages 3-4: 55.5 % of the forward (paddle.flops)
-    if framework == "paddle_dx" and part == "later_epochs":
+    if framework.startswith("paddle_dx") and part == "later_epochs":
         if kind == "head":
             return "n/a (no backbone pass)"
         forward = trained
@@ -177,9 +183,12 @@ def _peak(kind, part, framework, images_per_s):
 def worker(kind, framework, arch, n_images):
     if kind == "full":
         warmup, reps = next((w, r) for a, w, r in FULL if a == arch)
-        fn = paddle_full if framework == "paddle_dx" else torch_full
-        return {"images_per_s": fn(arch, warmup, reps)}
-    return (paddle_epochs if framework == "paddle_dx" else torch_epochs)(kind, n_images)
+        if framework == "torch":
+            return {"images_per_s": torch_full(arch, warmup, reps)}
+        return {"images_per_s": paddle_full(arch, warmup, reps, ENGINES[framework])}
+    if framework == "torch":
+        return torch_epochs(kind, n_images)
+    return paddle_epochs(kind, n_images, ENGINES[framework])
 
 
 def main():
@@ -195,7 +204,7 @@ def main():
         print(json.dumps(worker(kind, framework, arch, int(n))))
         return
     started, rows = machine(), []
-    frameworks = ("paddle_dx", "torch")
+    frameworks = (*ENGINES, "torch")
     if args.only in (None, "full"):
         for arch, _, _ in FULL:
             values = alternate({f: (__file__, ["full", f, arch, 0]) for f in frameworks}, args.rounds)

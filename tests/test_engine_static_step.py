@@ -114,8 +114,9 @@ def test_static_step_over_cached_stage_maps_equals_dygraph(data, tmp_path, monke
 
 
 def test_a_step_legacy_static_mode_cannot_compile_trains_in_dygraph(data, tmp_path, caplog):
-    """Paddle 3.3's legacy static mode lacks some APIs (global-norm gradient clipping, weighted
-    cross-entropy): the stage then trains in dygraph, with a warning, to the dygraph result."""
+    """Paddle 3.3's legacy static mode lacks some APIs (global-norm gradient clipping calls
+    paddle.sqrt, which has no legacy branch): the stage then trains in dygraph, with a warning,
+    to the dygraph result."""
     clipped = {"Optimizer.grad_clip": 1.0, "Global.epochs": 1}
     dygraph = Trainer(_config(data, tmp_path / "dygraph", **clipped))
     dygraph.fit()
@@ -125,3 +126,34 @@ def test_a_step_legacy_static_mode_cannot_compile_trains_in_dygraph(data, tmp_pa
     want = _weights(dygraph)
     for name, value in _weights(static).items():
         np.testing.assert_array_equal(value, want[name], err_msg=name)
+
+
+def test_class_weighted_loss_compiles_and_matches_dygraph(data, tmp_path, monkeypatch):
+    """The esophagus and lung-nodule configs weight classes ('balanced'): CELoss spells the
+    weighted mean with ops the legacy Program has, so those runs get the static engine too."""
+    weighted = {"Loss.Train": [{"CELoss": {"class_weights": [1.0, 3.0], "label_smoothing": 0.1}}], "Global.epochs": 1}
+    dygraph = Trainer(_config(data, tmp_path / "dygraph", **weighted))
+    dygraph.fit()
+    monkeypatch.setattr(static_step, "ONEDNN_OPS", ())
+    static = Trainer(_config(data, tmp_path / "static", **weighted, **STATIC))
+    static.fit()
+    assert static._static  # compiled, not the dygraph fallback
+    want = _weights(dygraph)
+    for name, value in _weights(static).items():
+        np.testing.assert_array_equal(value, want[name], err_msg=name)
+
+
+def test_compiling_a_step_leaves_the_process_parameter_names_unique():
+    """OldIrGuard leaves a fresh unique-name generator behind: without restoring the process's,
+    the next model would reuse earlier parameter names and in-process resumes would fail
+    ('conv2d_0.w_0_moment1_1 should in state dict')."""
+    import paddle
+
+    from paddle_dx.config import load_config
+    from paddle_dx.models import build_model
+    config = load_config(raw={"Global": {"image_shape": [3, 32, 32]}, "Arch": {"name": "LeNet5", "class_num": 2}})
+    first = build_model(config["Arch"])
+    step = static_step.StaticTrainStep(config, first, "none", 0.001, [0, 1])
+    step(paddle.randn([2, 3, 32, 32]), paddle.to_tensor([0, 1]))
+    second = build_model(config["Arch"])
+    assert not {p.name for p in first.parameters()} & {p.name for p in second.parameters()}

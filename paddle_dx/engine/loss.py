@@ -27,11 +27,18 @@ class CELoss:
         if class_weights is not None:
             if class_num is not None and len(class_weights) != class_num:
                 raise ConfigError(f"CELoss.class_weights has {len(class_weights)} values for {class_num} classes")
-            self.class_weights = paddle.to_tensor(np.asarray(class_weights, dtype="float32"))
+            self.class_weights = paddle.to_tensor(np.asarray(class_weights, dtype="float32").reshape([-1, 1]))
 
     def __call__(self, logits, labels):
-        return self.weight * F.cross_entropy(logits, labels, weight=self.class_weights,
-                                             label_smoothing=self.label_smoothing)
+        if self.class_weights is None:
+            return self.weight * F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        # Paddle's weighted mean, sum_i w_i * ce_i / sum_i w_i with w_i = (smoothed) target . class_weights,
+        # written out: F.cross_entropy's own weight path calls APIs the static engine's legacy Program lacks.
+        per_sample = F.cross_entropy(logits, labels, reduction="none", label_smoothing=self.label_smoothing)
+        classes = self.class_weights.shape[0]
+        target = F.one_hot(labels.reshape([-1]), classes) * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+        w = F.linear(target, self.class_weights)  # [B, 1]
+        return self.weight * paddle.mean(per_sample.reshape([-1, 1]) * w) / paddle.mean(w)
 
 
 class CombinedLoss:

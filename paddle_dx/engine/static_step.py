@@ -18,7 +18,9 @@ import logging
 
 import numpy as np
 import paddle
+from paddle.base.framework import _dygraph_guard
 from paddle.pir_utils import OldIrGuard
+from paddle.utils import unique_name
 
 from paddle_dx.engine.checkpoint import rename_optimizer_state
 from paddle_dx.engine.feature_cache import CachedForward
@@ -34,13 +36,17 @@ ONEDNN_OPS = ("conv2d", "conv2d_grad", "depthwise_conv2d", "depthwise_conv2d_gra
 @contextlib.contextmanager
 def _legacy_static_mode():
     """Legacy-IR static mode for building and running the Program (the Executor refuses to
-    run in dygraph mode); the rest of the process stays in dygraph."""
-    with OldIrGuard():
-        paddle.enable_static()
-        try:
+    run in dygraph mode); the rest of the process stays in dygraph, with the same tracer
+    (``_dygraph_guard``, not enable_static/disable_static, which start a new one) and the same
+    unique-name generator: OldIrGuard leaves a fresh generator behind, after which new layers
+    would reuse earlier layers' parameter names and their optimizer state keys would collide."""
+    names = unique_name.switch()  # the process's generator and name checker (switch installs fresh ones ...)
+    unique_name.switch(*names)  # ... so put them straight back
+    try:
+        with OldIrGuard(), _dygraph_guard(None):
             yield
-        finally:
-            paddle.disable_static()
+    finally:
+        unique_name.switch(*names)
 
 
 def _static_optimizer(cfg, lr):
@@ -65,7 +71,7 @@ class StaticTrainStep:
         self.place = paddle.CPUPlace()
         with _legacy_static_mode():
             self.program, startup = paddle.static.Program(), paddle.static.Program()
-            with paddle.static.program_guard(self.program, startup), paddle.utils.unique_name.guard():
+            with paddle.static.program_guard(self.program, startup), unique_name.guard():
                 twin = build_model(arch)
                 apply_freeze(twin, freeze)
                 twin.train()

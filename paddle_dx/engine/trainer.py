@@ -113,7 +113,7 @@ class Trainer:
                                                self.optimizer.get_lr(), self.train_set.labels, front_shape)
                 log.info("static engine: training step compiled (freeze %s%s), oneDNN convolutions", self.freeze,
                          f", from cached front outputs {list(front_shape)}" if front_shape else "")
-            except Exception as exc:  # Paddle 3.3's legacy static mode lacks some APIs (e.g. weighted CE)
+            except Exception as exc:  # Paddle 3.3's legacy static mode lacks some APIs (e.g. grad clipping)
                 log.warning("Global.engine: static could not compile this training step in Paddle %s's legacy "
                             "static mode (%s: %s); this stage trains in dygraph", paddle.__version__,
                             type(exc).__name__, str(exc).strip().splitlines()[0][:200])
