@@ -4,8 +4,10 @@ Why: on CPU, Paddle 3.3.1's dygraph convolutions run im2col + sgemm and never re
 its oneDNN conv kernels (forward and backward) are reachable from a legacy static Program, by
 the ``use_mkldnn`` attribute of each conv op. benchmarks/results/flags.md: the ResNet-18 64 px
 step takes ~1.1 s in dygraph, ~0.37 s as a static Program with oneDNN convolutions, PyTorch ~0.35 s.
-Only conv2d and its gradient are switched: with oneDNN on every op, pool2d_grad and
-reduce_mean_grad fail in Paddle 3.3.1.
+Only spatial (k x k, k > 1) convolutions and their gradients are switched: with oneDNN on every
+op, pool2d_grad and reduce_mean_grad fail in Paddle 3.3.1, and 1x1 convolutions (a plain GEMM
+the default kernel already does well) were slower through oneDNN (ResNet-50 224 px batch 8:
+1.38 img/s with spatial convs on oneDNN, 1.06 with all convs, 1.00 with none).
 
 The dygraph model stays the source of truth for evaluation, checkpoints and export: ``push``
 copies its weights into the Program's scope (at an epoch's start), ``pull`` copies the trained
@@ -84,8 +86,9 @@ class StaticTrainStep:
                 loss_fn = build_loss(config["Loss"]["Train"], "Loss.Train", train_labels, arch["class_num"])
                 self.loss = loss_fn(self.logits, labels)
                 _static_optimizer(config["Optimizer"], lr).minimize(self.loss)
-            for op in self.program.global_block().ops:
-                if op.type in ONEDNN_OPS:
+            block = self.program.global_block()
+            for op in block.ops:
+                if op.type in ONEDNN_OPS and max(block.var(op.input("Filter")[0]).shape[-2:]) > 1:
                     op._set_attr("use_mkldnn", True)
             self.executor = paddle.static.Executor(self.place)
             self.executor.run(startup, scope=self.scope)

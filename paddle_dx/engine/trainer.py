@@ -106,6 +106,8 @@ class Trainer:
         if self.engine != "static":
             return None
         front_shape = self.feature_cache.front_shape(self.model) if self.feature_cache.applies(self.model) else None
+        if front_shape is not None and not self.model.frozen_front()[1]:
+            return None  # only the head trains, on cached vectors: no convolution to speed up, dygraph is faster
         if self._static is None or self._static_key != (self.stage_index, front_shape):
             self._static_key = (self.stage_index, front_shape)
             try:
