@@ -92,7 +92,7 @@ class FeatureCache:
         self.sets = {"Train": train_set, "Eval": eval_set}
         self.hashes = dict(hashes or {})
         self._memory = {}  # (front weights hash, mode, view) -> [N, ...] float32, current front only
-        self._shapes = {}  # front weights hash -> shape of one image's front output
+        self._shapes = {}  # front layers -> shape of one image's front output
         self._logged = set()
 
     # ---- deciding ----------------------------------------------------------------------
@@ -147,12 +147,12 @@ class FeatureCache:
 
     def _front_shape(self, front):
         """Shape of one image's front output, found by running the front once (dygraph, eval)."""
-        wkey = weights_hash(paddle.nn.Sequential(*front))
-        if wkey not in self._shapes:
+        key = tuple(id(layer) for layer in front)  # the shape depends on the layers, not their weights
+        if key not in self._shapes:
             image, _ = self.sets["Train"].load(0)
             output = build_extractor("dygraph", paddle.nn.Sequential(*front), None)(image[None])
-            self._shapes[wkey] = tuple(int(d) for d in output.shape[1:])
-        return self._shapes[wkey]
+            self._shapes[key] = tuple(int(d) for d in output.shape[1:])
+        return self._shapes[key]
 
     def front_shape(self, model):
         """Shape of one image's cached front output under the model's current freeze."""

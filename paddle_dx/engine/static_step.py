@@ -4,10 +4,11 @@ Why: on CPU, Paddle 3.3.1's dygraph convolutions run im2col + sgemm and never re
 its oneDNN conv kernels (forward and backward) are reachable from a legacy static Program, by
 the ``use_mkldnn`` attribute of each conv op. benchmarks/results/flags.md: the ResNet-18 64 px
 step takes ~1.1 s in dygraph, ~0.37 s as a static Program with oneDNN convolutions, PyTorch ~0.35 s.
-Only spatial (k x k, k > 1) convolutions and their gradients are switched: with oneDNN on every
-op, pool2d_grad and reduce_mean_grad fail in Paddle 3.3.1, and 1x1 convolutions (a plain GEMM
-the default kernel already does well) were slower through oneDNN (ResNet-50 224 px batch 8:
-1.38 img/s with spatial convs on oneDNN, 1.06 with all convs, 1.00 with none).
+Which convolutions go to oneDNN was measured (ResNet-50, 224 px, batch 8): over whole images,
+only the spatial (k x k, k > 1) ones: 1.38-1.46 img/s, against 1.06 with every convolution and
+1.00 with none (the 1x1 ones in the early, large stages were slower through oneDNN); over
+cached stage-2 maps (stages 3-4 trained), every convolution: 4.1 img/s against 2.2 with the
+spatial ones only (one run each; benchmarks/results/train.md has the 4.1). With oneDNN on every op, pool2d_grad and reduce_mean_grad fail in Paddle 3.3.1.
 
 The dygraph model stays the source of truth for evaluation, checkpoints and export: ``push``
 copies its weights into the Program's scope (at an epoch's start), ``pull`` copies the trained
@@ -88,7 +89,7 @@ class StaticTrainStep:
                 _static_optimizer(config["Optimizer"], lr).minimize(self.loss)
             block = self.program.global_block()
             for op in block.ops:
-                if op.type in ONEDNN_OPS and max(block.var(op.input("Filter")[0]).shape[-2:]) > 1:
+                if op.type in ONEDNN_OPS and (front_shape or max(block.var(op.input("Filter")[0]).shape[-2:]) > 1):
                     op._set_attr("use_mkldnn", True)
             self.executor = paddle.static.Executor(self.place)
             self.executor.run(startup, scope=self.scope)
