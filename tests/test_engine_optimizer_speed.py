@@ -77,3 +77,21 @@ def test_adamw_matches_paddles_adamw():
     for a, b in zip(ours_model.parameters(), ref_model.parameters()):
         assert float((a - b).abs().max()) < 1e-6
     assert float((ours_model.weight - ref_model.weight).abs().max()) < 1e-6
+
+
+def test_static_engine_optimizer_step_leaves_matmul_speed_alone():
+    """Global.engine: static runs the optimizer inside a Program (Adam multi-tensor, AdamW Paddle's
+    own, see engine/static_step.py): one step of each, then the same matmul ratio as above."""
+    from paddle_dx.engine.static_step import StaticTrainStep
+    from paddle_dx.models import build_model
+    select_device("cpu")
+    a, b = paddle.randn([512, 512]), paddle.randn([512, 512])
+    _matmul_seconds(a, b, rounds=2)
+    before = _matmul_seconds(a, b)
+    for name in ("Adam", "AdamW"):
+        config = load_config(raw={"Global": {"image_shape": [3, 32, 32]}, "Arch": {"name": "LeNet5", "class_num": 2},
+                                  "Optimizer": {"name": name, "lr": 0.001, "weight_decay": 0.01}})
+        step = StaticTrainStep(config, build_model(config["Arch"]), "none", 0.001, [0, 1])
+        step(paddle.randn([4, 3, 32, 32]), paddle.to_tensor([0, 1, 0, 1]))
+    ratio = min(_matmul_seconds(a, b) / before, _matmul_seconds(a, b) / before)
+    assert ratio < 2.0, f"matmul {ratio:.1f}x slower after the static engine's optimizer steps"
