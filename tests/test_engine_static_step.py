@@ -157,3 +157,19 @@ def test_compiling_a_step_leaves_the_process_parameter_names_unique():
     step(paddle.randn([2, 3, 32, 32]), paddle.to_tensor([0, 1]))
     second = build_model(config["Arch"])
     assert not {p.name for p in first.parameters()} & {p.name for p in second.parameters()}
+
+
+@pytest.mark.parametrize("first, then", [("dygraph", "static"), ("static", "dygraph")])
+def test_a_checkpoint_resumes_in_the_other_engine(data, tmp_path, first, then):
+    """Both engines name the optimizer's moments after the same parameters, so a run can move
+    between them (e.g. pre-trained on a GPU in dygraph, continued on a CPU in static)."""
+    Trainer(_config(data, tmp_path / "run", **{"Global.epochs": 1, "Global.engine": first})).fit()
+    resumed = Trainer(_config(data, tmp_path / "run", **{"Global.epochs": 2, "Global.engine": then,
+                                                         "Global.checkpoints": str(tmp_path / "run" / "latest")}))
+    owner = resumed._optimizer_state_owner()
+    resumed.resume(str(tmp_path / "run" / "latest"))
+    state = owner.state_dict()
+    moments = [k for k in state if "moment1" in k]
+    assert moments and any(float(abs(np.asarray(state[k].numpy() if hasattr(state[k], "numpy") else state[k])).max()) > 0
+                           for k in moments)  # the loaded moments, not fresh zeros
+    assert [h["epoch"] for h in resumed.fit()["history"]] == [1, 2]

@@ -17,7 +17,6 @@ The optimizer's moments live in the scope; ``state_dict`` / ``set_state_dict`` g
 checkpoint under the dygraph parameters' names, so a static run resumes exactly.
 """
 import contextlib
-import logging
 
 import numpy as np
 import paddle
@@ -32,7 +31,6 @@ from paddle_dx.engine.optimizer import OPTIMIZERS
 from paddle_dx.errors import WeightsError
 from paddle_dx.models import apply_freeze, build_model
 
-log = logging.getLogger(__name__)
 ONEDNN_OPS = ("conv2d", "conv2d_grad", "depthwise_conv2d", "depthwise_conv2d_grad")
 
 
@@ -95,12 +93,15 @@ class StaticTrainStep:
             self.executor.run(startup, scope=self.scope)
         # structured name ("backbone.stem.0.conv.weight") -> variable name in the Program
         self.weights = {name: var.name for name, var in twin.state_dict().items()}
-        own = set(self.weights.values())  # the learning rate is set by the optimizer or its scheduler each run
-        self.optimizer_vars = sorted(v.name for v in self.program.list_vars() if v.persistable and v.name not in own
-                                     and v.name not in ("feed", "fetch") and not v.name.startswith("learning_rate"))
+        # the optimizer's state: persistable variables the step's ops use that are not weights (the
+        # learning rate is set by the optimizer or its scheduler each run; the replaced 1000-class
+        # classifier's weights were created at build time but no op uses them)
+        own = set(self.weights.values())
+        used = {n for op in block.ops for n in (*op.input_arg_names, *op.output_arg_names)}
+        self.optimizer_vars = sorted(v.name for v in self.program.list_vars() if v.persistable and v.name in used
+                                     and v.name not in own and not v.name.startswith("learning_rate"))
         dygraph_names = {n: p.name for n, p in model.named_parameters()}
         self._to_dygraph = {self.weights[n]: dygraph_names[n] for n in dygraph_names if n in self.weights}
-        self._from_dygraph = {v: k for k, v in self._to_dygraph.items()}
 
     def _tensor(self, name):
         var = self.scope.find_var(name)
@@ -136,8 +137,8 @@ class StaticTrainStep:
         wanted = rename_optimizer_state({n: None for n in self.optimizer_vars}, self._to_dygraph)
         missing = [k for k in wanted if k not in state]
         if missing:
-            raise WeightsError(f"the checkpoint's optimizer state lacks {missing[:3]} (saved by another "
-                               f"Global.engine?); resume with the engine that wrote it")
+            raise WeightsError(f"the checkpoint's optimizer state lacks {missing[:3]} (written with another "
+                               f"Optimizer or stage?)")
         for name, key in zip(self.optimizer_vars, wanted):
             value = state[key]
             self._tensor(name).set(np.asarray(value.numpy() if hasattr(value, "numpy") else value), self.place)
