@@ -131,3 +131,10 @@ def test_config_on_dicom_files_trains_and_exports_its_window(tmp_path):
     assert np.array_equal(predictor.preprocess(read_image(slice_path)), expected)
     assert np.allclose(expected[:, 0, 0], -1.0)
     assert predictor.predict([str(slice_path)])[0]["class_name"] in ("clear", "disc")
+
+
+def test_ct_window_anywhere_but_first_is_a_config_error():
+    """After any other op the slice is plain pixels (its HU gone) and CTWindow would do nothing."""
+    with pytest.raises(ConfigError, match=r"transform_ops\[1\].CTWindow must be listed first"):
+        build_transforms([{"ResizeImage": {}}, {"CTWindow": {"window": "bone"}}], [3, 32, 32])
+    assert build_transforms([{"CTWindow": {"window": "bone"}}, {"ResizeImage": {}}], [3, 32, 32])
