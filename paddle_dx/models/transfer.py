@@ -65,11 +65,8 @@ class TransferModel(nn.Layer):
 
     def first_random_layer(self):
         """Name of the first active dropout layer in the backbone, or None (for log messages)."""
-        for layer in self.sequence():
-            for sub in layer.sublayers(include_self=True):
-                if isinstance(sub, _DROPOUT_TYPES) and sub.p > 0:
-                    return type(sub).__name__
-        return None
+        found = next((d for d in map(_active_dropout, self.sequence()) if d is not None), None)
+        return type(found).__name__ if found is not None else None
 
     def train(self):
         super().train()
@@ -78,16 +75,17 @@ class TransferModel(nn.Layer):
         return self
 
 
+def _active_dropout(layer):
+    """The first dropout inside ``layer`` (itself included) that draws masks in training, or None."""
+    return next((sub for sub in layer.sublayers(include_self=True)
+                 if isinstance(sub, _DROPOUT_TYPES) and sub.p > 0), None)
+
+
 def _fixed(layer, frozen_bn):
     """True when ``layer`` maps an image to the same output in every training epoch."""
-    if any(not p.stop_gradient for p in layer.parameters()):
+    if any(not p.stop_gradient for p in layer.parameters()) or _active_dropout(layer) is not None:
         return False
-    for sub in layer.sublayers(include_self=True):
-        if isinstance(sub, _DROPOUT_TYPES) and sub.p > 0:
-            return False
-        if isinstance(sub, _BN_TYPES) and id(sub) not in frozen_bn:
-            return False
-    return True
+    return all(id(sub) in frozen_bn for sub in layer.sublayers(include_self=True) if isinstance(sub, _BN_TYPES))
 
 
 def parse_freeze(freeze):
