@@ -136,7 +136,7 @@ class Trainer:
     def save_latest(self, epoch, step):
         if self.is_main:
             save_checkpoint(self.output_dir / "latest", self.model, self._optimizer_state_owner(),
-                            {**self._state(epoch, step), "engine": self.engine})
+                            self._state(epoch, step))
 
     def resume(self, path):
         model_state, opt_state, state = load_checkpoint(path, self.model)
