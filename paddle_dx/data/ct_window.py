@@ -72,6 +72,9 @@ class DicomImage(np.ndarray):
 class CTWindow(Op):
     """Window a DICOM slice to 8-bit grey. List it first in transform_ops; no-op on PNG/JPEG."""
 
+    first_only = ("it windows the DICOM slice's Hounsfield units, which any op before it discards, "
+                  "so it would silently do nothing")
+
     def __init__(self, window=DEFAULT_CT_WINDOW):
         resolve_window(window, auto=(0.0, 1.0), where="CTWindow.window")
         self.window = list(window) if isinstance(window, (list, tuple)) else window

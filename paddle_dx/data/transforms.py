@@ -37,9 +37,11 @@ NORMALIZE_PRESETS = {
 
 
 class Op:
-    """Base op. ``random`` ops consume the generator; deterministic ones never do."""
+    """Base op. ``random`` ops consume the generator; deterministic ones never do.
+    ``first_only``: why the op must be listed first (None: anywhere)."""
 
     random = False
+    first_only = None
 
     def params(self):
         """The op's constructor arguments as resolved (for inference.yml)."""
@@ -312,10 +314,9 @@ def build_transforms(ops_config, image_shape, where="transform_ops"):
     for i, item in enumerate(ops_config):
         op_cls, params = TRANSFORMS.resolve(item, f"{where}[{i}]")
         name = op_cls.__name__
-        if name == "CTWindow" and i > 0:  # the ops before it would turn the slice into plain pixels, HU lost
-            raise ConfigError(f"{where}[{i}].CTWindow must be listed first: it windows the DICOM slice's "
-                              f"Hounsfield units, which the ops before it ({list(ops_config[0])[0]}, ...) discard, "
-                              f"so it would silently do nothing")
+        if op_cls.first_only and i > 0:
+            raise ConfigError(f"{where}[{i}].{name} must be listed first: {op_cls.first_only} "
+                              f"(here after {list(ops_config[0])[0]})")
         if getattr(op_cls, "sized", False) and params.get("size") is None and not params.get("resize_short"):
             params["size"] = [int(image_shape[1]), int(image_shape[2])]
         try:
