@@ -7,6 +7,9 @@ error, which is how a typo such as ``Global.epoch`` is caught before an hour of 
 from dataclasses import dataclass
 from typing import Any, Tuple
 
+from paddle_dx.metrics.registry import LiveNames, scalar_names
+from paddle_dx.metrics.selection import EvalChoices
+
 NUMBER = (int, float)
 
 
@@ -109,10 +112,12 @@ SCHEMA = {
         "Test": _loader_schema(shuffle=False, drop_last=False),
     },
     "Metric": {
-        "Eval": Key((list,), ["Accuracy", "PerClass", "AUC", "ConfusionMatrix"],
-                     doc="accepted for PaddleClas configs; all these metrics are always computed"),
-        "best_metric": Key((str,), "accuracy", choices=("accuracy", "macro_f1", "auc", "loss"),
-                            doc="validation metric that picks best_model.pdparams"),
+        "Eval": Key((list,), None, nullable=True, choices=EvalChoices(),
+                    doc="metrics each epoch logs (history, VisualDL): [name | {name: {}}] of the registry "
+                        "(paddle_dx/metrics), PaddleClas-era Accuracy/PerClass/AUC/ConfusionMatrix too; null = all; "
+                        "the loss and best_metric are always logged; reports always hold every metric"),
+        "best_metric": Key((str,), "accuracy", choices=LiveNames(scalar_names),
+                           doc="validation metric that picks best_model.pdparams (loss: lowest)"),
     },
     "Stages": Key((list,), None, nullable=True,
                   doc="training stages in one run, e.g. pre-training (freeze: backbone) then fine-tuning "

@@ -27,7 +27,7 @@ from paddle_dx.engine.resume_outputs import carry_best_model
 from paddle_dx.engine.stages import is_stage_end, stage_at
 from paddle_dx.engine.static_step import StaticTrainStep
 from paddle_dx.engine.visualdl_logger import VisualDLLogger
-from paddle_dx.metrics import format_table, key_metric
+from paddle_dx.metrics import format_table, history_entry, key_metric
 from paddle_dx.models import apply_freeze, build_model, load_model_weights
 from paddle_dx.models.transfer import check_state_fits
 from paddle_dx.utils.device import select_device
@@ -263,14 +263,13 @@ class Trainer:
         metrics = None
         if (epoch + 1) % g["eval_interval"] == 0 or last:
             metrics, probs, labels = self.evaluate()
-            record.update({"val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"],
-                           "val_auc": metrics["auc"], "val_macro_f1": metrics["macro"]["f1"]})
+            record.update(history_entry(metrics, self.config["Metric"], prefix="val"))
             score = key_metric(metrics, self.config["Metric"]["best_metric"])
             if self.best is None or score > self.best["score"]:
                 self.best = {"epoch": epoch + 1, "score": score, "metrics": metrics}
                 if self.is_main:
                     save_weights(self.output_dir / "best_model.pdparams", self.model)
-            self.vdl.epoch("val", metrics, epoch + 1, probs, labels)
+            self.vdl.epoch("val", metrics, epoch + 1, probs, labels, self.config["Metric"])
         self.vdl.scalars({"train/loss": train["loss"], "train/accuracy": train["accuracy"], "train/lr": lr}, epoch + 1)
         self.history.append(record)
         if self.is_main:

@@ -7,6 +7,7 @@ import numpy as np
 
 from paddle_dx.metrics.classification import roc_points
 from paddle_dx.metrics.report import confusion_matrix_figure, figure_to_rgb
+from paddle_dx.metrics.selection import logged_values, selected
 
 
 def roc_figure(labels, probs, class_names, title="ROC"):
@@ -41,17 +42,22 @@ class VisualDLLogger:
             if value is not None:
                 self.writer.add_scalar(tag=tag, value=float(value), step=step)
 
-    def epoch(self, split, metrics, step, probs=None, labels=None):
-        """Loss, accuracy, AUC, per-class F1, confusion matrix (and ROC) for one split."""
+    def epoch(self, split, metrics, step, probs=None, labels=None, metric_config=None):
+        """The metrics ``Metric.Eval`` selects (all by default): scalars, per-class values as
+        ``split/metric/class``, the confusion matrix and ROC curve as images."""
         if self.writer is None:
             return
-        values = {f"{split}/loss": metrics.get("loss"), f"{split}/accuracy": metrics["accuracy"],
-                  f"{split}/auc": metrics.get("auc"), f"{split}/macro_f1": metrics["macro"]["f1"]}
-        values.update({f"{split}/f1/{name}": m["f1"] for name, m in metrics["per_class"].items()})
+        chosen = selected(metric_config)
+        scalars, per_class = logged_values(metrics, chosen)
+        values = {f"{split}/{name}": value for name, value in scalars.items()}
+        values.update({f"{split}/{name}/{cls}": value for cls, by_name in per_class.items()
+                       for name, value in by_name.items()})
         self.scalars(values, step)
-        self.writer.add_image(tag=f"{split}/confusion_matrix",
-                              img=figure_to_rgb(confusion_matrix_figure(metrics, f"{split}, epoch {step}")), step=step)
-        if probs is not None and len(np.unique(labels)) > 1:
+        names = {m.name for m in chosen}
+        if "confusion_matrix" in names:
+            self.writer.add_image(tag=f"{split}/confusion_matrix", step=step,
+                                  img=figure_to_rgb(confusion_matrix_figure(metrics, f"{split}, epoch {step}")))
+        if "auc" in names and probs is not None and len(np.unique(labels)) > 1:
             self.writer.add_image(tag=f"{split}/roc",
                                   img=figure_to_rgb(roc_figure(labels, probs, metrics["class_names"])), step=step)
 

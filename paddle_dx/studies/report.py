@@ -6,15 +6,15 @@ import platform
 from pathlib import Path
 
 from paddle_dx.config import config_hash
+from paddle_dx.metrics.registry import headline_metrics
 from paddle_dx.studies import figures
-from paddle_dx.studies.bootstrap import HEADLINE, bootstrap_ci, headline
+from paddle_dx.studies.bootstrap import bootstrap_ci, headline
 from paddle_dx.studies.markdown import (confusion_table, difference, history_table, interval, paper_cell, pct,
                                         per_class_table, table)
 from paddle_dx.studies.plan import QUICK
 from paddle_dx.utils.files import write_json
 
 PACKAGES = ("paddlepaddle", "paddleclas", "numpy", "opencv-python-headless", "scikit-learn", "matplotlib", "PyYAML")
-METRIC_LABELS = {"accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity", "auc": "AUC"}
 
 
 def versions():
@@ -84,10 +84,10 @@ def _main_table(study, results, cis):
     rows = []
     for r in results:
         ours = headline(r.metrics["test"], study.positive)
-        for metric in HEADLINE:
-            paper = study.paper_value(r.plan.name, metric)
-            rows.append([r.plan.name, METRIC_LABELS[metric], paper_cell(paper), pct(ours[metric]),
-                         difference(ours[metric], paper), interval(cis[r.plan.name][metric])])
+        for metric in headline_metrics():
+            paper = study.paper_value(r.plan.name, metric.name)
+            rows.append([r.plan.name, metric.label, paper_cell(paper), pct(ours[metric.name]),
+                         difference(ours[metric.name], paper), interval(cis[r.plan.name][metric.name])])
     what = "the positive class" if study.positive is not None else "macro averages over classes"
     return ["## Test set: paper vs this run", "",
             f"Values in %. Sensitivity and specificity are those of {what}; this run's numbers come from its "
