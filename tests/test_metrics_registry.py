@@ -7,8 +7,7 @@ from sklearn.metrics import confusion_matrix
 from conftest import tiny_config
 from paddle_dx.config import load_config
 from paddle_dx.errors import ConfigError
-from paddle_dx.metrics import METRICS, ClassMetric, classification_metrics, history_entry, key_metric
-from paddle_dx.metrics.predictions import ratio
+from paddle_dx.metrics import METRICS, CountRatio, classification_metrics, history_entry, key_metric
 from paddle_dx.studies.bootstrap import HEADLINE, bootstrap_ci, headline
 
 LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 1])
@@ -17,13 +16,10 @@ PROBS = np.eye(3)[PREDS] * 0.6 + 0.4 / 3
 NAMES = ["normal", "polyp", "ulcer"]
 
 
-class NPV(ClassMetric):
+class NPV(CountRatio):
     """Negative predictive value TN / (TN + FN): registered by the tests only."""
     name, label, headline = "npv", "NPV", 5
-
-    def values(self, pred):
-        _, _, tn, fn = pred.one_vs_rest
-        return ratio(tn, tn + fn)
+    numerator, denominator = {"tn": 1}, {"tn": 1, "fn": 1}
 
 
 @pytest.fixture

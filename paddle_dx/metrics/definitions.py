@@ -5,8 +5,7 @@ import warnings
 
 import numpy as np
 
-from paddle_dx.metrics.predictions import ratio
-from paddle_dx.metrics.registry import ClassMetric, Metric, register
+from paddle_dx.metrics.registry import CountRatio, Metric, register
 
 
 @register
@@ -14,47 +13,35 @@ class Accuracy(Metric):
     name, label, headline = "accuracy", "accuracy", 1
 
     def values(self, pred):
-        return pred.one_vs_rest[0].sum(axis=1) / pred.n
+        return pred.one_vs_rest["tp"].sum(axis=1) / pred.n
 
 
 @register
-class Precision(ClassMetric):
+class Precision(CountRatio):
     """TP / (TP + FP): of the images called this class, the share that are."""
     name, label = "precision", "precision"
-
-    def values(self, pred):
-        tp, fp, _, _ = pred.one_vs_rest
-        return ratio(tp, tp + fp)
+    numerator, denominator = {"tp": 1}, {"tp": 1, "fp": 1}
 
 
 @register
-class Sensitivity(ClassMetric):
+class Sensitivity(CountRatio):
     """TP / (TP + FN), recall: of the images of this class, the share found."""
     name, label, headline = "sensitivity", "sensitivity", 2
-
-    def values(self, pred):
-        tp, _, _, fn = pred.one_vs_rest
-        return ratio(tp, tp + fn)
+    numerator, denominator = {"tp": 1}, {"tp": 1, "fn": 1}
 
 
 @register
-class Specificity(ClassMetric):
+class Specificity(CountRatio):
     """TN / (TN + FP): of the images not of this class, the share not called it."""
     name, label, headline = "specificity", "specificity", 3
-
-    def values(self, pred):
-        _, fp, tn, _ = pred.one_vs_rest
-        return ratio(tn, tn + fp)
+    numerator, denominator = {"tn": 1}, {"tn": 1, "fp": 1}
 
 
 @register
-class F1(ClassMetric):
+class F1(CountRatio):
     """2 TP / (2 TP + FP + FN), the harmonic mean of precision and sensitivity."""
     name, label = "f1", "F1"
-
-    def values(self, pred):
-        tp, fp, _, fn = pred.one_vs_rest
-        return ratio(2 * tp, 2 * tp + fp + fn)
+    numerator, denominator = {"tp": 2}, {"tp": 2, "fp": 1, "fn": 1}
 
 
 @register

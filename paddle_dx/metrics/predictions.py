@@ -31,11 +31,11 @@ class Predictions:
 
     @cached_property
     def one_vs_rest(self):
-        """(tp, fp, tn, fn) per set and class, each [B, K] float."""
+        """{"tp", "fp", "tn", "fn"}: counts per set and class, each [B, K] float."""
         cm = self.confusion.astype(float)
         tp, support, predicted = np.diagonal(cm, axis1=1, axis2=2), cm.sum(axis=2), cm.sum(axis=1)
         fp, fn = predicted - tp, support - tp
-        return tp, fp, cm.sum(axis=(1, 2))[:, None] - tp - fp - fn, fn
+        return {"tp": tp, "fp": fp, "tn": cm.sum(axis=(1, 2))[:, None] - tp - fp - fn, "fn": fn}
 
     @cached_property
     def support(self):

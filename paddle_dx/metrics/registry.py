@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 
 from paddle_dx.errors import ConfigError
-from paddle_dx.metrics.predictions import Predictions
+from paddle_dx.metrics.predictions import Predictions, ratio
 from paddle_dx.utils.registry import Registry
 
 METRICS = Registry("metric")
@@ -94,6 +94,19 @@ class ClassMetric(Metric):
     def logged(self, report):
         return ({f"macro_{self.name}": report["macro"][self.name]},
                 {cls: {self.name: m[self.name]} for cls, m in report["per_class"].items()})
+
+
+class CountRatio(ClassMetric):
+    """A per-class ratio of weighted one-vs-rest counts, 0 where the denominator is 0
+    (scikit-learn's zero_division=0): ``numerator`` / ``denominator`` as {count: weight}."""
+
+    numerator, denominator = {}, {}
+
+    def values(self, pred):
+        counts = pred.one_vs_rest
+        num = sum(weight * counts[name] for name, weight in self.numerator.items())
+        den = sum(weight * counts[name] for name, weight in self.denominator.items())
+        return ratio(num, den)
 
 
 def all_metrics():
