@@ -5,9 +5,7 @@ paddle_dx configs have always used (``Accuracy``, ``PerClass``, ``AUC``, ``Confu
 ``Metric.Eval: null`` logs every registered metric. The loss and ``Metric.best_metric`` are
 always logged: the epoch log line and the choice of the best epoch need them.
 """
-from collections.abc import Sequence
-
-from paddle_dx.metrics.registry import METRICS, ClassMetric, all_metrics, scalar_metric
+from paddle_dx.metrics.registry import METRICS, ClassMetric, LiveNames, all_metrics, scalar_metric
 
 PADDLECLAS_NAMES = {
     "Accuracy": lambda: ["accuracy"],
@@ -69,25 +67,18 @@ def history_entry(report, metric_config, prefix="val"):
     return entry
 
 
-class EvalChoices(Sequence):
-    """``Metric.Eval``'s allowed item names for the schema, read from the registry when asked.
+class EvalChoices(LiveNames):
+    """``Metric.Eval``'s item names for the schema, read from the registry when asked.
 
     The config loader asks ``value in choices`` of the whole list: every item is built here, so
     an unknown name raises the registry's error naming the item and listing the metrics.
     """
+
+    def __init__(self):
+        super().__init__(lambda: METRICS.names() + list(PADDLECLAS_NAMES))
 
     def __contains__(self, items):
         if not isinstance(items, list):
             return False
         eval_metrics(items)
         return True
-
-    def __getitem__(self, index):
-        return (METRICS.names() + list(PADDLECLAS_NAMES))[index]
-
-    def __len__(self):
-        return len(METRICS.names()) + len(PADDLECLAS_NAMES)
-
-    def __repr__(self):
-        return repr(list(self))
-
