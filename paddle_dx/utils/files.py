@@ -13,7 +13,7 @@ def atomic_path(target):
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask like any other file
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask like any other file
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
@@ -28,10 +28,14 @@ def atomic_path(target):
         Path(tmp).unlink(missing_ok=True)
 
 
-def _umask():
-    mask = os.umask(0)
+def _process_umask():
+    """Read once at import: os.umask can only be read by setting it, which would race with threads."""
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _process_umask()
 
 
 def write_json(path, data):
