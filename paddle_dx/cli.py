@@ -4,7 +4,9 @@ import logging
 import sys
 
 from paddle_dx.errors import PaddleDxError
-from paddle_dx.utils.logger import setup_logging
+from paddle_dx.utils.logger import quiet_native_logs, setup_logging
+
+quiet_native_logs()  # before any tool imports paddle
 
 
 def config_parser(description):

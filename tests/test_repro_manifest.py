@@ -85,6 +85,28 @@ def test_verify_run_reports_each_difference(finished_run, tmp_path, capsys):
     assert any(line.startswith("DIFF   val.accuracy:") for line in lines)
 
 
+def test_a_best_model_that_is_not_the_runs_own_is_detected(finished_run, tmp_path):
+    """The manifest records best_model.pdparams's SHA-256; another file in its place (a second
+    training into the folder, a swap) is a DIFF even when the rerun's metrics match."""
+    import shutil
+
+    from paddle_dx.data.io import file_sha256
+    from paddle_dx.engine.verification import format_report, verify_run
+
+    root = finished_run[0]
+    manifest = json.loads((root / "run" / "manifest.json").read_text())
+    assert manifest["outputs_sha256"] == {"best_model.pdparams": file_sha256(root / "run" / "best_model.pdparams")}
+    shutil.copytree(root / "run", tmp_path / "run")
+    state = paddle.load(str(tmp_path / "run" / "best_model.pdparams"))
+    first = next(iter(state))
+    state[first] = state[first] + 1
+    paddle.save(state, str(tmp_path / "run" / "best_model.pdparams"))
+    report = verify_run(tmp_path / "run", tmp_path / "rerun")
+    assert not report["ok"] and all(r[4] for r in report["metrics"] + report["data"])
+    assert [r[0] for r in report["outputs"] if not r[4]] == [f"{tmp_path / 'run'}/best_model.pdparams"]
+    assert any(line.startswith("DIFF   ") and "best_model.pdparams" in line for line in format_report(report))
+
+
 def test_verify_run_without_manifest_is_a_clear_error(tmp_path):
     from paddle_dx.engine.verification import verify_run
     from paddle_dx.errors import PaddleDxError

@@ -34,6 +34,7 @@ PACKAGES = {
 # metrics.json keys that are results (the rest, e.g. skipped images, is reported separately)
 RESULT_KEYS = ("history", "best_epoch", "best_metric", "val", "test", "stages")
 SOURCE_DIRS = ("paddle_dx", "tools")
+OUTPUT_FILES = ("best_model.pdparams",)
 
 
 def _git(args, cwd):
@@ -96,6 +97,12 @@ def data_fingerprint(config, hashes):
     return out, images
 
 
+def output_hashes(output_dir):
+    """SHA-256 of the run's weight files, so a best model swapped or overwritten later (e.g. by a
+    second training into the same folder) is detectable (tools/verify_run.py checks them)."""
+    return {name: file_sha256(Path(output_dir) / name) for name in OUTPUT_FILES if (Path(output_dir) / name).is_file()}
+
+
 def build_manifest(config, device, hashes, result):
     splits, images = data_fingerprint(config, hashes)
     return {
@@ -118,5 +125,6 @@ def build_manifest(config, device, hashes, result):
 def write_manifest(output_dir, config, device, hashes, result):
     """Write ``output_dir/manifest.json``; return its dict."""
     manifest = build_manifest(config, device, hashes, result)
+    manifest["outputs_sha256"] = output_hashes(output_dir)
     write_json(Path(output_dir) / MANIFEST, manifest)
     return manifest

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from paddle_dx.config import load_config
-from paddle_dx.engine.manifest import MANIFEST
+from paddle_dx.engine.manifest import MANIFEST, output_hashes
 from paddle_dx.errors import PaddleDxError
 
 GPU_ATOL = 1e-3
@@ -72,6 +72,14 @@ def compare_data(old, new):
                    {m: {f: s.get(f) for f in fields} for m, s in new.items()}, atol=0)
 
 
+def compare_outputs(run_dir, manifest):
+    """Rows for the run folder's weight files against the hashes its manifest recorded: a
+    best_model.pdparams that is not the one this run wrote (overwritten, swapped) is a DIFF."""
+    recorded = manifest.get("outputs_sha256", {})
+    return compare({f"{run_dir}/{k}": v for k, v in recorded.items()},
+                   {f"{run_dir}/{k}": v for k, v in output_hashes(run_dir).items() if k in recorded}, atol=0)
+
+
 def environment_changes(old, new):
     """What differs in code, packages and device: reported, since it may explain a mismatch."""
     changes = []
@@ -95,9 +103,10 @@ def verify_run(run_dir, output_dir=None, atol=None):
     atol = (GPU_ATOL if on_gpu else 0.0) if atol is None else float(atol)
     metrics = compare(old["final_metrics"], new["final_metrics"], atol)
     data = compare_data(old["data"], new["data"])
+    outputs = compare_outputs(run_dir, old)
     return {"run": str(run_dir), "rerun": str(output_dir), "atol": atol, "device": new["device"]["device"],
-            "metrics": metrics, "data": data, "environment_changes": environment_changes(old, new),
-            "ok": all(r[4] for r in metrics + data)}
+            "metrics": metrics, "data": data, "outputs": outputs, "environment_changes": environment_changes(old, new),
+            "ok": all(r[4] for r in metrics + data + outputs)}
 
 
 def format_report(report):
@@ -110,7 +119,8 @@ def format_report(report):
 
     lines = [f"rerun of {report['run']} in {report['rerun']} on {report['device']}, "
              f"tolerance |diff| <= {report['atol']:g}"]
-    for title, rows in (("metrics", report["metrics"]), ("data", report["data"])):
+    for title, rows in (("metrics", report["metrics"]), ("data", report["data"]),
+                        ("run folder files", report.get("outputs", []))):
         lines.append(f"-- {title}")
         for key, a, b, diff, ok in rows:
             detail = "" if diff == 0 else f"   |diff| {diff:.3g}"
@@ -118,6 +128,6 @@ def format_report(report):
     if report["environment_changes"]:
         lines.append("-- environment changes since the original run")
         lines += [f"  {c}" for c in report["environment_changes"]]
-    bad = sum(not r[4] for r in report["metrics"] + report["data"])
+    bad = sum(not r[4] for r in report["metrics"] + report["data"] + report.get("outputs", []))
     lines.append("RESULT: reproduced" if report["ok"] else f"RESULT: NOT reproduced ({bad} difference(s))")
     return lines

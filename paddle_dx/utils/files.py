@@ -13,6 +13,7 @@ def atomic_path(target):
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask like any other file
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
@@ -25,6 +26,16 @@ def atomic_path(target):
             os.close(dir_fd)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _process_umask():
+    """Read once at import: os.umask can only be read by setting it, which would race with threads."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
 
 
 def write_json(path, data):

@@ -1,6 +1,30 @@
-"""Console logging for tools/: short lines, no noise from third-party INFO logs."""
+"""Console logging for tools/: short lines in one format, no noise from Paddle's C++ INFO lines,
+the ccache warning or PaddleClas's deprecation notices (they break the progress bar and say
+nothing a user can act on)."""
 import logging
+import os
 import sys
+import warnings
+
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def quiet_native_logs():
+    """Hide Paddle's glog INFO lines and the ccache warning. Must run before ``import paddle``
+    (glog reads its level once); a user's own GLOG_minloglevel / GLOG_v is kept."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("FLAGS_call_stack_level", "0")
+    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+
+
+class _ThroughOurHandlers(logging.Filter):
+    """PaddleClas logs through its own handler and date format: drop its ``init_res`` deprecation
+    notice and hand everything else to paddle_dx's handlers, so the terminal has one format."""
+
+    def filter(self, record):
+        if "init_res" not in record.getMessage():
+            logging.getLogger("paddle_dx.ppcls").handle(record)
+        return False
 
 
 def setup_logging(level=logging.INFO, logfile=None):
@@ -8,6 +32,9 @@ def setup_logging(level=logging.INFO, logfile=None):
     if logfile:
         handlers.append(logging.FileHandler(logfile, encoding="utf-8"))
     logging.basicConfig(level=level, format="[%(asctime)s] %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S", handlers=handlers, force=True)
+                        datefmt=DATE_FORMAT, handlers=handlers, force=True)
     for noisy in ("faiss", "faiss.loader", "ppcls", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    ppcls = logging.getLogger("ppcls")
+    if not any(isinstance(f, _ThroughOurHandlers) for f in ppcls.filters):
+        ppcls.addFilter(_ThroughOurHandlers())

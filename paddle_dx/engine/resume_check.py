@@ -1,0 +1,48 @@
+"""Resuming with a different config is refused, naming every key that differs.
+
+A checkpoint continues one run. Resumed with another ``Optimizer.lr`` (or data, seed, epochs ...)
+it would silently become a different run that its manifest misdescribes and that
+``tools/verify_run.py`` cannot reproduce. Keys that cannot change a result (where to write,
+how often to print, loader workers) may differ; to train on with changed settings, start a new
+run from the checkpoint's weights (``Global.pretrained_model``).
+"""
+from paddle_dx.errors import ConfigError
+
+# dotted keys (DataLoader.* = any mode) that may differ between a run and its resume
+FREE_KEYS = ("Global.checkpoints", "Global.output_dir", "Global.pretrained_model", "Global.print_batch_step",
+             "Global.use_visualdl", "Global.feature_cache_max_gb", "DataLoader.*.loader.num_workers",
+             "DataLoader.*.loader.use_shared_memory")
+
+
+def _leaves(value, prefix=""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, value
+
+
+def _free(key):
+    parts = key.split(".")
+    wildcard = ".".join(["DataLoader", "*", *parts[2:]]) if parts[0] == "DataLoader" and len(parts) > 2 else key
+    return key in FREE_KEYS or wildcard in FREE_KEYS
+
+
+def config_changes(saved, current):
+    """[(dotted key, saved value, current value)] for every result-affecting key that differs."""
+    old, new = dict(_leaves(saved)), dict(_leaves(current))
+    keys = list(old) + [k for k in new if k not in old]
+    missing = "<absent>"
+    return [(k, old.get(k, missing), new.get(k, missing)) for k in keys
+            if not _free(k) and old.get(k, missing) != new.get(k, missing)]
+
+
+def check_resume_config(saved, current, checkpoint):
+    """ConfigError listing the differences when ``current`` would change the run ``saved`` began."""
+    changes = config_changes(saved, current)
+    if changes:
+        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes[:12])
+        more = f" (and {len(changes) - 12} more)" if len(changes) > 12 else ""
+        raise ConfigError(f"{checkpoint}: resuming with a config that changes the run ({listed}{more}); resume "
+                          f"with the run's own config ({checkpoint}/../config.yaml), or start a new run from its "
+                          f"weights with -o Global.pretrained_model={checkpoint}/model.pdparams")
