@@ -1,4 +1,4 @@
-"""pip install -e .  (paddleclas goes in separately with --no-deps: see README)."""
+"""pip install -e .  (paddleclas goes in separately with --no-deps: see docs/install.md)."""
 from pathlib import Path
 
 from setuptools import find_packages, setup

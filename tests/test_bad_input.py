@@ -1,6 +1,6 @@
 """Bad input never ends in a traceback: each case either stops with a message naming the file or
-key, or is skipped and reported. The decision per case is the table in README "Reproducibility
-and reliability"; these tests are that table, executable."""
+key, or is skipped and reported. The decision per case is the table in docs/reproducibility.md
+("Bad input: stop or skip"); these tests are that table, executable."""
 import json
 import logging
 import resource

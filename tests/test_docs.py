@@ -1,0 +1,84 @@
+"""The documentation stays true to the code: the generated config reference matches the schema and
+the op registry, every relative link between README.md and docs/*.md resolves, and README's test
+command is the one CI runs."""
+import importlib.util
+import re
+
+import pytest
+
+from conftest import ROOT
+from paddle_dx.config.reference import display_key, leaves
+from paddle_dx.config.schema import SCHEMA
+from paddle_dx.data.transforms import TRANSFORMS
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("config_reference", ROOT / "tools" / "config_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def anchors(path):
+    """GitHub's heading anchors of a Markdown file (lower case, punctuation dropped, spaces -> '-',
+    repeats numbered)."""
+    seen, out = {}, set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", FENCE.sub("", path.read_text(encoding="utf-8")), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
+def test_config_reference_page_is_regenerated_from_the_code():
+    tool = load_tool()
+    page = tool.PAGE.read_text(encoding="utf-8")
+    fresh = tool.render(page, tool.tables())
+    assert fresh == page, f"{tool.PAGE.relative_to(ROOT)} is stale: run {tool.WRITE_COMMAND}"
+    missing = [display_key(p) for p, _ in leaves(SCHEMA) if f"`{display_key(p)}`" not in page]
+    missing += [f"op {name}" for name in TRANSFORMS.names() if f"`{name}`" not in page]
+    assert not missing, f"config reference lacks {missing}"
+
+
+def test_render_replaces_only_the_generated_blocks():
+    tool = load_tool()
+    text = "intro\n<!-- generated:schema -->\nold\n<!-- /generated:schema -->\noutro\n"
+    assert tool.render(text, {"schema": "| new |"}) == \
+        "intro\n<!-- generated:schema -->\n| new |\n<!-- /generated:schema -->\noutro\n"
+    with pytest.raises(SystemExit, match="generated:ops"):
+        tool.render(text, {"ops": "| x |"})
+
+
+def test_anchor_rules_follow_github():
+    page = ROOT / "README.md"
+    assert "tests" in anchors(page)
+    assert "where-to-add-things" in anchors(page)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(page):
+    broken = []
+    for target in LINK.findall(FENCE.sub("", page.read_text(encoding="utf-8"))):
+        if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+            continue
+        file_part, _, anchor = target.partition("#")
+        linked = (page.parent / file_part).resolve() if file_part else page
+        if not linked.exists():
+            broken.append(f"{target} (no file {linked.relative_to(ROOT)})")
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+            broken.append(f"{target} (no heading '#{anchor}' in {linked.relative_to(ROOT)})")
+    assert not broken, f"{page.relative_to(ROOT)}: broken links: {broken}"
+
+
+def test_readme_states_the_command_ci_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tests_section = readme.split("\n## Tests\n", 1)[1].split("\n## ", 1)[0]
+    assert "make test" in tests_section
+    assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    recipe = (ROOT / "Makefile").read_text(encoding="utf-8").split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "pytest -q tests" in recipe and "pytest -q tests" in tests_section
