@@ -23,7 +23,8 @@ def overrides(args):
 
 
 def run(main):
-    """Call ``main()``; a PaddleDxError becomes one clear line on stderr and exit code 2."""
+    """Call ``main()``; a PaddleDxError becomes one clear line on stderr and exit code 2,
+    Ctrl-C one line and exit code 130 (the shell's code for SIGINT), not a traceback."""
     setup_logging()
     try:
         return main()
@@ -31,3 +32,7 @@ def run(main):
         logging.getLogger("paddle_dx").debug("error", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        logging.getLogger("paddle_dx").debug("interrupted", exc_info=True)
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        sys.exit(130)

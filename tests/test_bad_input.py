@@ -3,6 +3,7 @@ key, or is skipped and reported. The decision per case is the table in docs/repr
 ("Bad input: stop or skip"); these tests are that table, executable."""
 import json
 import logging
+import re
 import resource
 import runpy
 import struct
@@ -194,6 +195,42 @@ def test_windows_line_endings_and_duplicate_lines_are_accepted(tmp_path, caplog)
         samples = read_list(tmp_path, "a.png 0\nb c.png 1\na.png 0\n", newline="\r\n")
     assert samples == [(str(tmp_path / "a.png"), 0), (str(tmp_path / "b c.png"), 1)]
     assert "duplicate line 'a.png 0' ignored" in caplog.text
+
+
+@pytest.mark.parametrize("second", ["./normal/a.png", "normal//a.png", "normal/./a.png", "other/../normal/a.png"])
+def test_one_image_under_two_spellings_is_one_sample(tmp_path, caplog, second):
+    from paddle_dx.data.list_file import read_list_file
+
+    (tmp_path / "normal").mkdir()
+    (tmp_path / "normal" / "a.png").write_bytes(b"x")
+    (tmp_path / "list.txt").write_text(f"normal/a.png 0\n{second} 0\n")
+    with caplog.at_level(logging.WARNING):
+        assert read_list_file(tmp_path / "list.txt", tmp_path, 2) == [(str(tmp_path / "normal" / "a.png"), 0)]
+    assert "duplicate line" in caplog.text
+    (tmp_path / "list.txt").write_text(f"normal/a.png 0\n{second} 1\n")
+    with pytest.raises(DataError, match=rf"line 2: normal/a.png is listed again \(as {re.escape(second)}\) "
+                                        r"with label 1 \(label 0 earlier\)"):
+        read_list_file(tmp_path / "list.txt", tmp_path, 2)
+
+
+def test_list_entries_outside_the_image_root_are_warned_about_and_reported(tmp_path, caplog):
+    from paddle_dx.data.builder import build_dataset
+
+    images, lists = make_tiny_dataset(tmp_path / "data")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    write(shared / "up.png", noise())
+    write(shared / "abs.png", noise())
+    train = lists / "train_list.txt"
+    train.write_text(train.read_text() + "../../shared/up.png 0\n" + f"{shared / 'abs.png'} 1\n")
+    config = tiny_config(images, lists, tmp_path / "out")
+    with caplog.at_level(logging.WARNING):
+        dataset, report = build_dataset(config, "Train")
+    assert report["outside_root"] == [str(images / "../../shared/up.png"), str(shared / "abs.png")]
+    assert len(dataset) == len(train.read_text().splitlines())  # allowed: they train
+    warnings = [r.getMessage() for r in caplog.records if "outside image_root" in r.getMessage()]
+    assert len(warnings) == 1 and "2 image(s)" in warnings[0] and "up.png" in warnings[0] and "abs.png" in warnings[0]
+    assert build_dataset(config, "Eval")[1]["outside_root"] == []
 
 
 def test_a_class_missing_from_a_split(tmp_path, caplog):

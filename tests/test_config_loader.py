@@ -125,3 +125,138 @@ def test_resolved_config_round_trips_and_hash_ignores_key_order(tmp_path):
     reordered = yaml.safe_load(yaml.safe_dump(config, sort_keys=True))
     assert config_hash(reordered) == config_hash(config)
     assert config_hash(load_config(raw={}, overrides=["Global.epochs=5"])) != config_hash(config)
+
+
+
+# ---- values out of range, hostile YAML (refused when the config is loaded) -----------------
+
+@pytest.mark.parametrize("override, key, accepted", [
+    ("Global.epochs=0", "Global.epochs", ">= 1"),
+    ("Global.epochs=-3", "Global.epochs", ">= 1"),
+    ("Global.seed=-1", "Global.seed", ">= 0 and <= 4294967295"),
+    ("Global.seed=100000000000000000000", "Global.seed", ">= 0 and <= 4294967295"),
+    ("DataLoader.Train.sampler.batch_size=0", "DataLoader.Train.sampler.batch_size", ">= 1"),
+    ("DataLoader.Eval.sampler.batch_size=-4", "DataLoader.Eval.sampler.batch_size", ">= 1"),
+    ("Global.eval_interval=0", "Global.eval_interval", ">= 1"),
+    ("Global.save_interval=0", "Global.save_interval", ">= 1"),
+    ("Global.num_threads=-2", "Global.num_threads", ">= 0"),
+    ("Optimizer.lr=.nan", "Optimizer.lr", "a finite number > 0"),
+    ("Optimizer.lr=.inf", "Optimizer.lr", "a finite number > 0"),
+    ("Optimizer.lr=-0.1", "Optimizer.lr", "a finite number > 0"),
+    ("Optimizer.lr=0", "Optimizer.lr", "a finite number > 0"),
+    ("Arch.dropout=1.5", "Arch.dropout", "a finite number >= 0 and <= 0.99"),
+    ("Arch.class_num=1", "Arch.class_num", ">= 2"),
+])
+def test_number_out_of_range_names_the_key_and_the_accepted_range(override, key, accepted):
+    message = error_for(override)
+    assert message.startswith(f"config key '{key}' = ") and message.endswith(f"out of range: accepted {accepted}")
+    assert "\n" not in message
+
+
+def test_stage_values_are_range_checked_like_sections():
+    with pytest.raises(ConfigError, match=r"config key 'Stages\[1\].lr' = nan is out of range"):
+        load_config(raw={"Stages": [{"name": "head", "epochs": 1}, {"name": "all", "epochs": 1, "lr": float("nan")}]})
+
+
+def test_values_on_the_range_edges_are_accepted():
+    config = load_config(raw={}, overrides=[
+        "Global.epochs=1", "Global.seed=0", "Global.seed=4294967295", "Global.num_threads=0",
+        "DataLoader.Train.sampler.batch_size=1", "Optimizer.lr=1e-9", "Global.image_shape=[3,16,16]"])
+    assert config["Global"]["seed"] == 2 ** 32 - 1 and config["Optimizer"]["lr"] == 1e-9
+
+
+@pytest.mark.parametrize("shape", ["[3,1,1]", "[3,8,8]", "[1,64,64]", "[4,64,64]", "[3,64,100000]"])
+def test_image_shape_too_small_or_not_rgb_is_refused(shape):
+    message = error_for(f"Global.image_shape={shape}")
+    assert message.startswith("config key 'Global.image_shape' must be [3, height, width] with height and width 16..4096")
+
+
+def test_output_dir_inside_an_image_root_is_refused(tmp_path):
+    images, lists = make_tiny_dataset(tmp_path / "data")
+    with pytest.raises(ConfigError, match=r"'Global.output_dir' = .* is inside DataLoader.Train.dataset.image_root"):
+        tiny_config(images, lists, images / "runs" / "a")
+    with pytest.raises(ConfigError, match="is inside DataLoader"):
+        tiny_config(images, lists, images)
+    assert tiny_config(images, lists, tmp_path / "images_out")["Global"]["output_dir"]  # a sibling is fine
+
+
+def billion_laughs(levels=9, width=10):
+    """A ~1 kB YAML whose aliases expand to width**levels values (10**9 here)."""
+    lines = ["Global:", '  class_names: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"  x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    lines.append("Metric:")
+    lines.append(f"  Eval: [*a{levels - 1}, *a{levels - 1}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_bomb_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(billion_laughs())
+    assert path.stat().st_size < 1500
+    with pytest.raises(ConfigError, match=r"bomb.yaml: YAML expands to more than 100000 values") as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_alias_bomb_is_refused_within_a_memory_bound(tmp_path):
+    """In a child process limited to 1.5 GB of address space (the bomb took > 3 GB)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(billion_laughs())
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20)); "
+            "from paddle_dx.config.loader import read_yaml; from paddle_dx.errors import ConfigError\n"
+            f"try:\n    read_yaml({str(path)!r})\nexcept ConfigError as exc:\n    print(exc); sys.exit(2)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "YAML expands to more than" in done.stdout
+
+
+def test_yaml_alias_bomb_in_an_override_is_refused():
+    bomb = "[&a [" + ", ".join(["1"] * 400) + "]" + ", *a" * 300 + "]"  # 120k values from 3 kB
+    message = error_for(f"Metric.Eval={bomb}")
+    assert message.startswith("override 'Metric.Eval=") and "YAML expands to more than 100000 values" in message
+
+
+def test_repeated_aliases_within_the_budget_still_load(tmp_path):
+    path = tmp_path / "anchors.yaml"
+    path.write_text("DataLoader:\n  Train:\n    dataset:\n      transform_ops: &ops [{ResizeImage: {}}, {NormalizeImage: {}}]\n"
+                    "  Eval:\n    dataset:\n      transform_ops: *ops\n  Test:\n    dataset:\n      transform_ops: *ops\n")
+    config = load_config(path)
+    ops = [{"ResizeImage": {}}, {"NormalizeImage": {}}]
+    assert [config["DataLoader"][m]["dataset"]["transform_ops"] for m in ("Train", "Eval", "Test")] == [ops] * 3
+
+
+@pytest.mark.parametrize("depth", [60, 5000, 100000])
+def test_deeply_nested_yaml_is_one_line_error(tmp_path, depth):
+    path = tmp_path / "deep.yaml"
+    path.write_text("Metric:\n  Eval: " + "[" * depth + "]" * depth + "\n")
+    with pytest.raises(ConfigError, match=r"deep.yaml: YAML nested (more than 50 levels deep|too deeply)"):
+        load_config(path)
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    """tools/train.py interrupted while loading its config (before the trainer's own handler)."""
+    import runpy
+    import sys
+
+    import paddle_dx.config
+    from conftest import ROOT
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(paddle_dx.config, "load_config", interrupted)
+    monkeypatch.setattr(sys, "argv", ["train.py", "-c", str(tmp_path / "any.yaml")])
+    try:
+        runpy.run_path(str(ROOT / "tools" / "train.py"), run_name="__main__")
+        code = None
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped tools/train.py (a traceback for the user)")
+    err = capsys.readouterr().err
+    assert code == 130
+    assert err.strip() == "interrupted (Ctrl-C)"

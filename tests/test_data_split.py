@@ -144,3 +144,26 @@ def test_class_folder_without_images_is_an_error(tmp_path):
     (images / "empty").mkdir()
     with pytest.raises(DataError, match="class 'empty' has no images"):
         write_split(images, tmp_path / "lists")
+
+
+def test_empty_image_files_are_left_out_with_a_warning_naming_them(tmp_path, caplog):
+    images = write_tree(tmp_path / "images", {"a": 10, "b": 10})
+    (images / "a" / "broken_copy.png").write_bytes(b"")
+    (images / "b" / "deep").mkdir()
+    (images / "b" / "deep" / "zero.jpg").write_bytes(b"")
+    with caplog.at_level(logging.WARNING):
+        counts, _ = write_split(images, tmp_path / "lists")
+    listed = [p for rows in read_split(tmp_path / "lists").values() for p, _ in rows]
+    assert len(listed) == 20 and "a/broken_copy.png" not in listed and "b/deep/zero.jpg" not in listed
+    assert sum(sum(c.values()) for c in counts.values()) == 20
+    warning = [r.getMessage() for r in caplog.records if "empty (0-byte)" in r.getMessage()]
+    assert len(warning) == 1 and "2 empty" in warning[0]
+    assert "a/broken_copy.png" in warning[0] and "b/deep/zero.jpg" in warning[0]
+
+
+def test_a_class_of_only_empty_files_has_no_images(tmp_path):
+    images = write_tree(tmp_path / "images", {"a": 6})
+    (images / "b").mkdir()
+    (images / "b" / "x.png").write_bytes(b"")
+    with pytest.raises(DataError, match="class 'b' has no images"):
+        write_split(images, tmp_path / "lists")

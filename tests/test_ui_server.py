@@ -201,3 +201,195 @@ def test_sentences():
     assert sentence("normal", 0.97).startswith("No abnormality detected, probability 97 percent.")
     assert sentence("lung_aca", 0.5, {"lung_aca": "Lung adenocarcinoma suspected"}).startswith(
         "Lung adenocarcinoma suspected, probability 50 percent.")
+
+
+# ---- hostile clients: other sites, slow bodies, odd forms, malformed DICOM ----------------
+
+def header_only_png(width, height):
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels (the pixel data is a stub)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def dicom_bytes(edit=None, replace=None):
+    """pydicom's CT_small.dcm after ``edit(ds)``, with ``replace`` = (old, new) applied to its bytes."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    if edit:
+        edit(ds)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=False)
+    data = buf.getvalue()
+    if replace:
+        assert data.count(replace[0]) == 1
+        data = data.replace(*replace)
+    return data
+
+
+def unknown_transfer_syntax(ds):
+    ds.file_meta.TransferSyntaxUID = "1.2.3.4.5.6.7"
+
+
+def zero_rows(ds):
+    ds.Rows = 0
+
+
+def frames_placeholder(ds):
+    ds.NumberOfFrames = "12345678"  # then replaced by bytes that are not an integer
+
+
+@pytest.mark.parametrize("headers, status, words", [
+    ({"Origin": "http://evil.example"}, 403, "cross-site request refused"),
+    ({"Origin": "null"}, 403, "cross-site request refused"),
+    ({"Origin": "http://localhost:9999"}, 403, "cross-site request refused"),  # another local port
+    ({"Host": "evil.example"}, 403, "is not this server"),  # DNS rebinding
+    ({"Host": "evil.example", "Origin": "http://evil.example"}, 403, "is not this server"),
+    ({"Origin": "http://localhost"}, 200, None),  # the page itself
+    ({}, 200, None),  # scripts (curl) send no Origin
+    ({"Host": "127.0.0.1:8050", "Origin": "http://127.0.0.1:8050"}, 200, None),
+])
+def test_posts_from_other_sites_and_foreign_host_names_are_refused(client, headers, status, words):
+    png = png_bytes(corner_image(1, np.random.default_rng(4)))
+    res = client.post("/api/predict", data={"images": [(io.BytesIO(png), "a.png")]},
+                      content_type="multipart/form-data", headers=headers)
+    assert res.status_code == status, res.get_json()
+    if words:
+        assert words in res.get_json()["error"]
+
+
+def test_foreign_host_is_refused_on_get_and_any_host_when_bound_to_all_addresses(assistant):
+    from paddle_dx.ui.server import create_app
+
+    local = create_app(assistant).test_client()
+    assert local.get("/api/info", headers={"Host": "rebound.example:8050"}).status_code == 403
+    proxied = create_app(assistant, allowed_hosts=["dx.hospital.example"]).test_client()
+    assert proxied.get("/api/info", headers={"Host": "dx.hospital.example"}).status_code == 200
+    everywhere = create_app(assistant, host="0.0.0.0").test_client()
+    assert everywhere.get("/api/info", headers={"Host": "10.0.0.5:8050"}).status_code == 200
+    res = everywhere.post("/api/speak", json={}, headers={"Host": "10.0.0.5:8050", "Origin": "http://evil.example"})
+    assert res.status_code == 403
+
+
+def test_a_form_with_too_many_parts_is_told_so(client):
+    data = {f"field{i}": "x" for i in range(1001)}
+    res = client.post("/api/predict", data=data, content_type="multipart/form-data")
+    assert res.status_code == 413
+    error = res.get_json()["error"]
+    assert error.startswith("too many form parts: at most 19") and "at most 3 files" not in error
+
+
+@pytest.mark.parametrize("name, data, words", [
+    ("claims.png", header_only_png(50000, 50000), "image has 2,500,000,000 pixels, above the limit"),
+    ("syntax.dcm", dicom_bytes(unknown_transfer_syntax), "unknown DICOM transfer syntax '1.2.3.4.5.6.7'"),
+    ("rows.dcm", dicom_bytes(zero_rows), "DICOM image is 128 x 0 pixels"),
+    ("frames.dcm", dicom_bytes(frames_placeholder, (b"12345678", b"SECRET12")), "unreadable file header"),
+], ids=["png-header-50000px", "dicom-unknown-transfer-syntax", "dicom-rows-0", "dicom-bad-integer"])
+def test_hostile_files_are_per_file_errors_not_500(client, monkeypatch, name, data, words):
+    from PIL import Image
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89_478_485)  # PIL's default, as in a freshly started server
+    good = png_bytes(corner_image(0, np.random.default_rng(5)))
+    res = _post(client, [("good.png", good), (name, data)])
+    assert res.status_code == 200, res.get_json()
+    results = res.get_json()["results"]
+    assert results[0]["class_name"] in ("plain", "corner")
+    assert results[1]["name"] == name and words in results[1]["error"]
+    alone = _post(client, [(name, data)])
+    assert alone.status_code in (413, 415) and words in alone.get_json()["error"]
+
+
+def test_header_values_of_an_upload_stay_out_of_logs_and_warnings(client, caplog, recwarn, capfd):
+    caplog.set_level(logging.DEBUG)
+    res = _post(client, [("frames.dcm", dicom_bytes(frames_placeholder, (b"12345678", b"SECRET12")))])
+    assert res.status_code == 415
+    assert "SECRET12" not in caplog.text and "SECRET12" not in res.get_data(as_text=True)
+    assert not [w for w in recwarn if "SECRET12" in str(w.message)]
+    out, err = capfd.readouterr()
+    assert "SECRET12" not in out + err
+
+
+@pytest.fixture
+def live_server(assistant):
+    """A real server on a free port with a 4 s read timeout and room for 2 connections."""
+    import threading
+
+    from paddle_dx.ui.server import make_app_server
+    server = make_app_server(assistant, "127.0.0.1", 0, timeout=4, max_connections=2)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _stalled_upload(port):
+    """A connection that sends headers and part of a body, then nothing."""
+    import socket
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                 b"boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; "
+                 b'name="images"; filename="a.png"\r\n\r\n\x89PNG')
+    return sock
+
+
+def _read_all(sock):
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def test_connections_that_never_finish_are_dropped_and_bounded(live_server):
+    import urllib.request
+    port = live_server.server_port
+    stalled = [_stalled_upload(port) for _ in range(2)]
+    extra = _stalled_upload(port)  # beyond max_connections: refused at once, holds no thread
+    assert _read_all(extra).startswith(b"HTTP/1.1 503")
+    for sock in stalled:  # the read timeout ends each stalled upload (recv would block forever without it)
+        reply = _read_all(sock)
+        assert reply.startswith(b"HTTP/1.1 408") and b"stopped arriving" in reply, reply[:300]
+        sock.close()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=60) as res:
+        assert res.status == 200  # the slots were given back
+
+
+@pytest.mark.parametrize("flag, value", [("--max-files", "0"), ("--max-file-mb", "-1"), ("--max-megapixels", "0"),
+                                         ("--max-file-mb", "nan"), ("--port", "70000")])
+def test_serve_tool_refuses_limits_that_cannot_work(tmp_path, monkeypatch, capsys, flag, value):
+    import runpy
+    import sys
+
+    from conftest import ROOT
+    monkeypatch.setattr(sys, "argv", ["serve.py", "--model-dir", str(tmp_path), flag, value])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(str(ROOT / "tools" / "serve.py"), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.startswith(f"error: {flag} ") and " is out of range: accepted > " in err
+    assert err.count("\n") == 1
+
+
+def test_infer_tool_skips_a_bad_dicom_and_exits_2_when_nothing_was_predicted(exported, tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+
+    from conftest import ROOT
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "syntax.dcm").write_bytes(dicom_bytes(unknown_transfer_syntax))
+    (folder / "rows.dcm").write_bytes(dicom_bytes(zero_rows))
+    monkeypatch.setattr(sys, "argv", ["infer.py", "--model-dir", str(exported), "--input", str(folder)])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(str(ROOT / "tools" / "infer.py"), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert "unknown DICOM transfer syntax" in err and "DICOM image is 128 x 0 pixels" in err
+    assert err.strip().splitlines()[-1] == f"error: {folder}: no image could be predicted (2 unreadable, listed above)"

@@ -40,7 +40,10 @@ def main():
     paths = collect_inputs(args.input, args.image_root)
     predictor = Predictor(args.model_dir, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn,
                           threads=args.threads)
-    run_inference_job(predictor, paths, args.batch_size, args.output)
+    result = run_inference_job(predictor, paths, args.batch_size, args.output)
+    if not result.rows:
+        from paddle_dx.errors import DataError
+        raise DataError(f"{args.input}: no image could be predicted ({len(result.skipped)} unreadable, listed above)")
 
 
 if __name__ == "__main__":

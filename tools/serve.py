@@ -2,6 +2,7 @@
 
 python tools/serve.py --model-dir inference/NAME [--host 127.0.0.1] [--port 8050] [--no-gradcam]
                       [--phrases phrases.yml] [--max-file-mb 20] [--max-megapixels 40] [--max-files 16]
+                      [--allow-host NAME]
 Open http://127.0.0.1:8050/ ; scripts POST images to /api/predict (field `images`).
 """
 import argparse
@@ -11,6 +12,18 @@ import sys
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 from paddle_dx.cli import run  # noqa: E402
+
+
+def check_limits(args):
+    """Refuse limits that would start a server refusing every upload (or none): one line, exit 2."""
+    from paddle_dx.errors import ConfigError
+    checks = [("--max-file-mb", args.max_file_mb, 0, 2048), ("--max-megapixels", args.max_megapixels, 0, 1000),
+              ("--max-files", args.max_files, 0, 1000), ("--port", args.port, -1, 65535)]
+    for flag, value, above, most in checks:
+        if not (above < value <= most):  # also refuses nan
+            raise ConfigError(f"{flag} {value} is out of range: accepted > {above} and <= {most}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads} is out of range: accepted >= 1")
 
 
 def main():
@@ -26,14 +39,17 @@ def main():
     parser.add_argument("--max-megapixels", type=float, default=40.0, help="largest decoded image (megapixels)")
     parser.add_argument("--max-files", type=int, default=16, help="most images per request")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    parser.add_argument("--allow-host", action="append", default=[],
+                        help="another name the page is opened by (e.g. a reverse proxy's), repeatable")
     args = parser.parse_args()
+    check_limits(args)
     from paddle_dx.ui.server import build_assistant, serve
     from paddle_dx.ui.uploads import UploadLimits
     limits = UploadLimits(max_file_bytes=int(args.max_file_mb * 1024 * 1024),
                           max_pixels=int(args.max_megapixels * 1_000_000), max_files=args.max_files)
     assistant = build_assistant(args.model_dir, gradcam=args.gradcam, phrases_file=args.phrases,
                                 limits=limits, threads=args.threads)
-    serve(assistant, args.host, args.port)
+    serve(assistant, args.host, args.port, allowed_hosts=args.allow_host)
 
 
 if __name__ == "__main__":

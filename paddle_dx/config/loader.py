@@ -1,6 +1,7 @@
 """Load a YAML config, apply ``-o Section.key=value`` overrides, validate against the schema."""
 import copy
 import difflib
+import math
 import re
 from pathlib import Path
 
@@ -56,7 +57,28 @@ def _check_leaf(path, spec, value):
     if spec.choices and value not in spec.choices:
         raise ConfigError(f"config key '{path}' = {value!r} is not one of {list(spec.choices)}"
                           f"{_closest(str(value), map(str, spec.choices))}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_range(path, spec, value)
     return value
+
+
+def _range_text(spec, value):
+    """``'>= 1'``, ``'a finite number > 0'``, ``'>= 0 and <= 1'``: the values a key accepts."""
+    low = None if spec.min is None else f"{'>' if spec.min_open else '>='} {spec.min}"
+    high = None if spec.max is None else f"<= {spec.max}"
+    bounds = " and ".join(part for part in (low, high) if part)
+    if spec.finite and isinstance(value, float):
+        return f"a finite number {bounds}".strip()
+    return bounds
+
+
+def _check_range(path, spec, value):
+    """Refuse a number outside the key's ``min`` / ``max`` (or NaN / infinity where ``finite``)."""
+    bad = ((spec.finite and not math.isfinite(value))
+           or (spec.min is not None and (value <= spec.min if spec.min_open else value < spec.min))
+           or (spec.max is not None and value > spec.max))
+    if bad:
+        raise ConfigError(f"config key '{path}' = {value!r} is out of range: accepted {_range_text(spec, value)}")
 
 
 def _merge(path, schema, user):
@@ -82,7 +104,7 @@ def parse_override(text):
         raise ConfigError(f"override '{text}' must look like Section.key=value")
     dotted, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_load_bounded(raw, f"override '{text}'") if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from None
     return dotted.strip().split("."), value
@@ -107,12 +129,54 @@ def apply_overrides(raw, overrides):
     return raw
 
 
+# A config is a few hundred values; these bounds refuse YAML that expands to millions of nodes
+# through aliases ("billion laughs": a 1 kB file that fills memory) or nests deeper than any
+# config could, before anything is built from it.
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 50
+
+
+def _expanded_size(node, source, sizes, depth=0):
+    """Nodes ``node`` stands for once every alias is expanded (memoised per node, so an alias
+    bomb is measured without being expanded)."""
+    if depth > MAX_YAML_DEPTH:
+        raise ConfigError(f"{source}: YAML nested more than {MAX_YAML_DEPTH} levels deep; a config is a few levels")
+    if id(node) in sizes:
+        return sizes[id(node)]
+    children = []
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [item for pair in node.value for item in pair]
+    total = 1 + sum(_expanded_size(child, source, sizes, depth + 1) for child in children)
+    if total > MAX_YAML_NODES:
+        raise ConfigError(f"{source}: YAML expands to more than {MAX_YAML_NODES} values (nested aliases?); "
+                          f"refusing to load it")
+    sizes[id(node)] = total
+    return total
+
+
+def safe_load_bounded(text, source):
+    """``yaml.safe_load`` that refuses alias bombs and absurd nesting with one line naming ``source``."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, source, {})
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply to read; a config is a few levels") from None
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path):
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load_bounded(path.read_text(encoding="utf-8"), str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: YAML syntax error: {exc}") from None
     if not isinstance(data, dict):
@@ -123,14 +187,40 @@ def read_yaml(path):
 def validate(raw):
     """Return the full config: defaults filled in, every key and type checked."""
     config = _merge("", SCHEMA, raw)
-    shape = config["Global"]["image_shape"]
-    if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape) \
-            or shape[0] != 3:
-        raise ConfigError(f"config key 'Global.image_shape' must be [3, height, width] (the backbones take RGB; "
-                          f"grey images are replicated to 3 channels, see the Grayscale op), got {shape!r}")
+    _check_image_shape(config["Global"]["image_shape"])
+    _check_output_dir(config)
     if config["Stages"] is not None:
         config["Stages"] = _validate_stages(config, raw)
     return config
+
+
+# Smaller than 16 px, LeNet5's two 5x5 convs and pools have nothing left to pool (ResNet and VGG
+# run from 16 px; InceptionV3 is meant for >= 75); the largest keeps one image's tensors within
+# a few hundred MB.
+IMAGE_SIDE_RANGE = (16, 4096)
+
+
+def _check_image_shape(shape):
+    low, high = IMAGE_SIDE_RANGE
+    if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape) \
+            or shape[0] != 3 or not all(low <= v <= high for v in shape[1:]):
+        raise ConfigError(f"config key 'Global.image_shape' must be [3, height, width] with height and width "
+                          f"{low}..{high} (the backbones take RGB; grey images are replicated to 3 channels, "
+                          f"see the Grayscale op), got {shape!r}")
+
+
+def _check_output_dir(config):
+    """The run folder inside an image root would be read back as data (a class called ``latest``)."""
+    out = Path(config["Global"]["output_dir"]).expanduser().resolve()
+    for mode, section in config["DataLoader"].items():
+        root_text = section["dataset"]["image_root"]
+        if not root_text:
+            continue
+        root = Path(root_text).expanduser().resolve()
+        if out == root or root in out.parents:
+            raise ConfigError(f"config key 'Global.output_dir' = {config['Global']['output_dir']!r} is inside "
+                              f"DataLoader.{mode}.dataset.image_root ({root_text}): put the run folder outside "
+                              f"the images, or split tools will read checkpoints as a class")
 
 
 def _validate_stages(config, raw):

@@ -15,13 +15,22 @@ NUMBER = (int, float)
 
 @dataclass(frozen=True)
 class Key:
-    """A leaf of the schema: accepted Python types, default, optional allowed values."""
+    """A leaf of the schema: accepted Python types, default, optional allowed values.
+
+    ``min`` / ``max`` bound a number (``min_open``: the value must be strictly above ``min``);
+    ``finite`` refuses NaN and infinity. A number out of range is refused when the config is
+    loaded, because an ``epochs: 0`` or ``lr: .nan`` otherwise trains nothing, or nonsense.
+    """
 
     types: Tuple[type, ...]
     default: Any = None
     choices: Tuple[Any, ...] = ()
     nullable: bool = False
     doc: str = ""
+    min: Any = None
+    max: Any = None
+    min_open: bool = False
+    finite: bool = True
 
 
 def _dataset_schema():
@@ -40,12 +49,12 @@ def _loader_schema(shuffle, drop_last):
         "sampler": {
             "name": Key((str,), "BatchSampler", choices=("BatchSampler", "DistributedBatchSampler", "BalancedBatchSampler"),
                         doc="BalancedBatchSampler draws classes equally often (Train only)"),
-            "batch_size": Key((int,), 16, doc="images per batch (per device)"),
+            "batch_size": Key((int,), 16, min=1, doc="images per batch (per device)"),
             "shuffle": Key((bool,), shuffle, doc="new order each epoch, a function of (seed, epoch); Train only"),
             "drop_last": Key((bool,), drop_last, doc="drop the last incomplete batch; Train only"),
         },
         "loader": {
-            "num_workers": Key((int,), 0, doc="DataLoader worker processes (0 = main process)"),
+            "num_workers": Key((int,), 0, min=0, doc="DataLoader worker processes (0 = main process)"),
             "use_shared_memory": Key((bool,), False, doc="workers hand batches over in shared memory"),
         },
     }
@@ -53,22 +62,22 @@ def _loader_schema(shuffle, drop_last):
 
 SCHEMA = {
     "Global": {
-        "seed": Key((int,), 42, doc="seeds Python, NumPy and Paddle: sampling order, augmentation, init, dropout"),
+        "seed": Key((int,), 42, min=0, max=2**32 - 1, doc="seeds Python, NumPy and Paddle: sampling order, augmentation, init, dropout"),
         "device": Key((str,), "auto", choices=("auto", "cpu", "gpu"),
                       doc="auto = GPU if Paddle has CUDA and a GPU is present, else CPU"),
-        "epochs": Key((int,), 10, doc="training epochs (the sum of Stages when given)"),
+        "epochs": Key((int,), 10, min=1, doc="training epochs (the sum of Stages when given)"),
         "output_dir": Key((str,), "output/run", doc="run folder: best_model.pdparams, latest/, metrics.json, config.yaml, vdl/"),
         "pretrained_model": Key((str,), None, nullable=True, doc="weights to start from (eval/export/fine-tune)"),
         "checkpoints": Key((str,), None, nullable=True, doc="`latest` checkpoint prefix to resume from"),
-        "eval_interval": Key((int,), 1, doc="evaluate the Eval list every N epochs (and after the last)"),
-        "save_interval": Key((int,), 1, doc="write latest/ every N epochs (and after the last)"),
+        "eval_interval": Key((int,), 1, min=1, doc="evaluate the Eval list every N epochs (and after the last)"),
+        "save_interval": Key((int,), 1, min=1, doc="write latest/ every N epochs (and after the last)"),
         "use_visualdl": Key((bool,), True, doc="VisualDL logs in output_dir/vdl"),
         "image_shape": Key((list,), [3, 224, 224], doc="network input [3, H, W]; sized ops without a size use H, W"),
         "use_amp": Key((bool,), False, doc="mixed precision, GPU only"),
-        "print_batch_step": Key((int,), 10, doc="log a progress line every N steps when stderr is not a terminal (a tqdm bar otherwise)"),
+        "print_batch_step": Key((int,), 10, min=1, doc="log a progress line every N steps when stderr is not a terminal (a tqdm bar otherwise)"),
         "skip_bad_images": Key((bool,), False, doc="drop unreadable images (listed in skipped_images.txt) instead of stopping"),
         "save_inference_dir": Key((str,), "inference", doc="where tools/export_model.py writes"),
-        "num_threads": Key((int,), 0, doc="CPU threads for Paddle; 0 = every core this process may use "
+        "num_threads": Key((int,), 0, min=0, doc="CPU threads for Paddle; 0 = every core this process may use "
                                          "(Paddle's own default is 1 thread)"),
         "class_names": Key((list,), None, nullable=True, doc="overrides label_list.txt names"),
         "engine": Key((str,), "dygraph", choices=("dygraph", "static"),
@@ -79,8 +88,8 @@ SCHEMA = {
                                  "frozen backbone's head from cached features (see engine/feature_cache.py)"),
         "feature_cache_engine": Key((str,), "inference", choices=("inference", "dygraph"),
                                     doc="inference = Paddle Inference + oneDNN (fast); dygraph = bit-exact"),
-        "feature_cache_views": Key((int,), 0, doc="with random train ops: N precomputed augmented views (0 = no cache)"),
-        "feature_cache_max_gb": Key(NUMBER, 4, doc="largest cache (train + val front outputs, in memory and on "
+        "feature_cache_views": Key((int,), 0, min=0, doc="with random train ops: N precomputed augmented views (0 = no cache)"),
+        "feature_cache_max_gb": Key(NUMBER, 4, min=0, doc="largest cache (train + val front outputs, in memory and on "
                                                          "disk) to build; partial freezes cache feature maps"),
         "cache_dir": Key((str,), None, nullable=True, doc="feature and preprocessing caches; default output_dir/cache"),
         "preprocess_cache": Key((bool,), False, doc="store the deterministic preprocessing (decode, crop, denoise, "
@@ -88,10 +97,10 @@ SCHEMA = {
     },
     "Arch": {
         "name": Key((str,), "ResNet50", doc="backbone: ResNet18/34/50/101/152(_vd), VGG11/13/16/19, InceptionV3, LeNet5"),
-        "class_num": Key((int,), 2, doc="number of classes = size of the new head"),
+        "class_num": Key((int,), 2, min=2, doc="number of classes = size of the new head"),
         "pretrained": Key((bool, str), False, doc="true (PaddleClas ImageNet URL) | false | path to .pdparams"),
         "freeze": Key((str,), "none", doc="none | backbone | until stage N"),
-        "dropout": Key(NUMBER, 0.0, doc="dropout before the new head"),
+        "dropout": Key(NUMBER, 0.0, min=0, max=0.99, doc="dropout before the new head"),
     },
     "Loss": {
         "Train": Key((list,), [{"CELoss": {"weight": 1.0}}],
@@ -100,11 +109,11 @@ SCHEMA = {
     },
     "Optimizer": {
         "name": Key((str,), "Adam", choices=("Adam", "AdamW", "Momentum"), doc="always Paddle's multi-tensor kernels"),
-        "lr": Key(NUMBER, 0.001, doc="learning rate"),
-        "weight_decay": Key(NUMBER, 0.0, doc="L2 (Adam, Momentum) or decoupled (AdamW) weight decay"),
-        "momentum": Key(NUMBER, 0.9, doc="Momentum only"),
+        "lr": Key(NUMBER, 0.001, min=0, min_open=True, doc="learning rate"),
+        "weight_decay": Key(NUMBER, 0.0, min=0, doc="L2 (Adam, Momentum) or decoupled (AdamW) weight decay"),
+        "momentum": Key(NUMBER, 0.9, min=0, max=1, doc="Momentum only"),
         "lr_schedule": Key((str,), "constant", choices=("constant", "cosine"), doc="cosine: decay to 0 over the epochs (of each stage)"),
-        "grad_clip": Key(NUMBER, None, nullable=True, doc="clip gradients by global norm"),
+        "grad_clip": Key(NUMBER, None, nullable=True, min=0, min_open=True, doc="clip gradients by global norm"),
     },
     "DataLoader": {
         "Train": _loader_schema(shuffle=True, drop_last=False),
@@ -127,7 +136,7 @@ SCHEMA = {
 # One item of ``Stages`` (checked by loader.validate with the same rules as the sections).
 STAGE_SCHEMA = {
     "name": Key((str,), "", doc="stage name (in logs and metrics.json)"),
-    "epochs": Key((int,), 0, doc="epochs of this stage"),
+    "epochs": Key((int,), 0, min=1, doc="epochs of this stage"),
     "freeze": Key((str,), None, nullable=True, doc="none | backbone | until stage N; default Arch.freeze"),
-    "lr": Key(NUMBER, None, nullable=True, doc="learning rate of this stage; default Optimizer.lr"),
+    "lr": Key(NUMBER, None, nullable=True, min=0, min_open=True, doc="learning rate of this stage; default Optimizer.lr"),
 }

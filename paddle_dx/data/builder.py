@@ -7,7 +7,7 @@ import paddle
 
 from paddle_dx.data.coverage import check_class_coverage
 from paddle_dx.data.dataset import ImageListDataset, scan_images
-from paddle_dx.data.list_file import read_label_list, read_list_file
+from paddle_dx.data.list_file import outside_root, read_label_list, read_list_file
 from paddle_dx.data.preprocess_cache import PrefixCache, cache_root
 from paddle_dx.data.sampler import EpochBatchSampler
 from paddle_dx.data.transforms import build_transforms, default_ops
@@ -43,7 +43,8 @@ def class_names(config, mode="Train"):
 def build_dataset(config, mode, scan=True):
     """Read the list file of ``DataLoader.<mode>``, check every image, return (dataset, report).
 
-    ``report`` has ``skipped`` [(path, reason)] and ``hashes`` {path: sha256}.
+    ``report`` has ``skipped`` [(path, reason)], ``hashes`` {path: sha256} and ``outside_root``
+    [path]: the list entries that point outside ``image_root`` (allowed, warned about once).
     """
     ds = config["DataLoader"][mode]["dataset"]
     if not ds["cls_label_path"]:
@@ -51,7 +52,11 @@ def build_dataset(config, mode, scan=True):
     if ds["name"] != "ImageListDataset":
         raise ConfigError(f"DataLoader.{mode}.dataset.name: unknown dataset '{ds['name']}'; available: ['ImageListDataset']")
     samples = read_list_file(ds["cls_label_path"], ds["image_root"], config["Arch"]["class_num"])
-    report = {"skipped": [], "hashes": {}}
+    report = {"skipped": [], "hashes": {}, "outside_root": outside_root(samples, ds["image_root"])}
+    if report["outside_root"]:
+        shown = ", ".join(report["outside_root"][:5]) + (" ..." if len(report["outside_root"]) > 5 else "")
+        log.warning("%s: %d image(s) outside image_root %s: %s", ds["cls_label_path"],
+                    len(report["outside_root"]), ds["image_root"], shown)
     if scan:
         samples, report["skipped"], report["hashes"] = scan_images(
             samples, config["Global"]["skip_bad_images"], desc=f"checking {mode} images")

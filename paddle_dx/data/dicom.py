@@ -42,6 +42,9 @@ def read_dataset(path, pixels=True, source=None):
 
 
 def _pixels(ds, path):
+    rows, columns = ds.get("Rows"), ds.get("Columns")
+    if (rows is not None and rows < 1) or (columns is not None and columns < 1):
+        raise ImageReadError(path, f"DICOM image is {columns} x {rows} pixels (Columns x Rows): an empty image")
     if "PixelData" not in ds:
         raise ImageReadError(path, "DICOM file has no pixel data (not an image object)")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -51,6 +54,8 @@ def _pixels(ds, path):
     try:
         return ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - pydicom raises RuntimeError/NotImplementedError/ValueError
+        if syntax is not None and not syntax.is_transfer_syntax:  # is_compressed would raise ValueError
+            raise ImageReadError(path, f"unknown DICOM transfer syntax {str(syntax)[:64]!r}") from None
         if syntax is not None and syntax.is_compressed:
             options = " or ".join(f"`pip install {p}`" for p in CODEC_PACKAGES.get(syntax, (_GDCM,)))
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")

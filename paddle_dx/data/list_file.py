@@ -1,5 +1,7 @@
 """PaddleClas list files (``relative/path label`` per line) and label lists (``id name``)."""
 import logging
+import os
+import posixpath
 from pathlib import Path
 
 from paddle_dx.errors import DataError
@@ -35,7 +37,8 @@ def read_list_file(path, image_root, class_num):
 
     Stops with one message listing every problem (missing files, bad labels, malformed lines)
     so a user fixes the file once, not once per run. Duplicate lines are dropped with a warning.
-    Windows line endings and paths containing spaces are accepted.
+    Windows line endings and paths containing spaces are accepted. Paths are compared after
+    normalisation, so ``./a/x.png`` and ``a//x.png`` are the same image, not two samples.
     """
     path, root = Path(path), Path(image_root)
     if not path.is_file():
@@ -49,7 +52,8 @@ def read_list_file(path, image_root, class_num):
         if len(parts) != 2:
             problems.append(f"line {lineno}: expected `path label`, got {line!r}")
             continue
-        rel, label_text = parts
+        written, label_text = parts
+        rel = posixpath.normpath(written)
         try:
             label = int(label_text)
         except ValueError:
@@ -59,10 +63,11 @@ def read_list_file(path, image_root, class_num):
             problems.append(f"line {lineno}: label {label} is out of range 0..{class_num - 1} (Arch.class_num={class_num})")
             continue
         if first_label.get(rel) == label:
-            log.warning("%s:%d: duplicate line %r ignored", path, lineno, line)
+            log.warning("%s:%d: duplicate line %r ignored (same image as an earlier line)", path, lineno, line)
             continue
         if rel in first_label:
-            problems.append(f"line {lineno}: {rel} is listed again with label {label} "
+            same = "" if written == rel else f" (as {written})"
+            problems.append(f"line {lineno}: {rel} is listed again{same} with label {label} "
                             f"(label {first_label[rel]} earlier)")
             continue
         first_label[rel] = label
@@ -78,3 +83,14 @@ def read_list_file(path, image_root, class_num):
     if not samples:
         raise DataError(f"{path}: the list is empty (no `path label` lines)")
     return samples
+
+
+def outside_root(samples, image_root):
+    """Sample paths that leave ``image_root`` (``../`` or absolute list entries), in list order.
+
+    They are allowed (a shared folder of controls, say) but worth a line in the run's record:
+    a copied dataset folder would silently lose them.
+    """
+    root = os.path.normpath(os.path.abspath(image_root))
+    return [p for p, _ in samples
+            if os.path.commonpath([root, os.path.normpath(os.path.abspath(p))]) != root]

@@ -21,7 +21,10 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 def collect_images(image_root, classes=None):
-    """Return (sorted relative paths, labels, class names) from ``image_root/<class>/**``."""
+    """Return (sorted relative paths, labels, class names) from ``image_root/<class>/**``.
+
+    Empty (0-byte) files are left out with one warning naming them: an interrupted copy leaves
+    them behind, and listed they would only fail later, at training start-up."""
     root = Path(image_root)
     if not root.is_dir():
         raise DataError(f"image root not found: {root}")
@@ -30,14 +33,19 @@ def collect_images(image_root, classes=None):
     missing = [c for c in names if c not in found]
     if missing:
         raise DataError(f"{root}: class folder(s) not found: {missing}; present: {found}")
-    paths, labels = [], []
+    paths, labels, empty = [], [], []
     for label, name in enumerate(names):
         files = sorted(p for p in (root / name).rglob("*")
                        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        empty += [p.relative_to(root).as_posix() for p in files if p.stat().st_size == 0]
+        files = [p for p in files if p.stat().st_size > 0]
         if not files:
             raise DataError(f"{root / name}: class '{name}' has no images")
         paths += [p.relative_to(root).as_posix() for p in files]
         labels += [label] * len(files)
+    if empty:
+        log.warning("%s: %d empty (0-byte) image file(s) left out of the lists: %s%s", root, len(empty),
+                    ", ".join(empty[:10]), " ..." if len(empty) > 10 else "")
     return paths, np.asarray(labels), names
 
 

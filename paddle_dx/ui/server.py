@@ -14,10 +14,12 @@ import logging
 import threading
 from io import BytesIO
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 from flask import Flask, Request, jsonify, request, send_from_directory
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from paddle_dx.errors import ImageReadError, PaddleDxError
 from paddle_dx.ui.speech import DISCLAIMER, Speech, sentence
@@ -28,6 +30,11 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 FIELD = "images"
 PREVIEW_SIDE = 512
 _TRUE = ("1", "true", "yes", "on")
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+ANY_ADDRESS = ("0.0.0.0", "::", "")
+READ_TIMEOUT = 30  # seconds a connection may stay silent (a body never finished) before it is dropped
+MAX_CONNECTIONS = 32  # connections served at once; more are answered 503 at once, not given a thread
+EXTRA_FORM_PARTS = 16  # form fields besides the files (gradcam, preview, ...)
 
 
 class MemoryRequest(Request):
@@ -133,11 +140,38 @@ def _security_headers(response):
     return response
 
 
-def create_app(assistant):
-    """The Flask app serving ``assistant`` (an :class:`Assistant`)."""
+def _host_name(netloc):
+    try:
+        return (urlsplit(f"//{netloc}").hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _origin_guard(allowed_hosts):
+    """Refuse a Host header that is not a name of this server (DNS rebinding: evil.example
+    re-pointed at 127.0.0.1) and a POST whose Origin is another site (a page elsewhere posting
+    to the local server). ``allowed_hosts`` None: bound to every address, any Host."""
+    def check():
+        if allowed_hosts is not None and _host_name(request.host) not in allowed_hosts:
+            raise ApiError(403, f"Host {request.host[:100]!r} is not this server; open it as "
+                                f"http://localhost or with the address it was started on")
+        origin = request.headers.get("Origin")
+        if request.method == "POST" and origin is not None:
+            parts = urlsplit(origin) if origin != "null" else None
+            if parts is None or parts.netloc.lower() != request.host.lower():
+                raise ApiError(403, "cross-site request refused: the page posting here is not served by this server")
+    return check
+
+
+def create_app(assistant, host="127.0.0.1", allowed_hosts=()):
+    """The Flask app serving ``assistant`` (an :class:`Assistant`) bound to ``host``; requests
+    must name ``host``, localhost or one of ``allowed_hosts`` (e.g. a reverse proxy's name)."""
     app = Flask("paddle_dx.ui", static_folder=str(STATIC_DIR), static_url_path="/static")
     app.request_class = MemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = assistant.limits.max_request_bytes
+    app.config["MAX_FORM_PARTS"] = assistant.limits.max_files + EXTRA_FORM_PARTS
+    names = None if host in ANY_ADDRESS else {n.lower() for n in (*LOCAL_NAMES, host, *allowed_hosts)}
+    app.before_request(_origin_guard(names))
     app.after_request(_security_headers)
 
     @app.get("/")
@@ -167,9 +201,14 @@ def create_app(assistant):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         message = exc.description
-        if exc.code == 413:
-            message = (f"upload too large: at most {assistant.limits.max_files} files of "
-                       f"{assistant.limits.max_file_bytes:,} bytes each")
+        limits = assistant.limits
+        if exc.code == 413 and (request.content_length or 0) > limits.max_request_bytes:
+            message = f"upload too large: at most {limits.max_files} files of {limits.max_file_bytes:,} bytes each"
+        elif exc.code == 413:  # Werkzeug's MAX_FORM_PARTS: a small body cut into very many parts
+            message = (f"too many form parts: at most {app.config['MAX_FORM_PARTS']} "
+                       f"(up to {limits.max_files} files in field '{FIELD}' and a few options)")
+        elif isinstance(exc, ClientDisconnected):  # the body stopped short or stalled past the read timeout
+            return jsonify(error="the request body ended early or stopped arriving"), 408
         return jsonify(error=message), exc.code
 
     @app.errorhandler(Exception)
@@ -196,13 +235,45 @@ def build_assistant(model_dir, gradcam=True, phrases_file=None, limits=None, **p
     return Assistant(predictor, explainer, limits=limits, phrases=phrases)
 
 
-def serve(assistant, host="127.0.0.1", port=8050):
-    """Run the app until interrupted (Werkzeug's threaded server; the model is behind a lock)."""
-    from werkzeug.serving import make_server
-    if host not in ("127.0.0.1", "localhost", "::1"):
+class BoundedServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server with at most ``max_connections`` connections in service (more
+    are answered 503 by the accepting thread) and a read timeout on each: 200 clients that never
+    finish their body no longer hold 200 threads."""
+
+    def __init__(self, host, port, app, timeout=READ_TIMEOUT, max_connections=MAX_CONNECTIONS):
+        handler = type("TimedRequestHandler", (WSGIRequestHandler,), {"timeout": timeout})
+        super().__init__(host, port, app, handler=handler)
+        self.slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+def make_app_server(assistant, host="127.0.0.1", port=8050, allowed_hosts=(), timeout=READ_TIMEOUT,
+                    max_connections=MAX_CONNECTIONS):
+    """The bound (not yet serving) server; ``port`` 0 picks a free one (``server.server_port``)."""
+    return BoundedServer(host, port, create_app(assistant, host, allowed_hosts), timeout, max_connections)
+
+
+def serve(assistant, host="127.0.0.1", port=8050, allowed_hosts=()):
+    """Run the app until interrupted (a bounded threaded server; the model is behind a lock)."""
+    if host not in LOCAL_NAMES:
         log.warning("serving on %s: reachable from other machines; uploads are medical images - use a "
                     "trusted network or a reverse proxy with authentication", host)
-    server = make_server(host, port, create_app(assistant), threaded=True)
+    server = make_app_server(assistant, host, port, allowed_hosts)
     log.info("diagnosis assistant on http://%s:%d/ (Ctrl+C to stop)", host, server.server_port)
     try:
         server.serve_forever()
