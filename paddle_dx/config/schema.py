@@ -7,6 +7,8 @@ error, which is how a typo such as ``Global.epoch`` is caught before an hour of 
 from dataclasses import dataclass
 from typing import Any, Tuple
 
+from paddle_dx.utils.registry import RegistryNames
+
 NUMBER = (int, float)
 
 
@@ -35,7 +37,7 @@ def _loader_schema(shuffle, drop_last):
     return {
         "dataset": _dataset_schema(),
         "sampler": {
-            "name": Key((str,), "BatchSampler", choices=("BatchSampler", "DistributedBatchSampler", "BalancedBatchSampler"),
+            "name": Key((str,), "BatchSampler", choices=RegistryNames("paddle_dx.data.sampler", "SAMPLERS"),
                         doc="BalancedBatchSampler draws classes equally often (Train only)"),
             "batch_size": Key((int,), 16, doc="images per batch (per device)"),
             "shuffle": Key((bool,), shuffle, doc="new order each epoch, a function of (seed, epoch); Train only"),
@@ -84,7 +86,8 @@ SCHEMA = {
                                                     "resize) of each image on disk: see data/preprocess_cache.py"),
     },
     "Arch": {
-        "name": Key((str,), "ResNet50", doc="backbone: ResNet18/34/50/101/152(_vd), VGG11/13/16/19, InceptionV3, LeNet5"),
+        "name": Key((str,), "ResNet50", choices=RegistryNames("paddle_dx.models.backbones", "BACKBONES"),
+                    doc="backbone network (paddle_dx/models/backbones.py)"),
         "class_num": Key((int,), 2, doc="number of classes = size of the new head"),
         "pretrained": Key((bool, str), False, doc="true (PaddleClas ImageNet URL) | false | path to .pdparams"),
         "freeze": Key((str,), "none", doc="none | backbone | until stage N"),
@@ -96,7 +99,8 @@ SCHEMA = {
         "Eval": Key((list,), [{"CELoss": {"weight": 1.0}}], doc="loss reported on the Eval and Test lists"),
     },
     "Optimizer": {
-        "name": Key((str,), "Adam", choices=("Adam", "AdamW", "Momentum"), doc="always Paddle's multi-tensor kernels"),
+        "name": Key((str,), "Adam", choices=RegistryNames("paddle_dx.engine.optimizer", "OPTIMIZERS"),
+                    doc="always Paddle's multi-tensor kernels"),
         "lr": Key(NUMBER, 0.001, doc="learning rate"),
         "weight_decay": Key(NUMBER, 0.0, doc="L2 (Adam, Momentum) or decoupled (AdamW) weight decay"),
         "momentum": Key(NUMBER, 0.9, doc="Momentum only"),

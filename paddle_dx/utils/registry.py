@@ -56,3 +56,31 @@ class Registry:
 
     def __contains__(self, name):
         return name in self._items
+
+
+class RegistryNames:
+    """The names of the registry ``attr`` of ``module``, imported on first use.
+
+    Lets the config schema take its allowed values from the registries without importing
+    them (and Paddle) when the config package loads: the module is imported the first time a
+    value is checked against the names or the names are listed.
+    """
+
+    def __init__(self, module, attr):
+        self.module, self.attr = module, attr
+
+    def _names(self):
+        import importlib
+        return getattr(importlib.import_module(self.module), self.attr).names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self):
+        return len(self._names())
+
+    def __contains__(self, name):
+        return name in self._names()
+
+    def __repr__(self):
+        return f"RegistryNames({self.module}.{self.attr})"
