@@ -14,7 +14,8 @@ NUMBER = (int, float)
 
 @dataclass(frozen=True)
 class Key:
-    """A leaf of the schema: accepted Python types, default, optional allowed values."""
+    """A leaf of the schema: accepted Python types, default, optional allowed values (a tuple,
+    or ``RegistryNames`` of the registry that builds the component named)."""
 
     types: Tuple[type, ...]
     default: Any = None
