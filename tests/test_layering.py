@@ -6,15 +6,19 @@ Rank of each package (a module may import its own rank and lower ranks, never a 
 rank  packages                                    why there
 ====  ==========================================  ==============================================
 0     ``paddle_dx`` (root: ``__version__``),      shared by everything, import nothing above
-      ``errors``, ``utils``, ``config``            them (``config`` is YAML + the schema; its
-                                                  registry-backed choices resolve lazily)
-1     ``data``                                    read, preprocess, split, sample images
-2     ``models``                                  backbones, transfer head, weight files
-3     ``metrics``                                 scikit-learn metrics on arrays
-4     ``engine``                                  training, evaluation, checkpoints
-5     ``inference``                               export, predict, rebuild an exported model
-6     ``explain``, ``studies``, ``prepare``       applications built on the layers below
-7     ``ui``, ``cli``                             the outermost shells
+      ``errors``, ``utils``                       them
+1     ``metrics``                                 pure functions of predictions (scikit-learn);
+                                                  the config schema takes Metric choices from
+                                                  its registry, so it sits below ``config``
+2     ``config``                                  YAML + the schema; the choices backed by
+                                                  data/models/engine registries resolve lazily
+                                                  (``utils.registry.registry_names``)
+3     ``data``                                    read, preprocess, split, sample images
+4     ``models``                                  backbones, transfer head, weight files
+5     ``engine``                                  training, evaluation, checkpoints
+6     ``inference``                               export, predict, rebuild an exported model
+7     ``explain``, ``studies``, ``prepare``       applications built on the layers below
+8     ``ui``, ``cli``                             the outermost shells
 ====  ==========================================  ==============================================
 
 ``SKIPS`` refuses edges that the ranks allow but the design does not: ``inference`` serves a
@@ -32,14 +36,15 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "paddle_dx"
 RANKS = {
-    "paddle_dx": 0, "errors": 0, "utils": 0, "config": 0,
-    "data": 1,
-    "models": 2,
-    "metrics": 3,
-    "engine": 4,
-    "inference": 5,
-    "explain": 6, "studies": 6, "prepare": 6,
-    "ui": 7, "cli": 7,
+    "paddle_dx": 0, "errors": 0, "utils": 0,
+    "metrics": 1,
+    "config": 2,
+    "data": 3,
+    "models": 4,
+    "engine": 5,
+    "inference": 6,
+    "explain": 7, "studies": 7, "prepare": 7,
+    "ui": 8, "cli": 8,
 }
 SKIPS = {"inference": {"engine"}, "explain": {"models", "engine"}, "ui": {"models", "engine"}}
 
@@ -170,7 +175,7 @@ def test_the_checker_finds_upward_imports_and_cycles(toy):
     assert graph["paddle_dx.data.a"] == {"paddle_dx.data.b": 1}  # `from pkg import module`
     violations = layer_violations(graph, files)
     assert len(violations) == 2
-    assert "data/c.py:1: data (rank 1) imports paddle_dx.engine.run (engine, rank 4)" in violations[0]
+    assert "data/c.py:1: data (rank 3) imports paddle_dx.engine.run (engine, rank 5)" in violations[0]
     assert "explain/x.py:1: explain" in violations[1]  # allowed by rank, refused by SKIPS
     assert cycles(graph) == [["paddle_dx.data.a", "paddle_dx.data.b"],
                              ["paddle_dx.data.c", "paddle_dx.engine.run"]]

@@ -7,7 +7,7 @@ error, which is how a typo such as ``Global.epoch`` is caught before an hour of 
 from dataclasses import dataclass
 from typing import Any, Tuple
 
-from paddle_dx.utils.registry import RegistryNames
+from paddle_dx.utils.registry import registry_names
 
 NUMBER = (int, float)
 
@@ -15,7 +15,7 @@ NUMBER = (int, float)
 @dataclass(frozen=True)
 class Key:
     """A leaf of the schema: accepted Python types, default, optional allowed values (a tuple,
-    or ``RegistryNames`` of the registry that builds the component named)."""
+    or the live ``registry_names`` of the registry that builds the component named)."""
 
     types: Tuple[type, ...]
     default: Any = None
@@ -38,7 +38,7 @@ def _loader_schema(shuffle, drop_last):
     return {
         "dataset": _dataset_schema(),
         "sampler": {
-            "name": Key((str,), "BatchSampler", choices=RegistryNames("paddle_dx.data.sampler", "SAMPLERS"),
+            "name": Key((str,), "BatchSampler", choices=registry_names("paddle_dx.data.sampler", "SAMPLERS"),
                         doc="BalancedBatchSampler draws classes equally often (Train only)"),
             "batch_size": Key((int,), 16, doc="images per batch (per device)"),
             "shuffle": Key((bool,), shuffle, doc="new order each epoch, a function of (seed, epoch); Train only"),
@@ -87,7 +87,7 @@ SCHEMA = {
                                                     "resize) of each image on disk: see data/preprocess_cache.py"),
     },
     "Arch": {
-        "name": Key((str,), "ResNet50", choices=RegistryNames("paddle_dx.models.backbones", "BACKBONES"),
+        "name": Key((str,), "ResNet50", choices=registry_names("paddle_dx.models.backbones", "BACKBONES"),
                     doc="backbone network (paddle_dx/models/backbones.py)"),
         "class_num": Key((int,), 2, doc="number of classes = size of the new head"),
         "pretrained": Key((bool, str), False, doc="true (PaddleClas ImageNet URL) | false | path to .pdparams"),
@@ -100,7 +100,7 @@ SCHEMA = {
         "Eval": Key((list,), [{"CELoss": {"weight": 1.0}}], doc="loss reported on the Eval and Test lists"),
     },
     "Optimizer": {
-        "name": Key((str,), "Adam", choices=RegistryNames("paddle_dx.engine.optimizer", "OPTIMIZERS"),
+        "name": Key((str,), "Adam", choices=registry_names("paddle_dx.engine.optimizer", "OPTIMIZERS"),
                     doc="always Paddle's multi-tensor kernels"),
         "lr": Key(NUMBER, 0.001, doc="learning rate"),
         "weight_decay": Key(NUMBER, 0.0, doc="L2 (Adam, Momentum) or decoupled (AdamW) weight decay"),

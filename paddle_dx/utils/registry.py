@@ -1,6 +1,8 @@
 """Name -> component registries, so configs choose components without if-chains."""
 import difflib
+import importlib
 import inspect
+from collections.abc import Sequence
 
 from paddle_dx.errors import ConfigError
 
@@ -58,29 +60,27 @@ class Registry:
         return name in self._items
 
 
-class RegistryNames:
-    """The names of the registry ``attr`` of ``module``, imported on first use.
+class LiveNames(Sequence):
+    """A read-only list recomputed on every use, so components registered after import
+    (plugins, tests) are valid config choices and table rows without any other edit."""
 
-    Lets the config schema take its allowed values from the registries without importing
-    them (and Paddle) when the config package loads: the module is imported the first time a
-    value is checked against the names or the names are listed.
-    """
+    def __init__(self, names):
+        self._names = names
 
-    def __init__(self, module, attr):
-        self.module, self.attr = module, attr
-
-    def _names(self):
-        import importlib
-        return getattr(importlib.import_module(self.module), self.attr).names()
-
-    def __iter__(self):
-        return iter(self._names())
+    def __getitem__(self, index):
+        return self._names()[index]
 
     def __len__(self):
         return len(self._names())
 
-    def __contains__(self, name):
-        return name in self._names()
-
     def __repr__(self):
-        return f"RegistryNames({self.module}.{self.attr})"
+        return repr(list(self))
+
+
+def registry_names(module, attr):
+    """The live names of registry ``attr`` of ``module``, which is imported on first use.
+
+    Lets the config schema take its allowed values from the registries without importing
+    them (and Paddle) when the config package loads.
+    """
+    return LiveNames(lambda: getattr(importlib.import_module(module), attr).names())
