@@ -1,4 +1,6 @@
 """Config contract: -o overrides, defaults, and errors that name the key and the fix."""
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -92,6 +94,38 @@ def test_bad_values_are_rejected_with_the_allowed_ones():
         load_config(raw={}, overrides=["Global.image_shape=[1,64,64]"])
     with pytest.raises(ConfigError, match="must look like Section.key=value"):
         load_config(raw={}, overrides=["Global.epochs"])
+
+
+@pytest.mark.parametrize("key, registry", [
+    ("Optimizer.name", "paddle_dx.engine.optimizer:OPTIMIZERS"),
+    ("Arch.name", "paddle_dx.models.backbones:BACKBONES"),
+    ("DataLoader.Train.sampler.name", "paddle_dx.data.sampler:SAMPLERS"),
+])
+def test_component_names_are_checked_against_their_registry(key, registry):
+    """The registry is the one list of names: registering a component makes it a valid value."""
+    import importlib
+    module, attr = registry.split(":")
+    reg = getattr(importlib.import_module(module), attr)
+    with pytest.raises(ConfigError, match=re.escape(f"'{key}' = 'Extra' is not one of {reg.names()}")):
+        load_config(raw={}, overrides=[f"{key}=Extra"])
+    reg.register(object(), name="Extra")
+    try:
+        value = load_config(raw={}, overrides=[f"{key}=Extra"])
+        for part in key.split("."):
+            value = value[part]
+        assert value == "Extra"
+    finally:
+        reg._items.pop("Extra")
+
+
+def test_loading_a_config_does_not_import_paddle_until_a_component_name_is_checked():
+    import subprocess
+    import sys
+    code = ("import sys; from paddle_dx.config import load_config; "
+            "load_config(raw={'Global': {'epochs': 2}}); print('paddle' in sys.modules); "
+            "load_config(raw={'Optimizer': {'name': 'AdamW'}}); print('paddle' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
 
 
 def test_missing_or_broken_config_file_is_named(tmp_path):

@@ -138,3 +138,20 @@ def test_ct_window_anywhere_but_first_is_a_config_error():
     with pytest.raises(ConfigError, match=r"transform_ops\[1\].CTWindow must be listed first"):
         build_transforms([{"ResizeImage": {}}, {"CTWindow": {"window": "bone"}}], [3, 32, 32])
     assert build_transforms([{"CTWindow": {"window": "bone"}}, {"ResizeImage": {}}], [3, 32, 32])
+
+
+def test_readers_are_chosen_by_extension_and_dicom_is_registered_by_the_data_package(tmp_path):
+    import subprocess
+    import sys
+
+    from paddle_dx.data.io import READERS, register_reader
+    fresh = "from paddle_dx.data.io import READERS, read_image; print('.dcm' in READERS)"
+    assert subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True,
+                          check=True).stdout.split() == ["True"]
+    image = np.full((3, 4, 3), 7, np.uint8)
+    register_reader(".Toy")(lambda path: image)
+    try:
+        (tmp_path / "a.toy").write_bytes(b"not an image cv2 could read")
+        assert read_image(tmp_path / "a.toy") is image
+    finally:
+        READERS._items.pop(".toy")

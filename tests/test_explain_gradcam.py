@@ -101,7 +101,7 @@ def test_explainer_refuses_weights_that_are_not_the_exported_ones(exported_corne
     import shutil
 
     from paddle_dx.errors import WeightsError
-    from paddle_dx.explain.exported import load_dygraph_model
+    from paddle_dx.inference.dygraph import load_dygraph_model
     from paddle_dx.inference import load_spec
     copy = tmp_path / "export"
     shutil.copytree(exported_corner, copy)

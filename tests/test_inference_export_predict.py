@@ -16,12 +16,13 @@ import yaml
 from conftest import ROOT, make_tiny_dataset, tiny_config
 from paddle_dx.config import dump_config
 from paddle_dx.data.builder import transforms_for
-from paddle_dx.data.io import file_sha256, read_image
+from paddle_dx.data.io import read_image
 from paddle_dx.data.transforms import build_transforms
 from paddle_dx.errors import ConfigError, DataError, ImageReadError, WeightsError
 from paddle_dx.inference import Predictor, load_spec
 from paddle_dx.inference.inputs import collect_inputs
 from paddle_dx.models import build_model, load_model_weights
+from paddle_dx.utils.hashing import file_sha256
 
 
 def run_tool(name, argv, capsys):

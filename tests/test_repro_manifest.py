@@ -23,7 +23,7 @@ def finished_run(tmp_path_factory):
 
 def test_manifest_describes_the_run(finished_run):
     from paddle_dx.config import config_hash
-    from paddle_dx.data.io import file_sha256
+    from paddle_dx.utils.hashing import file_sha256
 
     root, images, lists, config, result = finished_run
     m = json.loads((root / "run" / "manifest.json").read_text())

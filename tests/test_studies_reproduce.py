@@ -143,3 +143,19 @@ def test_source_pretraining_transfers_its_backbone_and_never_sees_the_targets_he
     assert backbone and not any(k.startswith(("backbone.", "head.")) for k in backbone)
     assert json.loads((root / "report.json").read_text())["runs"]["transfer"]["init"].startswith("source-pretrained")
     assert Path(root / "runs" / "source_LeNet5" / "metrics.json").is_file()
+
+
+def test_the_study_names_are_those_of_papers_yaml(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from paddle_dx.errors import ConfigError
+    from paddle_dx.studies.catalog import PAPERS
+    names = sorted(yaml.safe_load(PAPERS.read_text(encoding="utf-8")))
+    with pytest.raises(ConfigError, match=r"--study: unknown study 'esophagu' \(did you mean 'esophagus'\?\)"):
+        get_study("esophagu")
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "reproduce.py"), "--study", "esophagu",
+                           "--data", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "(choose from " + ", ".join(f"'{n}'" for n in names) + ")" in done.stderr

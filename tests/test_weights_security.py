@@ -32,6 +32,23 @@ def test_every_paddleclas_weight_url_is_on_a_trusted_host():
             pretrained_mod.check_trusted_url(url)  # raises if a registered backbone would be refused
 
 
+def test_each_backbone_records_paddleclas_own_weights_and_a_known_normalisation():
+    import importlib
+
+    from paddle_dx.data.transforms import NORMALIZE_PRESETS
+    published = {}
+    for module in ("resnet", "vgg", "inception_v3"):
+        published.update(importlib.import_module(
+            f"paddleclas.ppcls.arch.backbone.legendary_models.{module}").MODEL_URLS)
+    for name in BACKBONES.names():
+        pretrained = BACKBONES.get(name).pretrained
+        if pretrained is None:
+            assert name not in published  # PaddleClas has weights it should record
+            continue
+        assert pretrained.url == published[name], name
+        assert pretrained.normalize in NORMALIZE_PRESETS
+
+
 def test_other_hosts_only_when_the_user_opts_in(tmp_path, monkeypatch):
     monkeypatch.setenv("PADDLE_DX_WEIGHTS_HOME", str(tmp_path))
     monkeypatch.setenv("PADDLE_DX_ALLOW_ANY_WEIGHTS_URL", "1")

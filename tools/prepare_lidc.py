@@ -15,22 +15,12 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 from paddle_dx.cli import run  # noqa: E402
 
 
-def window_arg(text):
-    """'lung' | 'mediastinum' | 'bone' | 'LEVEL,WIDTH' (HU)."""
-    if "," in text:
-        try:
-            return [float(v) for v in text.split(",")]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--window {text!r}: expected a name or LEVEL,WIDTH") from None
-    return text
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lidc-root", required=True, help="folder holding LIDC-IDRI-XXXX case folders (or one case)")
     parser.add_argument("--out", required=True, help="new or empty folder for the crops and crops.csv")
     parser.add_argument("--crop", type=int, default=64, help="crop side in pixels (crop/2 each side of the centre)")
-    parser.add_argument("--window", type=window_arg, default="lung", help="lung | mediastinum | bone | LEVEL,WIDTH")
+    parser.add_argument("--window", default="lung", help="lung | mediastinum | bone | LEVEL,WIDTH")
     parser.add_argument("--min-readers", type=int, default=1, help="keep findings marked by at least this many readers")
     parser.add_argument("--format", choices=("png", "npy"), default="png", help="lossless PNG or .npy (uint8 HxW)")
     parser.add_argument("--per-reader", action="store_true", help="one crop per reader's mark instead of per finding")
@@ -39,7 +29,7 @@ def main():
                              "or adjacent slices are one finding")
     parser.add_argument("--skip-bad", action="store_true", help="warn and skip bad files/marks instead of stopping")
     args = parser.parse_args()
-    from paddle_dx.data.lidc_crops import prepare_lidc
+    from paddle_dx.prepare.lidc import prepare_lidc
     summary = prepare_lidc(args.lidc_root, args.out, crop=args.crop, window=args.window,
                            min_readers=args.min_readers, fmt=args.format, per_reader=args.per_reader,
                            cluster_mm=args.cluster_mm, skip_bad=args.skip_bad)

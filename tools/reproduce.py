@@ -1,6 +1,6 @@
 """Reproduce a paper's study and write reports/<study>/report.md beside the published table.
 
-python tools/reproduce.py --study {esophagus,gastric,brain,lung_nodule,pcam} --data DIR
+python tools/reproduce.py --study NAME --data DIR
                           [--quick] [--source DIR] [--out reports] [--seed 42]
                           [--classes a,b,...] [--per-class N] [-o Key=value ...]
 """
@@ -14,8 +14,9 @@ from paddle_dx.cli import run  # noqa: E402
 
 
 def main():
+    from paddle_dx.studies.catalog import STUDIES
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", required=True, choices=["esophagus", "gastric", "brain", "lung_nodule", "pcam"])
+    parser.add_argument("--study", required=True, choices=STUDIES.names(), help="a study of paddle_dx/studies/papers.yaml")
     parser.add_argument("--data", required=True, help="folder with one sub-folder per class")
     parser.add_argument("--quick", action="store_true",
                         help="same pipeline at small size (subset, 64 px, few epochs, small model) for CI")

@@ -7,15 +7,17 @@ error, which is how a typo such as ``Global.epoch`` is caught before an hour of 
 from dataclasses import dataclass
 from typing import Any, Tuple
 
-from paddle_dx.metrics.registry import LiveNames, scalar_names
+from paddle_dx.metrics.registry import scalar_names
 from paddle_dx.metrics.selection import EvalChoices
+from paddle_dx.utils.registry import LiveNames, registry_names
 
 NUMBER = (int, float)
 
 
 @dataclass(frozen=True)
 class Key:
-    """A leaf of the schema: accepted Python types, default, optional allowed values.
+    """A leaf of the schema: accepted Python types, default, optional allowed values (a tuple,
+    or the live ``registry_names`` of the registry that builds the component named).
 
     ``min`` / ``max`` bound a number (``min_open``: the value must be strictly above ``min``);
     ``finite`` refuses NaN and infinity. A number out of range is refused when the config is
@@ -47,7 +49,7 @@ def _loader_schema(shuffle, drop_last):
     return {
         "dataset": _dataset_schema(),
         "sampler": {
-            "name": Key((str,), "BatchSampler", choices=("BatchSampler", "DistributedBatchSampler", "BalancedBatchSampler"),
+            "name": Key((str,), "BatchSampler", choices=registry_names("paddle_dx.data.sampler", "SAMPLERS"),
                         doc="BalancedBatchSampler draws classes equally often (Train only)"),
             "batch_size": Key((int,), 16, min=1, doc="images per batch (per device)"),
             "shuffle": Key((bool,), shuffle, doc="new order each epoch, a function of (seed, epoch); Train only"),
@@ -96,7 +98,8 @@ SCHEMA = {
                                                     "resize) of each image on disk: see data/preprocess_cache.py"),
     },
     "Arch": {
-        "name": Key((str,), "ResNet50", doc="backbone: ResNet18/34/50/101/152(_vd), VGG11/13/16/19, InceptionV3, LeNet5"),
+        "name": Key((str,), "ResNet50", choices=registry_names("paddle_dx.models.backbones", "BACKBONES"),
+                    doc="backbone network (paddle_dx/models/backbones.py)"),
         "class_num": Key((int,), 2, min=2, doc="number of classes = size of the new head"),
         "pretrained": Key((bool, str), False, doc="true (PaddleClas ImageNet URL) | false | path to .pdparams"),
         "freeze": Key((str,), "none", doc="none | backbone | until stage N"),
@@ -108,7 +111,8 @@ SCHEMA = {
         "Eval": Key((list,), [{"CELoss": {"weight": 1.0}}], doc="loss reported on the Eval and Test lists"),
     },
     "Optimizer": {
-        "name": Key((str,), "Adam", choices=("Adam", "AdamW", "Momentum"), doc="always Paddle's multi-tensor kernels"),
+        "name": Key((str,), "Adam", choices=registry_names("paddle_dx.engine.optimizer", "OPTIMIZERS"),
+                    doc="always Paddle's multi-tensor kernels"),
         "lr": Key(NUMBER, 0.001, min=0, min_open=True, doc="learning rate"),
         "weight_decay": Key(NUMBER, 0.0, min=0, doc="L2 (Adam, Momentum) or decoupled (AdamW) weight decay"),
         "momentum": Key(NUMBER, 0.9, min=0, max=1, doc="Momentum only"),

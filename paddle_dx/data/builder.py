@@ -9,7 +9,7 @@ from paddle_dx.data.coverage import check_class_coverage
 from paddle_dx.data.dataset import ImageListDataset, scan_images
 from paddle_dx.data.list_file import outside_root, read_label_list, read_list_file
 from paddle_dx.data.preprocess_cache import PrefixCache, cache_root
-from paddle_dx.data.sampler import EpochBatchSampler
+from paddle_dx.data.sampler import SAMPLERS, EpochBatchSampler
 from paddle_dx.data.transforms import build_transforms, default_ops
 from paddle_dx.errors import ConfigError
 from paddle_dx.utils.seed import seed_worker
@@ -68,14 +68,15 @@ def build_dataset(config, mode, scan=True):
 
 
 def build_loader(config, mode, dataset, rank=0, world_size=1):
-    """A paddle DataLoader over ``dataset`` driven by an EpochBatchSampler."""
+    """A paddle DataLoader over ``dataset`` driven by an EpochBatchSampler (the one
+    ``sampler.name`` names for Train; Eval and Test read every image once, in order)."""
     section = config["DataLoader"][mode]
     sampler_cfg, loader_cfg = section["sampler"], section["loader"]
     train = mode == "Train"
-    sampler = EpochBatchSampler(
+    make = SAMPLERS.get(sampler_cfg["name"], where=f"DataLoader.{mode}.sampler.name") if train else EpochBatchSampler
+    sampler = make(
         dataset.labels, sampler_cfg["batch_size"], shuffle=train and sampler_cfg["shuffle"],
         drop_last=train and sampler_cfg["drop_last"], seed=config["Global"]["seed"],
-        balanced=train and sampler_cfg["name"] == "BalancedBatchSampler",
         rank=rank, world_size=world_size)
     loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=loader_cfg["num_workers"],
                                   use_shared_memory=loader_cfg["use_shared_memory"],

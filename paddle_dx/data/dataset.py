@@ -5,8 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import paddle
 
-from paddle_dx.data.io import file_sha256, read_image
+from paddle_dx.data.io import read_image
 from paddle_dx.errors import DataError, ImageReadError
+from paddle_dx.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 

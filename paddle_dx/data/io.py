@@ -1,27 +1,26 @@
 """Read one image file into an RGB uint8 array, whatever its format, or say clearly why not.
 
-Handles grey, RGBA, 16-bit PNG and DICOM (``.dcm``, through a reader registered by
-``paddle_dx.data.dicom``), and refuses images too large to decode safely.
+Handles grey, RGBA, 16-bit PNG and, through ``READERS`` (file extension -> reader), formats
+OpenCV cannot decode: ``paddle_dx.data.dicom`` registers ``.dcm`` and is imported by the
+``paddle_dx.data`` package, so the reader is there whenever this module is. Refuses images too
+large to decode safely.
 """
-import hashlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from paddle_dx.errors import ImageReadError
+from paddle_dx.utils.registry import Registry
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm")
 MAX_PIXELS = 100_000_000  # 100 MP: larger images are refused before decoding
-_READERS = {}
+READERS = Registry("image reader")  # ".ext" -> fn(path) -> HxWx3 uint8 RGB
 
 
 def register_reader(extension):
     """Register ``fn(path) -> HxWx3 uint8 RGB`` for files ending in ``extension``."""
-    def wrap(fn):
-        _READERS[extension.lower()] = fn
-        return fn
-    return wrap
+    return READERS.register(name=extension.lower())
 
 
 def _header_size(path):
@@ -68,12 +67,8 @@ def read_image(path):
         raise ImageReadError(path, "file not found")
     if path.stat().st_size == 0:
         raise ImageReadError(path, "empty file")
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None and path.suffix.lower() == ".dcm":
-        import paddle_dx.data.dicom  # noqa: F401  (registers the DICOM reader)
-        reader = _READERS.get(".dcm")
-    if reader is not None:
-        return reader(path)
+    if path.suffix.lower() in READERS:
+        return READERS.get(path.suffix.lower())(path)
     size = _header_size(path)
     if size is not None and size[0] * size[1] > MAX_PIXELS:
         raise ImageReadError(path, f"image is {size[0]}x{size[1]} pixels, above the limit of "
@@ -103,11 +98,3 @@ def _truncated_jpeg(path):
     sos = data.rfind(b"\xff\xda")
     return sos >= 0 and data.find(b"\xff\xd9", sos) < 0
 
-
-def file_sha256(path, chunk=1 << 20):
-    """SHA-256 of a file's bytes: the identity used for leakage checks and manifests."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()

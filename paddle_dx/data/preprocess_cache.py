@@ -7,15 +7,15 @@ prefix ops' resolved spec); later epochs and later runs load it and apply only t
 (random augmentation, normalisation). Normalisation and layout ops stay out of the cache:
 they are cheap and would make the entries 4x larger (float32).
 """
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
-from paddle_dx.data.io import file_sha256, read_image
+from paddle_dx.data.io import read_image
 from paddle_dx.data.transforms import NormalizeImage, ToCHWImage
 from paddle_dx.utils.files import atomic_path
+from paddle_dx.utils.hashing import file_sha256, text_sha256
 
 _CHEAP = (NormalizeImage, ToCHWImage)
 
@@ -49,7 +49,7 @@ class PrefixCache:
 
     def _file(self, path):
         digest = self.hashes.get(str(path)) or file_sha256(path)
-        key = hashlib.sha256(f"{digest}|{self.spec_key}".encode()).hexdigest()
+        key = text_sha256(f"{digest}|{self.spec_key}")
         return self.root / key[:2] / f"{key}.npy"
 
     def prefix_output(self, path):

@@ -4,6 +4,10 @@ import math
 import numpy as np
 import paddle
 
+from paddle_dx.utils.registry import Registry
+
+SAMPLERS = Registry("batch sampler")  # DataLoader.Train.sampler.name -> EpochBatchSampler builder
+
 
 class EpochBatchSampler(paddle.io.Sampler):
     """Yields batches of ``(epoch, index)`` keys.
@@ -52,3 +56,15 @@ class EpochBatchSampler(paddle.io.Sampler):
     def __len__(self):
         n = math.ceil(len(self.labels) / self.world_size)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+
+# PaddleClas's sampler names. Every EpochBatchSampler shards by rank, so the plain and the
+# distributed name are the same sampler here.
+SAMPLERS.register(EpochBatchSampler, name="BatchSampler")
+SAMPLERS.register(EpochBatchSampler, name="DistributedBatchSampler")
+
+
+@SAMPLERS.register(name="BalancedBatchSampler")
+def balanced_batch_sampler(labels, batch_size, **kwargs):
+    """Classes drawn equally often (see ``EpochBatchSampler(balanced=True)``)."""
+    return EpochBatchSampler(labels, batch_size, balanced=True, **kwargs)

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from paddle_dx.data.io import IMAGE_EXTENSIONS, file_sha256
+from paddle_dx.data.io import IMAGE_EXTENSIONS
 from paddle_dx.data.list_file import write_label_list
 from paddle_dx.errors import DataError
+from paddle_dx.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train", "val", "test")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import paddle
 
-from paddle_dx.data.io import file_sha256
 from paddle_dx.errors import WeightsError
-from paddle_dx.utils.files import atomic_path
+from paddle_dx.models.weights import load_state
+from paddle_dx.utils.hashing import file_sha256
 from paddle_dx.utils.pause import pause_point
 
 FILES = ("model.pdparams", "model.pdopt")
@@ -95,16 +95,10 @@ def load_checkpoint(path, model=None):
     for f, digest in state.get("sha256", {}).items():
         if not (directory / f).is_file() or file_sha256(directory / f) != digest:
             raise WeightsError(f"{directory / f}: checkpoint file is incomplete or changed (hash mismatch)")
-    opt_state = paddle.load(str(directory / FILES[1]))
+    opt_state = load_state(directory / FILES[1])
     if model is not None:
         opt_state = rename_optimizer_state(opt_state, {n: p.name for n, p in model.named_parameters()})
-    return paddle.load(str(directory / FILES[0])), opt_state, state
-
-
-def save_weights(path, model):
-    """Save just the model weights (e.g. best_model.pdparams) atomically."""
-    with atomic_path(path) as tmp:
-        paddle.save(model.state_dict(), str(tmp))
+    return load_state(directory / FILES[0]), opt_state, state
 
 
 def disk_bytes_needed(model, margin=64 << 20):

@@ -28,12 +28,11 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
-from paddle_dx.data.io import file_sha256
 from paddle_dx.data.preprocess_cache import cache_root
 from paddle_dx.engine.frozen_features import build_extractor, weights_hash
 from paddle_dx.errors import ConfigError
 from paddle_dx.utils.files import atomic_path
-from paddle_dx.utils.hashing import json_sha256
+from paddle_dx.utils.hashing import file_sha256, json_sha256
 
 log = logging.getLogger(__name__)
 _EXTRACT_BATCH = 16

@@ -17,9 +17,9 @@ import paddle
 
 import paddle_dx
 from paddle_dx.config import config_hash
-from paddle_dx.data.io import file_sha256
 from paddle_dx.data.list_file import read_list_file
 from paddle_dx.utils.files import write_json
+from paddle_dx.utils.hashing import file_sha256
 
 MANIFEST = "manifest.json"
 MODES = ("Train", "Eval", "Test")

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from paddle_dx.config import config_hash, dump_config
 from paddle_dx.data.builder import build_dataset, build_loader, class_names
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
-from paddle_dx.engine.checkpoint import disk_bytes_needed, load_checkpoint, save_checkpoint, save_weights
+from paddle_dx.engine.checkpoint import disk_bytes_needed, load_checkpoint, save_checkpoint
 from paddle_dx.engine.distributed import Parallel, resume_step
 from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.loss import build_loss
@@ -30,6 +30,7 @@ from paddle_dx.engine.visualdl_logger import VisualDLLogger
 from paddle_dx.metrics import format_table, history_entry, key_metric
 from paddle_dx.models import apply_freeze, build_model, load_model_weights
 from paddle_dx.models.transfer import check_state_fits
+from paddle_dx.models.weights import save_weights
 from paddle_dx.utils.device import select_device
 from paddle_dx.utils.files import check_free_space, check_writable, write_json
 from paddle_dx.utils.pause import pause_point

@@ -15,12 +15,12 @@ import paddle.nn as nn
 import paddle_dx
 from paddle_dx.config import config_hash
 from paddle_dx.data.builder import class_names, transforms_for
-from paddle_dx.data.io import file_sha256
-from paddle_dx.engine.checkpoint import save_weights
 from paddle_dx.errors import ConfigError, WeightsError
 from paddle_dx.inference.spec import MODEL_PREFIX, PARAMS_SUFFIX, SPEC_FILE, write_spec
 from paddle_dx.models import build_model, load_model_weights
+from paddle_dx.models.weights import save_weights
 from paddle_dx.utils.files import check_writable
+from paddle_dx.utils.hashing import file_sha256
 from paddle_dx.utils.paddle_inference import PROGRAM_SUFFIXES, find_program
 
 log = logging.getLogger(__name__)

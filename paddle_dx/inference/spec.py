@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from paddle_dx.config.loader import read_yaml
-from paddle_dx.data.io import file_sha256
 from paddle_dx.errors import ConfigError, WeightsError
 from paddle_dx.utils.files import atomic_path
+from paddle_dx.utils.hashing import file_sha256
 
 SPEC_FILE = "inference.yml"
 MODEL_PREFIX = "inference"

@@ -6,7 +6,6 @@ write itself into the report dict, read itself back from it and what to log per 
 metric is one decorated class in ``definitions.py`` (or anywhere, with ``@register``).
 """
 import math
-from collections.abc import Sequence
 
 from paddle_dx.errors import ConfigError
 from paddle_dx.metrics.predictions import Predictions, ratio
@@ -130,20 +129,3 @@ def scalar_metric(name):
 def headline_metrics():
     """The metrics of the study tables and bootstrap intervals, in table order."""
     return sorted((m for m in all_metrics() if m.headline is not None), key=lambda m: m.headline)
-
-
-class LiveNames(Sequence):
-    """A read-only list recomputed on every use, so metrics registered after import (plugins,
-    tests) are valid config choices and table rows without any other edit."""
-
-    def __init__(self, names):
-        self._names = names
-
-    def __getitem__(self, index):
-        return self._names()[index]
-
-    def __len__(self):
-        return len(self._names())
-
-    def __repr__(self):
-        return repr(list(self))

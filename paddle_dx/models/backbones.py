@@ -1,10 +1,12 @@
-"""Backbone registry: how to build each network, where its classifier and stages are.
+"""Backbone registry: how to build each network, where its classifier and stages are, and
+which pretrained weights it starts from.
 
-Networks and their ImageNet weight URLs come from ``paddleclas.ppcls.arch.backbone``; the
-registry only records what transfer learning needs to know about each of them.
+Networks come from ``paddleclas.ppcls.arch.backbone``; the registry only records what
+transfer learning needs to know about each of them. Adding a backbone is one registration
+here (its name is then a valid ``Arch.name``).
 """
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import paddle.nn as nn
 
@@ -12,6 +14,17 @@ from paddle_dx.models.lenet import LeNet5
 from paddle_dx.utils.registry import Registry
 
 BACKBONES = Registry("backbone")
+PADDLECLAS_WEIGHTS = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/{}_pretrained.pdparams"
+
+
+@dataclass(frozen=True)
+class PretrainedConfig:
+    """A backbone's pretrained weights (as timm's per-model pretrained config): ``url`` of the
+    ``.pdparams`` file (PaddleClas's own ``MODEL_URLS``, on a host pretrained.py trusts) and
+    ``normalize``, the ``NormalizeImage`` preset the weights were trained with."""
+
+    url: str
+    normalize: str = "imagenet"
 
 
 @dataclass(frozen=True)
@@ -21,27 +34,19 @@ class BackboneSpec:
     ``last_conv(net)`` -> the layer whose output Grad-CAM explains;
     ``sequence(net)`` -> its layers in forward order, applying them one after the other equals
     ``net(x)`` (lets the feature cache cut the network after a frozen front; ``[net]`` when the
-    forward is not a plain chain)."""
+    forward is not a plain chain); ``pretrained``: its ImageNet weights, None if it has none."""
 
     build: Callable
     head: str
     stages: Callable
     last_conv: Callable
     sequence: Callable = lambda net: [net]
+    pretrained: Optional[PretrainedConfig] = None
 
 
 def _paddleclas():
     from paddleclas.ppcls.arch import backbone  # imported lazily: it is slow and loads faiss
     return backbone
-
-
-def _paddleclas_url(name):
-    import importlib
-    for module in ("resnet", "vgg", "inception_v3"):
-        mod = importlib.import_module(f"paddleclas.ppcls.arch.backbone.legendary_models.{module}")
-        if name in getattr(mod, "MODEL_URLS", {}):
-            return mod.MODEL_URLS[name]
-    return None
 
 
 def _resnet_stages(net):
@@ -90,7 +95,8 @@ def _register_paddleclas(name, head, stages, last_conv, wrap=None, sequence=None
         fn = getattr(_paddleclas(), name)
         return wrap(fn)(class_num) if wrap else fn(pretrained=False, class_num=class_num)
     extra = {"sequence": sequence} if sequence else {}
-    BACKBONES.register(BackboneSpec(build, head, stages, last_conv, **extra), name=name)
+    BACKBONES.register(BackboneSpec(build, head, stages, last_conv, pretrained=PretrainedConfig(
+        PADDLECLAS_WEIGHTS.format(name)), **extra), name=name)
 
 
 for _name in ("ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
@@ -107,7 +113,7 @@ BACKBONES.register(BackboneSpec(
     build=lambda class_num: LeNet5(class_num=class_num),
     head="fc3",
     stages=lambda net: [[net.conv1], [net.conv2]],
-    last_conv=lambda net: net.conv2), name="LeNet5")
+    last_conv=lambda net: net.conv2), name="LeNet5")  # no pretrained weights: trained from scratch
 
 
 def get_backbone(name):
@@ -115,7 +121,6 @@ def get_backbone(name):
 
 
 def pretrained_url(name):
-    """PaddleClas's ImageNet weight URL for ``name``, or None if it has none."""
-    if name == "LeNet5":
-        return None
-    return _paddleclas_url(name)
+    """The ImageNet weight URL of backbone ``name``, or None if it has none."""
+    pretrained = get_backbone(name).pretrained
+    return pretrained.url if pretrained else None

@@ -11,8 +11,6 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-import paddle
-
 from paddle_dx.errors import WeightsError
 from paddle_dx.models.backbones import pretrained_url
 
@@ -85,16 +83,6 @@ def fetch(url):
             f"Offline? Download that file on another machine and place it at:\n  {cached}\n"
             f"(or set PADDLE_DX_WEIGHTS_HOME, or point Arch.pretrained at a local .pdparams file)") from None
     return cached
-
-
-def load_state(path):
-    try:
-        state = paddle.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - corrupt or foreign files all need the same message
-        raise WeightsError(f"{path}: not a readable Paddle weights file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
-    return state
 
 
 def load_matching(layer, state, source):

@@ -8,7 +8,8 @@ all resamples at once, as one batch of ``Predictions``.
 import numpy as np
 
 from paddle_dx.metrics.predictions import Predictions
-from paddle_dx.metrics.registry import LiveNames, headline_metrics
+from paddle_dx.metrics.registry import headline_metrics
+from paddle_dx.utils.registry import LiveNames
 
 HEADLINE = LiveNames(lambda: [m.name for m in headline_metrics()])
 

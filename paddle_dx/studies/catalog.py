@@ -1,11 +1,15 @@
-"""The studies of papers.yaml: settings, runs (table rows -> configs) and published numbers."""
+"""The studies of papers.yaml: settings, runs (table rows -> configs) and published numbers.
+
+``STUDIES`` (name -> Study) is filled from papers.yaml when this module loads; it is the one
+list of study names (``tools/reproduce.py --study`` takes its choices from it)."""
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import yaml
 
-from paddle_dx.errors import ConfigError, DataError
+from paddle_dx.errors import DataError
+from paddle_dx.utils.registry import Registry
 
 PAPERS = Path(__file__).with_name("papers.yaml")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,8 +56,10 @@ def load_studies(path=PAPERS):
             for name, s in raw.items()}
 
 
+STUDIES = Registry("study")
+for _name, _study in load_studies().items():
+    STUDIES.register(_study, name=_name)
+
+
 def get_study(name):
-    studies = load_studies()
-    if name not in studies:
-        raise ConfigError(f"--study '{name}' is not one of {sorted(studies)}")
-    return studies[name]
+    return STUDIES.get(name, where="--study")

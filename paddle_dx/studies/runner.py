@@ -13,7 +13,7 @@ from paddle_dx.data.builder import build_dataset, build_loader
 from paddle_dx.engine.evaluator import predict
 from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import PaddleDxError
-from paddle_dx.models.pretrained import load_state
+from paddle_dx.models.weights import load_state
 
 log = logging.getLogger(__name__)
 

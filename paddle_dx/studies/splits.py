@@ -7,10 +7,10 @@ from typing import Dict, List
 
 import numpy as np
 
-from paddle_dx.data.io import file_sha256
 from paddle_dx.data.list_file import write_label_list
 from paddle_dx.data.split import SPLIT_NAMES, collect_images, group_ids, split_indices
 from paddle_dx.errors import DataError
+from paddle_dx.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,22 @@
-"""Content hashes of JSON-able data, independent of key order (config hashes, cache keys)."""
+"""SHA-256 identities: of files (leakage checks, manifests, checkpoints, exports), of text
+(cache keys) and of JSON-able data independent of key order (config hashes)."""
 import hashlib
 import json
 
 
+def file_sha256(path, chunk=1 << 20):
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def text_sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def json_sha256(obj):
     """SHA-256 of ``obj`` serialised with sorted keys (non-JSON values via ``str``)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+    return text_sha256(json.dumps(obj, sort_keys=True, default=str))

@@ -1,6 +1,8 @@
 """Name -> component registries, so configs choose components without if-chains."""
 import difflib
+import importlib
 import inspect
+from collections.abc import Sequence
 
 from paddle_dx.errors import ConfigError
 
@@ -56,3 +58,29 @@ class Registry:
 
     def __contains__(self, name):
         return name in self._items
+
+
+class LiveNames(Sequence):
+    """A read-only list recomputed on every use, so components registered after import
+    (plugins, tests) are valid config choices and table rows without any other edit."""
+
+    def __init__(self, names):
+        self._names = names
+
+    def __getitem__(self, index):
+        return self._names()[index]
+
+    def __len__(self):
+        return len(self._names())
+
+    def __repr__(self):
+        return repr(list(self))
+
+
+def registry_names(module, attr):
+    """The live names of registry ``attr`` of ``module``, which is imported on first use.
+
+    Lets the config schema take its allowed values from the registries without importing
+    them (and Paddle) when the config package loads.
+    """
+    return LiveNames(lambda: getattr(importlib.import_module(module), attr).names())

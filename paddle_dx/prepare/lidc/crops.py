@@ -21,9 +21,10 @@ import cv2
 import numpy as np
 
 from paddle_dx.data.ct_window import WINDOWS, apply_window, resolve_window
-from paddle_dx.data.lidc import cluster_marks, find_readings, find_series, series_marks
-from paddle_dx.data.lidc_xml import CLASSES
-from paddle_dx.errors import DataError
+from paddle_dx.data.dicom import is_inverted, load_slice
+from paddle_dx.errors import ConfigError, DataError
+from paddle_dx.prepare.lidc.readings import CLASSES
+from paddle_dx.prepare.lidc.series import cluster_marks, find_readings, find_series, series_marks
 from paddle_dx.utils.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,6 @@ def _crop_items(findings, per_reader, min_readers):
 
 def _series_rows(series, readings, out, options):
     """Cut and write the crops of one series; return their CSV rows."""
-    from paddle_dx.data.dicom import is_inverted, load_slice
     findings = cluster_marks(series_marks(series, readings, options["skip_bad"]), series.spacing_mm,
                              options["cluster_mm"])
     by_slice = defaultdict(list)
@@ -85,9 +85,22 @@ def _series_rows(series, readings, out, options):
     return rows
 
 
+def parse_window(text):
+    """``--window``: ``'lung'`` | ``'mediastinum'`` | ``'bone'`` | ``'LEVEL,WIDTH'`` (HU) -> a name or
+    [level, width], as :func:`~paddle_dx.data.ct_window.resolve_window` takes it."""
+    if "," not in text:
+        return text
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--window {text!r}: expected a name or LEVEL,WIDTH") from None
+
+
 def prepare_lidc(lidc_root, out, crop=64, window="lung", min_readers=1, fmt="png", per_reader=False,
                  cluster_mm=5.0, skip_bad=False):
-    """Write the crop dataset; return a summary {crops: {class: n}, series, series_without_xml, csv}."""
+    """Write the crop dataset; return a summary {crops: {class: n}, series, series_without_xml, csv}.
+
+    ``window``: a name, [level, width], or the text of ``--window`` (see :func:`parse_window`)."""
     from tqdm import tqdm
     root, out = Path(lidc_root), Path(out)
     if not root.is_dir():
@@ -99,6 +112,7 @@ def prepare_lidc(lidc_root, out, crop=64, window="lung", min_readers=1, fmt="png
         raise DataError(f"--format {fmt!r} is not one of {list(FORMATS)}")
     if crop < 2 or min_readers < 1:
         raise DataError(f"--crop must be >= 2 and --min-readers >= 1, got {crop} and {min_readers}")
+    window = parse_window(window) if isinstance(window, str) else window
     options = {"crop": int(crop), "level_width": resolve_window(window, auto=WINDOWS["lung"], where="--window"),
                "window": window if isinstance(window, str) else "/".join(f"{v:g}" for v in window),
                "min_readers": min_readers, "format": fmt, "per_reader": per_reader, "cluster_mm": cluster_mm,

@@ -12,8 +12,8 @@ from dicom_testdata import (SECRET_BIRTH, SECRET_ID, SECRET_NAME, circle_points,
                             nodule_xml, roi_xml, write_ct_slice)
 from pydicom.uid import generate_uid
 
-from paddle_dx.data.lidc_crops import prepare_lidc
-from paddle_dx.errors import DataError
+from paddle_dx.errors import ConfigError, DataError
+from paddle_dx.prepare.lidc import parse_window, prepare_lidc
 
 Z = [-10.0, -8.75, -7.5, -6.25, -5.0]
 NODULE, RADII = (40, 50), {1: 5, 2: 8, 3: 5}  # bright disc on slices 1-3, widest on slice 2
@@ -143,7 +143,7 @@ def test_lidc_idri_sample_crops_match_the_xml(shared_datasets, tmp_path, repo_ro
 
     from paddle_dx.data.ct_window import apply_window
     from paddle_dx.data.io import read_image
-    from paddle_dx.data.lidc_crops import cut_crop
+    from paddle_dx.prepare.lidc.crops import cut_crop
     case = shared_datasets / "lidc_idri_sample" / "LIDC-IDRI-0002"
     if not (case / "071.xml").is_file():
         pytest.skip(f"{case}/071.xml not present")
@@ -164,3 +164,11 @@ def test_lidc_idri_sample_crops_match_the_xml(shared_datasets, tmp_path, repo_ro
     hu = read_image(slice_file).hu
     expected = apply_window(cut_crop(hu, int(big[0]["x"]), int(big[0]["y"]), 64), -600, 1500)
     assert np.array_equal(cv2.imread(str(out / big[0]["file"]), cv2.IMREAD_UNCHANGED), expected)
+
+
+def test_window_text_is_a_name_or_level_and_width(tmp_path):
+    assert parse_window("mediastinum") == "mediastinum" and parse_window("-600,1500") == [-600.0, 1500.0]
+    with pytest.raises(ConfigError, match=r"--window '40,wide': expected a name or LEVEL,WIDTH"):
+        prepare_lidc(tmp_path, tmp_path / "out", window="40,wide")
+    with pytest.raises(ConfigError, match=r"--window: unknown window 'lungs'"):
+        prepare_lidc(tmp_path, tmp_path / "out", window="lungs")

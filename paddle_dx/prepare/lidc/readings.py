@@ -4,7 +4,7 @@ The XML (namespace ``http://www.nih.gov``) has one ``readingSession`` per radiol
 ``unblindedReadNodule`` is a nodule: >= 3 mm ones carry ``characteristics`` and outline the
 nodule with ``roi``/``edgeMap`` points on each slice; < 3 mm ones are a single point. A
 ``nonNodule`` is one ``locus`` point. Reads are not matched across readers in the file:
-grouping them into nodules is done later (``paddle_dx.data.lidc.cluster_marks``).
+grouping them into nodules is done later (``paddle_dx.prepare.lidc.series.cluster_marks``).
 Only the standard library parses the file (``xml.etree``).
 """
 import logging

@@ -18,7 +18,8 @@ from typing import Dict, List, Optional
 import cv2
 import numpy as np
 
-from paddle_dx.data.lidc_xml import CLASSES, parse_lidc_xml
+from paddle_dx.prepare.lidc.readings import CLASSES, parse_lidc_xml
+from paddle_dx.data.dicom import read_dataset
 from paddle_dx.errors import DataError, ImageReadError
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,6 @@ def case_id(folder, root, header_patient_id, series_uid):
 
 
 def _slice_header(path):
-    from paddle_dx.data.dicom import read_dataset
     ds = read_dataset(path, pixels=False)
     position = ds.get("ImagePositionPatient")
     z = float(position[2]) if position is not None and len(position) == 3 else ds.get("SliceLocation")

@@ -1,0 +1,181 @@
+"""Imports follow the package layout, read from the source with ``ast`` (nothing is imported).
+
+Rank of each package (a module may import its own rank and lower ranks, never a higher one):
+
+====  ==========================================  ==============================================
+rank  packages                                    why there
+====  ==========================================  ==============================================
+0     ``paddle_dx`` (root: ``__version__``),      shared by everything, import nothing above
+      ``errors``, ``utils``                       them
+1     ``metrics``                                 pure functions of predictions (scikit-learn);
+                                                  the config schema takes Metric choices from
+                                                  its registry, so it sits below ``config``
+2     ``config``                                  YAML + the schema; the choices backed by
+                                                  data/models/engine registries resolve lazily
+                                                  (``utils.registry.registry_names``)
+3     ``data``                                    read, preprocess, split, sample images
+4     ``models``                                  backbones, transfer head, weight files
+5     ``engine``                                  training, evaluation, checkpoints
+6     ``inference``                               export, predict, rebuild an exported model
+7     ``explain``, ``studies``, ``prepare``       applications built on the layers below
+8     ``ui``, ``cli``                             the outermost shells
+====  ==========================================  ==============================================
+
+``SKIPS`` refuses edges that the ranks allow but the design does not: ``inference`` serves a
+trained model without the training engine (weight files are ``models.weights``), ``explain``
+rebuilds the network of an exported model through ``inference`` (which checks the export's
+hashes), and the UI serves exported models only.
+
+Any import counts, also one inside a function: a lazy import is still a dependency, and two
+modules importing each other (even lazily) is a cycle.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "paddle_dx"
+RANKS = {
+    "paddle_dx": 0, "errors": 0, "utils": 0,
+    "metrics": 1,
+    "config": 2,
+    "data": 3,
+    "models": 4,
+    "engine": 5,
+    "inference": 6,
+    "explain": 7, "studies": 7, "prepare": 7,
+    "ui": 8, "cli": 8,
+}
+SKIPS = {"inference": {"engine"}, "explain": {"models", "engine"}, "ui": {"models", "engine"}}
+
+
+def module_name(path, root):
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root=PACKAGE):
+    """{module: {imported module: first line}} over every ``.py`` file under ``root``.
+
+    ``from pkg import name`` points at ``pkg.name`` when that is a module, else at ``pkg``."""
+    files = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+    top = root.name
+    graph = {}
+    for mod, path in files.items():
+        edges = {}
+        is_pkg = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = mod.split(".")[: len(mod.split(".")) - node.level + (1 if is_pkg else 0)]
+                    base = ".".join(anchor + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+            for target in targets:
+                while target not in files and "." in target:  # `import pkg.mod.attr` -> pkg.mod
+                    target = target.rsplit(".", 1)[0]
+                if target.split(".")[0] == top and target in files and target != mod:
+                    edges.setdefault(target, node.lineno)
+        graph[mod] = edges
+    return graph, files
+
+
+def layer(mod):
+    parts = mod.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_violations(graph, files, ranks=RANKS, skips=SKIPS):
+    out = []
+    for mod, edges in graph.items():
+        for target, line in edges.items():
+            src, dst = layer(mod), layer(target)
+            if src == dst:
+                continue
+            if ranks[dst] > ranks[src] or dst in skips.get(src, ()):
+                out.append(f"{files[mod]}:{line}: {src} (rank {ranks[src]}) imports {target} "
+                           f"({dst}, rank {ranks[dst]})")
+    return out
+
+
+def cycles(graph):
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_every_package_has_a_rank():
+    graph, _ = import_graph()
+    assert sorted({layer(m) for m in graph} - set(RANKS)) == []
+
+
+def test_no_lower_layer_imports_a_higher_one():
+    graph, files = import_graph()
+    violations = layer_violations(graph, files)
+    assert not violations, "\n".join(violations)
+
+
+def test_no_import_cycles():
+    graph, _ = import_graph()
+    found = cycles(graph)
+    assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+@pytest.fixture
+def toy(tmp_path):
+    """A package with one upward import (data -> engine) and one lazy cycle (a <-> b)."""
+    root = tmp_path / "paddle_dx"
+    for rel, text in {
+        "__init__.py": "",
+        "data/__init__.py": "",
+        "data/a.py": "from paddle_dx.data import b\n",
+        "data/b.py": "def f():\n    from paddle_dx.data.a import x\n",
+        "data/c.py": "from ..engine.run import go\n",
+        "engine/__init__.py": "",
+        "engine/run.py": "import paddle_dx.data.c\n",
+        "explain/__init__.py": "",
+        "explain/x.py": "from paddle_dx.engine import run\n",
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    return root
+
+
+def test_the_checker_finds_upward_imports_and_cycles(toy):
+    graph, files = import_graph(toy)
+    assert graph["paddle_dx.data.c"] == {"paddle_dx.engine.run": 1}  # relative import resolved
+    assert graph["paddle_dx.data.a"] == {"paddle_dx.data.b": 1}  # `from pkg import module`
+    violations = layer_violations(graph, files)
+    assert len(violations) == 2
+    assert "data/c.py:1: data (rank 3) imports paddle_dx.engine.run (engine, rank 5)" in violations[0]
+    assert "explain/x.py:1: explain" in violations[1]  # allowed by rank, refused by SKIPS
+    assert cycles(graph) == [["paddle_dx.data.a", "paddle_dx.data.b"],
+                             ["paddle_dx.data.c", "paddle_dx.engine.run"]]
