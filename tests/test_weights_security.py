@@ -61,3 +61,70 @@ def test_other_hosts_only_when_the_user_opts_in(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained_mod.urllib.request, "urlopen", fake_urlopen)
     path = pretrained_mod.fetch("https://mirror.example/x.pdparams")
     assert fetched == ["https://mirror.example/x.pdparams"] and path.read_bytes() == b"weights"
+
+
+class _CreatesFile:
+    """Unpickling this runs os.system: what a hostile .pdparams would do."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.target}",)
+
+
+def _hostile(path, target):
+    import pickle
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps({"fc.weight": _CreatesFile(target)}))
+    return path
+
+
+def test_every_way_in_refuses_a_weights_pickle_that_would_run_code(tiny_run_config, tmp_path):
+    """Global.pretrained_model, Arch.pretrained (a path), a checkpoint whose state.json hashes
+    match its hostile files, and an export folder's weights.pdparams: refused, nothing created."""
+    import json
+
+    from paddle_dx.engine.checkpoint import load_checkpoint
+    from paddle_dx.inference.dygraph import load_dygraph_model
+    from paddle_dx.models import build_model, load_model_weights
+    from paddle_dx.utils.hashing import file_sha256
+
+    target = tmp_path / "pwned"
+    evil = _hostile(tmp_path / "evil.pdparams", target)
+    model = build_model(tiny_run_config["Arch"], tiny_run_config["Global"]["image_shape"])
+    with pytest.raises(WeightsError, match=r"evil\.pdparams: refused to load: .*system"):
+        load_model_weights(model, evil)  # Global.pretrained_model
+    with pytest.raises(WeightsError, match=r"evil\.pdparams: refused to load"):
+        build_model(dict(tiny_run_config["Arch"], pretrained=str(evil)), tiny_run_config["Global"]["image_shape"])
+    ckpt = tmp_path / "run" / "latest"
+    for name in ("model.pdparams", "model.pdopt"):
+        _hostile(ckpt / name, target)
+    (ckpt / "state.json").write_text(json.dumps({"epoch": 1, "sha256": {
+        n: file_sha256(ckpt / n) for n in ("model.pdparams", "model.pdopt")}}))
+    with pytest.raises(WeightsError, match=r"model\.pdopt: refused to load"):
+        load_checkpoint(ckpt)
+    export = tmp_path / "export"
+    _hostile(export / "weights.pdparams", target)
+    spec = {"dygraph_weights": "weights.pdparams", "dygraph_weights_sha256": file_sha256(export / "weights.pdparams"),
+            "arch": "LeNet5", "class_names": ["normal", "lesion"], "image_shape": [3, 32, 32]}
+    with pytest.raises(WeightsError, match=r"weights\.pdparams: refused to load"):
+        load_dygraph_model(export, spec)  # the server and Grad-CAM
+    assert not target.exists()
+
+
+def test_a_checkpoint_without_file_hashes_is_an_error_not_a_skip(tmp_path):
+    import json
+
+    import paddle
+
+    from paddle_dx.engine.checkpoint import load_checkpoint
+
+    ckpt = tmp_path / "latest"
+    ckpt.mkdir()
+    paddle.save({"w": paddle.ones([2])}, str(ckpt / "model.pdparams"))
+    paddle.save({}, str(ckpt / "model.pdopt"))
+    (ckpt / "state.json").write_text(json.dumps({"epoch": 1}))
+    with pytest.raises(WeightsError, match=r"latest/state\.json: no SHA-256 for model\.pdparams, model\.pdopt"):
+        load_checkpoint(ckpt)

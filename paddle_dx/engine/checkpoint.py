@@ -91,8 +91,15 @@ def load_checkpoint(path, model=None):
     Give ``model`` to get the optimizer state keyed by that model's live parameter names.
     """
     directory = find_checkpoint(path)
-    state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
-    for f, digest in state.get("sha256", {}).items():
+    try:
+        state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{directory / 'state.json'}: unreadable checkpoint state ({exc})") from None
+    hashes = state.get("sha256") if isinstance(state, dict) else None
+    if not isinstance(hashes, dict) or sorted(hashes) != sorted(FILES):
+        raise WeightsError(f"{directory / 'state.json'}: no SHA-256 for {', '.join(FILES)}; a checkpoint is resumed "
+                           f"only when its files are the ones it wrote")
+    for f, digest in hashes.items():
         if not (directory / f).is_file() or file_sha256(directory / f) != digest:
             raise WeightsError(f"{directory / f}: checkpoint file is incomplete or changed (hash mismatch)")
     opt_state = load_state(directory / FILES[1])

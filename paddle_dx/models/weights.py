@@ -1,4 +1,6 @@
-"""Weight files (``.pdparams``, ``.pdopt``): written atomically, read with one clear error.
+"""Weight files (``.pdparams``, ``.pdopt``): written atomically, read with one clear error and
+without running code: they are pickles, so they are read by utils/safe_pickle.py's restricted
+unpickler (NumPy arrays, dicts, lists, strings, numbers), never by ``paddle.load``.
 
 The models layer owns them so that everything serving a trained model (export, prediction,
 Grad-CAM) reads and writes weights without importing the training engine; checkpoints
@@ -8,6 +10,7 @@ import paddle
 
 from paddle_dx.errors import WeightsError
 from paddle_dx.utils.files import atomic_path
+from paddle_dx.utils.safe_pickle import safe_load
 
 
 def save_weights(path, model):
@@ -18,10 +21,7 @@ def save_weights(path, model):
 
 def load_state(path):
     """The dict of tensors in a Paddle weights file; WeightsError naming the file otherwise."""
-    try:
-        state = paddle.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - corrupt or foreign files all need the same message
-        raise WeightsError(f"{path}: not a readable Paddle weights file ({type(exc).__name__}: {exc})") from None
+    state = safe_load(path)
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
     return state
