@@ -60,7 +60,8 @@ def paddle_full(arch, warmup, reps, engine="dygraph"):
     x, y = (paddle.to_tensor(a) for a in _batch())
     if engine == "static":  # what Trainer runs per step with Global.engine: static
         from paddle_dx.engine.static_step import StaticTrainStep
-        static = StaticTrainStep(config, model, "none", optimizer.get_lr(), [0, 1])
+        static = StaticTrainStep(model, config["Arch"], config["Global"]["image_shape"], config["Loss"]["Train"],
+                                 config["Optimizer"], "none", optimizer.get_lr(), [0, 1])
         static.push()
         return BATCH / time_repeated(lambda: float(static(x, y)[0]), warmup, reps)
 

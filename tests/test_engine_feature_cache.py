@@ -51,7 +51,7 @@ def test_oneDNN_engine_features_close_to_dygraph(tmp_path):
     trainer = Trainer(config)
     fast = trainer.feature_cache.features(trainer.model, "Train")
     cache_dygraph = type(trainer.feature_cache)(
-        _config(tmp_path, "run2", **{"Global.feature_cache": "on", "Global.feature_cache_engine": "dygraph"}),
+        _config(tmp_path, "run2", **{"Global.feature_cache": "on", "Global.feature_cache_engine": "dygraph"})["Global"],
         trainer.train_set, trainer.eval_set)
     exact = cache_dygraph.features(trainer.model, "Train")
     assert fast.shape == exact.shape == (len(trainer.train_set), 512)

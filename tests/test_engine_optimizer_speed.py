@@ -91,7 +91,8 @@ def test_static_engine_optimizer_step_leaves_matmul_speed_alone():
     for name in ("Adam", "AdamW"):
         config = load_config(raw={"Global": {"image_shape": [3, 32, 32]}, "Arch": {"name": "LeNet5", "class_num": 2},
                                   "Optimizer": {"name": name, "lr": 0.001, "weight_decay": 0.01}})
-        step = StaticTrainStep(config, build_model(config["Arch"]), "none", 0.001, [0, 1])
+        step = StaticTrainStep(build_model(config["Arch"]), config["Arch"], config["Global"]["image_shape"],
+                               config["Loss"]["Train"], config["Optimizer"], "none", 0.001, [0, 1])
         step(paddle.randn([4, 3, 32, 32]), paddle.to_tensor([0, 1, 0, 1]))
     ratio = min(_matmul_seconds(a, b) / before, _matmul_seconds(a, b) / before)
     assert ratio < 2.0, f"matmul {ratio:.1f}x slower after the static engine's optimizer steps"

@@ -9,6 +9,7 @@ import pytest
 from conftest import make_tiny_dataset, tiny_config
 from paddle_dx.engine import static_step
 from paddle_dx.engine import trainer as trainer_module
+from paddle_dx.engine.steps import DygraphStep, StaticProgramStep
 from paddle_dx.engine.trainer import Interrupted, Trainer
 
 STATIC = {"Global.engine": "static"}
@@ -42,7 +43,7 @@ def test_without_onednn_the_program_trains_exactly_like_dygraph(data, tmp_path, 
     monkeypatch.setattr(static_step, "ONEDNN_OPS", ())
     static = Trainer(_config(data, tmp_path / "static", **extra, **STATIC))
     static_result = static.fit()
-    assert static._static is not None and static.engine == "static"
+    assert isinstance(static.strategy, StaticProgramStep) and static.engine == "static"
     assert [h["step_losses"] for h in static_result["history"]] == [h["step_losses"] for h in dygraph_result["history"]]
     want = _weights(dygraph)
     for name, value in _weights(static).items():
@@ -98,7 +99,7 @@ def test_interrupted_static_run_resumes_to_the_same_weights(data, tmp_path, monk
 def test_static_step_over_cached_stage_maps_equals_dygraph(data, tmp_path, monkeypatch, caplog):
     """``until stage 2`` with the feature cache: the Program takes the cached stage-2 maps and runs
     stages 3-4 and the head, as the dygraph CachedForward does."""
-    caplog.set_level(logging.INFO, logger="paddle_dx.engine.trainer")
+    caplog.set_level(logging.INFO, logger="paddle_dx.engine.steps")
     cached = {"Arch.freeze": "until stage 2", "Global.feature_cache": "on", "Global.feature_cache_engine": "dygraph",
               "DataLoader.Train.dataset.transform_ops": [{"ResizeImage": {}}, {"NormalizeImage": {}}]}
     dygraph = Trainer(_config(data, tmp_path / "dygraph", **cached))
@@ -122,7 +123,7 @@ def test_a_step_legacy_static_mode_cannot_compile_trains_in_dygraph(data, tmp_pa
     dygraph.fit()
     static = Trainer(_config(data, tmp_path / "static", **clipped, **STATIC))
     static.fit()
-    assert "could not compile this training step" in caplog.text and static._static is False
+    assert "could not compile this training step" in caplog.text and type(static.strategy) is DygraphStep
     want = _weights(dygraph)
     for name, value in _weights(static).items():
         np.testing.assert_array_equal(value, want[name], err_msg=name)
@@ -137,7 +138,7 @@ def test_class_weighted_loss_compiles_and_matches_dygraph(data, tmp_path, monkey
     monkeypatch.setattr(static_step, "ONEDNN_OPS", ())
     static = Trainer(_config(data, tmp_path / "static", **weighted, **STATIC))
     static.fit()
-    assert static._static  # compiled, not the dygraph fallback
+    assert isinstance(static.strategy, StaticProgramStep)  # compiled, not the dygraph fallback
     want = _weights(dygraph)
     for name, value in _weights(static).items():
         np.testing.assert_array_equal(value, want[name], err_msg=name)
@@ -153,7 +154,8 @@ def test_compiling_a_step_leaves_the_process_parameter_names_unique():
     from paddle_dx.models import build_model
     config = load_config(raw={"Global": {"image_shape": [3, 32, 32]}, "Arch": {"name": "LeNet5", "class_num": 2}})
     first = build_model(config["Arch"])
-    step = static_step.StaticTrainStep(config, first, "none", 0.001, [0, 1])
+    step = static_step.StaticTrainStep(first, config["Arch"], config["Global"]["image_shape"], config["Loss"]["Train"],
+                                       config["Optimizer"], "none", 0.001, [0, 1])
     step(paddle.randn([2, 3, 32, 32]), paddle.to_tensor([0, 1]))
     second = build_model(config["Arch"])
     assert not {p.name for p in first.parameters()} & {p.name for p in second.parameters()}
@@ -166,7 +168,7 @@ def test_a_checkpoint_resumes_in_the_other_engine(data, tmp_path, first, then):
     Trainer(_config(data, tmp_path / "run", **{"Global.epochs": 1, "Global.engine": first})).fit()
     resumed = Trainer(_config(data, tmp_path / "run", **{"Global.epochs": 2, "Global.engine": then,
                                                          "Global.checkpoints": str(tmp_path / "run" / "latest")}))
-    owner = resumed._optimizer_state_owner()
+    owner = resumed._stage_step().optimizer_state_owner
     resumed.resume(str(tmp_path / "run" / "latest"))
     state = owner.state_dict()
     moments = [k for k in state if "moment1" in k]

@@ -78,15 +78,15 @@ class FeatureCache:
     and the model, or cached (front output, labels) batches and ``CachedForward``.
     """
 
-    def __init__(self, config, train_set, eval_set, hashes=None, world_size=1):
-        g = config["Global"]
+    def __init__(self, g, train_set, eval_set, hashes=None, world_size=1):
+        """``g``: the Global config section (feature_cache*, cache_dir, output_dir, num_threads, seed)."""
         self.mode = {True: "on", False: "off"}.get(g["feature_cache"], g["feature_cache"])
         self.engine, self.views = g["feature_cache_engine"], g["feature_cache_views"]
         self.max_bytes = float(g["feature_cache_max_gb"]) * 2 ** 30
         if world_size > 1 and self.mode != "off":
             log.info("feature cache: off in multi-device training (each rank would cache its own shard)")
             self.mode = "off"
-        self.root = cache_root(config)
+        self.root = cache_root({"Global": g})
         self.threads, self.seed = g["num_threads"], g["seed"]
         self.sets = {"Train": train_set, "Eval": eval_set}
         self.hashes = dict(hashes or {})

@@ -63,11 +63,12 @@ def _static_optimizer(cfg, lr):
 class StaticTrainStep:
     """One stage's training step (model, loss, optimizer) compiled once, run per batch."""
 
-    def __init__(self, config, model, freeze, lr, train_labels, front_shape=None):
-        """``front_shape``: the step takes cached outputs of the frozen front of this shape
+    def __init__(self, model, arch, image_shape, loss, optimizer, freeze, lr, train_labels, front_shape=None):
+        """``arch``, ``loss``, ``optimizer``: the Arch, Loss.Train and Optimizer config sections;
+        ``front_shape``: the step takes cached outputs of the frozen front of this shape
         (engine/feature_cache.py) and runs only the rest of the network; None: whole images."""
         self.model = model
-        arch, g = dict(config["Arch"], pretrained=False), config["Global"]
+        arch = dict(arch, pretrained=False)
         self.scope = paddle.static.Scope()
         self.place = paddle.CPUPlace()
         with _legacy_static_mode():
@@ -79,12 +80,12 @@ class StaticTrainStep:
                 for layer in twin.sublayers():
                     if hasattr(layer, "_is_test"):  # the legacy nn.BatchNorm reads this, not .training, in a Program
                         layer._is_test = not layer.training
-                images = paddle.static.data("images", [None, *(front_shape or g["image_shape"])], "float32")
+                images = paddle.static.data("images", [None, *(front_shape or image_shape)], "float32")
                 labels = paddle.static.data("labels", [None], "int64")
                 self.logits = (CachedForward(twin, twin.frozen_front()[1]) if front_shape else twin)(images)
-                loss_fn = build_loss(config["Loss"]["Train"], "Loss.Train", train_labels, arch["class_num"])
+                loss_fn = build_loss(loss, "Loss.Train", train_labels, arch["class_num"])
                 self.loss = loss_fn(self.logits, labels)
-                _static_optimizer(config["Optimizer"], lr).minimize(self.loss)
+                _static_optimizer(optimizer, lr).minimize(self.loss)
             block = self.program.global_block()
             for op in block.ops:
                 if op.type in ONEDNN_OPS and (front_shape or max(block.var(op.input("Filter")[0]).shape[-2:]) > 1):

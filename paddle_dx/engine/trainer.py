@@ -21,18 +21,18 @@ from paddle_dx.engine.checkpoint import disk_bytes_needed, load_checkpoint, save
 from paddle_dx.engine.distributed import Parallel, resume_step
 from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.loss import build_loss
-from paddle_dx.engine.manifest import write_manifest
 from paddle_dx.engine.optimizer import build_optimizer
+from paddle_dx.engine.recorder import RunRecorder
 from paddle_dx.engine.resume_outputs import carry_best_model
 from paddle_dx.engine.stages import is_stage_end, stage_at
-from paddle_dx.engine.static_step import StaticTrainStep
+from paddle_dx.engine.steps import StaticSpec, StepParts, choose_step, resolve_engine
 from paddle_dx.engine.visualdl_logger import VisualDLLogger
-from paddle_dx.metrics import format_table, history_entry, key_metric
+from paddle_dx.metrics import history_entry, key_metric
 from paddle_dx.models import apply_freeze, build_model, load_model_weights
 from paddle_dx.models.transfer import check_state_fits
 from paddle_dx.models.weights import save_weights
 from paddle_dx.utils.device import select_device
-from paddle_dx.utils.files import check_free_space, check_writable, write_json
+from paddle_dx.utils.files import check_free_space, check_writable
 from paddle_dx.utils.pause import pause_point
 from paddle_dx.utils.seed import set_seed, step_seed
 
@@ -71,8 +71,7 @@ class Trainer:
         warn_duplicates(self.duplicates)
         self.train_loader, self.train_sampler = build_loader(config, "Train", self.train_set, rank, world_size)
         self.eval_loader, _ = build_loader(config, "Eval", self.eval_set)
-        self.feature_cache = FeatureCache(config, self.train_set, self.eval_set, self.hashes, world_size)
-        self._forward = None  # per epoch: the model, or its head when training from cached features
+        self.feature_cache = FeatureCache(g, self.train_set, self.eval_set, self.hashes, world_size)
         self.model = build_model(config["Arch"], g["image_shape"])
         if g["pretrained_model"]:
             load_model_weights(self.model, g["pretrained_model"])
@@ -83,48 +82,25 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(config["Optimizer"], self.model, g["epochs"])
         self.scaler = paddle.amp.GradScaler() if self.use_amp else None
         self.vdl = VisualDLLogger(self.output_dir / "vdl", enabled=self.is_main and g["use_visualdl"])
+        self.recorder = RunRecorder(self.output_dir, config, self.device, write=self.is_main)
         self.history, self.best, self.start_epoch, self.start_step = [], None, 0, 0
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         self._stop_signal = None
         self.stages, self.stage_index, self.stage_results = config.get("Stages") or [], None, []
         self._test = None  # (loader, scan report), built on first use
         self.freeze = config["Arch"]["freeze"]
-        self.engine = self._choose_engine(g["engine"])
-        self._static = None  # the stage's compiled step (Global.engine: static), built on first use
-        self._static_key = None  # (stage, cached front shape) it was compiled for
-        self._static_active = False  # this epoch's steps run through it
+        self.engine = resolve_engine(g["engine"], self.device, world_size)
+        self.strategy = None  # the stage's step strategy (engine/steps.py), chosen on first use
 
-    def _choose_engine(self, wanted):
-        if wanted == "static" and (self.device != "cpu" or self.world_size > 1):
-            log.info("Global.engine: static is for one CPU process (oneDNN convolutions); using dygraph on %s",
-                     "several devices" if self.world_size > 1 else "the GPU")
-            return "dygraph"
-        return wanted
-
-    def _static_step(self):
-        """This stage's compiled step (Global.engine: static), over whole images or, when the
-        feature cache serves the epoch, over cached front outputs; None in dygraph."""
-        if self.engine != "static":
-            return None
-        front_shape = self.feature_cache.front_shape(self.model) if self.feature_cache.applies(self.model) else None
-        if front_shape is not None and not self.model.frozen_front()[1]:
-            return None  # only the head trains, on cached vectors: no convolution to speed up, dygraph is faster
-        if self._static is None or self._static_key != (self.stage_index, front_shape):
-            self._static_key = (self.stage_index, front_shape)
-            try:
-                self._static = StaticTrainStep(self.config, self.model, self.freeze, self.scheduler or
-                                               self.optimizer.get_lr(), self.train_set.labels, front_shape)
-                log.info("static engine: training step compiled (freeze %s%s), oneDNN convolutions", self.freeze,
-                         f", from cached front outputs {list(front_shape)}" if front_shape else "")
-            except Exception as exc:  # Paddle 3.3's legacy static mode lacks some APIs (e.g. grad clipping)
-                log.warning("Global.engine: static could not compile this training step in Paddle %s's legacy "
-                            "static mode (%s: %s); this stage trains in dygraph", paddle.__version__,
-                            type(exc).__name__, str(exc).strip().splitlines()[0][:200])
-                self._static = False
-        return self._static or None
-
-    def _optimizer_state_owner(self):
-        return self._static_step() or self.optimizer
+    def _stage_step(self):
+        """This stage's step strategy: how a batch trains under Global.engine and what it trains on."""
+        if self.strategy is None:
+            parts = StepParts(self.model, self.optimizer, self.scheduler, self.loss_fn, self.feature_cache,
+                              self.train_sampler, self.train_loader, self.parallel, self.scaler)
+            spec = StaticSpec(self.config["Arch"], self.config["Global"]["image_shape"], self.config["Loss"]["Train"],
+                              self.config["Optimizer"], self.freeze, self.train_set.labels)
+            self.strategy = choose_step(self.engine, parts, spec)
+        return self.strategy
 
     # ---- checkpoints -------------------------------------------------------------------
     def _state(self, epoch, step):
@@ -136,7 +112,7 @@ class Trainer:
 
     def save_latest(self, epoch, step):
         if self.is_main:
-            save_checkpoint(self.output_dir / "latest", self.model, self._optimizer_state_owner(),
+            save_checkpoint(self.output_dir / "latest", self.model, self._stage_step().optimizer_state_owner,
                             self._state(epoch, step))
 
     def resume(self, path):
@@ -145,7 +121,7 @@ class Trainer:
         self.model.set_state_dict(model_state)
         self._enter_stage(state.get("stage"))  # the optimizer must hold that stage's parameters
         self.stage_results = state.get("stage_results") or []
-        self._optimizer_state_owner().set_state_dict(opt_state)
+        self._stage_step().optimizer_state_owner.set_state_dict(opt_state)
         if self.scheduler and state.get("scheduler"):
             self.scheduler.set_state_dict(state["scheduler"])
         self.history, self.best = state["history"], state["best"]
@@ -166,30 +142,14 @@ class Trainer:
 
     # ---- training ------------------------------------------------------------------------
     def train_step(self, images, labels):
-        if self._static_active:
-            return self._static(images, labels)
-        with paddle.amp.auto_cast(enable=self.use_amp):
-            logits = self.parallel.wrap(self._forward or self.model)(images)
-            loss = self.loss_fn(logits, labels)
-        if self.scaler:
-            self.scaler.scale(loss).backward()
-            self.scaler.minimize(self.optimizer, loss)
-        else:
-            loss.backward()
-            self.optimizer.step()
-        self.optimizer.clear_grad()
-        return loss, logits
+        return self.strategy.step(images, labels)
 
     def train_epoch(self, epoch):
         g = self.config["Global"]
         self.model.train()
         self.train_sampler.set_epoch(epoch, self.start_step)
         steps = len(self.train_sampler)
-        batches, self._forward = self.feature_cache.epoch_batches(self.model, self.train_sampler,
-                                                                  self.train_loader, epoch)
-        self._static_active = self._static_step() is not None
-        if self._static_active:
-            self._static.push()
+        batches = self._stage_step().begin_epoch(epoch)
         bar_visible = self.is_main and sys.stderr.isatty()  # in log files: print_batch_step lines
         bar = tqdm(batches, total=steps - self.start_step, initial=0, leave=False,
                    desc=f"epoch {epoch + 1}/{g['epochs']}", disable=not bar_visible, mininterval=2)
@@ -210,12 +170,12 @@ class Trainer:
                          self.partial["loss_sum"] / self.partial["seen"])
             stop = self.parallel.stop_signal(self._stop_signal)  # all ranks stop after the same step
             if stop is not None:
-                self._end_static_epoch()
+                self.strategy.end_epoch()
                 self.save_latest(epoch, step)
                 raise Interrupted(f"stopped by {signal.Signals(stop).name} at epoch {epoch + 1}, "
                                   f"step {step}; resume with -o Global.checkpoints={self.output_dir / 'latest'}")
         bar.close()
-        self._end_static_epoch()
+        self.strategy.end_epoch()
         self.partial = self.parallel.sum(self.partial)  # all ranks' shards
         seen = max(self.partial["seen"], 1)
         result = {"loss": self.partial["loss_sum"] / seen, "accuracy": self.partial["correct"] / seen,
@@ -223,12 +183,6 @@ class Trainer:
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         self.start_step = 0
         return result
-
-    def _end_static_epoch(self):
-        """Bring the static engine's trained weights back into the model (for eval and checkpoints)."""
-        if self._static_active:
-            self._static.pull()
-            self._static_active = False
 
     def evaluate(self, loader=None):
         model, loader = (self.model, loader) if loader else self.feature_cache.eval_pair(
@@ -289,7 +243,7 @@ class Trainer:
             return
         stage = self.stages[index]
         apply_freeze(self.model, stage["freeze"])
-        self.freeze, self._static = stage["freeze"], None
+        self.freeze, self.strategy = stage["freeze"], None
         self.optimizer, self.scheduler = build_optimizer(self.config["Optimizer"], self.model, stage["epochs"],
                                                          lr=stage["lr"])
         self.stage_index = index
@@ -315,29 +269,14 @@ class Trainer:
         return self._test
 
     def finish(self):
-        """Write metrics.json (history, best epoch, its validation metrics, test metrics)."""
-        result = {"history": self.history, "best_epoch": self.best["epoch"] if self.best else None,
-                  "best_metric": self.config["Metric"]["best_metric"],
-                  "val": self.best["metrics"] if self.best else None,
-                  "skipped_images": [{"path": p, "reason": r} for p, r in self.skipped],
-                  "duplicates_across_splits": [{"sha256": h, "files": f} for h, f in self.duplicates]}
-        if self.stages:
-            result["stages"] = self.stage_results
+        """Evaluate the best epoch on the test set, when there is one; write the run's outputs."""
+        result = self.recorder.result(self.history, self.best, self.skipped, self.duplicates,
+                                      self.stage_results if self.stages else None)
         if self._has_test() and self.best:
             self.parallel.load_weights(self.model, self.output_dir / "best_model.pdparams")
             loader, report = self._test_data()
-            result["skipped_images"] += [{"path": p, "reason": r} for p, r in report["skipped"]]
             self.hashes.update(report["hashes"])
-            result["test"], _, _ = self.evaluate(loader)
-            log.info("test set, best epoch %d:\n%s", self.best["epoch"], format_table(result["test"]))
-        if self.is_main:
-            write_json(self.output_dir / "metrics.json", result)
-            write_manifest(self.output_dir, self.config, self.device, self.hashes, result)
-            if result["skipped_images"]:
-                (self.output_dir / "skipped_images.txt").write_text(
-                    "".join(f"{s['path']}\t{s['reason']}\n" for s in result["skipped_images"]), encoding="utf-8")
-            if self.best:
-                log.info("best epoch %d (%s):\n%s", self.best["epoch"], self.config["Metric"]["best_metric"],
-                         format_table(self.best["metrics"]))
+            self.recorder.add_test(result, self.evaluate(loader)[0], report["skipped"])
+        self.recorder.save(result, self.hashes)
         self.vdl.close()
         return result

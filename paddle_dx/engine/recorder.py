@@ -1,0 +1,52 @@
+"""What a finished run leaves behind: metrics.json, the manifest, skipped_images.txt and the
+final metric tables in the log. The trainer hands over its result; formats live here only."""
+import logging
+from pathlib import Path
+
+from paddle_dx.engine.manifest import write_manifest
+from paddle_dx.metrics import format_table
+from paddle_dx.utils.files import write_json
+
+log = logging.getLogger(__name__)
+
+
+def _skipped(pairs):
+    return [{"path": p, "reason": r} for p, r in pairs]
+
+
+class RunRecorder:
+    """Builds metrics.json's dict and writes the run's output files (on the main rank only)."""
+
+    def __init__(self, output_dir, config, device, write=True):
+        """``config``: the run's resolved config, recorded whole in the manifest."""
+        self.output_dir, self.config, self.device, self.write = Path(output_dir), config, device, write
+        self.best_metric = config["Metric"]["best_metric"]
+
+    def result(self, history, best, skipped, duplicates, stage_results=None):
+        """metrics.json's dict: history, best epoch and its validation metrics, data problems."""
+        result = {"history": history, "best_epoch": best["epoch"] if best else None,
+                  "best_metric": self.best_metric, "val": best["metrics"] if best else None,
+                  "skipped_images": _skipped(skipped),
+                  "duplicates_across_splits": [{"sha256": h, "files": f} for h, f in duplicates]}
+        if stage_results is not None:
+            result["stages"] = stage_results
+        return result
+
+    def add_test(self, result, metrics, skipped):
+        """The best epoch's test-set metrics (and the test list's skipped images) into ``result``."""
+        result["skipped_images"] += _skipped(skipped)
+        result["test"] = metrics
+        log.info("test set, best epoch %d:\n%s", result["best_epoch"], format_table(metrics))
+
+    def save(self, result, hashes):
+        """Write metrics.json, the manifest (``hashes``: image path -> SHA-256) and skipped_images.txt."""
+        if not self.write:
+            return result
+        write_json(self.output_dir / "metrics.json", result)
+        write_manifest(self.output_dir, self.config, self.device, hashes, result)
+        if result["skipped_images"]:
+            (self.output_dir / "skipped_images.txt").write_text(
+                "".join(f"{s['path']}\t{s['reason']}\n" for s in result["skipped_images"]), encoding="utf-8")
+        if result["val"] is not None:
+            log.info("best epoch %d (%s):\n%s", result["best_epoch"], self.best_metric, format_table(result["val"]))
+        return result
