@@ -5,7 +5,10 @@ metrics of a run that was never interrupted.
 Each run is a real ``tools/train.py`` subprocess. A pause point (paddle_dx.utils.pause) holds it
 at the exact place named in ``PADDLE_DX_PAUSE_AT`` and drops a marker file; the test then sends
 the signal, so the kill lands there every time, without timing races. All interrupted runs
-start together to share the Paddle start-up cost; resumes and the reference run are in-process.
+start together to share the Paddle start-up cost. Every resume and the reference run are fresh
+``tools/train.py`` processes too, as a user's resume is, and each case runs in both engines
+(dygraph and the static Program) with 2 threads: state kept inside a process (the static
+engine's Executor) once made a resumed run drift from the uninterrupted one.
 """
 import json
 import os
@@ -21,7 +24,8 @@ import pytest
 from conftest import ROOT, make_tiny_dataset, tiny_config
 
 # 12 training images, batch 2: 6 steps per epoch, 2 epochs, saves after each epoch.
-SETTINGS = {"DataLoader.Train.sampler.batch_size": 2, "Global.num_threads": 1}
+SETTINGS = {"DataLoader.Train.sampler.batch_size": 2, "Global.num_threads": 2}
+ENGINES = ("dygraph", "static")
 CASES = {
     # name: (pause point "name:count", signal, seconds the pause may last)
     "sigkill_mid_epoch": ("train_step:9", signal.SIGKILL, 300),        # epoch 2, step 3
@@ -34,9 +38,24 @@ CASES = {
 START_TIMEOUT_S = 240
 
 
-def _config(data, out, **extra):
+def _config(data, out, engine, **extra):
     images, lists = data
-    return tiny_config(images, lists, out, **SETTINGS, **extra)
+    return tiny_config(images, lists, out, **SETTINGS, **{"Global.engine": engine}, **extra)
+
+
+def _train(config, where):
+    """tools/train.py on ``config`` in a new process; its stderr on failure."""
+    from paddle_dx.config import dump_config
+
+    dump_config(config, where)
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(where)],
+                          capture_output=True, text=True, env=dict(os.environ, FLAGS_call_stack_level="0"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request):
+    return request.param
 
 
 def _stderr(case_dir):
@@ -44,7 +63,7 @@ def _stderr(case_dir):
 
 
 @pytest.fixture(scope="module")
-def interrupted_runs(tmp_path_factory):
+def interrupted_runs(tmp_path_factory, engine):
     """Start every case's training, signal each at its pause point; return {name: (dir, rc, stderr)}."""
     from paddle_dx.config import dump_config
 
@@ -55,7 +74,7 @@ def interrupted_runs(tmp_path_factory):
         for name, (point, _sig, pause_s) in CASES.items():
             out = base / name
             out.mkdir()
-            dump_config(_config(data, out / "run"), out / "config.yaml")
+            dump_config(_config(data, out / "run", engine), out / "config.yaml")
             env = dict(os.environ, PADDLE_DX_PAUSE_AT=point, PADDLE_DX_PAUSE_MARKER=str(out / "paused"),
                        PADDLE_DX_PAUSE_SECONDS=str(pause_s), FLAGS_call_stack_level="0")
             with open(out / "stderr.txt", "w") as err:
@@ -72,7 +91,7 @@ def interrupted_runs(tmp_path_factory):
                     assert proc.poll() is None, f"{name}: ended before its pause point: {_stderr(base / name)}"
             time.sleep(0.02)
         assert not waiting, f"never reached their pause points: {list(waiting)}"
-        return data, {name: (base / name / "run", proc.wait(timeout=120), _stderr(base / name))
+        return data, engine, {name: (base / name / "run", proc.wait(timeout=120), _stderr(base / name))
                       for name, proc in procs.items()}
     finally:
         for proc in procs.values():
@@ -83,23 +102,20 @@ def interrupted_runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(interrupted_runs, tmp_path_factory):
-    """The same training, never interrupted (in-process)."""
-    from paddle_dx.engine.trainer import Trainer
-
-    data, _ = interrupted_runs
+    """The same training, never interrupted (a fresh process)."""
+    data, engine, _ = interrupted_runs
     out = tmp_path_factory.mktemp("reference")
-    Trainer(_config(data, out)).fit()
-    return out
+    _train(_config(data, out / "run", engine), out / "config.yaml")
+    return out / "run"
 
 
 def _state(run):
     return json.loads((run / "latest" / "state.json").read_text())
 
 
-def _resume(data, run):
-    from paddle_dx.engine.trainer import Trainer
-
-    return Trainer(_config(data, run, **{"Global.checkpoints": str(run / "latest")})).fit()
+def _resume(runs, run):
+    data, engine, _ = runs
+    _train(_config(data, run, engine, **{"Global.checkpoints": str(run / "latest")}), run.parent / "resume.yaml")
 
 
 def assert_same_result(run, reference):
@@ -119,36 +135,33 @@ def assert_same_result(run, reference):
 
 @pytest.mark.parametrize("name", ["sigkill_mid_epoch", "sigkill_checkpoint_write"])
 def test_sigkill_then_resume_from_last_complete_checkpoint(name, interrupted_runs, reference):
-    data, results = interrupted_runs
-    run, rc, _ = results[name]
+    run, rc, _ = interrupted_runs[2][name]
     assert rc == -signal.SIGKILL
     assert (_state(run)["epoch"], _state(run)["step"]) == (1, 0)  # the end-of-epoch-1 checkpoint survived
     if name == "sigkill_checkpoint_write":
         partial = list(run.glob(".latest.tmp*"))
         assert partial and (partial[0] / "model.pdparams").is_file() and not (partial[0] / "model.pdopt").exists()
-    _resume(data, run)
+    _resume(interrupted_runs, run)
     assert_same_result(run, reference)
     assert not list(run.glob(".latest.tmp*"))  # the half-written folder was cleaned up
 
 
 def test_sigkill_between_checkpoint_renames_falls_back_to_previous(interrupted_runs, reference):
-    data, results = interrupted_runs
-    run, rc, _ = results["sigkill_checkpoint_swap"]
+    run, rc, _ = interrupted_runs[2]["sigkill_checkpoint_swap"]
     assert rc == -signal.SIGKILL
     assert not (run / "latest").exists() and (run / "latest.prev" / "state.json").is_file()
-    _resume(data, run)
+    _resume(interrupted_runs, run)
     assert_same_result(run, reference)
 
 
 @pytest.mark.parametrize("name, where", [("sigterm_mid_epoch", (1, 3)), ("sigint_mid_epoch", (0, 4)),
                                          ("sigterm_checkpoint_write", (1, 1))])
 def test_sigterm_and_ctrl_c_save_a_resumable_checkpoint(name, where, interrupted_runs, reference):
-    data, results = interrupted_runs
-    run, rc, err = results[name]
+    run, rc, err = interrupted_runs[2][name]
     assert rc == 130, err[-2000:]
     assert "resume with -o Global.checkpoints=" in err and "Traceback" not in err
     assert (_state(run)["epoch"], _state(run)["step"]) == where  # saved where it stopped, mid-epoch
-    _resume(data, run)
+    _resume(interrupted_runs, run)
     assert_same_result(run, reference)
 
 
@@ -159,10 +172,57 @@ def test_damaged_checkpoint_is_refused_not_loaded(interrupted_runs, tmp_path):
     from paddle_dx.engine.checkpoint import load_checkpoint
     from paddle_dx.errors import WeightsError
 
-    _, results = interrupted_runs
     ckpt = tmp_path / "latest"
-    shutil.copytree(results["sigterm_mid_epoch"][0] / "latest", ckpt)
+    shutil.copytree(interrupted_runs[2]["sigterm_mid_epoch"][0] / "latest", ckpt)
     with open(ckpt / "model.pdopt", "r+b") as fh:
         fh.truncate(100)
     with pytest.raises(WeightsError, match="model.pdopt: checkpoint file is incomplete"):
         load_checkpoint(ckpt)
+
+
+def test_static_engine_resumes_exactly_on_real_images_with_two_threads(shared_datasets, tmp_path):
+    """The shipped esophagus recipe's engine (static), ResNet-18 at 64 px, 2 threads, real
+    HyperKvasir images: killed by SIGKILL after its epoch-1 checkpoint and resumed in a new
+    process, it ends with the uninterrupted run's weights bit for bit (before the Executor was
+    renewed each epoch they were ~1e-5 apart)."""
+    import paddle
+
+    from paddle_dx.config import load_config
+    from paddle_dx.data.split import write_split
+
+    source = shared_datasets / "hyperkvasir_lower_gi"
+    images = tmp_path / "images"
+    for cls, folder in (("normal", "normal-cecum"), ("pathological", "polyp")):
+        (images / cls).mkdir(parents=True)
+        for path in sorted((source / folder).glob("*.jpg"))[:30]:
+            (images / cls / path.name).symlink_to(path)
+    lists = tmp_path / "lists"
+    write_split(images, lists, classes=["normal", "pathological"])
+    overrides = ["Arch.name=ResNet18", "Arch.pretrained=false", "Global.image_shape=[3,64,64]", "Global.epochs=3",
+                 "Global.seed=11", "Global.num_threads=2", "Global.use_visualdl=false", "Global.engine=static"]
+    for mode, split in (("Train", "train"), ("Eval", "val"), ("Test", "test")):
+        overrides += [f"DataLoader.{mode}.dataset.image_root={images}",
+                      f"DataLoader.{mode}.dataset.cls_label_path={lists / f'{split}_list.txt'}"]
+
+    def config(name, *extra):
+        return load_config(ROOT / "configs" / "esophagus_resnet50.yaml",
+                           overrides + [f"Global.output_dir={tmp_path / name}", *extra])
+
+    _train(config("reference"), tmp_path / "reference.yaml")
+    from paddle_dx.config import dump_config
+    dump_config(config("killed"), tmp_path / "killed.yaml")
+    steps = -(-len((lists / "train_list.txt").read_text().split("\n")[:-1]) // 16)
+    env = dict(os.environ, PADDLE_DX_PAUSE_AT=f"train_step:{steps + 1}", PADDLE_DX_PAUSE_MARKER=str(tmp_path / "paused"),
+               PADDLE_DX_PAUSE_SECONDS="300", FLAGS_call_stack_level="0")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "killed.yaml")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not (tmp_path / "paused").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert json.loads((tmp_path / "killed" / "latest" / "state.json").read_text())["epoch"] == 1
+    _train(config("killed", f"Global.checkpoints={tmp_path / 'killed' / 'latest'}"), tmp_path / "resume.yaml")
+    got = paddle.load(str(tmp_path / "killed" / "latest" / "model.pdparams"))
+    want = paddle.load(str(tmp_path / "reference" / "latest" / "model.pdparams"))
+    assert [k for k in want if not np.array_equal(got[k].numpy(), want[k].numpy())] == []

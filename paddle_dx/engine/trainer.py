@@ -5,6 +5,7 @@ order, each sample's augmentation and Paddle's own generator (dropout). A run in
 at any step and resumed from its checkpoint therefore ends with the same weights as an
 uninterrupted one.
 """
+import contextlib
 import logging
 import signal
 import sys
@@ -23,6 +24,7 @@ from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.engine.optimizer import build_optimizer
 from paddle_dx.engine.recorder import RunRecorder
+from paddle_dx.engine.resume_check import check_resume_config
 from paddle_dx.engine.resume_outputs import carry_best_model
 from paddle_dx.engine.stages import is_stage_end, stage_at
 from paddle_dx.engine.steps import StaticSpec, StepParts, choose_step, resolve_engine
@@ -34,6 +36,7 @@ from paddle_dx.models.weights import save_weights
 from paddle_dx.utils.device import select_device
 from paddle_dx.utils.files import check_free_space, check_writable
 from paddle_dx.utils.pause import pause_point
+from paddle_dx.utils.run_lock import RunLock
 from paddle_dx.utils.seed import set_seed, step_seed
 
 log = logging.getLogger(__name__)
@@ -105,7 +108,7 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------
     def _state(self, epoch, step):
         return {"epoch": epoch, "step": step, "history": self.history, "best": self.best,
-                "partial": self.partial, "config_hash": config_hash(self.config),
+                "partial": self.partial, "config_hash": config_hash(self.config), "config": self.config,
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "stage": self.stage_index, "stage_results": self.stage_results,
                 "world_size": self.world_size, "batch_size": self.train_sampler.batch_size}
@@ -117,6 +120,11 @@ class Trainer:
 
     def resume(self, path):
         model_state, opt_state, state = load_checkpoint(path, self.model)
+        if state.get("config") is not None:
+            check_resume_config(state["config"], self.config, path)
+        else:
+            log.warning("%s was written by an older paddle_dx without its config: cannot check that this resume "
+                        "uses the run's own config", path)
         check_state_fits(self.model, model_state, path)
         self.model.set_state_dict(model_state)
         self._enter_stage(state.get("stage"))  # the optimizer must hold that stage's parameters
@@ -190,6 +198,12 @@ class Trainer:
         return self.parallel.evaluate(model, loader, self.class_names, self.eval_loss_fn)
 
     def fit(self):
+        """Train (resuming from Global.checkpoints if set) while holding the run folder: a second
+        training into the same Global.output_dir is refused, naming this one."""
+        with RunLock(self.output_dir) if self.is_main else contextlib.nullcontext():
+            return self._fit()
+
+    def _fit(self):
         g = self.config["Global"]
         if g["checkpoints"]:
             self.resume(g["checkpoints"])

@@ -1,0 +1,60 @@
+"""A training holds its run folder: a second training into the same Global.output_dir is refused
+with one line naming the first; once the first is killed the folder is free again. A resume whose
+config would change the run is refused before anything is written."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, tiny_config
+
+
+def test_a_second_training_into_a_busy_folder_is_refused_naming_the_holder(tiny_dataset, tmp_path):
+    from paddle_dx.config import dump_config
+    from paddle_dx.engine.trainer import Trainer
+    from paddle_dx.utils.run_lock import RunFolderBusy
+
+    images, lists = tiny_dataset
+    config = tiny_config(images, lists, tmp_path / "run")
+    dump_config(config, tmp_path / "config.yaml")
+    marker = tmp_path / "paused"
+    env = dict(os.environ, PADDLE_DX_PAUSE_AT="train_step:1", PADDLE_DX_PAUSE_MARKER=str(marker),
+               PADDLE_DX_PAUSE_SECONDS="300")
+    first = subprocess.Popen([sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the first training never reached its first step"
+        with pytest.raises(RunFolderBusy, match=rf"run is in use by another training \(pid {first.pid} on .*train\.py"):
+            Trainer(config).fit()
+        second = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
+                                capture_output=True, text=True)
+        assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+        assert f"pid {first.pid}" in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    result = Trainer(config).fit()  # the killed holder's lock died with it
+    assert result["best_epoch"] is not None
+
+
+def test_resume_with_a_changed_learning_rate_is_refused_listing_the_key(tiny_dataset, tmp_path):
+    from paddle_dx.engine.trainer import Trainer
+    from paddle_dx.errors import ConfigError
+
+    images, lists = tiny_dataset
+    Trainer(tiny_config(images, lists, tmp_path / "run", **{"Global.epochs": 1})).fit()
+    latest = tmp_path / "run" / "latest"
+    changed = tiny_config(images, lists, tmp_path / "run", **{"Global.epochs": 1, "Optimizer.lr": 0.1,
+                                                                "Global.checkpoints": str(latest)})
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    with pytest.raises(ConfigError, match=r"resuming with a config that changes the run \(Optimizer\.lr: 0\.003 -> 0\.1\)"):
+        Trainer(changed).fit()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+    same = tiny_config(images, lists, tmp_path / "run", **{"Global.epochs": 1, "Global.checkpoints": str(latest)})
+    assert Trainer(same).fit()["best_epoch"] == 1  # the run's own config resumes
