@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from paddle_dx.data.image_header import MAX_PIXELS, RASTER_FORMATS, check_declared_size  # noqa: F401
 from paddle_dx.errors import ImageReadError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm")
-MAX_PIXELS = 100_000_000  # 100 MP: larger images are refused before decoding
 _READERS = {}
 
 
@@ -22,17 +22,6 @@ def register_reader(extension):
         _READERS[extension.lower()] = fn
         return fn
     return wrap
-
-
-def _header_size(path):
-    """(width, height) from the file header without decoding pixels, or None if unknown."""
-    try:
-        from PIL import Image
-        Image.MAX_IMAGE_PIXELS = None
-        with Image.open(path) as im:
-            return im.size
-    except Exception:  # noqa: BLE001 - PIL is only a pre-check; cv2 decides below
-        return None
 
 
 def to_rgb_uint8(img, path="<array>"):
@@ -55,6 +44,7 @@ def decode_bytes(data, path="<upload>"):
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise ImageReadError(path, "empty file")
+    check_declared_size(data, path, RASTER_FORMATS)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageReadError(path, "not a decodable image (corrupt, truncated or not an image)")
@@ -74,10 +64,7 @@ def read_image(path):
         reader = _READERS.get(".dcm")
     if reader is not None:
         return reader(path)
-    size = _header_size(path)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise ImageReadError(path, f"image is {size[0]}x{size[1]} pixels, above the limit of "
-                                   f"{MAX_PIXELS:,} pixels; downscale it first")
+    check_declared_size(path, path, RASTER_FORMATS)
     if _truncated_jpeg(path):
         raise ImageReadError(path, "truncated JPEG (the file ends before its end-of-image marker)")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
