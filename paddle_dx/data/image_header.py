@@ -16,6 +16,9 @@ from pathlib import Path
 from paddle_dx.errors import ImageReadError
 
 MAX_PIXELS = 100_000_000       # per image (all frames): larger images are refused before decoding
+# DICOM costs ~16 bytes a pixel to read (raw, float HU, RGB) where a PNG costs ~6, and the
+# largest single-frame DICOM in use (mammography, ~4k x 5.6k) is 23 MP
+MAX_DICOM_PIXELS = 40_000_000
 REQUEST_PIXELS = 200_000_000   # per request / inference batch: the decoded images held at once
 DICOM_HEADER_PREFIX = 4 << 20  # inflated bytes of a deflated DICOM parsed to find its size
 DICOM_NON_PIXEL_BYTES = 64 << 20  # what a deflated DICOM may inflate to beyond its pixel data
@@ -253,6 +256,8 @@ def check_declared_size(source, name=None, formats=ACCEPTED_FORMATS, max_pixels=
     """``declared_size`` that also refuses a size above ``max_pixels``, before anything is decoded."""
     name = source if name is None else name
     size = declared_size(source, name, formats)
+    if size is not None and size.format == "DICOM":
+        max_pixels = min(max_pixels, MAX_DICOM_PIXELS)
     if size is not None and size.pixels > max_pixels:
         raise ImageTooLarge(name, f"image is {size}, above the limit of {max_pixels:,} pixels; downscale it first")
     return size
