@@ -293,7 +293,8 @@ def test_content_and_reader_must_agree(tmp_path):
         read_image(dicom_as_png)
     png_as_dicom = tmp_path / "photo.dcm"
     png_as_dicom.write_bytes(encoded(".png", noise(8, 8)))
-    with pytest.raises(ImageReadError, match=r"photo\.dcm: not a DICOM file \(no 'DICM' preamble; the content is PNG\)"):
+    with pytest.raises(ImageReadError, match=r"photo\.dcm: not a DICOM file \(no 'DICM' preamble; "
+                                             r"the content is PNG\)"):
         read_image(png_as_dicom)
 
 

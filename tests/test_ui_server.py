@@ -149,7 +149,7 @@ def test_one_bad_file_among_good_ones_is_reported_not_fatal(client):
     good = png_bytes(corner_image(1, np.random.default_rng(2)))
     results = _post(client, [("good.png", good), ("bad.png", b"garbage")]).get_json()["results"]
     assert results[0]["class_name"] in ("plain", "corner")
-    assert results[1] == {"name": "bad.png", "error": "not a decodable image (corrupt, truncated or not an image)"}
+    assert results[1] == {"name": "bad.png", "error": "not a decodable image: the content is not PNG, JPEG, BMP, TIFF, WebP or DICOM"}
 
 
 def test_unexpected_failure_is_a_json_500_without_details(client, assistant, monkeypatch):

@@ -86,12 +86,11 @@ def _pillow_size(pil_format):
     return read
 
 
-for _name, _pil, _sniff in (
-        ("PNG", "PNG", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n")),
-        ("JPEG", "JPEG", lambda head: head.startswith(b"\xff\xd8\xff")),
-        ("BMP", "BMP", lambda head: head.startswith(b"BM")),
-        ("TIFF", "TIFF", lambda head: head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"))):
-    register_format(_name, _sniff)(_pillow_size(_pil))
+for _fmt, _sniff in (("PNG", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n")),
+                     ("JPEG", lambda head: head.startswith(b"\xff\xd8\xff")),
+                     ("BMP", lambda head: head.startswith(b"BM")),
+                     ("TIFF", lambda head: head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"))):
+    register_format(_fmt, _sniff)(_pillow_size(_fmt))
 
 
 @register_format("WebP", lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP")
@@ -131,8 +130,14 @@ def _dicom_size(fp, name):
         prefix += piece
         if len(prefix) >= DICOM_HEADER_PREFIX:
             break
-    ds, stopped = _read_elements(read_dataset, BytesIO(prefix), False, True, _past_size, name)
-    if not stopped and len(prefix) >= DICOM_HEADER_PREFIX:
+    cut = len(prefix) >= DICOM_HEADER_PREFIX
+    try:
+        ds, stopped = _read_elements(read_dataset, BytesIO(prefix), False, True, _past_size, name)
+    except ImageReadError:
+        if not cut:
+            raise
+        ds, stopped = None, False  # an element cut by the end of the prefix
+    if not stopped and cut:
         raise ImageReadError(name, f"deflated DICOM whose header runs past its first {DICOM_HEADER_PREFIX:,} "
                                    f"bytes before the image size; refused")
     size = _size_from(ds, name)
@@ -179,7 +184,8 @@ def _size_from(ds, name):
     if min(rows, cols, frames) < 1:
         raise ImageReadError(name, f"DICOM declares {size}: no image to decode")
     if samples not in (1, 3):
-        raise ImageReadError(name, f"DICOM declares {samples} samples per pixel; paddle_dx reads 1 (grey) or 3 (colour)")
+        raise ImageReadError(name, f"DICOM declares {samples} samples per pixel; "
+                                   f"paddle_dx reads 1 (grey) or 3 (colour)")
     return size
 
 
