@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from paddle_dx.data.image_header import MAX_PIXELS, RASTER_FORMATS, check_declared_size  # noqa: F401
+from paddle_dx.data.image_header import RASTER_FORMATS, check_declared_size
 from paddle_dx.errors import ImageReadError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm")
