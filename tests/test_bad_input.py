@@ -303,7 +303,7 @@ def test_checkpoint_with_another_class_count_is_refused(lenet_run, tmp_path):
         Trainer(three_class_config(tmp_path, **{"Global.pretrained_model": str(weights)}))
     latest = lenet_run[2] / "latest"
     trainer = Trainer(three_class_config(tmp_path, **{"Global.checkpoints": str(latest)}))
-    with pytest.raises(WeightsError, match="checkpoint has 2 classes but Arch.class_num is 3"):
+    with pytest.raises(ConfigError, match=r"resuming with a config that changes the run \(.*Arch\.class_num: 2 -> 3"):
         trainer.fit()  # resuming, too: Paddle alone would only warn and keep a random head
 
 

@@ -149,7 +149,7 @@ def test_one_bad_file_among_good_ones_is_reported_not_fatal(client):
     good = png_bytes(corner_image(1, np.random.default_rng(2)))
     results = _post(client, [("good.png", good), ("bad.png", b"garbage")]).get_json()["results"]
     assert results[0]["class_name"] in ("plain", "corner")
-    assert results[1] == {"name": "bad.png", "error": "not a decodable image (corrupt, truncated or not an image)"}
+    assert results[1] == {"name": "bad.png", "error": "not a decodable image: the content is not PNG, JPEG, BMP, TIFF, WebP or DICOM"}
 
 
 def test_unexpected_failure_is_a_json_500_without_details(client, assistant, monkeypatch):
@@ -286,10 +286,10 @@ def test_a_form_with_too_many_parts_is_told_so(client):
 
 
 @pytest.mark.parametrize("name, data, words", [
-    ("claims.png", header_only_png(50000, 50000), "image has 2,500,000,000 pixels, above the limit"),
+    ("claims.png", header_only_png(50000, 50000), "image is 50000x50000 pixels, above the limit"),
     ("syntax.dcm", dicom_bytes(unknown_transfer_syntax), "unknown DICOM transfer syntax '1.2.3.4.5.6.7'"),
-    ("rows.dcm", dicom_bytes(zero_rows), "DICOM image is 128 x 0 pixels"),
-    ("frames.dcm", dicom_bytes(frames_placeholder, (b"12345678", b"SECRET12")), "unreadable file header"),
+    ("rows.dcm", dicom_bytes(zero_rows), "DICOM declares 128x0 pixels: no image to decode"),
+    ("frames.dcm", dicom_bytes(frames_placeholder, (b"12345678", b"SECRET12")), "DICOM header with a malformed image size"),
 ], ids=["png-header-50000px", "dicom-unknown-transfer-syntax", "dicom-rows-0", "dicom-bad-integer"])
 def test_hostile_files_are_per_file_errors_not_500(client, monkeypatch, name, data, words):
     from PIL import Image
@@ -391,5 +391,19 @@ def test_infer_tool_skips_a_bad_dicom_and_exits_2_when_nothing_was_predicted(exp
         runpy.run_path(str(ROOT / "tools" / "infer.py"), run_name="__main__")
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "Traceback" not in err
-    assert "unknown DICOM transfer syntax" in err and "DICOM image is 128 x 0 pixels" in err
+    assert "unknown DICOM transfer syntax" in err and "DICOM declares 128x0 pixels" in err
     assert err.strip().splitlines()[-1] == f"error: {folder}: no image could be predicted (2 unreadable, listed above)"
+
+
+def test_a_request_whose_images_add_up_past_the_pixel_budget_refuses_the_one_that_passes_it():
+    """Each file inside the per-image limit still counts toward the request's decoded pixels."""
+    from paddle_dx.ui.uploads import UploadLimits, UploadTooLarge, decode_upload
+
+    limits = UploadLimits(max_pixels=10_000, max_request_pixels=5_000)
+    budget = limits.budget()
+    image = cv2.imencode(".png", np.zeros((40, 50, 3), np.uint8))[1].tobytes()  # 2,000 pixels
+    assert decode_upload(image, "a.png", limits, budget).shape == (40, 50, 3)
+    assert decode_upload(image, "b.png", limits, budget).shape == (40, 50, 3)
+    with pytest.raises(UploadTooLarge, match=r"c\.png: image is 50x40 pixels with the 4,000 pixels already in this "
+                                             r"request, above the per-request limit of 5,000 pixels"):
+        decode_upload(image, "c.png", limits, budget)

@@ -14,6 +14,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
 from paddle_dx.data.ct_window import DEFAULT_CT_WINDOW, WINDOWS, DicomImage
+from paddle_dx.data.image_header import check_declared_size
 from paddle_dx.data.io import register_reader, to_rgb_uint8
 from paddle_dx.errors import ImageReadError
 
@@ -33,6 +34,7 @@ def read_dataset(path, pixels=True, source=None):
     """``pydicom.dcmread`` with failures turned into ImageReadError naming the file.
 
     ``source``: a file-like object read instead of ``path`` (which then only names it)."""
+    check_declared_size(source if source is not None else path, path, ("DICOM",))
     try:
         return pydicom.dcmread(source if source is not None else str(path), stop_before_pixels=not pixels)
     except InvalidDicomError:

@@ -10,28 +10,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from paddle_dx.data.image_header import RASTER_FORMATS, check_declared_size
 from paddle_dx.errors import ImageReadError
 from paddle_dx.utils.registry import Registry
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm")
-MAX_PIXELS = 100_000_000  # 100 MP: larger images are refused before decoding
 READERS = Registry("image reader")  # ".ext" -> fn(path) -> HxWx3 uint8 RGB
 
 
 def register_reader(extension):
     """Register ``fn(path) -> HxWx3 uint8 RGB`` for files ending in ``extension``."""
     return READERS.register(name=extension.lower())
-
-
-def _header_size(path):
-    """(width, height) from the file header without decoding pixels, or None if unknown."""
-    try:
-        from PIL import Image
-        Image.MAX_IMAGE_PIXELS = None
-        with Image.open(path) as im:
-            return im.size
-    except Exception:  # noqa: BLE001 - PIL is only a pre-check; cv2 decides below
-        return None
 
 
 def to_rgb_uint8(img, path="<array>"):
@@ -54,6 +43,7 @@ def decode_bytes(data, path="<upload>"):
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise ImageReadError(path, "empty file")
+    check_declared_size(data, path, RASTER_FORMATS)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageReadError(path, "not a decodable image (corrupt, truncated or not an image)")
@@ -69,10 +59,7 @@ def read_image(path):
         raise ImageReadError(path, "empty file")
     if path.suffix.lower() in READERS:
         return READERS.get(path.suffix.lower())(path)
-    size = _header_size(path)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise ImageReadError(path, f"image is {size[0]}x{size[1]} pixels, above the limit of "
-                                   f"{MAX_PIXELS:,} pixels; downscale it first")
+    check_declared_size(path, path, RASTER_FORMATS)
     if _truncated_jpeg(path):
         raise ImageReadError(path, "truncated JPEG (the file ends before its end-of-image marker)")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

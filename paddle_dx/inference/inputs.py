@@ -1,6 +1,7 @@
 """What ``tools/infer.py --input PATH`` means: one image, a folder (recursive) or a list file."""
 from pathlib import Path
 
+from paddle_dx.data.image_header import REQUEST_PIXELS, PixelBudget, declared_size
 from paddle_dx.data.io import IMAGE_EXTENSIONS, read_image
 from paddle_dx.errors import DataError, ImageReadError
 
@@ -42,17 +43,25 @@ def collect_inputs(path, image_root=None):
     return read_path_list(path, image_root)
 
 
-def read_batches(paths, batch_size, on_skip=None):
+def read_batches(paths, batch_size, on_skip=None, max_batch_pixels=REQUEST_PIXELS):
     """Yield ``(paths, RGB arrays)`` per batch of readable images (empty batches are not yielded);
-    each unreadable file goes to ``on_skip(path, reason)`` instead of stopping the run."""
-    for start in range(0, len(paths), batch_size):
-        good, images = [], []
-        for path in paths[start:start + batch_size]:
-            try:
-                images.append(read_image(path))
-                good.append(path)
-            except ImageReadError as exc:
-                if on_skip:
-                    on_skip(path, exc.problem)
-        if images:
-            yield good, images
+    each unreadable file goes to ``on_skip(path, reason)`` instead of stopping the run.
+
+    A batch also closes early when the next file's declared pixels would pass ``max_batch_pixels``
+    (read from its header, before decoding), so the decoded images held at once stay bounded; a
+    single file above it on its own is skipped."""
+    good, images, budget = [], [], PixelBudget(max_batch_pixels)
+    for path in paths:
+        try:
+            size = declared_size(path)
+            if good and (len(good) == batch_size or not budget.fits(size)):
+                yield good, images
+                good, images, budget = [], [], PixelBudget(max_batch_pixels)
+            budget.charge(path, size)
+            images.append(read_image(path))
+            good.append(path)
+        except ImageReadError as exc:
+            if on_skip:
+                on_skip(path, exc.problem)
+    if images:
+        yield good, images

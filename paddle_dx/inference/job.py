@@ -3,6 +3,7 @@ import csv
 import sys
 from dataclasses import dataclass, field
 
+from paddle_dx.data.image_header import REQUEST_PIXELS
 from paddle_dx.inference.inputs import read_batches
 from paddle_dx.utils.files import atomic_path
 
@@ -13,8 +14,9 @@ class InferenceResult:
     skipped: list = field(default_factory=list)   # (path, reason)
 
 
-def predict_files(predictor, paths, batch_size=8, on_skip=None):
-    """Predict ``paths`` batch by batch; an unreadable file is skipped (``on_skip(path, reason)``)."""
+def predict_files(predictor, paths, batch_size=8, on_skip=None, max_batch_pixels=REQUEST_PIXELS):
+    """Predict ``paths`` batch by batch; an unreadable file is skipped (``on_skip(path, reason)``).
+    A batch holds at most ``max_batch_pixels`` decoded pixels (see ``read_batches``)."""
     result = InferenceResult()
 
     def skip(path, reason):
@@ -22,7 +24,7 @@ def predict_files(predictor, paths, batch_size=8, on_skip=None):
         if on_skip:
             on_skip(path, reason)
 
-    for good, images in read_batches(paths, batch_size, skip):
+    for good, images in read_batches(paths, batch_size, skip, max_batch_pixels):
         for path, probs in zip(good, predictor.predict_arrays(images, batch_size)):
             result.rows.append(predictor.describe(probs, path))
     return result
@@ -41,10 +43,11 @@ def save_csv(rows, class_names, output):
         write_csv(rows, class_names, fh)
 
 
-def run_inference_job(predictor, paths, batch_size=8, output=None, report=None):
+def run_inference_job(predictor, paths, batch_size=8, output=None, report=None, max_batch_pixels=REQUEST_PIXELS):
     """Predict, write the CSV (to ``output`` or stdout), report skips and a final count line."""
     report = report or (lambda text: print(text, file=sys.stderr))
-    result = predict_files(predictor, paths, batch_size, on_skip=lambda p, why: report(f"skipped {p}: {why}"))
+    result = predict_files(predictor, paths, batch_size, on_skip=lambda p, why: report(f"skipped {p}: {why}"),
+                           max_batch_pixels=max_batch_pixels)
     if output:
         save_csv(result.rows, predictor.class_names, output)
     else:

@@ -91,10 +91,10 @@ class Assistant:
         return [(f.filename or f"image {i + 1}", f.read()) for i, f in enumerate(files)]
 
     def predict(self):
-        decoded, failed = [], []
+        decoded, failed, budget = [], [], self.limits.budget()
         for name, data in self._uploads():
             try:
-                decoded.append((name, decode_upload(data, name, self.limits)))
+                decoded.append((name, decode_upload(data, name, self.limits, budget)))
             except ImageReadError as exc:
                 failed.append({"name": name, "error": exc.problem, "too_large": isinstance(exc, UploadTooLarge)})
         if not decoded:

@@ -8,10 +8,10 @@ import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from io import BytesIO
 
 import cv2
 
+from paddle_dx.data.image_header import REQUEST_PIXELS, ImageTooLarge, PixelBudget, check_declared_size
 from paddle_dx.data.io import decode_bytes
 from paddle_dx.errors import ImageReadError
 
@@ -20,11 +20,17 @@ DICOM_MAGIC_OFFSET, DICOM_MAGIC = 128, b"DICM"
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """``max_file_bytes`` per image, ``max_pixels`` per decoded image, ``max_files`` per request."""
+    """``max_file_bytes`` per image, ``max_pixels`` per decoded image, ``max_files`` and
+    ``max_request_pixels`` (decoded pixels of all its images) per request."""
 
     max_file_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_files: int = 16
+    max_request_pixels: int = REQUEST_PIXELS
+
+    def budget(self):
+        """A fresh per-request pixel budget."""
+        return PixelBudget(self.max_request_pixels)
 
     @property
     def max_request_bytes(self):
@@ -32,7 +38,7 @@ class UploadLimits:
 
     def as_dict(self):
         return {"max_file_bytes": self.max_file_bytes, "max_pixels": self.max_pixels,
-                "max_files": self.max_files}
+                "max_files": self.max_files, "max_request_pixels": self.max_request_pixels}
 
 
 class UploadTooLarge(ImageReadError):
@@ -41,17 +47,6 @@ class UploadTooLarge(ImageReadError):
 
 def is_dicom(data):
     return data[DICOM_MAGIC_OFFSET:DICOM_MAGIC_OFFSET + 4] == DICOM_MAGIC
-
-
-def _declared_pixels(data):
-    """Width x height from a raster header without decoding (None if PIL cannot tell)."""
-    try:
-        from PIL import Image
-        Image.MAX_IMAGE_PIXELS = None  # PIL's own bomb check would hide the size; the limits here decide
-        with Image.open(BytesIO(data)) as im:
-            return im.size[0] * im.size[1]
-    except Exception:  # noqa: BLE001 - only a pre-check: decoding below decides
-        return None
 
 
 _QUIET = threading.Lock()
@@ -71,13 +66,19 @@ def _quiet_decoders():
             pydicom_log.disabled = was_disabled
 
 
-def _decode(data, name):
-    """Decode by content; a decoder's own exception becomes a per-file ImageReadError whose
-    message names its type only (pydicom's messages can quote the header)."""
+def _decode(data, name, limits, budget):
+    """Check the declared size, then decode by content; a decoder's own exception becomes a
+    per-file ImageReadError whose message names its type only (pydicom's messages can quote
+    the header)."""
     from paddle_dx.data.dicom import decode_dicom_bytes
     try:
         with _quiet_decoders():
+            size = check_declared_size(data, name, max_pixels=limits.max_pixels)
+            if budget is not None:
+                budget.charge(name, size)
             return decode_dicom_bytes(data, name) if is_dicom(data) else decode_bytes(data, name)
+    except ImageTooLarge as exc:
+        raise UploadTooLarge(name, exc.problem) from None
     except ImageReadError:
         raise
     except cv2.error:
@@ -86,14 +87,12 @@ def _decode(data, name):
         raise ImageReadError(name, f"unreadable file header or pixel data ({type(exc).__name__})") from None
 
 
-def decode_upload(data, name, limits):
-    """Decode one upload (PNG, JPEG, BMP, TIFF, WebP or DICOM) to HxWx3 RGB uint8."""
+def decode_upload(data, name, limits, budget=None):
+    """Decode one upload (PNG, JPEG, BMP, TIFF, WebP or DICOM) to HxWx3 RGB uint8, after its
+    header's declared size passed ``limits.max_pixels`` and the request's ``budget``."""
     if len(data) > limits.max_file_bytes:
         raise UploadTooLarge(name, f"file is {len(data):,} bytes, above the limit of {limits.max_file_bytes:,}")
-    declared = None if is_dicom(data) else _declared_pixels(data)
-    if declared is not None and declared > limits.max_pixels:
-        raise UploadTooLarge(name, f"image has {declared:,} pixels, above the limit of {limits.max_pixels:,}")
-    rgb = _decode(data, name)
+    rgb = _decode(data, name, limits, budget)
     pixels = rgb.shape[0] * rgb.shape[1]
     if pixels > limits.max_pixels:
         raise UploadTooLarge(name, f"image has {pixels:,} pixels, above the limit of {limits.max_pixels:,}")
