@@ -66,7 +66,7 @@ def test_near_duplicate_pairs_match_a_brute_force_search_in_small_blocks():
     distance = (bits[:, None, :] != bits[None, :, :]).sum(-1)
     for limit in (0, 4, 20):
         expected = {(i, j) for i, j in combinations(range(400), 2) if distance[i, j] <= limit}
-        found = near_duplicate_pairs(bits, limit, working_memory=0.01)  # ~0.01 MiB: many row blocks
+        found = near_duplicate_pairs(bits, limit, block=7)  # many row blocks, the last one short
         assert {tuple(p) for p in found.tolist()} == expected
         assert all(i < j for i, j in found.tolist())
     assert {(0, 399), (5, 6), (100, 300)} <= {tuple(p) for p in near_duplicate_pairs(bits, 4).tolist()}

@@ -8,7 +8,6 @@ threshold catches re-encoded or slightly altered copies, on request.
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 
 import numpy as np
 
@@ -56,25 +55,22 @@ def image_fingerprints(paths, near=False):
     return [h for h, _, _ in found], bits, readable
 
 
-def near_duplicate_pairs(bits, max_distance, readable=None, working_memory=64):
+def near_duplicate_pairs(bits, max_distance, readable=None, block=1024):
     """Index pairs (i < j) whose hashes differ in at most ``max_distance`` bits.
 
-    scikit-learn computes the Hamming distances in row blocks of about ``working_memory`` MiB,
-    so 10k images never need the full n x n matrix at once.
+    For 0/1 vectors the Hamming distance is |a| + |b| - 2 a.b, so one matrix product gives a
+    block of rows against the later ones; ``block`` rows at a time keep 10k images at ~40 MB, not
+    the full n x n matrix.
     """
-    from sklearn.metrics import pairwise_distances_chunked
-
-    bits = np.asarray(bits, dtype=bool)
-    if len(bits) < 2:
-        return np.empty((0, 2), dtype=int)
-    limit = (max_distance + 0.5) / bits.shape[1]  # sklearn's hamming is the fraction of differing bits
-
-    def close(chunk, start):  # per row: the columns within the limit
-        return [np.flatnonzero(row <= limit) for row in chunk]
-
-    rows = chain.from_iterable(pairwise_distances_chunked(
-        bits, metric="hamming", reduce_func=close, working_memory=working_memory))
-    pairs = np.asarray([(i, j) for i, cols in enumerate(rows) for j in cols if i < j], dtype=int).reshape(-1, 2)
+    x = np.asarray(bits, dtype=np.float32).reshape(len(bits), -1)
+    ones = x.sum(axis=1)
+    found = [np.empty((0, 2), dtype=int)]
+    for start in range(0, len(x), block):  # rows start.. against columns start.. (pairs i < j only)
+        rows, cols = x[start:start + block], x[start:]
+        distance = ones[start:start + block, None] + ones[None, start:] - 2 * (rows @ cols.T)
+        i, j = np.nonzero(distance <= max_distance)  # small integers: exact in float32
+        found.append(np.stack([i[i < j], j[i < j]], axis=1) + start)
+    pairs = np.concatenate(found)
     if readable is not None:
         pairs = pairs[readable[pairs[:, 0]] & readable[pairs[:, 1]]]
     return pairs
