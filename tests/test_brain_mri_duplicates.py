@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from paddle_dx.data.duplicates import image_fingerprints
-from paddle_dx.data.io import file_sha256
 from paddle_dx.data.split import SPLIT_NAMES, collect_images, cross_split_duplicates, split_indices
 from paddle_dx.studies.catalog import get_study
 from paddle_dx.studies.splits import split_study_data
+from paddle_dx.utils.hashing import file_sha256
 
 SEED = 42  # reproduce()'s default
 

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from paddle_dx.data.io import file_sha256
 from paddle_dx.data.list_file import read_label_list, read_list_file
 from paddle_dx.data.split import group_ids, split_indices, write_split
 from paddle_dx.errors import DataError
+from paddle_dx.utils.hashing import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 

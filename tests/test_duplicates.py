@@ -8,8 +8,8 @@ import numpy as np
 from paddle_dx.data.dataset import scan_images
 from paddle_dx.data.duplicates import (image_fingerprints, merge_groups, multi_member_groups, near_duplicate_pairs,
                                        pixel_sha256)
-from paddle_dx.data.io import file_sha256
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
+from paddle_dx.utils.hashing import file_sha256
 
 
 def test_pixel_hash_depends_on_pixels_and_shape_only():

@@ -53,7 +53,8 @@ def build_dataset(config, mode, scan=True):
     if ds["name"] != "ImageListDataset":
         raise ConfigError(f"DataLoader.{mode}.dataset.name: unknown dataset '{ds['name']}'; available: ['ImageListDataset']")
     samples = read_list_file(ds["cls_label_path"], ds["image_root"], config["Arch"]["class_num"])
-    report = {"skipped": [], "hashes": {}, "content_hashes": {}, "outside_root": outside_root(samples, ds["image_root"])}
+    report = {"skipped": [], "hashes": {}, "content_hashes": {},
+              "outside_root": outside_root(samples, ds["image_root"])}
     if report["outside_root"]:
         shown = ", ".join(report["outside_root"][:5]) + (" ..." if len(report["outside_root"]) > 5 else "")
         log.warning("%s: %d image(s) outside image_root %s: %s", ds["cls_label_path"],

@@ -76,7 +76,8 @@ def image_groups(image_root, paths, labels, group_regex=None, near_duplicates=No
     copies = multi_member_groups(merge_groups(len(paths), [hashes], pairs))
     for idx in copies:
         if len(set(labels[idx].tolist())) > 1:
-            log.warning("the same (or a near-identical) image has different labels: %s", ", ".join(paths[i] for i in idx))
+            log.warning("the same (or a near-identical) image has different labels: %s",
+                        ", ".join(paths[i] for i in idx))
     keys = [hashes] + ([group_ids(paths, group_regex)] if group_regex else [])
     return merge_groups(len(paths), keys, pairs), [[paths[i] for i in idx] for idx in copies]
 
