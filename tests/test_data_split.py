@@ -1,4 +1,4 @@
-"""tools/split_dataset.py: stratified, grouped, deterministic splits and the leakage warning."""
+"""tools/split_dataset.py: stratified, grouped, deterministic splits; copies kept on one side."""
 import logging
 import runpy
 import shutil
@@ -13,6 +13,7 @@ import pytest
 from paddle_dx.data.list_file import read_label_list, read_list_file
 from paddle_dx.data.split import group_ids, split_indices, write_split
 from paddle_dx.errors import DataError
+from paddle_dx.utils.hashing import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,19 +117,88 @@ def test_group_regex_that_does_not_match_names_the_file(tmp_path):
     assert group_ids(["x/p1_a.png", "y/p1_b.png", "y/p2_a.png"], r"(p\d+)_").tolist() == ["p1", "p1", "p2"]
 
 
-def test_duplicate_content_across_splits_is_reported_with_file_names(tmp_path, caplog):
+def save_same_pixels(pixels, *paths):
+    """The same pixels as different files: PNGs at other compression levels, or BMP."""
+    for level, path in enumerate(paths):
+        params = [cv2.IMWRITE_PNG_COMPRESSION, level * 3 % 10] if str(path).endswith(".png") else []
+        cv2.imwrite(str(path), pixels, params)
+
+
+def sides(lists):
+    """{path: split} from a written split."""
+    return {path: split for split, rows in read_split(lists).items() for path, _ in rows}
+
+
+def test_pixel_identical_files_stay_on_one_side(tmp_path, monkeypatch, capsys):
     images = write_tree(tmp_path / "images", {"a": 20, "b": 20})
-    for i in range(1, 8):  # the same picture saved under 8 names: some must land in different splits
-        shutil.copy(images / "a" / "img_000.png", images / "a" / f"copy_{i}.png")
+    pixels = cv2.imread(str(images / "a" / "img_000.png"))
+    copies = [images / "a" / f"copy_{i}.png" for i in range(1, 6)] + [images / "a" / "copy_bmp.bmp"]
+    save_same_pixels(pixels, *copies)
+    assert len({file_sha256(p) for p in [images / "a" / "img_000.png", *copies]}) > 2  # bytes differ
+    split_tool(monkeypatch, "--image-root", images, "--out", tmp_path / "lists", "--seed", 0)
+    assert "kept 1 group(s) of identical images (7 files) each on one side" in capsys.readouterr().out
+    where = sides(tmp_path / "lists")
+    assert len(where) == 46
+    assert len({where[f"a/{p.name}"] for p in copies} | {where["a/img_000.png"]}) == 1
+    # and the split still has all three parts, stratified
+    assert all({label for _, label in rows} == {"0", "1"} for rows in read_split(tmp_path / "lists").values())
+
+
+def test_content_groups_compose_with_patient_groups(tmp_path):
+    root = tmp_path / "images"
+    rng = np.random.default_rng(1)
+    for cls, ids in {"benign": range(0, 10), "malignant": range(10, 20)}.items():
+        (root / cls).mkdir(parents=True)
+        for pid in ids:
+            for k in range(2):
+                cv2.imwrite(str(root / cls / f"patient{pid:03d}_img{k}.png"), rng.integers(0, 255, (8, 8, 3), np.uint8))
+    # patient 1's picture re-saved under patients 5 and 7: those three patients are now one group
+    pixels = cv2.imread(str(root / "benign" / "patient001_img0.png"))
+    save_same_pixels(pixels, root / "benign" / "patient005_img2.png", root / "benign" / "patient007_img2.png")
+    for seed in range(4):
+        _, copies = write_split(root, tmp_path / f"lists{seed}", seed=seed, group_regex=r"patient(\d+)_")
+        assert copies == [["benign/patient001_img0.png", "benign/patient005_img2.png", "benign/patient007_img2.png"]]
+        where = sides(tmp_path / f"lists{seed}")
+        patients = {p for p in where if p.split("_")[0].endswith(("001", "005", "007"))}
+        assert len(patients) == 8 and len({where[p] for p in patients}) == 1
+
+
+def test_same_picture_with_two_labels_is_warned(tmp_path, caplog):
+    images = write_tree(tmp_path / "images", {"a": 6, "b": 6})
+    save_same_pixels(cv2.imread(str(images / "a" / "img_000.png")), images / "b" / "conflict.png")
     with caplog.at_level(logging.WARNING, logger="paddle_dx.data.split"):
-        _, duplicates = write_split(images, tmp_path / "lists", seed=0)
-    assert len(duplicates) == 1
-    digest, places = duplicates[0]
-    assert len({split for split, _ in places}) > 1
-    text = caplog.text
-    assert "same image content" in text and digest[:12] in text
-    for _, path in places:
-        assert Path(path).name in text
+        write_split(images, tmp_path / "lists", ratios=(2, 1, 1))
+    assert "different labels: a/img_000.png, b/conflict.png" in caplog.text
+
+
+def smooth_images(n, seed, size=64):
+    """Random 12 x 12 patterns enlarged: pHash sees their shapes, not pixel noise."""
+    rng = np.random.default_rng(seed)
+    return [cv2.GaussianBlur(cv2.resize(rng.integers(0, 255, (12, 12, 3), np.uint8), (size, size)), (9, 9), 1)
+            for _ in range(n)]
+
+
+def test_near_duplicates_flag_keeps_altered_copies_together(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "images"
+    rng = np.random.default_rng(3)
+    for cls, seed in (("a", 10), ("b", 20)):
+        (root / cls).mkdir(parents=True)
+        for i, img in enumerate(smooth_images(16, seed)):
+            cv2.imwrite(str(root / cls / f"img_{i:02d}.png"), img)
+            noisy = np.clip(img.astype(int) + rng.integers(-2, 3, img.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / cls / f"img_{i:02d}_noisy.png"), noisy)  # other pixels, same picture
+    pairs = [(f"{c}/img_{i:02d}.png", f"{c}/img_{i:02d}_noisy.png") for c in "ab" for i in range(16)]
+    split_tool(monkeypatch, "--image-root", root, "--out", tmp_path / "exact", "--seed", 0)
+    assert "kept" not in capsys.readouterr().out  # by default only identical pixels are grouped
+    where = sides(tmp_path / "exact")
+    assert any(where[x] != where[y] for x, y in pairs)
+    split_tool(monkeypatch, "--image-root", root, "--out", tmp_path / "near", "--seed", 0, "--near-duplicates", 4)
+    assert "kept 32 group(s) of identical or near-identical images (64 files)" in capsys.readouterr().out
+    where = sides(tmp_path / "near")
+    assert all(where[x] == where[y] for x, y in pairs) and set(where.values()) == {"train", "val", "test"}
+    with pytest.raises(SystemExit) as exit_info:
+        split_tool(monkeypatch, "--image-root", root, "--out", tmp_path / "bad", "--near-duplicates", 64)
+    assert exit_info.value.code == 2
 
 
 def test_ratios_are_validated_and_zero_test_fraction_is_allowed():

@@ -43,7 +43,8 @@ def class_names(config, mode="Train"):
 def build_dataset(config, mode, scan=True):
     """Read the list file of ``DataLoader.<mode>``, check every image, return (dataset, report).
 
-    ``report`` has ``skipped`` [(path, reason)], ``hashes`` {path: sha256} and ``outside_root``
+    ``report`` has ``skipped`` [(path, reason)], ``hashes`` {path: file sha256},
+    ``content_hashes`` {path: sha256 of the decoded pixels} and ``outside_root``
     [path]: the list entries that point outside ``image_root`` (allowed, warned about once).
     """
     ds = config["DataLoader"][mode]["dataset"]
@@ -52,13 +53,14 @@ def build_dataset(config, mode, scan=True):
     if ds["name"] != "ImageListDataset":
         raise ConfigError(f"DataLoader.{mode}.dataset.name: unknown dataset '{ds['name']}'; available: ['ImageListDataset']")
     samples = read_list_file(ds["cls_label_path"], ds["image_root"], config["Arch"]["class_num"])
-    report = {"skipped": [], "hashes": {}, "outside_root": outside_root(samples, ds["image_root"])}
+    report = {"skipped": [], "hashes": {}, "content_hashes": {},
+              "outside_root": outside_root(samples, ds["image_root"])}
     if report["outside_root"]:
         shown = ", ".join(report["outside_root"][:5]) + (" ..." if len(report["outside_root"]) > 5 else "")
         log.warning("%s: %d image(s) outside image_root %s: %s", ds["cls_label_path"],
                     len(report["outside_root"]), ds["image_root"], shown)
     if scan:
-        samples, report["skipped"], report["hashes"] = scan_images(
+        samples, report["skipped"], report["hashes"], report["content_hashes"] = scan_images(
             samples, config["Global"]["skip_bad_images"], desc=f"checking {mode} images")
     check_class_coverage(samples, config["Arch"]["class_num"], mode, ds["cls_label_path"])
     dataset = ImageListDataset(samples, transforms_for(config, mode), seed=config["Global"]["seed"])

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import paddle
 
+from paddle_dx.data.duplicates import pixel_sha256
 from paddle_dx.data.io import read_image
 from paddle_dx.errors import DataError, ImageReadError
 from paddle_dx.utils.hashing import file_sha256
@@ -13,29 +14,31 @@ log = logging.getLogger(__name__)
 
 
 def scan_images(samples, skip_bad, desc="checking images"):
-    """Decode every image once before training; return (good samples, bad [(path, reason)], hashes).
+    """Decode every image once before training; return (good samples, bad [(path, reason)],
+    file hashes, pixel hashes), the hashes as {path: sha256}.
 
     A corrupt file should stop a run at start-up, not after an hour. With ``skip_bad`` the bad
-    files are dropped and reported instead. Hashes feed the split-leakage check and manifests.
+    files are dropped and reported instead. File hashes feed manifests and caches; pixel hashes
+    (of the decoded array) the split-leakage check, as one picture can be saved as two files.
     """
     from tqdm import tqdm
 
     def check(item):
         path = item[0]
         try:
-            read_image(path)
-            return None, file_sha256(path)
+            image = read_image(path)
+            return None, (file_sha256(path), pixel_sha256(image))
         except ImageReadError as exc:
             return exc.problem, None
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(tqdm(pool.map(check, samples), total=len(samples), desc=desc, leave=False,
                             disable=len(samples) < 200))
-    good, bad, hashes = [], [], {}
-    for item, (problem, digest) in zip(samples, results):
+    good, bad, hashes, pixels = [], [], {}, {}
+    for item, (problem, digests) in zip(samples, results):
         if problem is None:
             good.append(item)
-            hashes[item[0]] = digest
+            hashes[item[0]], pixels[item[0]] = digests
         else:
             bad.append((item[0], problem))
     if bad and not skip_bad:
@@ -45,7 +48,7 @@ def scan_images(samples, skip_bad, desc="checking images"):
         log.warning("skipping unreadable image %s: %s", p, why)
     if not good:
         raise DataError("no readable images left after skipping bad files")
-    return good, bad, hashes
+    return good, bad, hashes, pixels
 
 
 class ImageListDataset(paddle.io.Dataset):

@@ -1,8 +1,8 @@
 """Stratified (optionally grouped) train/val/test splits of a class-per-folder tree.
 
 Splitting is delegated to scikit-learn; files are sorted first so the same seed gives the
-same lists on any machine. Images with identical bytes in two splits are reported, because
-duplicated images across splits inflate accuracy.
+same lists on any machine. Images with identical decoded pixels (and, on request,
+near-identical ones) are kept on one side, because copies across splits inflate accuracy.
 """
 import logging
 import re
@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from paddle_dx.data.duplicates import image_fingerprints, merge_groups, multi_member_groups, near_duplicate_pairs
 from paddle_dx.data.io import IMAGE_EXTENSIONS
 from paddle_dx.data.list_file import write_label_list
 from paddle_dx.errors import DataError
-from paddle_dx.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train", "val", "test")
@@ -62,11 +62,31 @@ def group_ids(paths, group_regex):
     return np.asarray(keys)
 
 
+def image_groups(image_root, paths, labels, group_regex=None, near_duplicates=None):
+    """Group id per image for the splitter, and the copies found ([[path, ...]] of 2+ images).
+
+    Images with identical decoded pixels share a group; so do images whose pHashes differ in
+    at most ``near_duplicates`` bits (when given); ``group_regex`` groups (patients) compose
+    with these, so a patient's images and all their copies stay on one side.
+    """
+    root = Path(image_root)
+    near = near_duplicates is not None
+    hashes, bits, readable = image_fingerprints([root / p for p in paths], near=near)
+    pairs = near_duplicate_pairs(bits, near_duplicates, readable) if near else ()
+    copies = multi_member_groups(merge_groups(len(paths), [hashes], pairs))
+    for idx in copies:
+        if len(set(labels[idx].tolist())) > 1:
+            log.warning("the same (or a near-identical) image has different labels: %s",
+                        ", ".join(paths[i] for i in idx))
+    keys = [hashes] + ([group_ids(paths, group_regex)] if group_regex else [])
+    return merge_groups(len(paths), keys, pairs), [[paths[i] for i in idx] for idx in copies]
+
+
 def _holdout(indices, labels, groups, fraction, seed):
     """Split ``indices`` into (rest, held out ~fraction), stratified, groups kept whole."""
     if fraction <= 0:
         return indices, indices[:0]
-    if groups is None:
+    if groups is None or len(np.unique(groups[indices])) == len(indices):  # no group of 2+: exact ratios
         rest, held = train_test_split(indices, test_size=fraction, stratify=labels[indices], random_state=seed)
         return np.sort(rest), np.sort(held)
     n_splits = max(2, int(round(1.0 / fraction)))
@@ -96,28 +116,33 @@ def split_indices(labels, ratios=(6, 2, 2), seed=42, groups=None):
 def cross_split_duplicates(files_by_split, hashes=None):
     """Find identical image content in more than one split.
 
-    Returns ``[(sha256, [(split, path), ...]), ...]`` for each content hash seen in 2+ splits.
+    ``hashes`` maps path -> content hash (the start-up scan's pixel hashes); paths missing from
+    it are decoded and hashed here. Returns ``[(hash, [(split, path), ...]), ...]`` for each
+    hash seen in 2+ splits.
     """
     hashes = hashes or {}
     where = defaultdict(list)
     for split, files in files_by_split.items():
         for path in files:
-            digest = hashes.get(path) or file_sha256(path)
+            digest = hashes.get(path) or image_fingerprints([path])[0][0]
             where[digest].append((split, str(path)))
     return [(h, places) for h, places in sorted(where.items())
             if len({split for split, _ in places}) > 1]
 
 
 def warn_duplicates(duplicates):
+    """Log each cross-split duplicate with every file holding it."""
     for digest, places in duplicates:
         listing = ", ".join(f"{split}:{path}" for split, path in places)
         log.warning("same image content (sha256 %s...) in several splits: %s", digest[:12], listing)
 
 
-def write_split(image_root, out_dir, ratios=(6, 2, 2), seed=42, group_regex=None, classes=None):
-    """Write train/val/test list files and label_list.txt; return {split: count} and duplicates."""
+def write_split(image_root, out_dir, ratios=(6, 2, 2), seed=42, group_regex=None, classes=None,
+                near_duplicates=None):
+    """Write train/val/test list files and label_list.txt; return ({split: {class: count}},
+    [[path, ...]] the groups of identical (or near-identical) images each kept on one side)."""
     paths, labels, names = collect_images(image_root, classes)
-    groups = group_ids(paths, group_regex) if group_regex else None
+    groups, copies = image_groups(image_root, paths, labels, group_regex, near_duplicates)
     splits = split_indices(labels, ratios, seed, groups)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +155,4 @@ def write_split(image_root, out_dir, ratios=(6, 2, 2), seed=42, group_regex=None
             if n == 0 and len(idx):
                 log.warning("split '%s' has no images of class '%s'", split, name)
     write_label_list(out / "label_list.txt", names)
-    root = Path(image_root)
-    duplicates = cross_split_duplicates({s: [root / paths[i] for i in splits[s]] for s in SPLIT_NAMES})
-    warn_duplicates(duplicates)
-    return counts, duplicates
+    return counts, copies

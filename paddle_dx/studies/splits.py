@@ -1,5 +1,8 @@
 """Split a study's data as the paper did (stratified ratios, e.g. 6:2:2), optionally a small
-per-class subset (--quick), and build a source task that cannot see the target's held-out images."""
+per-class subset (--quick), and build a source task that cannot see the target's held-out images.
+
+Images are compared by decoded pixels, as the split tool does: identical copies stay on one side
+of a split, and a source task drops copies of the target's held-out images."""
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,10 +10,10 @@ from typing import Dict, List
 
 import numpy as np
 
+from paddle_dx.data.duplicates import image_fingerprints, merge_groups
 from paddle_dx.data.list_file import write_label_list
-from paddle_dx.data.split import SPLIT_NAMES, collect_images, group_ids, split_indices
+from paddle_dx.data.split import SPLIT_NAMES, collect_images, image_groups, split_indices
 from paddle_dx.errors import DataError
-from paddle_dx.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -48,36 +51,36 @@ def _write(out_dir, paths, labels, folders, splits, image_root, excluded=0):
 
 def split_study_data(data_dir, folders, ratios, seed, out_dir, per_class=None, group_regex=None):
     """Stratified train/val/test lists of ``data_dir/<folder>/*`` in ``out_dir`` (patients kept
-    whole when ``group_regex`` names them)."""
+    whole when ``group_regex`` names them, identical images kept on one side)."""
     paths, labels, _ = collect_images(data_dir, folders)
     chosen = _subset(labels, per_class, seed) if per_class else np.arange(len(labels))
     paths, labels = [paths[i] for i in chosen], labels[chosen]
-    groups = group_ids(paths, group_regex) if group_regex else None
+    groups, _ = image_groups(data_dir, paths, labels, group_regex)
     return _write(out_dir, paths, labels, folders, split_indices(labels, ratios, seed, groups), data_dir)
 
 
 def held_out_hashes(split):
-    """SHA-256 of the target's validation and test images (a source task must not train on them)."""
+    """Pixel hashes of the target's validation and test images (a source task must not train on them)."""
     root = Path(split.image_root)
-    digests = set()
-    for name in ("val", "test"):
-        for line in (Path(split.lists_dir) / f"{name}_list.txt").read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                digests.add(file_sha256(root / line.rsplit(maxsplit=1)[0]))
-    return digests
+    files = [root / line.rsplit(maxsplit=1)[0] for name in ("val", "test")
+             for line in (Path(split.lists_dir) / f"{name}_list.txt").read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+    return set(image_fingerprints(files)[0])
 
 
 def split_source_data(source_dir, exclude, seed, out_dir, per_class=None):
     """Every class folder of ``source_dir`` as a pretraining task, split 8:2 train/val, with
     images whose content is in ``exclude`` (the target's val/test images) removed."""
     paths, labels, folders = collect_images(source_dir)
-    keep = np.asarray([i for i, p in enumerate(paths) if file_sha256(Path(source_dir) / p) not in exclude], dtype=int)
+    hashes = image_fingerprints([Path(source_dir) / p for p in paths])[0]
+    keep = np.asarray([i for i, h in enumerate(hashes) if h not in exclude], dtype=int)
     excluded = len(paths) - len(keep)
     if excluded:
         log.info("source task: %d image(s) left out because the target holds them out for val/test", excluded)
-    paths, labels = [paths[i] for i in keep], labels[keep]
+    paths, labels, hashes = [paths[i] for i in keep], labels[keep], [hashes[i] for i in keep]
     if len(np.unique(labels)) < 2:
         raise DataError(f"--source {source_dir}: fewer than 2 classes left after removing the target's held-out images")
     chosen = _subset(labels, per_class, seed) if per_class else np.arange(len(labels))
-    paths, labels = [paths[i] for i in chosen], labels[chosen]
-    return _write(out_dir, paths, labels, folders, split_indices(labels, (8, 2, 0), seed), source_dir, excluded)
+    paths, labels, hashes = [paths[i] for i in chosen], labels[chosen], [hashes[i] for i in chosen]
+    splits = split_indices(labels, (8, 2, 0), seed, merge_groups(len(paths), [hashes]))
+    return _write(out_dir, paths, labels, folders, splits, source_dir, excluded)
