@@ -43,7 +43,7 @@ def figure_to_rgb(fig):
 
 
 def figure_title(split, epoch=None, weights=None, what=""):
-    """"test: confusion matrix, epoch 7, best_model.pdparams" — which data, which model."""
+    """A title saying which data and which model, e.g. "test: ROC, epoch 7, best_model.pdparams"."""
     parts = [f"{SPLIT_NAMES.get(split, split)}: {what}".rstrip(": ")]
     if epoch is not None:
         parts.append(f"epoch {epoch}")
