@@ -104,7 +104,7 @@ def test_train_resume_and_evaluate_on_hyperkvasir(shared_datasets, tmp_path, mon
         capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sensitivity" in proc.stdout and "polyp" in proc.stdout
-    metrics = json.loads((tmp_path / "eval" / "eval_metrics.json").read_text())
+    metrics = json.loads((tmp_path / "eval" / "eval_test_list_metrics.json").read_text())
     assert {"accuracy", "per_class", "macro", "auc", "confusion_matrix"} <= set(metrics)
     assert set(metrics["per_class"]) == set(CLASSES)
     assert set(metrics["per_class"]["polyp"]) >= {"precision", "sensitivity", "specificity", "f1", "support"}

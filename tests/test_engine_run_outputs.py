@@ -46,15 +46,22 @@ def test_run_writes_visualdl_config_metrics_and_checkpoints(tiny_dataset, tmp_pa
     assert state["epoch"] == 2 and state["step"] == 0
     assert (out / "latest" / "model.pdopt").is_file()
 
-    # tools/eval.py's job on the best weights writes eval_metrics.json and the matrix figure
-    eval_config = tiny_config(images, lists, tmp_path / "eval", **{
-        "Global.pretrained_model": str(out / "best_model.pdparams"),
-        "DataLoader.Eval.dataset.cls_label_path": str(lists / "test_list.txt")})
-    metrics = run_evaluation(eval_config)
-    saved = json.loads((tmp_path / "eval" / "eval_metrics.json").read_text())
+    # tools/eval.py's job on the best weights writes eval_<list stem>_* files: metrics, matrix, ROC
+    def evaluate_list(name):
+        return run_evaluation(tiny_config(images, lists, tmp_path / "eval", **{
+            "Global.pretrained_model": str(out / "best_model.pdparams"),
+            "DataLoader.Eval.dataset.cls_label_path": str(lists / name)}))
+    metrics = evaluate_list("test_list.txt")
+    saved = json.loads((tmp_path / "eval" / "eval_test_list_metrics.json").read_text())
     assert saved["accuracy"] == metrics["accuracy"] == result["test"]["accuracy"]
     assert set(saved["per_class"]) == {"normal", "lesion"}
-    assert (tmp_path / "eval" / "eval_confusion_matrix.png").stat().st_size > 1000
+    for kind in ("confusion_matrix", "roc"):
+        assert (tmp_path / "eval" / f"eval_test_list_{kind}.png").stat().st_size > 1000
+    # a second evaluation, of another list, leaves the first one's files as they were
+    val_metrics = evaluate_list("val_list.txt")
+    assert json.loads((tmp_path / "eval" / "eval_test_list_metrics.json").read_text()) == saved
+    assert json.loads((tmp_path / "eval" / "eval_val_list_metrics.json").read_text())["n"] == val_metrics["n"]
+    assert val_metrics["list_file"].endswith("val_list.txt")
 
 
 def test_visualdl_off_writes_no_logs(tiny_run_config, tmp_path):

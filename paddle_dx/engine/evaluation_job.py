@@ -7,7 +7,7 @@ from paddle_dx.engine.evaluator import evaluate
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.errors import ConfigError
 from paddle_dx.metrics import format_table
-from paddle_dx.metrics.report import confusion_matrix_figure
+from paddle_dx.metrics.figures import confusion_matrix_figure, figure_title, roc_figure, save_figure
 from paddle_dx.models import build_model, load_model_weights
 from paddle_dx.utils.device import select_device
 from paddle_dx.utils.files import check_writable, write_json
@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def run_evaluation(config, mode="Eval"):
-    """Return the metrics dict; writes <output_dir>/eval_metrics.json and a confusion matrix PNG."""
+    """Return the metrics dict; writes <output_dir>/eval_<list stem>_metrics.json, _confusion_matrix.png
+    and _roc.png, named after the list evaluated so evaluating another list keeps the first's files."""
     g = config["Global"]
     if not g["pretrained_model"]:
         raise ConfigError("tools/eval.py needs weights: -o Global.pretrained_model=output/.../best_model.pdparams")
@@ -29,12 +30,17 @@ def run_evaluation(config, mode="Eval"):
     model = build_model(dict(config["Arch"], pretrained=False), g["image_shape"])
     load_model_weights(model, g["pretrained_model"])
     loss_fn = build_loss(config["Loss"]["Eval"], "Loss.Eval", dataset.labels, config["Arch"]["class_num"])
-    metrics, _, _ = evaluate(model, loader, names, loss_fn)
+    metrics, probs, labels = evaluate(model, loader, names, loss_fn)
     metrics["weights"] = str(g["pretrained_model"])
     metrics["list_file"] = config["DataLoader"][mode]["dataset"]["cls_label_path"]
     metrics["skipped_images"] = [{"path": p, "reason": r} for p, r in report["skipped"]]
     print(format_table(metrics))
-    write_json(out / "eval_metrics.json", metrics)
-    confusion_matrix_figure(metrics, "Confusion matrix").savefig(out / "eval_confusion_matrix.png", dpi=120)
-    log.info("wrote %s", out / "eval_metrics.json")
+    prefix = f"eval_{Path(metrics['list_file']).stem}"
+    write_json(out / f"{prefix}_metrics.json", metrics)
+    split, weights = Path(metrics["list_file"]).name, g["pretrained_model"]
+    save_figure(confusion_matrix_figure(metrics, figure_title(split, None, weights, "confusion matrix")),
+                out / f"{prefix}_confusion_matrix.png")
+    if len(set(labels.tolist())) > 1:
+        save_figure(roc_figure(labels, probs, names, figure_title(split, None, weights, "ROC")), out / f"{prefix}_roc.png")
+    log.info("wrote %s", out / f"{prefix}_metrics.json")
     return metrics

@@ -1,0 +1,153 @@
+"""Metrics as matplotlib figures: confusion matrix, ROC curves, training curves.
+
+Figures are built with the object-oriented API (``matplotlib.figure.Figure`` on an Agg canvas)
+and never through pyplot, so drawing them leaves the user's backend alone: Jupyter's inline
+plots keep working after a run in the same kernel.
+"""
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay, auc
+
+from paddle_dx.metrics.classification import roc_auc, roc_points
+from paddle_dx.utils.files import atomic_path
+
+DPI = 100
+SPLIT_NAMES = {"val": "validation", "test": "test"}
+
+
+def new_figure(width, height):
+    """A Figure on its own Agg canvas (``width`` x ``height`` inches)."""
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path, dpi=DPI):
+    """Write ``fig`` as a PNG at ``path`` atomically (a crash never leaves half a PNG); returns the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        FigureCanvasAgg(fig)
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
+
+
+def figure_to_rgb(fig):
+    """Render ``fig`` to an HxWx3 uint8 array (for VisualDL's add_image)."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def figure_title(split, epoch=None, weights=None, what=""):
+    """A title saying which data and which model, e.g. "test: ROC, epoch 7, best_model.pdparams"."""
+    parts = [f"{SPLIT_NAMES.get(split, split)}: {what}".rstrip(": ")]
+    if epoch is not None:
+        parts.append(f"epoch {epoch}")
+    if weights:
+        parts.append(Path(str(weights)).name)
+    return ", ".join(parts)
+
+
+def confusion_matrix_figure(metrics, title="Confusion matrix"):
+    """The confusion matrix of a metrics dict (rows = true class), counts in the cells."""
+    names = metrics["class_names"]
+    size = 1.1 * len(names) + 2.5
+    fig = new_figure(size + 0.5, size)
+    ax = fig.add_subplot()
+    ConfusionMatrixDisplay(np.asarray(metrics["confusion_matrix"]), display_labels=names).plot(
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=30, values_format="d")
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(labels, probs, class_names, title="ROC"):
+    """ROC curve of the positive class (label 1) for two classes, else one curve per class
+    (one-vs-rest); each legend entry carries its AUC, the title the overall AUC."""
+    labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
+    fig = new_figure(5.2, 5.0)
+    ax = fig.add_subplot()
+    curves = roc_points(labels, probs, len(class_names))
+    for c, (fpr, tpr) in curves.items():
+        area = auc(fpr, tpr)
+        RocCurveDisplay(fpr=fpr, tpr=tpr, roc_auc=area, name=class_names[c]).plot(
+            ax=ax, curve_kwargs={"label": f"{class_names[c]} (AUC = {area:.3f})"})
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("1 - specificity (false positive rate)")
+    ax.set_ylabel("sensitivity (true positive rate)")
+    overall = roc_auc(labels, probs, len(class_names))
+    if overall is not None and len(class_names) > 2:
+        title = f"{title}\nmacro one-vs-rest AUC = {overall:.3f}"
+    ax.set_title(title, fontsize=10)
+    if curves:
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(history, keys=("loss", "accuracy"), title="Training curves", boundaries=()):
+    """Per-epoch train and validation ``keys`` from metrics.json's history, one panel per key;
+    the accuracy panel adds validation AUC when recorded; dotted lines after each epoch in
+    ``boundaries`` (the last epoch of a training stage)."""
+    fig = new_figure(5.0 * len(keys), 3.8)
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    epochs = [h["epoch"] for h in history]
+    for ax, key in zip(axes, keys):
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
+        series = [("validation", f"val_{key}", "s-")] + ([("validation AUC", "val_auc", "^:")]
+                                                         if key == "accuracy" else [])
+        ylabel = key
+        for label, field, style in series:
+            points = [(h["epoch"], h[field]) for h in history if h.get(field) is not None]
+            if points:
+                ax.plot(*zip(*points), style, label=label)
+                ylabel += " / AUC" if field == "val_auc" else ""
+        for end in boundaries:
+            ax.axvline(end + 0.5, color="grey", linestyle=":")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def run_figures(result, class_names, weights_name="best_model.pdparams", val_predictions=None,
+                test_predictions=None):
+    """{name: Figure} for one training run (see write_run_figures); missing data, no figure."""
+    history, epoch = result.get("history") or [], result.get("best_epoch")
+    boundaries = [s["end_epoch"] for s in (result.get("stages") or [])[:-1]]
+    drawn = {}
+    if history:
+        drawn["curves_loss"] = curves_figure(history, ("loss",), "Loss per epoch", boundaries)
+        drawn["curves_accuracy"] = curves_figure(history, ("accuracy",), "Accuracy per epoch", boundaries)
+    for split, predictions in (("val", val_predictions), ("test", test_predictions)):
+        if result.get(split):
+            drawn[f"{split}_confusion_matrix"] = confusion_matrix_figure(
+                result[split], figure_title(split, epoch, weights_name, "confusion matrix"))
+        if predictions is not None and len(np.unique(predictions[0])) > 1:
+            drawn[f"{split}_roc"] = roc_figure(*predictions, class_names,
+                                               figure_title(split, epoch, weights_name, "ROC"))
+    return drawn
+
+
+def write_run_figures(output_dir, result, class_names, weights_name="best_model.pdparams",
+                      val_predictions=None, test_predictions=None):
+    """Write ``output_dir/figures/*.png`` for one training run; returns {name: path}.
+
+    ``result`` is metrics.json's dict (history, best_epoch, val, test, stages); the confusion
+    matrices come from its val/test metrics, the ROC curves from ``*_predictions`` =
+    (labels, probabilities) of the best epoch's weights. A figure whose data is missing is
+    skipped: curves_loss, curves_accuracy, {val,test}_confusion_matrix, {val,test}_roc.
+    """
+    drawn = run_figures(result, class_names, weights_name, val_predictions, test_predictions)
+    return {name: save_figure(fig, Path(output_dir) / "figures" / f"{name}.png") for name, fig in drawn.items()}
