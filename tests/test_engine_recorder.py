@@ -46,7 +46,7 @@ def test_writes_metrics_manifest_and_skipped_images(tmp_path, caplog):
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["final_metrics"]["best_epoch"] == 2
     assert manifest["data"]["Train"]["images"] == len(hashes)
-    assert "test set, best epoch 2" in caplog.text and "best epoch 2 (" in caplog.text
+    assert "test (best epoch 2, best_model.pdparams)" in caplog.text and "validation (best epoch 2 by accuracy)" in caplog.text
 
 
 def test_stages_are_recorded_only_for_staged_runs(tmp_path):

@@ -1,6 +1,8 @@
 """What one training run leaves in output_dir: VisualDL logs, config, metrics, checkpoints."""
 import json
 
+import cv2
+
 import numpy as np
 import yaml
 
@@ -33,6 +35,12 @@ def test_run_writes_visualdl_config_metrics_and_checkpoints(tiny_dataset, tmp_pa
     val_acc = [r.value for r in reader.get_data("scalar", "val/accuracy")]
     np.testing.assert_allclose(val_acc, [h["val_accuracy"] for h in result["history"]], rtol=1e-6)
     assert len(reader.get_data("image", "val/confusion_matrix")) == 2
+    hparams = reader.get_data("hyper_parameters", "hparam")[0].hparam
+    assert {i.name: i.int_value for i in hparams.hparamInfos if i.name == "epochs"} == {"epochs": 2}
+    figures = {p.name: cv2.imread(str(p)) for p in (out / "figures").glob("*.png")}
+    assert set(figures) == {f"{n}.png" for n in ("curves_loss", "curves_accuracy", "val_confusion_matrix",
+                                                 "val_roc", "test_confusion_matrix", "test_roc")}
+    assert all(image is not None and image.std() > 0 for image in figures.values())
 
     # the resolved config is written and loads back to the same config
     assert load_config(out / "config.yaml") == config

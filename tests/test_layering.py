@@ -179,3 +179,19 @@ def test_the_checker_finds_upward_imports_and_cycles(toy):
     assert "explain/x.py:1: explain" in violations[1]  # allowed by rank, refused by SKIPS
     assert cycles(graph) == [["paddle_dx.data.a", "paddle_dx.data.b"],
                              ["paddle_dx.data.c", "paddle_dx.engine.run"]]
+
+
+def test_no_module_changes_the_matplotlib_backend_or_uses_pyplot():
+    """Figures are drawn on matplotlib.figure.Figure: a training inside Jupyter keeps its inline plots."""
+    import ast
+
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                if any(n and "pyplot" in n for n in names):
+                    offenders.append(f"{path.name}:{node.lineno} imports pyplot")
+            if isinstance(node, ast.Attribute) and node.attr == "use" and getattr(node.value, "id", "") == "matplotlib":
+                offenders.append(f"{path.name}:{node.lineno} calls matplotlib.use")
+    assert offenders == []

@@ -1,10 +1,11 @@
-"""What a finished run leaves behind: metrics.json, the manifest, skipped_images.txt and the
-final metric tables in the log. The trainer hands over its result; formats live here only."""
+"""What a finished run leaves behind: metrics.json, the manifest, skipped_images.txt, figures/
+and the final metric tables in the log. The trainer hands over its result; formats live here only."""
 import logging
 from pathlib import Path
 
 from paddle_dx.engine.manifest import write_manifest
 from paddle_dx.metrics import format_table
+from paddle_dx.metrics.figures import write_run_figures
 from paddle_dx.utils.files import write_json
 
 log = logging.getLogger(__name__)
@@ -17,9 +18,10 @@ def _skipped(pairs):
 class RunRecorder:
     """Builds metrics.json's dict and writes the run's output files (on the main rank only)."""
 
-    def __init__(self, output_dir, config, device, write=True):
+    def __init__(self, output_dir, config, device, write=True, class_names=None):
         """``config``: the run's resolved config, recorded whole in the manifest."""
         self.output_dir, self.config, self.device, self.write = Path(output_dir), config, device, write
+        self.class_names = class_names
         self.best_metric = config["Metric"]["best_metric"]
 
     def result(self, history, best, skipped, duplicates, stage_results=None):
@@ -36,10 +38,11 @@ class RunRecorder:
         """The best epoch's test-set metrics (and the test list's skipped images) into ``result``."""
         result["skipped_images"] += _skipped(skipped)
         result["test"] = metrics
-        log.info("test set, best epoch %d:\n%s", result["best_epoch"], format_table(metrics))
+        log.info("test (best epoch %d, best_model.pdparams):\n%s", result["best_epoch"], format_table(metrics))
 
-    def save(self, result, hashes):
-        """Write metrics.json, the manifest (``hashes``: image path -> SHA-256) and skipped_images.txt."""
+    def save(self, result, hashes, predictions=None):
+        """Write metrics.json, the manifest (``hashes``: image path -> SHA-256), skipped_images.txt
+        and figures/ (``predictions``: {"val"|"test": (labels, probs)} of the best epoch)."""
         if not self.write:
             return result
         write_json(self.output_dir / "metrics.json", result)
@@ -47,6 +50,10 @@ class RunRecorder:
         if result["skipped_images"]:
             (self.output_dir / "skipped_images.txt").write_text(
                 "".join(f"{s['path']}\t{s['reason']}\n" for s in result["skipped_images"]), encoding="utf-8")
+        predictions = predictions or {}
+        write_run_figures(self.output_dir, result, self.class_names, "best_model.pdparams",
+                          predictions.get("val"), predictions.get("test"))
         if result["val"] is not None:
-            log.info("best epoch %d (%s):\n%s", result["best_epoch"], self.best_metric, format_table(result["val"]))
+            log.info("validation (best epoch %d by %s):\n%s", result["best_epoch"], self.best_metric,
+                     format_table(result["val"]))
         return result

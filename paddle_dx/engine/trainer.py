@@ -70,7 +70,7 @@ class Trainer:
         self.hashes = {**train_report["hashes"], **eval_report["hashes"]}
         self.duplicates = cross_split_duplicates(
             {"train": [p for p, _ in self.train_set.samples], "val": [p for p, _ in self.eval_set.samples]},
-            self.hashes)
+            {**train_report["content_hashes"], **eval_report["content_hashes"]})  # decoded pixels, not bytes
         warn_duplicates(self.duplicates)
         self.train_loader, self.train_sampler = build_loader(config, "Train", self.train_set, rank, world_size)
         self.eval_loader, _ = build_loader(config, "Eval", self.eval_set)
@@ -85,7 +85,10 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(config["Optimizer"], self.model, g["epochs"])
         self.scaler = paddle.amp.GradScaler() if self.use_amp else None
         self.vdl = VisualDLLogger(self.output_dir / "vdl", enabled=self.is_main and g["use_visualdl"])
-        self.recorder = RunRecorder(self.output_dir, config, self.device, write=self.is_main)
+        self.vdl.hparams(config)
+        self.best_predictions = None  # (labels, probs) of the best epoch on the Eval list, for its ROC figure
+        self.recorder = RunRecorder(self.output_dir, config, self.device, write=self.is_main,
+                                    class_names=self.class_names)
         self.history, self.best, self.start_epoch, self.start_step = [], None, 0, 0
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         self._stop_signal = None
@@ -236,6 +239,7 @@ class Trainer:
             score = key_metric(metrics, self.config["Metric"]["best_metric"])
             if self.best is None or score > self.best["score"]:
                 self.best = {"epoch": epoch + 1, "score": score, "metrics": metrics}
+                self.best_predictions = (labels, probs)
                 if self.is_main:
                     save_weights(self.output_dir / "best_model.pdparams", self.model)
             self.vdl.epoch("val", metrics, epoch + 1, probs, labels, self.config["Metric"])
@@ -283,14 +287,24 @@ class Trainer:
         return self._test
 
     def finish(self):
-        """Evaluate the best epoch on the test set, when there is one; write the run's outputs."""
+        """Evaluate the best epoch on the test set, when there is one; write the run's outputs
+        (metrics.json, manifest, figures of the best epoch's validation and test predictions)."""
         result = self.recorder.result(self.history, self.best, self.skipped, self.duplicates,
                                       self.stage_results if self.stages else None)
-        if self._has_test() and self.best:
-            self.parallel.load_weights(self.model, self.output_dir / "best_model.pdparams")
-            loader, report = self._test_data()
-            self.hashes.update(report["hashes"])
-            self.recorder.add_test(result, self.evaluate(loader)[0], report["skipped"])
-        self.recorder.save(result, self.hashes)
+        predictions = {}
+        if self.best:
+            if self._has_test() or self.best_predictions is None:
+                self.parallel.load_weights(self.model, self.output_dir / "best_model.pdparams")
+            if self.best_predictions is None:  # resumed after its best epoch: evaluate that epoch again
+                _, probs, labels = self.evaluate()
+                self.best_predictions = (labels, probs)
+            predictions["val"] = self.best_predictions
+            if self._has_test():
+                loader, report = self._test_data()
+                self.hashes.update(report["hashes"])
+                metrics, probs, labels = self.evaluate(loader)
+                self.recorder.add_test(result, metrics, report["skipped"])
+                predictions["test"] = (labels, probs)
+        self.recorder.save(result, self.hashes, predictions)
         self.vdl.close()
         return result

@@ -1,29 +1,13 @@
 """VisualDL dashboards: scalars per epoch, the confusion matrix and ROC curve as images.
 
 VisualDL 2.5.3's add_pr_curve / add_roc_curve use ``np.float`` and crash on current NumPy, so
-curves are drawn with matplotlib and logged with add_image.
+curves are drawn with matplotlib (paddle_dx.metrics.figures, no pyplot) and logged with add_image.
 """
 import numpy as np
 
-from paddle_dx.metrics.classification import roc_points
-from paddle_dx.metrics.report import confusion_matrix_figure, figure_to_rgb
+from paddle_dx.engine.hparams import log_hparams
+from paddle_dx.metrics.figures import confusion_matrix_figure, figure_to_rgb, roc_figure
 from paddle_dx.metrics.selection import logged_values, selected
-
-
-def roc_figure(labels, probs, class_names, title="ROC"):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    for c, (fpr, tpr) in roc_points(labels, probs, len(class_names)).items():
-        ax.plot(fpr, tpr, label=class_names[c])
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("sensitivity")
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 class VisualDLLogger:
@@ -34,6 +18,11 @@ class VisualDLLogger:
         if enabled:
             from visualdl import LogWriter
             self.writer = LogWriter(logdir=str(logdir))
+
+    def hparams(self, config):
+        """The run's hyper-parameters, for VisualDL's comparison of runs."""
+        if self.writer is not None:
+            log_hparams(self.writer, config)
 
     def scalars(self, values, step):
         if self.writer is None:
@@ -58,8 +47,8 @@ class VisualDLLogger:
             self.writer.add_image(tag=f"{split}/confusion_matrix", step=step,
                                   img=figure_to_rgb(confusion_matrix_figure(metrics, f"{split}, epoch {step}")))
         if "auc" in names and probs is not None and len(np.unique(labels)) > 1:
-            self.writer.add_image(tag=f"{split}/roc",
-                                  img=figure_to_rgb(roc_figure(labels, probs, metrics["class_names"])), step=step)
+            roc = roc_figure(labels, probs, metrics["class_names"], f"{split}, epoch {step}")
+            self.writer.add_image(tag=f"{split}/roc", img=figure_to_rgb(roc), step=step)
 
     def close(self):
         if self.writer is not None:

@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay, auc
 
-from paddle_dx.metrics.classification import roc_auc, roc_points
+from paddle_dx.metrics.classification import roc_points
+from paddle_dx.metrics.registry import METRICS
 from paddle_dx.utils.files import atomic_path
 
 DPI = 100
@@ -83,8 +84,8 @@ def roc_figure(labels, probs, class_names, title="ROC"):
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
     ax.set_xlabel("1 - specificity (false positive rate)")
     ax.set_ylabel("sensitivity (true positive rate)")
-    overall = roc_auc(labels, probs, len(class_names))
-    if overall is not None and len(class_names) > 2:
+    overall = METRICS.get("auc")()(labels, probs) if len(class_names) > 2 else None
+    if overall is not None and np.isfinite(overall):
         title = f"{title}\nmacro one-vs-rest AUC = {overall:.3f}"
     ax.set_title(title, fontsize=10)
     if curves:
@@ -99,11 +100,9 @@ def curves_figure(history, keys=("loss", "accuracy"), title="Training curves", b
     ``boundaries`` (the last epoch of a training stage)."""
     fig = new_figure(5.0 * len(keys), 3.8)
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
-    epochs = [h["epoch"] for h in history]
     for ax, key in zip(axes, keys):
-        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
-        series = [("validation", f"val_{key}", "s-")] + ([("validation AUC", "val_auc", "^:")]
-                                                         if key == "accuracy" else [])
+        series = [("train", f"train_{key}", "o-"), ("validation", f"val_{key}", "s-")] + (
+            [("validation AUC", "val_auc", "^:")] if key == "accuracy" else [])
         ylabel = key
         for label, field, style in series:
             points = [(h["epoch"], h[field]) for h in history if h.get(field) is not None]

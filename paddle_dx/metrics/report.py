@@ -1,5 +1,4 @@
-"""Metrics as text tables (terminal, Markdown) and as matplotlib figures."""
-import numpy as np
+"""Metrics as text tables (terminal, Markdown); the figures are in paddle_dx.metrics.figures."""
 
 
 def format_table(metrics):
@@ -22,34 +21,3 @@ def format_table(metrics):
     for name, row in zip(names, metrics["confusion_matrix"]):
         lines.append(f"{name[:width - 1]:<{width}}" + "".join(f"{v:>{width}d}" for v in row))
     return "\n".join(lines)
-
-
-def confusion_matrix_figure(metrics, title="Confusion matrix"):
-    """A matplotlib Figure of the confusion matrix with counts in the cells."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(metrics["confusion_matrix"])
-    names = metrics["class_names"]
-    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 1.2 * len(names) + 2))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    limit = cm.max() / 2 if cm.size else 0
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > limit else "black")
-    fig.tight_layout()
-    return fig
-
-
-def figure_to_rgb(fig):
-    """Render a Figure to an HxWx3 uint8 array (for VisualDL's add_image)."""
-    import matplotlib.pyplot as plt
-    fig.canvas.draw()
-    rgb = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
-    plt.close(fig)
-    return rgb
