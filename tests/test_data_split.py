@@ -237,3 +237,19 @@ def test_a_class_of_only_empty_files_has_no_images(tmp_path):
     (images / "b" / "x.png").write_bytes(b"")
     with pytest.raises(DataError, match="class 'b' has no images"):
         write_split(images, tmp_path / "lists")
+
+
+def test_symlinked_sub_folders_of_a_class_are_collected(tmp_path):
+    from paddle_dx.data.split import collect_images
+    from paddle_dx.data.synthetic import write_demo_dataset
+
+    images = write_demo_dataset(tmp_path / "images", per_class=3, size=16, seed=0, classes=("normal", "lesion"))
+    (tmp_path / "more").mkdir()
+    for p in sorted((images / "lesion").iterdir())[:2]:
+        (tmp_path / "more" / f"extra_{p.name}").write_bytes(p.read_bytes())
+    (images / "lesion" / "linked").symlink_to(tmp_path / "more")
+    (images / "lesion" / "loop").symlink_to(images / "lesion")
+    paths, labels = collect_images(images)[:2]
+    assert sorted(p for p in paths if "extra_" in p) == sorted(f"lesion/linked/extra_{p.name}"
+                                                             for p in sorted((images / "lesion").glob("*.png"))[:2])
+    assert len(paths) == 8 and int((labels == 0).sum()) == 5  # classes sorted: lesion = 0

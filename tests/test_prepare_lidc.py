@@ -172,3 +172,13 @@ def test_window_text_is_a_name_or_level_and_width(tmp_path):
         prepare_lidc(tmp_path, tmp_path / "out", window="40,wide")
     with pytest.raises(ConfigError, match=r"--window: unknown window 'lungs'"):
         prepare_lidc(tmp_path, tmp_path / "out", window="lungs")
+
+
+def test_a_symlinked_case_folder_is_followed_and_a_link_loop_does_not_hang(tmp_path):
+    """A dataset assembled from links to case folders elsewhere (Path.rglob skips them)."""
+    make_series(tmp_path / "elsewhere" / "LIDC-IDRI-0999" / "study" / "series")
+    (tmp_path / "lidc").mkdir()
+    (tmp_path / "lidc" / "LIDC-IDRI-0999").symlink_to(tmp_path / "elsewhere" / "LIDC-IDRI-0999")
+    (tmp_path / "lidc" / "loop").symlink_to(tmp_path / "lidc")  # points back up the tree
+    summary = prepare_lidc(tmp_path / "lidc", tmp_path / "out")
+    assert summary["crops"] == {"nodule_ge3mm": 1, "nodule_lt3mm": 1, "non_nodule": 1}

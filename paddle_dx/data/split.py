@@ -16,6 +16,7 @@ from paddle_dx.data.duplicates import image_fingerprints, merge_groups, multi_me
 from paddle_dx.data.io import IMAGE_EXTENSIONS
 from paddle_dx.data.list_file import write_label_list
 from paddle_dx.errors import DataError
+from paddle_dx.utils.files import walk_files
 
 log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train", "val", "test")
@@ -36,8 +37,7 @@ def collect_images(image_root, classes=None):
         raise DataError(f"{root}: class folder(s) not found: {missing}; present: {found}")
     paths, labels, empty = [], [], []
     for label, name in enumerate(names):
-        files = sorted(p for p in (root / name).rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = walk_files(root / name, IMAGE_EXTENSIONS)
         empty += [p.relative_to(root).as_posix() for p in files if p.stat().st_size == 0]
         files = [p for p in files if p.stat().st_size > 0]
         if not files:

@@ -71,3 +71,24 @@ def check_free_space(directory, needed_bytes):
         raise PaddleDxError(f"output directory {directory}: only {free / 2**20:.0f} MiB free, this run needs "
                             f"about {needed_bytes / 2**20:.0f} MiB (checkpoints + best model); free some space "
                             f"or set Global.output_dir to another disk")
+
+
+def walk_files(root, suffixes=None):
+    """Files under ``root`` (sorted), descending into symlinked folders too, each real folder once.
+
+    ``Path.rglob`` does not follow a symlinked folder (a dataset assembled from links to case
+    folders on another disk would look empty); ``os.walk(followlinks=True)`` does, and the set of
+    visited real paths keeps a link pointing back up the tree from looping forever.
+    ``suffixes``: lower-case extensions to keep (e.g. ``(".dcm",)``); None keeps every file.
+    """
+    seen, found = set(), []
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders.sort()
+        found += [Path(folder) / n for n in names
+                  if suffixes is None or os.path.splitext(n)[1].lower() in suffixes]
+    return sorted(p for p in found if p.is_file())

@@ -21,6 +21,7 @@ import numpy as np
 from paddle_dx.prepare.lidc.readings import CLASSES, parse_lidc_xml
 from paddle_dx.data.dicom import read_dataset
 from paddle_dx.errors import DataError, ImageReadError
+from paddle_dx.utils.files import walk_files
 
 log = logging.getLogger(__name__)
 CASE_ID = re.compile(r"^LIDC-IDRI-\d+$")
@@ -134,7 +135,7 @@ def _or_skip(call, skip_bad, *args):
 def find_series(root, skip_bad=False):
     """All DICOM series under ``root`` (headers only), slices sorted by z."""
     from tqdm import tqdm
-    files = sorted(Path(root).rglob("*.dcm"))
+    files = walk_files(root, (".dcm",))
     if not files:
         raise DataError(f"{root}: no .dcm files found (expected LIDC-IDRI-XXXX/.../*.dcm)")
     groups = defaultdict(list)
@@ -156,7 +157,7 @@ def find_series(root, skip_bad=False):
 def find_readings(root, skip_bad=False):
     """{series UID: [Reading, ...]} for every LIDC XML under ``root``."""
     readings = defaultdict(list)
-    for path in sorted(Path(root).rglob("*.xml")):
+    for path in walk_files(root, (".xml",)):
         reading = _or_skip(parse_lidc_xml, skip_bad, path)
         if reading is not None:
             readings[reading.series_uid].append(reading)
