@@ -138,7 +138,7 @@ def test_one_device_resumes_a_two_device_checkpoint(launched, tmp_path, caplog):
     shutil.copytree(root / "out", tmp_path / "run")
     three_stages = STAGES[:-1] + ", {name: more, epochs: 1, freeze: none, lr: 0.0001}]"
     result = Trainer(tiny_config(images, lists, tmp_path / "run", **dict(
-        settings, **{"Stages": three_stages, "Global.epochs": 3,
+        settings, **{"Stages": three_stages, "Global.epochs": 3, "Global.allow_config_change": True,
                      "Global.checkpoints": tmp_path / "run" / "latest"}))).fit()
     assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
 
@@ -147,7 +147,7 @@ def test_one_device_resumes_a_two_device_checkpoint(launched, tmp_path, caplog):
     (checkpoint / "state.json").write_text(json.dumps(dict(state, epoch=1, step=1)))
     with caplog.at_level(logging.WARNING):
         trainer = Trainer(tiny_config(images, lists, tmp_path / "mid", **dict(
-            settings, **{"DataLoader.Train.sampler.batch_size": 3})))
+            settings, **{"DataLoader.Train.sampler.batch_size": 3, "Global.allow_config_change": True})))
         trainer.resume(checkpoint)
     assert (trainer.start_epoch, trainer.start_step) == (1, 2)       # 8 // 3
     assert "continues at step 2 (2 samples are trained on again)" in caplog.text

@@ -1,6 +1,7 @@
 """A training holds its run folder: a second training into the same Global.output_dir is refused
 with one line naming the first; once the first is killed the folder is free again. A resume whose
 config would change the run is refused before anything is written."""
+import json
 import os
 import signal
 import subprocess
@@ -58,3 +59,26 @@ def test_resume_with_a_changed_learning_rate_is_refused_listing_the_key(tiny_dat
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
     same = tiny_config(images, lists, tmp_path / "run", **{"Global.epochs": 1, "Global.checkpoints": str(latest)})
     assert Trainer(same).fit()["best_epoch"] == 1  # the run's own config resumes
+
+
+def test_an_allowed_config_change_is_recorded_and_verify_run_replays_it(tiny_dataset, tmp_path):
+    """Resumed with more epochs and a lower lr (Global.allow_config_change): metrics.json, the
+    manifest and the next epoch's history say so, and verify_run retrains in the same two pieces
+    (the first config up to the checkpoint, then the resume) to the same numbers."""
+    from paddle_dx.engine.trainer import Trainer
+    from paddle_dx.engine.verification import format_report, verify_run
+
+    images, lists = tiny_dataset
+    Trainer(tiny_config(images, lists, tmp_path / "run", **{"Global.epochs": 1})).fit()
+    result = Trainer(tiny_config(images, lists, tmp_path / "run", **{
+        "Global.epochs": 2, "Optimizer.lr": 0.001, "Global.allow_config_change": True,
+        "Global.checkpoints": str(tmp_path / "run" / "latest")})).fit()
+    assert [h.get("config_changed") for h in result["history"]] == [None, ["Global.epochs", "Optimizer.lr"]]
+    change = result["config_changes"][0]
+    assert (change["epoch"], change["step"], change["changes"]) == (
+        1, 0, [["Global.epochs", 1, 2], ["Optimizer.lr", 0.003, 0.001]])
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["config_changes"][0]["config"]["Optimizer"]["lr"] == 0.003
+    report = verify_run(tmp_path / "run", tmp_path / "rerun")
+    assert report["ok"], "\n".join(format_report(report))
+    assert any(r[0] == "history[1].step_losses" and r[4] for r in report["metrics"])

@@ -167,6 +167,7 @@ def test_a_checkpoint_resumes_in_the_other_engine(data, tmp_path, first, then):
     between them (e.g. pre-trained on a GPU in dygraph, continued on a CPU in static)."""
     Trainer(_config(data, tmp_path / "run", **{"Global.epochs": 1, "Global.engine": first})).fit()
     resumed = Trainer(_config(data, tmp_path / "run", **{"Global.epochs": 2, "Global.engine": then,
+                                                         "Global.allow_config_change": True,
                                                          "Global.checkpoints": str(tmp_path / "run" / "latest")}))
     owner = resumed._stage_step().optimizer_state_owner
     resumed.resume(str(tmp_path / "run" / "latest"))

@@ -71,6 +71,8 @@ SCHEMA = {
         "output_dir": Key((str,), "output/run", doc="run folder: best_model.pdparams, latest/, metrics.json, config.yaml, vdl/"),
         "pretrained_model": Key((str,), None, nullable=True, doc="weights to start from (eval/export/fine-tune)"),
         "checkpoints": Key((str,), None, nullable=True, doc="`latest` checkpoint prefix to resume from"),
+        "allow_config_change": Key((bool,), False, doc="resume with a config that changes the run (recorded in "
+                                                       "metrics.json, the manifest and the history; verify_run replays it)"),
         "eval_interval": Key((int,), 1, min=1, doc="evaluate the Eval list every N epochs (and after the last)"),
         "save_interval": Key((int,), 1, min=1, doc="write latest/ every N epochs (and after the last)"),
         "use_visualdl": Key((bool,), True, doc="VisualDL logs in output_dir/vdl"),

@@ -119,6 +119,7 @@ def build_manifest(config, device, hashes, result):
         "image_sha256": images,
         "skipped_images": result.get("skipped_images", []),
         "final_metrics": {k: result[k] for k in RESULT_KEYS if k in result},
+        "config_changes": result.get("config_changes", []),  # resumes with Global.allow_config_change
     }
 
 

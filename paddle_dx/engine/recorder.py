@@ -24,14 +24,17 @@ class RunRecorder:
         self.class_names = class_names
         self.best_metric = config["Metric"]["best_metric"]
 
-    def result(self, history, best, skipped, duplicates, stage_results=None):
-        """metrics.json's dict: history, best epoch and its validation metrics, data problems."""
+    def result(self, history, best, skipped, duplicates, stage_results=None, config_changes=None):
+        """metrics.json's dict: history, best epoch and its validation metrics, data problems, and
+        the resumes that changed the config (each: epoch, step, the config before, the changes)."""
         result = {"history": history, "best_epoch": best["epoch"] if best else None,
                   "best_metric": self.best_metric, "val": best["metrics"] if best else None,
                   "skipped_images": _skipped(skipped),
                   "duplicates_across_splits": [{"sha256": h, "files": f} for h, f in duplicates]}
         if stage_results is not None:
             result["stages"] = stage_results
+        if config_changes:
+            result["config_changes"] = config_changes
         return result
 
     def add_test(self, result, metrics, skipped):

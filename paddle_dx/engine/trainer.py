@@ -46,6 +46,10 @@ class Interrupted(Exception):
     """Raised after SIGINT/SIGTERM once a resumable checkpoint has been written."""
 
 
+class _StopReached(Exception):
+    """``fit(stop_at=...)`` reached its (epoch, step) and saved the checkpoint there."""
+
+
 class Trainer:
     """Builds everything a config describes and trains it. ``fit()`` returns metrics.json's dict."""
 
@@ -87,6 +91,8 @@ class Trainer:
         self.vdl = VisualDLLogger(self.output_dir / "vdl", enabled=self.is_main and g["use_visualdl"])
         self.vdl.hparams(config)
         self.best_predictions = None  # (labels, probs) of the best epoch on the Eval list, for its ROC figure
+        self.config_changes, self._changed_keys = [], None  # resumes with Global.allow_config_change
+        self._stop_at = None  # (epoch, step) where fit() saves and stops (verify_run's replay)
         self.recorder = RunRecorder(self.output_dir, config, self.device, write=self.is_main,
                                     class_names=self.class_names)
         self.history, self.best, self.start_epoch, self.start_step = [], None, 0, 0
@@ -112,6 +118,7 @@ class Trainer:
     def _state(self, epoch, step):
         return {"epoch": epoch, "step": step, "history": self.history, "best": self.best,
                 "partial": self.partial, "config_hash": config_hash(self.config), "config": self.config,
+                "config_changes": self.config_changes,
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "stage": self.stage_index, "stage_results": self.stage_results,
                 "world_size": self.world_size, "batch_size": self.train_sampler.batch_size}
@@ -123,8 +130,15 @@ class Trainer:
 
     def resume(self, path):
         model_state, opt_state, state = load_checkpoint(path, self.model)
+        self.config_changes = list(state.get("config_changes") or [])
         if state.get("config") is not None:
-            check_resume_config(state["config"], self.config, path)
+            changes = check_resume_config(state["config"], self.config, path)
+            if changes:
+                log.warning("resuming with a changed config (Global.allow_config_change): %s",
+                            "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes))
+                self.config_changes.append({"epoch": state["epoch"], "step": state["step"], "config": state["config"],
+                                            "changes": [list(c) for c in changes]})
+                self._changed_keys = [k for k, _, _ in changes]
         else:
             log.warning("%s was written by an older paddle_dx without its config: cannot check that this resume "
                         "uses the run's own config", path)
@@ -179,6 +193,10 @@ class Trainer:
             if self.is_main and not bar_visible and g["print_batch_step"] and step % g["print_batch_step"] == 0:
                 log.info("epoch %d/%d step %d/%d: loss %.4f", epoch + 1, g["epochs"], step, steps,
                          self.partial["loss_sum"] / self.partial["seen"])
+            if self._stop_at == (epoch, step):
+                self.strategy.end_epoch()
+                self.save_latest(epoch, step)
+                raise _StopReached()
             stop = self.parallel.stop_signal(self._stop_signal)  # all ranks stop after the same step
             if stop is not None:
                 self.strategy.end_epoch()
@@ -200,11 +218,18 @@ class Trainer:
             self.model, self.eval_loader, self.config["DataLoader"]["Eval"]["sampler"]["batch_size"])
         return self.parallel.evaluate(model, loader, self.class_names, self.eval_loss_fn)
 
-    def fit(self):
+    def fit(self, stop_at=None):
         """Train (resuming from Global.checkpoints if set) while holding the run folder: a second
-        training into the same Global.output_dir is refused, naming this one."""
+        training into the same Global.output_dir is refused, naming this one.
+
+        ``stop_at=(epoch, step)``: save the checkpoint a resume started from and stop there,
+        returning None (tools/verify_run.py replays a run resumed with a changed config so)."""
+        self._stop_at = tuple(stop_at) if stop_at is not None else None
         with RunLock(self.output_dir) if self.is_main else contextlib.nullcontext():
-            return self._fit()
+            try:
+                return self._fit()
+            except _StopReached:
+                return None
 
     def _fit(self):
         g = self.config["Global"]
@@ -215,6 +240,9 @@ class Trainer:
         previous = self._install_signal_handlers()
         try:
             for epoch in range(self.start_epoch, g["epochs"]):
+                if self._stop_at == (epoch, 0) and epoch > self.start_epoch:
+                    self.save_latest(epoch, 0)
+                    raise _StopReached()
                 self._run_epoch(epoch)
         finally:
             for sig, handler in previous.items():
@@ -231,6 +259,8 @@ class Trainer:
             self.scheduler.step()
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
                   "seconds": round(time.time() - start, 2), "step_losses": train["step_losses"]}
+        if self._changed_keys:  # the first epoch after a resume with Global.allow_config_change
+            record["config_changed"], self._changed_keys = self._changed_keys, None
         last = epoch + 1 == g["epochs"]
         metrics = None
         if (epoch + 1) % g["eval_interval"] == 0 or last:
@@ -290,7 +320,7 @@ class Trainer:
         """Evaluate the best epoch on the test set, when there is one; write the run's outputs
         (metrics.json, manifest, figures of the best epoch's validation and test predictions)."""
         result = self.recorder.result(self.history, self.best, self.skipped, self.duplicates,
-                                      self.stage_results if self.stages else None)
+                                      self.stage_results if self.stages else None, self.config_changes)
         predictions = {}
         if self.best:
             if self._has_test() or self.best_predictions is None:

@@ -90,14 +90,29 @@ def environment_changes(old, new):
     return changes
 
 
+def replay_plan(manifest, output_dir):
+    """[(config, stop_at)] that retrain the run into ``output_dir``: one piece, or, for a run
+    resumed with Global.allow_config_change, each config up to the checkpoint the next resumed
+    from, then a resume with the next config."""
+    changes = manifest.get("config_changes") or []
+    configs = [c["config"] for c in changes] + [manifest["config"]]
+    stops = [(c["epoch"], c["step"]) for c in changes] + [None]
+    plan = []
+    for i, (raw, stop_at) in enumerate(zip(configs, stops)):
+        start = ([f"Global.checkpoints={output_dir / 'latest'}", "Global.allow_config_change=true"] if i
+                 else ["Global.checkpoints=null"])
+        plan.append((load_config(raw=raw, overrides=[f"Global.output_dir={output_dir}", *start]), stop_at))
+    return plan
+
+
 def verify_run(run_dir, output_dir=None, atol=None):
     """Retrain the run in ``run_dir`` into ``output_dir``; return a report dict with ``ok``."""
     from paddle_dx.engine.trainer import Trainer
 
     old = read_manifest(run_dir)
     output_dir = Path(output_dir or f"{Path(run_dir).resolve()}-verify-{time.strftime('%Y%m%d-%H%M%S')}")
-    config = load_config(raw=old["config"], overrides=[f"Global.output_dir={output_dir}", "Global.checkpoints=null"])
-    Trainer(config).fit()
+    for config, stop_at in replay_plan(old, output_dir):
+        Trainer(config).fit(stop_at=stop_at)
     new = read_manifest(output_dir)
     on_gpu = "gpu" in (old["device"]["device"], new["device"]["device"])
     atol = (GPU_ATOL if on_gpu else 0.0) if atol is None else float(atol)
