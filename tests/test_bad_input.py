@@ -231,6 +231,10 @@ def test_list_entries_outside_the_image_root_are_warned_about_and_reported(tmp_p
     warnings = [r.getMessage() for r in caplog.records if "outside image_root" in r.getMessage()]
     assert len(warnings) == 1 and "2 image(s)" in warnings[0] and "up.png" in warnings[0] and "abs.png" in warnings[0]
     assert build_dataset(config, "Eval")[1]["outside_root"] == []
+    from paddle_dx.engine.manifest import data_fingerprint
+    splits, _ = data_fingerprint(config, {})
+    assert splits["Train"]["outside_image_root"] == report["outside_root"]  # the manifest says so
+    assert splits["Eval"]["outside_image_root"] == []
 
 
 def test_a_class_missing_from_a_split(tmp_path, caplog):

@@ -17,7 +17,7 @@ import paddle
 
 import paddle_dx
 from paddle_dx.config import config_hash
-from paddle_dx.data.list_file import read_list_file
+from paddle_dx.data.list_file import outside_root, read_list_file
 from paddle_dx.utils.files import write_json
 from paddle_dx.utils.hashing import file_sha256
 
@@ -92,7 +92,8 @@ def data_fingerprint(config, hashes):
         used = sorted(f"{hashes[p]} {label}" for p, label in samples if p in hashes)
         out[mode] = {"list_file": str(ds["cls_label_path"]), "list_sha256": file_sha256(ds["cls_label_path"]),
                      "images": len(used), "not_used": len(samples) - len(used),
-                     "images_sha256": hashlib.sha256("\n".join(used).encode()).hexdigest()}
+                     "images_sha256": hashlib.sha256("\n".join(used).encode()).hexdigest(),
+                     "outside_image_root": outside_root(samples, ds["image_root"])}
         images.update({p: hashes[p] for p, _ in samples if p in hashes})
     return out, images
 
