@@ -5,7 +5,6 @@ the code (git commit, dirty files), the package versions, the device, the SHA-25
 list file and of every image used, the seed and the final metrics. ``tools/verify_run.py``
 reruns a run from this file alone and compares the metrics.
 """
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -19,7 +18,7 @@ import paddle_dx
 from paddle_dx.config import config_hash
 from paddle_dx.data.list_file import outside_root, read_list_file
 from paddle_dx.utils.files import write_json
-from paddle_dx.utils.hashing import file_sha256
+from paddle_dx.utils.hashing import file_sha256, text_sha256
 
 MANIFEST = "manifest.json"
 MODES = ("Train", "Eval", "Test")
@@ -92,7 +91,7 @@ def data_fingerprint(config, hashes):
         used = sorted(f"{hashes[p]} {label}" for p, label in samples if p in hashes)
         out[mode] = {"list_file": str(ds["cls_label_path"]), "list_sha256": file_sha256(ds["cls_label_path"]),
                      "images": len(used), "not_used": len(samples) - len(used),
-                     "images_sha256": hashlib.sha256("\n".join(used).encode()).hexdigest(),
+                     "images_sha256": text_sha256("\n".join(used)),
                      "outside_image_root": outside_root(samples, ds["image_root"])}
         images.update({p: hashes[p] for p, _ in samples if p in hashes})
     return out, images
