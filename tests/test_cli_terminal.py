@@ -24,3 +24,20 @@ def test_train_prints_only_paddle_dx_lines_in_one_format(tiny_dataset, tmp_path)
     assert "ccache" not in out and "init_res" not in out
     stamps = re.findall(r"^\[([^\]]+)\]", out, re.M)
     assert stamps and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", s) for s in stamps), stamps
+
+
+def test_epoch_and_evaluation_show_progress_bars_on_a_terminal(tiny_run_config, monkeypatch):
+    """On a terminal, training and each evaluation (validation, test) show a tqdm bar."""
+    import io
+
+    from paddle_dx.engine.trainer import Trainer
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    Trainer(tiny_run_config).fit()
+    shown = screen.getvalue()
+    assert "epoch 1/2" in shown and "validation" in shown and "test" in shown and "batch" in shown

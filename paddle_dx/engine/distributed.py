@@ -92,20 +92,20 @@ class Parallel:
             load_model_weights(model, path)
         self.sync_from_main(model)
 
-    def evaluate(self, model, loader, class_names, loss_fn=None):
+    def evaluate(self, model, loader, class_names, loss_fn=None, progress=None):
         """``evaluator.evaluate`` over the whole of ``loader``, shared out between the ranks.
 
         Every rank evaluates rank 0's weights (the ones that are saved) on its block of the
         loader's order; the gathered probabilities and labels are in that original order.
         """
         if not self.active:
-            return evaluate(model, loader, class_names, loss_fn)
+            return evaluate(model, loader, class_names, loss_fn, progress)
         self.sync_from_main(model)
         shard = self._shard(loader)
         if shard is None:
             probs, labels, loss_sum = np.zeros((0, len(class_names)), "float32"), np.zeros(0, "int64"), 0.0
         else:
-            probs, labels, loss = predict(model, shard, loss_fn)
+            probs, labels, loss = predict(model, shard, loss_fn, progress)
             loss_sum = loss * len(labels) if loss_fn is not None else 0.0
         parts = []
         dist.all_gather_object(parts, (probs, labels, loss_sum))

@@ -213,10 +213,14 @@ class Trainer:
         self.start_step = 0
         return result
 
-    def evaluate(self, loader=None):
+    def evaluate(self, loader=None, split="validation"):
         model, loader = (self.model, loader) if loader else self.feature_cache.eval_pair(
             self.model, self.eval_loader, self.config["DataLoader"]["Eval"]["sampler"]["batch_size"])
-        return self.parallel.evaluate(model, loader, self.class_names, self.eval_loss_fn)
+        progress = None
+        if self.is_main and sys.stderr.isatty():  # a bar on a terminal; nothing in log files
+            def progress(batches):
+                return tqdm(batches, desc=split, leave=False, mininterval=1, unit="batch")
+        return self.parallel.evaluate(model, loader, self.class_names, self.eval_loss_fn, progress)
 
     def fit(self, stop_at=None):
         """Train (resuming from Global.checkpoints if set) while holding the run folder: a second
@@ -303,7 +307,7 @@ class Trainer:
         (``val_metrics``: this epoch's evaluation, when it had one, so it is not run twice)."""
         entry = dict(self.stages[self.stage_index], end_epoch=epoch + 1, val=val_metrics or self.evaluate()[0])
         if self._has_test():
-            entry["test"] = self.evaluate(self._test_data()[0])[0]
+            entry["test"] = self.evaluate(self._test_data()[0], "test")[0]
         self.stage_results.append(entry)
 
     def _has_test(self):
@@ -332,7 +336,7 @@ class Trainer:
             if self._has_test():
                 loader, report = self._test_data()
                 self.hashes.update(report["hashes"])
-                metrics, probs, labels = self.evaluate(loader)
+                metrics, probs, labels = self.evaluate(loader, "test")
                 self.recorder.add_test(result, metrics, report["skipped"])
                 predictions["test"] = (labels, probs)
         self.recorder.save(result, self.hashes, predictions)
