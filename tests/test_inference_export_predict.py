@@ -234,3 +234,14 @@ def test_export_tool_needs_existing_weights(exported, capsys):
         run_tool("export_model.py", ["-c", str(exported.cfg_file), "-o", f"Global.pretrained_model={exported.tmp / 'nope'}"],
                  capsys)
     assert "weights not found" in capsys.readouterr().err
+
+
+def test_exported_files_follow_the_umask_like_any_other_file(exported):
+    """A colleague can read an export (mkstemp's 0600 used to leave inference.yml and the
+    weights readable by their owner only)."""
+    import stat
+
+    from paddle_dx.utils.files import _UMASK
+
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in exported.out.iterdir() if p.is_file()}
+    assert "inference.yml" in modes and modes == {name: 0o666 & ~_UMASK for name in modes}
