@@ -3,11 +3,10 @@ import logging
 from functools import partial
 from pathlib import Path
 
-import paddle
-
 from paddle_dx.data.coverage import check_class_coverage
 from paddle_dx.data.dataset import ImageListDataset, scan_images
 from paddle_dx.data.list_file import outside_root, read_label_list, read_list_file
+from paddle_dx.data.loader import SafeDataLoader
 from paddle_dx.data.preprocess_cache import PrefixCache, cache_root
 from paddle_dx.data.sampler import SAMPLERS, EpochBatchSampler
 from paddle_dx.data.transforms import build_transforms, default_ops
@@ -80,7 +79,7 @@ def build_loader(config, mode, dataset, rank=0, world_size=1):
         dataset.labels, sampler_cfg["batch_size"], shuffle=train and sampler_cfg["shuffle"],
         drop_last=train and sampler_cfg["drop_last"], seed=config["Global"]["seed"],
         rank=rank, world_size=world_size)
-    loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=loader_cfg["num_workers"],
-                                  use_shared_memory=loader_cfg["use_shared_memory"],
-                                  worker_init_fn=partial(seed_worker, config["Global"]["seed"]))
+    loader = SafeDataLoader(dataset, where=f"DataLoader.{mode}", batch_sampler=sampler,
+                            num_workers=loader_cfg["num_workers"], use_shared_memory=loader_cfg["use_shared_memory"],
+                            worker_init_fn=partial(seed_worker, config["Global"]["seed"]))
     return loader, sampler
