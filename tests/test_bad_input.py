@@ -266,6 +266,51 @@ def test_config_errors_name_the_file_or_key(tmp_path, yaml_text, error):
         load_config(tmp_path / "bad.yaml")
 
 
+def pipeline_config(tmp_path, **overrides):
+    images, lists = make_tiny_dataset(tmp_path / "data", per_class=4)
+    return lambda: tiny_config(images, lists, tmp_path / "out", **overrides)
+
+
+@pytest.mark.parametrize("overrides, error", [
+    # PaddleClas's own spelling, left as text: refused when the config is read, not in the DataLoader
+    ({"DataLoader.Train.dataset.transform_ops": "[{NormalizeImage: {scale: 1.0/255.0}}]"},
+     r"^DataLoader\.Train\.dataset\.transform_ops\[0\]\.NormalizeImage\.scale: expected number, got str "
+     r"\('1\.0/255\.0'\)$"),
+    ({"DataLoader.Test.dataset.transform_ops": "[{ResizeImage: {}}, {CenterCrop: {sizes: 3}}]"},
+     r"^DataLoader\.Test\.dataset\.transform_ops\[1\]\.CenterCrop: unknown parameter 'sizes'"),
+    # trains and exports silently otherwise; only tools/infer.py would fail
+    ({"DataLoader.Train.dataset.transform_ops": "[{RandomResizedCrop: {size: 224}}, {NormalizeImage: {}}]"},
+     r"^DataLoader\.Train\.dataset\.transform_ops gives images of shape \[3, 224, 224\] .* but "
+     r"Global\.image_shape is \[3, 32, 32\]"),
+    ({"DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {resize_short: 32}}, {NormalizeImage: {}}]"},
+     r"^DataLoader\.Eval\.dataset\.transform_ops gives images of shape \[3, 32, 43\]"),
+    ({"DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {}}, {Grayscale: {channels: 1}}]"},
+     r"^DataLoader\.Eval\.dataset\.transform_ops gives images of shape \[1, 32, 32\]"),
+])
+def test_transform_ops_are_checked_when_the_config_is_loaded(tmp_path, overrides, error):
+    with pytest.raises(ConfigError, match=error):
+        pipeline_config(tmp_path, **overrides)()
+
+
+def test_a_pipeline_op_that_fails_on_a_valid_image_is_named_at_load(tmp_path):
+    from paddle_dx.data.transforms import TRANSFORMS, Op
+
+    @TRANSFORMS.register
+    class BrokenOp(Op):
+        def __init__(self):
+            pass
+
+        def __call__(self, img, rng):
+            raise ValueError("cannot work on this")
+
+    try:
+        with pytest.raises(ConfigError, match=r"^DataLoader\.Train\.dataset\.transform_ops: BrokenOp fails on a "
+                                              r"300x400 RGB test image: ValueError: cannot work on this$"):
+            pipeline_config(tmp_path, **{"DataLoader.Train.dataset.transform_ops": "[BrokenOp, ResizeImage]"})()
+    finally:
+        TRANSFORMS._items.pop("BrokenOp")
+
+
 def test_tools_print_one_line_and_exit_2_without_traceback(tmp_path, monkeypatch, capsys):
     """The real tools/train.py entry point, run in-process, on a config with a syntax error."""
     (tmp_path / "bad.yaml").write_text("Global: [unclosed\n")

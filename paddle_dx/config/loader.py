@@ -1,6 +1,7 @@
 """Load a YAML config, apply ``-o Section.key=value`` overrides, validate against the schema."""
 import copy
 import difflib
+import importlib
 import math
 import re
 from pathlib import Path
@@ -191,7 +192,15 @@ def validate(raw):
     _check_output_dir(config)
     if config["Stages"] is not None:
         config["Stages"] = _validate_stages(config, raw)
+    _check_pipelines(config)
     return config
+
+
+def _check_pipelines(config):
+    """Build and run each transform pipeline once (milliseconds): a wrong op parameter or an output
+    other than Global.image_shape is refused here, not inside the DataLoader. Imported lazily, as
+    the data layer sits above config (paddle_dx/data/pipelines.py)."""
+    importlib.import_module("paddle_dx.data.pipelines").check_pipelines(config)
 
 
 # Smaller than 16 px, LeNet5's two 5x5 convs and pools have nothing left to pool (ResNet and VGG

@@ -9,19 +9,11 @@ from paddle_dx.data.list_file import outside_root, read_label_list, read_list_fi
 from paddle_dx.data.loader import SafeDataLoader
 from paddle_dx.data.preprocess_cache import PrefixCache, cache_root
 from paddle_dx.data.sampler import SAMPLERS, EpochBatchSampler
-from paddle_dx.data.transforms import build_transforms, default_ops
+from paddle_dx.data.pipelines import transforms_for
 from paddle_dx.errors import ConfigError
 from paddle_dx.utils.seed import seed_worker
 
 log = logging.getLogger(__name__)
-
-
-def transforms_for(config, mode):
-    """The preprocessing pipeline of ``DataLoader.<mode>`` (defaults when none is given)."""
-    ops = config["DataLoader"][mode]["dataset"]["transform_ops"]
-    if ops is None:
-        ops = default_ops(train=(mode == "Train"))
-    return build_transforms(ops, config["Global"]["image_shape"], where=f"DataLoader.{mode}.dataset.transform_ops")
 
 
 def class_names(config, mode="Train"):
