@@ -270,6 +270,51 @@ def test_config_errors_name_the_file_or_key(tmp_path, yaml_text, error):
         load_config(tmp_path / "bad.yaml")
 
 
+def pipeline_config(tmp_path, **overrides):
+    images, lists = make_tiny_dataset(tmp_path / "data", per_class=4)
+    return lambda: tiny_config(images, lists, tmp_path / "out", **overrides)
+
+
+@pytest.mark.parametrize("overrides, error", [
+    # PaddleClas's own spelling, left as text: refused when the config is read, not in the DataLoader
+    ({"DataLoader.Train.dataset.transform_ops": "[{NormalizeImage: {scale: 1.0/255.0}}]"},
+     r"^DataLoader\.Train\.dataset\.transform_ops\[0\]\.NormalizeImage\.scale: expected number, got str "
+     r"\('1\.0/255\.0'\)$"),
+    ({"DataLoader.Test.dataset.transform_ops": "[{ResizeImage: {}}, {CenterCrop: {sizes: 3}}]"},
+     r"^DataLoader\.Test\.dataset\.transform_ops\[1\]\.CenterCrop: unknown parameter 'sizes'"),
+    # trains and exports silently otherwise; only tools/infer.py would fail
+    ({"DataLoader.Train.dataset.transform_ops": "[{RandomResizedCrop: {size: 224}}, {NormalizeImage: {}}]"},
+     r"^DataLoader\.Train\.dataset\.transform_ops gives images of shape \[3, 224, 224\] .* but "
+     r"Global\.image_shape is \[3, 32, 32\]"),
+    ({"DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {resize_short: 32}}, {NormalizeImage: {}}]"},
+     r"^DataLoader\.Eval\.dataset\.transform_ops gives images of shape \[3, 32, 43\]"),
+    ({"DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {}}, {Grayscale: {channels: 1}}]"},
+     r"^DataLoader\.Eval\.dataset\.transform_ops gives images of shape \[1, 32, 32\]"),
+])
+def test_transform_ops_are_checked_when_the_config_is_loaded(tmp_path, overrides, error):
+    with pytest.raises(ConfigError, match=error):
+        pipeline_config(tmp_path, **overrides)()
+
+
+def test_a_pipeline_op_that_fails_on_a_valid_image_is_named_at_load(tmp_path):
+    from paddle_dx.data.transforms import TRANSFORMS, Op
+
+    @TRANSFORMS.register
+    class BrokenOp(Op):
+        def __init__(self):
+            pass
+
+        def __call__(self, img, rng):
+            raise ValueError("cannot work on this")
+
+    try:
+        with pytest.raises(ConfigError, match=r"^DataLoader\.Train\.dataset\.transform_ops: BrokenOp fails on a "
+                                              r"300x400 RGB test image: ValueError: cannot work on this$"):
+            pipeline_config(tmp_path, **{"DataLoader.Train.dataset.transform_ops": "[BrokenOp, ResizeImage]"})()
+    finally:
+        TRANSFORMS._items.pop("BrokenOp")
+
+
 def test_tools_print_one_line_and_exit_2_without_traceback(tmp_path, monkeypatch, capsys):
     """The real tools/train.py entry point, run in-process, on a config with a syntax error."""
     (tmp_path / "bad.yaml").write_text("Global: [unclosed\n")
@@ -349,3 +394,59 @@ def test_full_disk_fails_at_start_up(lenet_run, tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=5 << 20))  # 5 MiB left
     with pytest.raises(PaddleDxError, match=r"only 5 MiB free, this run needs about \d+ MiB"):
         Trainer(tiny_config(images, lists, tmp_path / "out"))
+
+
+# ---- start-up: list files and the run folder --------------------------------------------
+
+def test_design_card_command_on_a_fresh_checkout_says_what_to_put_where(tmp_path, monkeypatch, capsys):
+    """tools/train.py -c configs/esophagus_resnet50.yaml without data: the split command, no run folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train.py", "-c", str(ROOT / "configs" / "esophagus_resnet50.yaml")])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(str(ROOT / "tools" / "train.py"), run_name="__main__")
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: DataLoader.Train.dataset.cls_label_path: data/esophagus/lists/train_list.txt not found "
+        "(nor DataLoader.Eval: data/esophagus/lists/val_list.txt, DataLoader.Test: data/esophagus/lists/test_list.txt). "
+        "Put the images in data/esophagus/images/<class>/ (classes: normal, pathological) and run: "
+        "python tools/split_dataset.py --image-root data/esophagus/images --out data/esophagus/lists "
+        "--classes normal,pathological\n")
+    assert list(tmp_path.iterdir()) == []  # no output/ left behind
+
+
+def test_a_missing_test_list_stops_the_run_before_training(tmp_path):
+    from paddle_dx.engine.trainer import Trainer
+
+    images, lists = make_tiny_dataset(tmp_path / "data", per_class=4)
+    (lists / "test_list.txt").unlink()
+    with pytest.raises(DataError, match=r"^DataLoader.Test.dataset.cls_label_path: .*test_list.txt not found\. "
+                                        r"Put the images in .*images/<class>/ \(classes: normal, lesion\)"):
+        Trainer(tiny_config(images, lists, tmp_path / "out" / "run"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_line_in_the_test_list_stops_the_run_before_training(tmp_path):
+    from paddle_dx.engine.trainer import Trainer
+
+    images, lists = make_tiny_dataset(tmp_path / "data", per_class=4)
+    with open(lists / "test_list.txt", "a") as f:
+        f.write("normal/missing.png 0\n")
+    with pytest.raises(DataError, match=r"test_list.txt: 1 problem\(s\):\s+line \d+: image not found"):
+        Trainer(tiny_config(images, lists, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_start_up_failure_after_the_run_folder_was_made_removes_it_when_empty(tmp_path):
+    from paddle_dx.engine.trainer import Trainer
+
+    images, lists = make_tiny_dataset(tmp_path / "data", per_class=4)
+    first = (lists / "train_list.txt").read_text().split()[0]
+    (images / first).write_bytes(b"not an image")  # found by the image scan, after check_writable
+    with pytest.raises(DataError, match="1 unreadable image"):
+        Trainer(tiny_config(images, lists, tmp_path / "out" / "run"))
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError):
+        Trainer(tiny_config(images, lists, tmp_path / "kept"))
+    assert (tmp_path / "kept" / "notes.txt").read_text() == "mine"  # an existing folder is never removed

@@ -253,3 +253,70 @@ def test_symlinked_sub_folders_of_a_class_are_collected(tmp_path):
     assert sorted(p for p in paths if "extra_" in p) == sorted(f"lesion/linked/extra_{p.name}"
                                                              for p in sorted((images / "lesion").glob("*.png"))[:2])
     assert len(paths) == 8 and int((labels == 0).sum()) == 5  # classes sorted: lesion = 0
+# ---- --write-config and a null Arch.class_num -------------------------------------------
+
+def test_write_config_gives_a_config_that_trains_without_path_overrides(tmp_path, monkeypatch, capsys):
+    from paddle_dx.config import load_config
+
+    images = write_tree(tmp_path / "images", {"polyp": 6, "normal": 6, "ulcer": 6}, size=20)
+    monkeypatch.chdir(tmp_path)
+    split_tool(monkeypatch, "--image-root", "images", "--out", "lists", "--write-config", "runs/my.yaml",
+               "--classes", "ulcer,normal,polyp")
+    assert "train with: python tools/train.py -c runs/my.yaml" in capsys.readouterr().out
+    config = load_config("runs/my.yaml")
+    assert config["Arch"]["class_num"] == 3 and config["Global"]["class_names"] == ["ulcer", "normal", "polyp"]
+    for mode, split in (("Train", "train"), ("Eval", "val"), ("Test", "test")):
+        ds = config["DataLoader"][mode]["dataset"]
+        assert ds["image_root"] == "images" and ds["cls_label_path"] == f"lists/{split}_list.txt"
+    demo = load_config(REPO / "configs" / "demo.yaml")  # everything else comes from the demo config
+    assert config["Arch"]["name"] == demo["Arch"]["name"] and config["Global"]["image_shape"] == demo["Global"]["image_shape"]
+    assert config["DataLoader"]["Train"]["dataset"]["transform_ops"] == demo["DataLoader"]["Train"]["dataset"]["transform_ops"]
+
+
+def test_write_config_from_a_shipped_study_config_and_without_a_test_split(tmp_path, monkeypatch):
+    from paddle_dx.config import load_config
+
+    images = write_tree(tmp_path / "images", {"normal": 8, "pathological": 8}, size=20)
+    split_tool(monkeypatch, "--image-root", images, "--out", tmp_path / "lists", "--ratios", 8, 2, 0,
+               "--write-config", tmp_path / "eso.yaml", "--from", "esophagus_resnet50")
+    config = load_config(tmp_path / "eso.yaml")
+    assert config["Arch"]["name"] == "ResNet50" and config["Metric"]["best_metric"] == "auc"
+    assert config["Global"]["class_names"] == ["normal", "pathological"]
+    assert config["DataLoader"]["Test"]["dataset"]["cls_label_path"] == ""  # no empty Test list to trip on
+
+
+def test_write_config_refuses_an_unknown_base_before_splitting(tmp_path, monkeypatch, capsys):
+    images = write_tree(tmp_path / "images", {"a": 4, "b": 4})
+    with pytest.raises(SystemExit) as exit_info:
+        split_tool(monkeypatch, "--image-root", images, "--out", tmp_path / "lists",
+                   "--write-config", tmp_path / "x.yaml", "--from", "esophagus_resnet5")
+    assert exit_info.value.code == 2
+    assert "--from esophagus_resnet5: no such config file, nor a shipped config" in capsys.readouterr().err
+    assert not (tmp_path / "lists").exists()
+
+
+def test_class_num_left_out_is_the_label_list_size_and_the_run_records_it(tmp_path):
+    from conftest import make_tiny_dataset, tiny_config
+    from paddle_dx.config import load_config
+    from paddle_dx.engine.trainer import Trainer
+
+    images, lists = make_tiny_dataset(tmp_path / "data", per_class=4, classes=("a", "b", "c"))
+    config = tiny_config(images, lists, tmp_path / "out", **{"Global.epochs": 1, "Arch.class_num": "null"})
+    assert config["Arch"]["class_num"] == 3  # from lists/label_list.txt
+    Trainer(config).fit()
+    assert load_config(tmp_path / "out" / "config.yaml")["Arch"]["class_num"] == 3
+    named = tiny_config(images, lists, tmp_path / "o2", **{"Arch.class_num": "null",
+                                                           "Global.class_names": "[x, y, z]"})
+    assert named["Arch"]["class_num"] == 3
+
+
+def test_class_num_without_any_class_names_is_a_clear_error(tmp_path):
+    from conftest import tiny_config
+    from paddle_dx.data.builder import class_names
+    from paddle_dx.errors import ConfigError
+
+    config = tiny_config(tmp_path / "images", tmp_path / "nolists", tmp_path / "out", **{"Arch.class_num": "null"})
+    assert config["Arch"]["class_num"] is None  # nothing to count yet: loading still works
+    with pytest.raises(ConfigError, match=r"Arch.class_num is not set and no class names were found.*"
+                                          r"label_list.txt at .*nolists/label_list.txt"):
+        class_names(config)

@@ -182,3 +182,23 @@ def test_pipeline_config_errors_name_the_op_and_parameter():
         build_transforms([{"RandomFlip": {"horizontl": 0.5}}], [3, 32, 32])
     with pytest.raises(ConfigError, match="single `OpName: {params}` mapping"):
         build_transforms([{"RandomFlip": {}, "CenterCrop": {}}], [3, 32, 32])
+
+
+@pytest.mark.parametrize("op, error", [
+    ({"NormalizeImage": {"scale": "1.0/255.0"}}, r"transform_ops\[0\]\.NormalizeImage\.scale: expected number, got str"),
+    ({"ResizeImage": {"size": [1.5, 3]}}, r"transform_ops\[0\]\.ResizeImage\.size: expected int or a list of ints"),
+    ({"RandomFlip": {"horizontal": True}}, r"transform_ops\[0\]\.RandomFlip\.horizontal: expected number, got bool"),
+    ({"RandomResizedCrop": {"scale": [0.5, "x"]}}, r"RandomResizedCrop\.scale: expected a list of numbers"),
+    ({"Denoise": {"method": "nlm"}}, r"transform_ops\[0\]\.Denoise\.method 'nlm' is not one of"),
+])
+def test_op_parameters_of_the_wrong_type_are_refused_when_the_pipeline_is_built(op, error):
+    with pytest.raises(ConfigError, match=error):
+        build_transforms([op], [3, 32, 32], where="DataLoader.Train.dataset.transform_ops")
+
+
+def test_op_parameters_of_the_right_type_are_accepted_ints_as_numbers():
+    ops = [{"CropBorder": {"threshold": 5}}, {"ResizeImage": {"size": 32, "interpolation": "linear"}},
+           {"RandomResizedCrop": {"size": [32, 32], "scale": [0.5, 1], "ratio": [1, 1]}},
+           {"NormalizeImage": {"mean": [0, 0, 0], "std": [1, 1, 1], "scale": 1}}]
+    out = build_transforms(ops, [3, 32, 32])(gradient(), rng())
+    assert out.shape == (3, 32, 32) and out.max() > 1  # scale 1: values stay 0..255

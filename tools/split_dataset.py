@@ -3,6 +3,7 @@
 python tools/split_dataset.py --image-root DIR --out DIR [--ratios 6 2 2] [--seed 42]
                               [--group-regex REGEX] [--classes name0,name1,...]
                               [--near-duplicates HAMMING]
+                              [--write-config CONFIG [--from CONFIG_OR_SHIPPED_NAME]]
 
 Images with identical decoded pixels always stay on one side of the split; with
 --near-duplicates, so do images whose 64-bit perceptual hashes differ in at most HAMMING bits.
@@ -28,11 +29,20 @@ def main():
     parser.add_argument("--near-duplicates", type=int, default=None, metavar="HAMMING",
                         help="also keep images whose pHashes (64 bits) differ in at most HAMMING bits on one side "
                              "(e.g. 4; 0 = same pHash)")
+    parser.add_argument("--write-config", default=None, metavar="CONFIG",
+                        help="also write a ready training config: this split's image root, three lists, "
+                             "Arch.class_num and Global.class_names, the rest from --from")
+    parser.add_argument("--from", dest="base_config", default="demo", metavar="CONFIG_OR_SHIPPED_NAME",
+                        help="config that --write-config starts from: a YAML file or a shipped name "
+                             "(configs/<name>.yaml, e.g. esophagus_resnet50); default: demo")
     args = parser.parse_args()
     from paddle_dx.data.duplicates import PHASH_BITS
     from paddle_dx.data.split import SPLIT_NAMES, write_split
     from paddle_dx.errors import DataError
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    if args.write_config:
+        from paddle_dx.data.config_writer import base_config_path
+        base_config_path(args.base_config)  # a wrong --from stops before the split, not after
     if args.near_duplicates is not None and not 0 <= args.near_duplicates < PHASH_BITS:
         raise DataError(f"--near-duplicates must be between 0 and {PHASH_BITS - 1} bits, got {args.near_duplicates}")
     counts, copies = write_split(args.image_root, args.out, args.ratios, args.seed, args.group_regex, classes,
@@ -44,6 +54,10 @@ def main():
         kind = "identical or near-identical" if args.near_duplicates is not None else "identical"
         print(f"kept {len(copies)} group(s) of {kind} images ({sum(map(len, copies))} files) each on one side")
     print(f"wrote {args.out}/train_list.txt, val_list.txt, test_list.txt, label_list.txt")
+    if args.write_config:
+        from paddle_dx.data.config_writer import write_split_config
+        path = write_split_config(args.write_config, args.base_config, args.image_root, args.out, counts)
+        print(f"wrote {path}; train with: python tools/train.py -c {path}")
 
 
 if __name__ == "__main__":

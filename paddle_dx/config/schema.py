@@ -102,7 +102,9 @@ SCHEMA = {
     "Arch": {
         "name": Key((str,), "ResNet50", choices=registry_names("paddle_dx.models.backbones", "BACKBONES"),
                     doc="backbone network (paddle_dx/models/backbones.py)"),
-        "class_num": Key((int,), 2, min=2, doc="number of classes = size of the new head"),
+        "class_num": Key((int,), None, nullable=True, min=2,
+                         doc="number of classes = size of the new head; null (default) = the number of "
+                             "Global.class_names, else of the Train label list (resolved when the config is loaded)"),
         "pretrained": Key((bool, str), False, doc="true (PaddleClas ImageNet URL) | false | path to .pdparams"),
         "freeze": Key((str,), "none", doc="none | backbone | until stage N"),
         "dropout": Key(NUMBER, 0.0, min=0, max=0.99, doc="dropout before the new head"),

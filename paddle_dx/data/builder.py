@@ -1,40 +1,25 @@
 """Datasets and loaders from the ``DataLoader`` section of a config."""
 import logging
 from functools import partial
-from pathlib import Path
 
-import paddle
-
+from paddle_dx.data.classes import found_class_names, require_class_num
 from paddle_dx.data.coverage import check_class_coverage
 from paddle_dx.data.dataset import ImageListDataset, scan_images
-from paddle_dx.data.list_file import outside_root, read_label_list, read_list_file
+from paddle_dx.data.list_file import outside_root, read_list_file
+from paddle_dx.data.loader import SafeDataLoader
 from paddle_dx.data.preprocess_cache import PrefixCache, cache_root
 from paddle_dx.data.sampler import SAMPLERS, EpochBatchSampler
-from paddle_dx.data.transforms import build_transforms, default_ops
+from paddle_dx.data.pipelines import transforms_for
 from paddle_dx.errors import ConfigError
 from paddle_dx.utils.seed import seed_worker
 
 log = logging.getLogger(__name__)
 
 
-def transforms_for(config, mode):
-    """The preprocessing pipeline of ``DataLoader.<mode>`` (defaults when none is given)."""
-    ops = config["DataLoader"][mode]["dataset"]["transform_ops"]
-    if ops is None:
-        ops = default_ops(train=(mode == "Train"))
-    return build_transforms(ops, config["Global"]["image_shape"], where=f"DataLoader.{mode}.dataset.transform_ops")
-
-
 def class_names(config, mode="Train"):
     """Class names by label id: Global.class_names, else the label list, else '0', '1', ..."""
-    names = config["Global"]["class_names"]
-    class_num = config["Arch"]["class_num"]
-    if not names:
-        ds = config["DataLoader"][mode]["dataset"]
-        label_list = ds["label_list"] or (str(Path(ds["cls_label_path"]).parent / "label_list.txt")
-                                          if ds["cls_label_path"] else None)
-        names = read_label_list(label_list) if label_list and Path(label_list).is_file() else None
-    names = [str(n) for n in names] if names else [str(i) for i in range(class_num)]
+    class_num = require_class_num(config)
+    names = found_class_names(config, mode) or [str(i) for i in range(class_num)]
     if len(names) != class_num:
         raise ConfigError(f"Arch.class_num is {class_num} but {len(names)} class names were found ({names})")
     return names
@@ -52,7 +37,7 @@ def build_dataset(config, mode, scan=True):
         raise ConfigError(f"config key 'DataLoader.{mode}.dataset.cls_label_path' is empty")
     if ds["name"] != "ImageListDataset":
         raise ConfigError(f"DataLoader.{mode}.dataset.name: unknown dataset '{ds['name']}'; available: ['ImageListDataset']")
-    samples = read_list_file(ds["cls_label_path"], ds["image_root"], config["Arch"]["class_num"])
+    samples = read_list_file(ds["cls_label_path"], ds["image_root"], require_class_num(config))
     report = {"skipped": [], "hashes": {}, "content_hashes": {},
               "outside_root": outside_root(samples, ds["image_root"])}
     if report["outside_root"]:
@@ -80,7 +65,7 @@ def build_loader(config, mode, dataset, rank=0, world_size=1):
         dataset.labels, sampler_cfg["batch_size"], shuffle=train and sampler_cfg["shuffle"],
         drop_last=train and sampler_cfg["drop_last"], seed=config["Global"]["seed"],
         rank=rank, world_size=world_size)
-    loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=loader_cfg["num_workers"],
-                                  use_shared_memory=loader_cfg["use_shared_memory"],
-                                  worker_init_fn=partial(seed_worker, config["Global"]["seed"]))
+    loader = SafeDataLoader(dataset, where=f"DataLoader.{mode}", batch_sampler=sampler,
+                            num_workers=loader_cfg["num_workers"], use_shared_memory=loader_cfg["use_shared_memory"],
+                            worker_init_fn=partial(seed_worker, config["Global"]["seed"]))
     return loader, sampler

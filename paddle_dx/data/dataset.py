@@ -7,6 +7,7 @@ import paddle
 
 from paddle_dx.data.duplicates import pixel_sha256
 from paddle_dx.data.io import read_image
+from paddle_dx.data.loader import failure_of
 from paddle_dx.errors import DataError, ImageReadError
 from paddle_dx.utils.hashing import file_sha256
 
@@ -77,8 +78,13 @@ class ImageListDataset(paddle.io.Dataset):
         return self.transforms(read_image(path), rng), np.int64(label)
 
     def __getitem__(self, key):
+        """The sample, or a SampleFailure naming its file: an exception raised inside Paddle's
+        DataLoader would hang the run (paddle_dx/data/loader.py)."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
-        return self.load(index, epoch)
+        try:
+            return self.load(index, epoch)
+        except Exception as exc:
+            return failure_of(self.samples[index][0], exc)
 
     def __len__(self):
         return len(self.samples)

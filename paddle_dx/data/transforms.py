@@ -15,6 +15,8 @@ resolved list that ``inference.yml`` stores, so deployment rebuilds exactly this
 import inspect
 import logging
 import math
+import typing
+from typing import List, Optional, Union
 
 import cv2
 import numpy as np
@@ -34,6 +36,13 @@ NORMALIZE_PRESETS = {
     "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
     "zero_to_one": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
 }
+
+
+# Parameter annotations: the config loader checks each op's parameters against them
+# (check_params), so a wrong type is refused when the config is read, not inside the DataLoader.
+Number = float  # an int is accepted too
+Size = Union[int, List[int]]
+Numbers = List[float]
 
 
 class Op:
@@ -71,7 +80,7 @@ def _hw(size):
 class CropBorder(Op):
     """Crop the dark frame around an endoscope's round field of view (pixels <= threshold)."""
 
-    def __init__(self, threshold=10, margin=0):
+    def __init__(self, threshold: Number = 10, margin: int = 0):
         self.threshold = threshold
         self.margin = margin
 
@@ -92,7 +101,8 @@ class Denoise(Op):
 
     METHODS = ("fastNlMeans", "bilateral", "gaussian", "median")
 
-    def __init__(self, method="fastNlMeans", h=3, ksize=3, d=5, sigma=50, after_resize=True):
+    def __init__(self, method: str = "fastNlMeans", h: Number = 3, ksize: int = 3, d: int = 5, sigma: Number = 50,
+                 after_resize: bool = True):
         if method not in self.METHODS:
             raise ConfigError(f"Denoise.method '{method}' is not one of {list(self.METHODS)}")
         self.method, self.h, self.ksize, self.d, self.sigma = method, h, ksize, d, sigma
@@ -114,7 +124,7 @@ class ResizeImage(Op):
 
     sized = True
 
-    def __init__(self, size=None, resize_short=None, interpolation="area"):
+    def __init__(self, size: Optional[Size] = None, resize_short: Optional[int] = None, interpolation: str = "area"):
         if interpolation not in INTERPOLATIONS:
             raise ConfigError(f"ResizeImage.interpolation '{interpolation}' is not one of {list(INTERPOLATIONS)}")
         self.size, self.resize_short, self.interpolation = size, resize_short, interpolation
@@ -135,7 +145,7 @@ class CenterCrop(Op):
 
     sized = True
 
-    def __init__(self, size=None):
+    def __init__(self, size: Optional[Size] = None):
         self.size = size
 
     def __call__(self, img, rng):
@@ -155,7 +165,7 @@ class RandomResizedCrop(Op):
     random = True
     sized = True
 
-    def __init__(self, size=None, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    def __init__(self, size: Optional[Size] = None, scale: Numbers = (0.08, 1.0), ratio: Numbers = (3 / 4, 4 / 3)):
         self.size, self.scale, self.ratio = size, tuple(scale), tuple(ratio)
 
     def __call__(self, img, rng):
@@ -178,7 +188,7 @@ class RandomFlip(Op):
 
     random = True
 
-    def __init__(self, horizontal=0.5, vertical=0.0):
+    def __init__(self, horizontal: Number = 0.5, vertical: Number = 0.0):
         self.horizontal, self.vertical = horizontal, vertical
 
     def __call__(self, img, rng):
@@ -195,7 +205,7 @@ class RandomRotation(Op):
 
     random = True
 
-    def __init__(self, degrees=10):
+    def __init__(self, degrees: Number = 10):
         self.degrees = degrees
 
     def __call__(self, img, rng):
@@ -211,7 +221,7 @@ class ColorJitter(Op):
 
     random = True
 
-    def __init__(self, brightness=0.1, contrast=0.1):
+    def __init__(self, brightness: Number = 0.1, contrast: Number = 0.1):
         self.brightness, self.contrast = brightness, contrast
 
     def __call__(self, img, rng):
@@ -227,7 +237,7 @@ class ColorJitter(Op):
 class Grayscale(Op):
     """Convert to grey, keeping ``channels`` (3 = grey replicated, for RGB backbones)."""
 
-    def __init__(self, channels=3):
+    def __init__(self, channels: int = 3):
         self.channels = channels
 
     def __call__(self, img, rng):
@@ -239,7 +249,8 @@ class Grayscale(Op):
 class NormalizeImage(Op):
     """uint8 -> float32: ``(x * scale - mean) / std``. Default preset maps to [-1, 1]."""
 
-    def __init__(self, preset="minus_one_to_one", mean=None, std=None, scale=1.0 / 255.0):
+    def __init__(self, preset: str = "minus_one_to_one", mean: Optional[Numbers] = None, std: Optional[Numbers] = None,
+                 scale: Number = 1.0 / 255.0):
         if preset not in NORMALIZE_PRESETS and (mean is None or std is None):
             raise ConfigError(f"NormalizeImage.preset '{preset}' is not one of {list(NORMALIZE_PRESETS)}")
         default_mean, default_std = NORMALIZE_PRESETS.get(preset, (mean, std))
@@ -308,11 +319,42 @@ def default_ops(train):
     return ops
 
 
+def _accepts(value, hint):
+    """Whether ``value`` (as YAML gives it) fits annotation ``hint``; an int is a valid float."""
+    if typing.get_origin(hint) is Union:
+        return any(_accepts(value, h) for h in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        return isinstance(value, (list, tuple)) and all(_accepts(v, typing.get_args(hint)[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool) or hint is bool:
+        return isinstance(value, bool) and hint is bool
+    return isinstance(value, (int, float) if hint is float else hint)
+
+
+def _hint_text(hint):
+    if typing.get_origin(hint) is Union:
+        return " or ".join(dict.fromkeys(_hint_text(h) for h in typing.get_args(hint)))
+    if typing.get_origin(hint) is list:
+        return f"a list of {_hint_text(typing.get_args(hint)[0])}s"
+    return {type(None): "null", float: "number"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def check_params(op_cls, params, where):
+    """Refuse a parameter whose value does not fit the op's annotation (unannotated: unchecked)."""
+    hints = typing.get_type_hints(op_cls.__init__)
+    for key, value in params.items():
+        if key in hints and not _accepts(value, hints[key]):
+            raise ConfigError(f"{where}.{op_cls.__name__}.{key}: expected {_hint_text(hints[key])}, "
+                              f"got {type(value).__name__} ({value!r})")
+
+
 def build_transforms(ops_config, image_shape, where="transform_ops"):
     """Build a Compose from ``[{Name: {params}}, ...]``; sizes default to image_shape's H, W."""
     ops = []
     for i, item in enumerate(ops_config):
         op_cls, params = TRANSFORMS.resolve(item, f"{where}[{i}]")
+        check_params(op_cls, params, f"{where}[{i}]")
         name = op_cls.__name__
         if op_cls.first_only and i > 0:
             raise ConfigError(f"{where}[{i}].{name} must be listed first: {op_cls.first_only} "
@@ -321,7 +363,9 @@ def build_transforms(ops_config, image_shape, where="transform_ops"):
             params["size"] = [int(image_shape[1]), int(image_shape[2])]
         try:
             ops.append(op_cls(**params))
-        except TypeError as exc:
+        except ConfigError as exc:  # the op's own check, e.g. "Denoise.method 'x' is not one of [...]"
+            raise ConfigError(f"{where}[{i}].{exc}") from None
+        except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}[{i}].{name}: {exc}") from None
     return Compose(denoise_after_resize(ops, where))
 

@@ -122,8 +122,8 @@ class Parallel:
             shard = None
             if block:
                 sampler = paddle.io.BatchSampler(sampler=block, batch_size=loader.batch_sampler.batch_size)
-                shard = paddle.io.DataLoader(loader.dataset, batch_sampler=sampler, num_workers=loader.num_workers,
-                                             use_shared_memory=loader.use_shared_memory)
+                shard = type(loader)(loader.dataset, batch_sampler=sampler, num_workers=loader.num_workers,
+                                     use_shared_memory=loader.use_shared_memory)
             self._shards[id(loader)] = (loader, shard)  # holding ``loader`` keeps its id unique
         return self._shards[id(loader)][1]
 

@@ -27,6 +27,7 @@ from paddle_dx.engine.recorder import RunRecorder
 from paddle_dx.engine.resume_check import check_resume_config
 from paddle_dx.engine.resume_outputs import carry_best_model
 from paddle_dx.engine.stages import is_stage_end, stage_at
+from paddle_dx.engine.startup_checks import check_list_files, removed_if_empty_on_error
 from paddle_dx.engine.steps import StaticSpec, StepParts, choose_step, resolve_engine
 from paddle_dx.engine.visualdl_logger import VisualDLLogger
 from paddle_dx.metrics import history_entry, key_metric
@@ -54,6 +55,11 @@ class Trainer:
     """Builds everything a config describes and trains it. ``fit()`` returns metrics.json's dict."""
 
     def __init__(self, config, rank=0, world_size=1):
+        check_list_files(config)  # before anything is created: a fresh checkout gets the split command
+        with removed_if_empty_on_error(config["Global"]["output_dir"]):
+            self._build(config, rank, world_size)
+
+    def _build(self, config, rank, world_size):
         self.config = config
         g = config["Global"]
         self.rank, self.world_size = rank, world_size
