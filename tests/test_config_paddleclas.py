@@ -259,3 +259,15 @@ def test_paddleclas_config_trains_and_best_model_prefix_works_in_eval_export_and
     best = load_state(out / "best_model.pdparams")
     for name, tensor in start.model.state_dict().items():  # fine-tuning starts from best_model
         np.testing.assert_array_equal(tensor.numpy(), np.asarray(best[name]))
+
+
+def test_infer_transforms_that_differ_from_eval_ops_are_warned_about(caplog):
+    raw = read_yaml(FIXTURES / "ResNet50_vd.yaml")
+    raw["Global"]["device"] = "cpu"
+    with caplog.at_level(logging.WARNING, logger="paddle_dx.config.paddleclas"):
+        load_config(raw=copy.deepcopy(raw))
+    assert "Infer.transforms differ" not in caplog.text  # the file's Infer ops are its Eval ops
+    raw["Infer"]["transforms"][1]["ResizeImage"]["resize_short"] = 300
+    with caplog.at_level(logging.WARNING, logger="paddle_dx.config.paddleclas"):
+        load_config(raw=raw)
+    assert "Infer.transforms differ from DataLoader.Eval's ops" in caplog.text

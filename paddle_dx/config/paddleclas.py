@@ -97,7 +97,9 @@ GLOBAL_RULES = Registry("PaddleClas Global key")
 
 @GLOBAL_RULES.register(name="class_num")
 def _class_num(t, g, value):
-    arch = t.out.setdefault("Arch", {})
+    arch = t.section("Arch")
+    if arch is None:
+        arch = t.out["Arch"] = {}
     if arch.get("class_num") not in (None, value):
         t.refuse("Global.class_num", f"= {value} but Arch.class_num = {arch['class_num']}: give one of them")
         return
@@ -264,7 +266,7 @@ def _translate_infer(t):
         return
     t.mapped("Infer", "(dropped)", "the export carries DataLoader.Eval's preprocessing; predict with tools/infer.py")
     ops = infer.get("transforms") if isinstance(infer, dict) else None
-    eval_ops = ((t.out.get("DataLoader") or {}).get("Eval") or {}).get("dataset", {}).get("transform_ops")
+    eval_ops = (((t.out.get("DataLoader") or {}).get("Eval") or {}).get("dataset") or {}).get("transform_ops")
     if isinstance(ops, list) and isinstance(eval_ops, list):
         scratch = Translation({})
         if translate_ops(scratch, ops, "Infer.transforms") != eval_ops:
