@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from paddle_dx.config.paddleclas import translate as translate_paddleclas
 from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA, Key
 from paddle_dx.errors import ConfigError
 from paddle_dx.utils.hashing import json_sha256
@@ -118,6 +119,10 @@ def apply_overrides(raw, overrides):
         keys, value = parse_override(text)
         node, schema = raw, SCHEMA
         for i, key in enumerate(keys[:-1]):
+            if isinstance(node.get(key), dict):  # in the file (a PaddleClas key such as Optimizer.lr.*)
+                schema = schema.get(key) if isinstance(schema, dict) else None
+                node = node[key]
+                continue
             if not isinstance(schema, dict) or key not in schema:
                 where = ".".join(keys[: i + 1])
                 raise ConfigError(f"override '{text}': unknown config key '{where}'"
@@ -257,9 +262,11 @@ def _validate_stages(config, raw):
 
 
 def load_config(path=None, overrides=None, raw=None):
-    """Read ``path`` (or use ``raw``), apply overrides, validate. The single entry point."""
+    """Read ``path`` (or use ``raw``), apply overrides, translate a PaddleClas config, validate.
+    The single entry point."""
     data = read_yaml(path) if path is not None else copy.deepcopy(raw or {})
-    return validate(apply_overrides(data, overrides))
+    data = translate_paddleclas(apply_overrides(data, overrides), str(path or "config"))
+    return validate(data)
 
 
 def config_hash(config):

@@ -120,7 +120,12 @@ SCHEMA = {
         "lr": Key(NUMBER, 0.001, min=0, min_open=True, doc="learning rate"),
         "weight_decay": Key(NUMBER, 0.0, min=0, doc="L2 (Adam, Momentum) or decoupled (AdamW) weight decay"),
         "momentum": Key(NUMBER, 0.9, min=0, max=1, doc="Momentum only"),
-        "lr_schedule": Key((str,), "constant", choices=("constant", "cosine"), doc="cosine: decay to 0 over the epochs (of each stage)"),
+        "lr_schedule": Key((str,), "constant", choices=registry_names("paddle_dx.engine.optimizer", "SCHEDULES"),
+                           doc="cosine: decay to 0 over the epochs (of each stage); piecewise: lr_values at decay_epochs"),
+        "warmup_epochs": Key((int,), 0, min=0, doc="first N epochs of each stage ramp up: epoch k trains at lr*(k+1)/(N+1)"),
+        "decay_epochs": Key((list,), None, nullable=True, doc="piecewise: epochs (after warm-up) at which the lr changes"),
+        "lr_values": Key((list,), None, nullable=True, doc="piecewise: the lr before the first decay epoch, then after "
+                                                           "each (scaled so the first is lr)"),
         "grad_clip": Key(NUMBER, None, nullable=True, min=0, min_open=True, doc="clip gradients by global norm"),
     },
     "DataLoader": {

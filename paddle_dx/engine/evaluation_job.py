@@ -9,6 +9,7 @@ from paddle_dx.errors import ConfigError
 from paddle_dx.metrics import format_table
 from paddle_dx.metrics.figures import confusion_matrix_figure, figure_title, roc_figure, save_figure
 from paddle_dx.models import build_model, load_model_weights
+from paddle_dx.models.weights import resolve_weights
 from paddle_dx.utils.device import select_device
 from paddle_dx.utils.files import check_writable, write_json
 
@@ -20,7 +21,7 @@ def run_evaluation(config, mode="Eval"):
     and _roc.png, named after the list evaluated so evaluating another list keeps the first's files."""
     g = config["Global"]
     if not g["pretrained_model"]:
-        raise ConfigError("tools/eval.py needs weights: -o Global.pretrained_model=output/.../best_model.pdparams")
+        raise ConfigError("tools/eval.py needs weights: -o Global.pretrained_model=output/.../best_model")
     out = Path(g["output_dir"])
     check_writable(out)
     select_device(g["device"], g["num_threads"])
@@ -28,16 +29,17 @@ def run_evaluation(config, mode="Eval"):
     dataset, report = build_dataset(config, mode)
     loader, _ = build_loader(config, mode, dataset)
     model = build_model(dict(config["Arch"], pretrained=False), g["image_shape"])
-    load_model_weights(model, g["pretrained_model"])
+    weights = resolve_weights(g["pretrained_model"])  # a PaddleClas-style prefix works too
+    load_model_weights(model, weights)
     loss_fn = build_loss(config["Loss"]["Eval"], "Loss.Eval", dataset.labels, config["Arch"]["class_num"])
     metrics, probs, labels = evaluate(model, loader, names, loss_fn)
-    metrics["weights"] = str(g["pretrained_model"])
+    metrics["weights"] = str(weights)
     metrics["list_file"] = config["DataLoader"][mode]["dataset"]["cls_label_path"]
     metrics["skipped_images"] = [{"path": p, "reason": r} for p, r in report["skipped"]]
     print(format_table(metrics))
     prefix = f"eval_{Path(metrics['list_file']).stem}"
     write_json(out / f"{prefix}_metrics.json", metrics)
-    split, weights = Path(metrics["list_file"]).name, g["pretrained_model"]
+    split = Path(metrics["list_file"]).name
     save_figure(confusion_matrix_figure(metrics, figure_title(split, None, weights, "confusion matrix")),
                 out / f"{prefix}_confusion_matrix.png")
     if len(set(labels.tolist())) > 1:

@@ -3,6 +3,7 @@ on CPU the per-tensor Adam slows every later matmul/conv in the process 4-5x
 (see ../shared/PERF_NOTES.md); tests/test_engine_optimizer_speed.py keeps this fix in place."""
 import paddle
 
+from paddle_dx.errors import ConfigError
 from paddle_dx.utils.registry import Registry
 
 OPTIMIZERS = Registry("optimizer")
@@ -49,12 +50,45 @@ def _momentum(lr, params, cfg, clip):
                                      weight_decay=decay, grad_clip=clip, use_multi_tensor=True)
 
 
+SCHEDULES = Registry("lr_schedule")  # Optimizer.lr_schedule -> per-epoch scheduler (None: constant)
+
+
+@SCHEDULES.register(name="constant")
+def _constant(base_lr, epochs, cfg):
+    return None
+
+
+@SCHEDULES.register(name="cosine")
+def _cosine(base_lr, epochs, cfg):
+    return paddle.optimizer.lr.CosineAnnealingDecay(learning_rate=base_lr, T_max=max(1, epochs))
+
+
+@SCHEDULES.register(name="piecewise")
+def _piecewise(base_lr, epochs, cfg):
+    """PaddleClas's Piecewise at epoch granularity (its boundaries are whole epochs too)."""
+    bounds, values = cfg.get("decay_epochs"), cfg.get("lr_values")
+    if not bounds or not values or len(values) != len(bounds) + 1 or list(bounds) != sorted(set(bounds)) \
+            or any(not isinstance(v, (int, float)) or v <= 0 for v in values):
+        raise ConfigError(f"Optimizer.lr_schedule 'piecewise' needs decay_epochs (increasing epochs) and lr_values "
+                          f"(one more positive value), got decay_epochs={bounds!r}, lr_values={values!r}")
+    scale = base_lr / float(values[0])  # a stage's own lr scales the whole schedule
+    return paddle.optimizer.lr.PiecewiseDecay(boundaries=[int(b) for b in bounds],
+                                              values=[float(v) * scale for v in values])
+
+
+def _with_warmup(schedule, base_lr, warmup):
+    """Epoch k < warmup trains at base_lr*(k+1)/(warmup+1): no epoch is spent at lr 0."""
+    return paddle.optimizer.lr.LinearWarmup(learning_rate=schedule if schedule is not None else base_lr,
+                                            warmup_steps=warmup, start_lr=base_lr / (warmup + 1), end_lr=base_lr)
+
+
 def build_optimizer(cfg, model, epochs, lr=None):
     """Optimizer over the model's trainable parameters, and its per-epoch LR scheduler (or None)."""
     base_lr = float(cfg["lr"] if lr is None else lr)
-    scheduler = None
-    if cfg["lr_schedule"] == "cosine":
-        scheduler = paddle.optimizer.lr.CosineAnnealingDecay(learning_rate=base_lr, T_max=max(1, epochs))
+    warmup = int(cfg.get("warmup_epochs") or 0)
+    scheduler = SCHEDULES.get(cfg["lr_schedule"], where="Optimizer.lr_schedule")(base_lr, max(1, epochs - warmup), cfg)
+    if warmup:
+        scheduler = _with_warmup(scheduler, base_lr, warmup)
     params = [p for p in model.parameters() if not p.stop_gradient]
     clip = paddle.nn.ClipGradByGlobalNorm(cfg["grad_clip"]) if cfg["grad_clip"] else None
     optimizer = OPTIMIZERS.get(cfg["name"], where="Optimizer.name")(scheduler or base_lr, params, cfg, clip)

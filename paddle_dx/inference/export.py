@@ -15,10 +15,10 @@ import paddle.nn as nn
 import paddle_dx
 from paddle_dx.config import config_hash
 from paddle_dx.data.builder import class_names, transforms_for
-from paddle_dx.errors import ConfigError, WeightsError
+from paddle_dx.errors import ConfigError
 from paddle_dx.inference.spec import MODEL_PREFIX, PARAMS_SUFFIX, SPEC_FILE, write_spec
 from paddle_dx.models import build_model, load_model_weights
-from paddle_dx.models.weights import save_weights
+from paddle_dx.models.weights import resolve_weights, save_weights
 from paddle_dx.utils.files import check_writable
 from paddle_dx.utils.hashing import file_sha256
 from paddle_dx.utils.paddle_inference import PROGRAM_SUFFIXES, find_program
@@ -36,17 +36,6 @@ class Probabilities(nn.Layer):
 
     def forward(self, x):
         return nn.functional.softmax(self.model(x), axis=1)
-
-
-def resolve_weights(path):
-    """Accept ``best_model.pdparams`` or PaddleClas-style ``best_model`` (suffix implied)."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    with_suffix = path.with_name(path.name + ".pdparams")
-    if with_suffix.is_file():
-        return with_suffix
-    raise WeightsError(f"weights not found: {path} (nor {with_suffix.name})")
 
 
 def _remove_stale(out_dir):
@@ -108,7 +97,7 @@ def export_from_config(config):
     g = config["Global"]
     if not g["pretrained_model"]:
         raise ConfigError("tools/export_model.py needs trained weights: "
-                          "-o Global.pretrained_model=output/.../best_model.pdparams")
+                          "-o Global.pretrained_model=output/.../best_model")
     weights = resolve_weights(g["pretrained_model"])
     model = build_model(dict(config["Arch"], pretrained=False), g["image_shape"])
     load_model_weights(model, weights)

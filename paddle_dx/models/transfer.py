@@ -9,7 +9,7 @@ import paddle.nn as nn
 from paddle_dx.errors import ConfigError, WeightsError
 from paddle_dx.models.backbones import get_backbone
 from paddle_dx.models.pretrained import load_matching, resolve_pretrained
-from paddle_dx.models.weights import load_state
+from paddle_dx.models.weights import load_state, resolve_weights
 
 log = logging.getLogger(__name__)
 _BN_TYPES = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
@@ -171,7 +171,9 @@ def check_state_fits(model, state, path):
 
 
 def load_model_weights(model, path):
-    """Load a paddle_dx checkpoint (whole TransferModel) strictly: class counts must agree."""
+    """Load a paddle_dx checkpoint (whole TransferModel) strictly: class counts must agree.
+    ``path`` may be the file or its prefix without ``.pdparams``, as in PaddleClas."""
+    path = resolve_weights(path)
     state = load_state(path)
     check_state_fits(model, state, path)
     model.set_state_dict({k: state[k] for k in model.state_dict()})

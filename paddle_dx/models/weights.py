@@ -6,11 +6,25 @@ The models layer owns them so that everything serving a trained model (export, p
 Grad-CAM) reads and writes weights without importing the training engine; checkpoints
 (engine/checkpoint.py) use the same two functions.
 """
+from pathlib import Path
+
 import paddle
 
 from paddle_dx.errors import WeightsError
 from paddle_dx.utils.files import atomic_path
 from paddle_dx.utils.safe_pickle import safe_load
+
+
+def resolve_weights(path):
+    """``output/x/best_model.pdparams`` or the PaddleClas-style prefix ``output/x/best_model``
+    (``Global.pretrained_model`` names a prefix in every PaddleClas tool): the file to read."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    with_suffix = path.with_name(path.name + ".pdparams")
+    if with_suffix.is_file():
+        return with_suffix
+    raise WeightsError(f"weights not found: {path} (nor {with_suffix.name})")
 
 
 def save_weights(path, model):
