@@ -6,6 +6,7 @@ at any step and resumed from its checkpoint therefore ends with the same weights
 uninterrupted one.
 """
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -222,10 +223,8 @@ class Trainer:
     def evaluate(self, loader=None, split="validation"):
         model, loader = (self.model, loader) if loader else self.feature_cache.eval_pair(
             self.model, self.eval_loader, self.config["DataLoader"]["Eval"]["sampler"]["batch_size"])
-        progress = None
-        if self.is_main and sys.stderr.isatty():  # a bar on a terminal; nothing in log files
-            def progress(batches):
-                return tqdm(batches, desc=split, leave=False, mininterval=1, unit="batch")
+        on_terminal = self.is_main and sys.stderr.isatty()  # a bar on a terminal; nothing in log files
+        progress = functools.partial(tqdm, desc=split, leave=False, mininterval=1, unit="batch") if on_terminal else None
         return self.parallel.evaluate(model, loader, self.class_names, self.eval_loss_fn, progress)
 
     def fit(self, stop_at=None):
