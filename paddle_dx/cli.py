@@ -32,15 +32,28 @@ def load_config_args(args):
     return load_config(resolve_config(args.config), overrides(args))
 
 
+# modules installed apart from paddle_dx's own dependencies (docs/install.md), and how
+MISSING_HINTS = {
+    "paddle": "PaddlePaddle is not installed: pip install 'paddle_dx[cpu]' (CPU) or paddlepaddle-gpu",
+    "paddleclas": "paddleclas is not installed: pip install --no-deps paddleclas==2.6.0",
+}
+
+
 def run(main):
     """Call ``main()``; a PaddleDxError becomes one clear line on stderr and exit code 2,
-    Ctrl-C one line and exit code 130 (the shell's code for SIGINT), not a traceback."""
+    Ctrl-C one line and exit code 130 (the shell's code for SIGINT), not a traceback; so does
+    a missing PaddlePaddle or paddleclas (exit code 2), with how to install it."""
     setup_logging()
     try:
         return main()
     except PaddleDxError as exc:
         logging.getLogger("paddle_dx").debug("error", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        if exc.name not in MISSING_HINTS:
+            raise
+        print(f"error: {MISSING_HINTS[exc.name]} (see docs/install.md)", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         logging.getLogger("paddle_dx").debug("interrupted", exc_info=True)
