@@ -97,8 +97,9 @@ def test_a_bare_name_is_the_shipped_config_and_a_real_file_wins(tmp_path, monkey
     (tmp_path / "esophagus_resnet50").write_text("Global: {epochs: 1}\n")
     assert resolve_config("esophagus_resnet50") == "esophagus_resnet50"  # the file in the working folder
     assert resolve_config("configs/missing.yaml") == "configs/missing.yaml"  # left for the loader to report
-    with pytest.raises(ConfigError, match="-c esophagus: no such file and no shipped config of that name"):
-        resolve_config("esophagus")
+    with pytest.raises(ConfigError, match="-c esophagus_resnet5: no such file and no shipped config of that "
+                                          "name [(]did you mean 'esophagus_resnet50'[?][)]"):
+        resolve_config("esophagus_resnet5")
 
 
 def test_every_study_run_uses_a_shipped_config():

@@ -4,6 +4,7 @@
 from pathlib import Path
 
 from paddle_dx.errors import ConfigError
+from paddle_dx.utils.registry import Registry
 
 PACKAGE = Path(__file__).resolve().parents[1]
 SUFFIX = ".yaml"
@@ -41,6 +42,7 @@ def resolve_config(value):
         return value
     shipped = shipped_configs()
     if value not in shipped:
-        raise ConfigError(f"-c {value}: no such file and no shipped config of that name; "
-                          f"shipped: {', '.join(shipped)} (paddle_dx configs lists them)")
+        raise ConfigError(f"-c {value}: no such file and no shipped config of that name"
+                          f"{Registry.suggest(value, shipped)}; shipped: {', '.join(shipped)} "
+                          f"(paddle_dx configs describes them)")
     return str(shipped[value])
