@@ -38,7 +38,8 @@ smoke() {  # $1 python, $2 venv folder, $3 empty work folder
   cd "$3"  # not the repository: the installed package must be the one imported
   "$venv/bin/python" -c 'import paddle_dx; assert "site-packages" in paddle_dx.__file__, paddle_dx.__file__'
   "$venv/bin/paddle_dx" --help >/dev/null
-  "$venv/bin/paddle_dx" configs | grep -q '^esophagus_resnet50 '
+  "$venv/bin/paddle_dx" configs > configs.txt
+  grep -q '^esophagus_resnet50 ' configs.txt
   "$venv/bin/python" -m paddle_dx make-demo-data --out demo_data/images --per-class 12 --size 48 >/dev/null
   "$venv/bin/paddle_dx" split --image-root demo_data/images --out demo_data/lists --classes normal,lesion >/dev/null
   "$venv/bin/paddle_dx" train -c demo -o Global.epochs=1 -o Global.device=cpu -o Global.use_visualdl=false \
