@@ -1,22 +1,23 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
+# GPU: install paddlepaddle-gpu first, then `make install EXTRAS=` (no CPU wheel beside it).
 PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
+EXTRAS ?= [cpu]
 
 .PHONY: install install-test demo test
 
 install:
-	$(PIP) install -r requirements.txt
+	$(PIP) install -c constraints.txt -e ".$(EXTRAS)"
 	$(PIP) install --no-deps -r requirements-paddleclas.txt
-	$(PIP) install --no-deps -e .
 
 install-test: install
 	$(PIP) install -r requirements-test.txt
 
 demo: install
-	$(PYTHON) tools/make_demo_data.py --out demo_data/images
-	$(PYTHON) tools/split_dataset.py --image-root demo_data/images --out demo_data/lists --classes normal,lesion
-	$(PYTHON) tools/train.py -c configs/demo.yaml
-	$(PYTHON) tools/eval.py -c configs/demo.yaml -o Global.pretrained_model=output/demo/best_model.pdparams \
+	$(PYTHON) -m paddle_dx make-demo-data --out demo_data/images
+	$(PYTHON) -m paddle_dx split --image-root demo_data/images --out demo_data/lists --classes normal,lesion
+	$(PYTHON) -m paddle_dx train -c demo
+	$(PYTHON) -m paddle_dx eval -c demo -o Global.pretrained_model=output/demo/best_model.pdparams \
 		-o DataLoader.Eval.dataset.cls_label_path=demo_data/lists/test_list.txt
 
 test: install-test

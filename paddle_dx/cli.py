@@ -1,4 +1,5 @@
-"""What every tools/*.py shares: ``-c CONFIG -o Key=value`` parsing and clean error exits."""
+"""What every command (``paddle_dx NAME``, ``tools/*.py``) shares: ``-c CONFIG -o Key=value``
+parsing and clean error exits."""
 import argparse
 import logging
 import sys
@@ -9,10 +10,12 @@ from paddle_dx.utils.logger import quiet_native_logs, setup_logging
 quiet_native_logs()  # before any tool imports paddle
 
 
-def config_parser(description):
+def config_parser(description, prog=None):
     """An argparse parser with PaddleClas's ``-c`` / ``-o`` options."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("-c", "--config", required=True, help="YAML config file")
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True,
+                        help="YAML config file, or the name of a shipped one (`paddle_dx configs` lists them)")
     parser.add_argument("-o", "--override", action="append", default=[], nargs="+",
                         help="override a config key, e.g. -o Global.epochs=3 (repeatable)")
     return parser
@@ -22,15 +25,35 @@ def overrides(args):
     return [item for group in args.override for item in group]
 
 
+def load_config_args(args):
+    """The validated config of ``-c`` (a file, else a shipped config's name) with ``-o`` applied."""
+    from paddle_dx.config import load_config
+    from paddle_dx.config.shipped import resolve_config
+    return load_config(resolve_config(args.config), overrides(args))
+
+
+# modules installed apart from paddle_dx's own dependencies (docs/install.md), and how
+MISSING_HINTS = {
+    "paddle": "PaddlePaddle is not installed: pip install 'paddle_dx[cpu]' (CPU) or paddlepaddle-gpu",
+    "paddleclas": "paddleclas is not installed: pip install --no-deps paddleclas==2.6.0",
+}
+
+
 def run(main):
     """Call ``main()``; a PaddleDxError becomes one clear line on stderr and exit code 2,
-    Ctrl-C one line and exit code 130 (the shell's code for SIGINT), not a traceback."""
+    Ctrl-C one line and exit code 130 (the shell's code for SIGINT), not a traceback; so does
+    a missing PaddlePaddle or paddleclas (exit code 2), with how to install it."""
     setup_logging()
     try:
         return main()
     except PaddleDxError as exc:
         logging.getLogger("paddle_dx").debug("error", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        if exc.name not in MISSING_HINTS:
+            raise
+        print(f"error: {MISSING_HINTS[exc.name]} (see docs/install.md)", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         logging.getLogger("paddle_dx").debug("interrupted", exc_info=True)

@@ -18,7 +18,8 @@ rank  packages                                    why there
 5     ``engine``                                  training, evaluation, checkpoints
 6     ``inference``                               export, predict, rebuild an exported model
 7     ``explain``, ``studies``, ``prepare``       applications built on the layers below
-8     ``ui``, ``cli``                             the outermost shells
+8     ``ui``, ``cli``, ``commands``,              the outermost shells
+      ``__main__``
 ====  ==========================================  ==============================================
 
 ``SKIPS`` refuses edges that the ranks allow but the design does not: ``inference`` serves a
@@ -44,7 +45,7 @@ RANKS = {
     "engine": 5,
     "inference": 6,
     "explain": 7, "studies": 7, "prepare": 7,
-    "ui": 8, "cli": 8,
+    "ui": 8, "cli": 8, "commands": 8, "__main__": 8,
 }
 SKIPS = {"inference": {"engine"}, "explain": {"models", "engine"}, "ui": {"models", "engine"}}
 

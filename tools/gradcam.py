@@ -1,38 +1,11 @@
-"""Write Grad-CAM heat-map overlays (PNG) for an image or a folder, with an exported model.
-
-python tools/gradcam.py --model-dir inference/NAME --input PATH --out DIR [--class NAME] [--batch-size N]
-PATH: an image, a folder (searched recursively) or a list file. The heat map explains the
-predicted class (or --class) and is drawn over the image as the model sees it (resized/cropped).
-"""
-import argparse
+"""`python tools/gradcam.py ...` = `paddle_dx gradcam ...`: same flags (paddle_dx/commands/gradcam.py)."""
 import os
 import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 from paddle_dx.cli import run  # noqa: E402
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", required=True, help="folder written by tools/export_model.py")
-    parser.add_argument("--input", required=True, help="image, folder or list file")
-    parser.add_argument("--out", required=True, help="folder for the overlay PNGs")
-    parser.add_argument("--class", dest="class_name", default=None, help="explain this class (default: predicted)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    args = parser.parse_args()
-    from paddle_dx.explain.exported import Explainer
-    from paddle_dx.explain.job import write_overlay_pngs
-    from paddle_dx.inference import Predictor
-    from paddle_dx.inference.inputs import collect_inputs
-    paths = collect_inputs(args.input)
-    root = args.input if os.path.isdir(args.input) else None
-    explainer = Explainer(Predictor(args.model_dir))
-    rows = write_overlay_pngs(explainer, paths, args.out, root, args.class_name, args.batch_size)
-    for path, predicted, prob, explained, overlay in rows:
-        print(f"{path}\t{predicted}\t{prob:.4f}\texplains {explained}\t{overlay}")
-    print(f"wrote {len(rows)} overlay(s) to {args.out}", file=sys.stderr)
-
+from paddle_dx.commands import gradcam as command  # noqa: E402
 
 if __name__ == "__main__":
-    run(main)
+    run(command.main)

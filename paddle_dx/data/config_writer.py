@@ -10,23 +10,26 @@ from pathlib import Path
 import yaml
 
 from paddle_dx.config.loader import load_config, read_yaml
+from paddle_dx.config.shipped import resolve_config, shipped_configs
 from paddle_dx.errors import ConfigError
+from paddle_dx.utils.registry import Registry
 
-SHIPPED = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_BASE = "demo"
 MODES = {"Train": "train", "Eval": "val", "Test": "test"}
 
 
 def base_config_path(name_or_path):
-    """A YAML file, or the name of a shipped config (``demo``, ``esophagus_resnet50``, ...)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    shipped = SHIPPED / f"{Path(str(name_or_path)).stem}.yaml"
-    if path.suffix not in (".yaml", ".yml") and shipped.is_file():
-        return shipped
-    names = sorted(p.stem for p in SHIPPED.glob("*.yaml"))
-    raise ConfigError(f"--from {name_or_path}: no such config file, nor a shipped config; shipped: {names}")
+    """A YAML file, or the name of a shipped config (``demo``, ``esophagus_resnet50``, ...:
+    paddle_dx.config.shipped, the same lookup as ``-c NAME``)."""
+    shipped = shipped_configs()
+    try:
+        path = Path(resolve_config(str(name_or_path)))
+    except ConfigError:
+        path = None
+    if path is None or not path.is_file():
+        raise ConfigError(f"--from {name_or_path}: no such config file, nor a shipped config"
+                          f"{Registry.suggest(str(name_or_path), shipped)}; shipped: {', '.join(shipped)}")
+    return path
 
 
 def split_config(raw, image_root, lists_dir, class_names, test_size):

@@ -8,6 +8,7 @@ from typing import Dict, Optional, Tuple
 
 import yaml
 
+from paddle_dx.config.shipped import configs_dir
 from paddle_dx.errors import DataError
 from paddle_dx.utils.registry import Registry
 
@@ -30,7 +31,8 @@ class Study:
     group_regex: Optional[str] = None
 
     def config_path(self, run):
-        return REPO_ROOT / self.runs[run]
+        """The run's shipped config (papers.yaml names it as ``configs/NAME.yaml`` of the repository)."""
+        return configs_dir() / Path(self.runs[run]).name
 
     def paper_value(self, run, metric):
         """The published value in %, or None when the paper does not report it."""

@@ -1,0 +1,36 @@
+"""Reproduce a paper's study and write reports/<study>/report.md beside the published table.
+
+paddle_dx reproduce --study NAME --data DIR
+                    [--quick] [--source DIR] [--out reports] [--seed 42]
+                    [--classes a,b,...] [--per-class N] [-o Key=value ...]
+"""
+import argparse
+
+
+def build_parser(prog=None):
+    from paddle_dx.studies.catalog import STUDIES
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", required=True, choices=STUDIES.names(), help="a study of paddle_dx/studies/papers.yaml")
+    parser.add_argument("--data", required=True, help="folder with one sub-folder per class")
+    parser.add_argument("--quick", action="store_true",
+                        help="same pipeline at small size (subset, 64 px, few epochs, small model) for CI")
+    parser.add_argument("--source", default=None,
+                        help="class-folder dataset to pretrain on; its backbone replaces ImageNet weights")
+    parser.add_argument("--out", default="reports")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--classes", default=None, help="comma-separated class folders of --data, in label order")
+    parser.add_argument("--per-class", type=int, default=None,
+                        help="use at most N images of each class (default with --quick: 40)")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
+    parser.add_argument("-o", "--override", action="append", default=[],
+                        help="config override applied to every run, e.g. -o Global.device=cpu")
+    return parser
+
+
+def main(argv=None, prog=None):
+    args = build_parser(prog).parse_args(argv)
+    from paddle_dx.studies.reproduce import reproduce
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    path = reproduce(args.study, args.data, args.out, args.quick, args.source, args.seed, classes,
+                     args.override, args.resamples, args.per_class)
+    print(f"wrote {path}")

@@ -1,0 +1,29 @@
+"""Train a classifier from a YAML config.
+
+paddle_dx train -c CONFIG [-o Key=value ...]      (or: python tools/train.py ...)
+"""
+import sys
+
+from paddle_dx.cli import config_parser, load_config_args
+
+
+def build_parser(prog=None):
+    return config_parser(__doc__, prog)
+
+
+def main(argv=None, prog=None):
+    args = build_parser(prog).parse_args(argv)
+    from paddle_dx.engine.distributed import init_distributed
+    from paddle_dx.engine.distributed_trace import start_trace
+    from paddle_dx.engine.trainer import Interrupted, Trainer
+    config = load_config_args(args)
+    try:
+        rank, world_size = init_distributed(config["Global"]["device"])  # (0, 1) unless launched on several
+        trace = start_trace(config, rank, world_size)  # None unless PADDLE_DX_TRACE_DIR is set
+        trainer = Trainer(config, rank, world_size)
+        if trace:
+            trace.attach(trainer)
+        trainer.fit()
+    except Interrupted as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        sys.exit(130)
