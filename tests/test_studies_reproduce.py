@@ -49,10 +49,10 @@ def check_report(root, study_name):
         for metric in HEADLINE:
             _, _, paper, value, diff, ci = by_row[(run, LABELS[metric])]
             assert value == pct(ours[metric])
-            published = study.paper_value(run, metric)
+            published = study.paper_value(run, metric, "test")
             assert paper == ("n/r" if published is None else f"{published:.2f}")
-            if published is not None:
-                assert float(diff) == pytest.approx(float(value) - published, abs=0.011)
+            if published is not None:  # the shared data are stand-ins (SOURCE.md): never a difference
+                assert diff.startswith(f"not comparable: {study.stand_in_reason}"), diff
             if ours[metric] is not None:
                 low, high = map(float, re.fullmatch(r"\[(.+), (.+)\]", ci).groups())
                 assert low <= float(value) <= high
@@ -69,7 +69,7 @@ def check_report(root, study_name):
         assert [r[2] for r in epochs] == [f"{h['train_loss']:.4f}" for h in m["history"]]
 
     figures = sorted((root / "figures").glob("*.png"))
-    assert len(figures) == 4 * len(study.runs)
+    assert len([p for p in figures if not p.name.startswith("paper_")]) == 4 * len(study.runs)
     for path in figures:
         image = cv2.imread(str(path))
         assert image is not None and image.shape[0] > 100 and image.shape[1] > 100, path
@@ -97,7 +97,9 @@ def test_esophagus_quick_report_is_filled_from_its_runs(shared_datasets, tmp_pat
     assert init["scratch"].startswith("random")
     assert init["transfer"].startswith("ImageNet") or "NOT a transfer-learning result" in init["transfer"]
     assert "normal-cecum stands in for normal" in report and "Quick mode" in report
-    assert "| transfer | accuracy | 92.32 |" in report and "| scratch | accuracy | 80.12 |" in report
+    assert "| transfer | accuracy | 92.32 |" in report  # the conclusion's test-set number
+    assert "| scratch | accuracy | validation | 80.12 |" in report
+    assert "STAND-IN" in report.split("## Setting")[0] and "HyperKvasir" in report.split("## Setting")[0]
 
 
 @pytest.fixture(scope="module")
