@@ -11,11 +11,11 @@ import pytest
 from conftest import make_tiny_dataset
 from paddle_dx.metrics import classification_metrics
 from paddle_dx.studies.catalog import get_study
-from paddle_dx.studies.comparable import reasons, run_setup
+from paddle_dx.studies.comparable import data_reasons, reasons, run_setup
 from paddle_dx.studies.markdown import pct
-from paddle_dx.studies.plan import RunPlan
+from paddle_dx.studies.plan import RunPlan, plan_sizes
 from paddle_dx.studies.report import write_report
-from paddle_dx.studies.splits import SplitInfo
+from paddle_dx.studies.splits import SplitInfo, train_subset
 from test_studies_reproduce import tables
 
 STAGES = [{"name": "pre-training", "epochs": 2, "freeze": "backbone", "lr": 0.001},
@@ -37,7 +37,7 @@ def fake_result(tmp_path, name, arch, images, class_names, rng, stages=None, epo
     probs = predictions(rng, labels, k, 0.8)
     vals = [classification_metrics(labels, predictions(rng, labels, k, 0.3 * e), class_names, loss=1.0 / e)
             for e in range(1, epochs + 1)]
-    history = [{"epoch": e, "lr": 0.001, "train_loss": 1.0 / e, "train_accuracy": 0.5 + 0.1 * e,
+    history = [{"epoch": e, "lr": 0.001, "train_loss": 1.0 / e, "train_accuracy": 0.5 + 0.04 * e,
                 "val_loss": vals[e - 1]["loss"], "val_accuracy": vals[e - 1]["accuracy"],
                 "val_per_class": {c: {m: vals[e - 1]["per_class"][c][m] for m in ("precision", "sensitivity", "f1")}
                                   for c in class_names}} for e in range(1, epochs + 1)]
@@ -54,12 +54,14 @@ def fake_result(tmp_path, name, arch, images, class_names, rng, stages=None, epo
 
 
 def context(study, results, images, folders, papers_data, source_md=None, sizes=None):
+    """papers_data: this run is on the paper's own data (else a stand-in, as SOURCE.md would say)."""
     counts = {s: {f: 3 + i for i, f in enumerate(folders)} for s in ("train", "val", "test")}
+    data_why = [] if papers_data else [study.stand_in_reason]
     split = SplitInfo(str(images), str(images), list(folders), counts)
     return {"split": split, "source_split": None, "results": results, "sources": [], "quick": True, "seed": 1,
             "n_resamples": 50, "per_class": None, "overrides": [], "class_names": list(folders),
-            "command": "python tools/reproduce.py", "papers_data": papers_data, "source_md": source_md,
-            "setups": {r.plan.name: run_setup(r.plan, r.config, papers_data) for r in results}, "sizes": sizes}
+            "command": "python tools/reproduce.py", "data_reasons": data_why, "source_md": source_md,
+            "setups": {r.plan.name: run_setup(r.plan, r.config, data_why) for r in results}, "sizes": sizes}
 
 
 def rows_by(found, heading, key_cols=1):
@@ -168,7 +170,7 @@ def test_brain_table_2_and_table_1_and_figure_1(brain_report):
     found = tables(report)
     header, rows = rows_by(found, "Table 2: training and validation per epoch (accuracies in %)")
     assert header[:3] == ["epoch", "train loss paper", "train loss this run"]
-    assert rows[("1",)][1:5] == ["0.83", "1.0000", "69.6", pct(0.6)]  # this run: train loss 1/epoch
+    assert rows[("1",)][1:5] == ["0.83", "1.0000", "69.6", pct(0.54)]  # this run: loss 1/epoch, acc 0.5 + 0.04 epoch
     assert rows[("10",)][3] == "98.6" and rows[("11",)][1] == "n/r"  # the paper stops at 10 epochs
     summary = found["Table 1: the model of run ResNet18 (generated from the network)"]
     assert summary[-1][:3] == ["head", "Linear", "(1, 3)"] and summary[-1][3] == str(512 * 3 + 3)
@@ -181,13 +183,13 @@ def test_brain_table_2_and_table_1_and_figure_1(brain_report):
 def test_comparability_reasons_name_each_mismatch():
     study = get_study("brain")
     plan = RunPlan("ResNet18", "x", [], "random (from scratch)", "ResNet50")
-    ours = run_setup(plan, {"Global": {"image_shape": [3, 64, 64]}}, papers_data=False)
+    ours = run_setup(plan, {"Global": {"image_shape": [3, 64, 64]}}, [study.stand_in_reason])
     why = reasons(study, "ResNet18", ours, "test", "validation")
     assert why == ["stand-in data (MRI, not CT; tumour types, not aneurysm / cancer / malignant tumour)",
                    "ResNet50, not ResNet18", "64 px input, not 224", "random init, not ImageNet",
                    "test split, paper reports validation"]
     plan = RunPlan("ResNet18", "x", [], "ImageNet (ResNet18, PaddleClas weights), new head", "ResNet18")
-    assert reasons(study, "ResNet18", run_setup(plan, {"Global": {"image_shape": [3, 224, 224]}}, True),
+    assert reasons(study, "ResNet18", run_setup(plan, {"Global": {"image_shape": [3, 224, 224]}}, []),
                    "validation", "validation") == []
 
 
@@ -218,3 +220,35 @@ def test_esophagus_table_2_counts_and_lung_size_curve(tmp_path):
     assert rows[("ResNet50",)][1:] == ["50.00", "70.00"] and rows[("LeNet5",)][1:] == ["40.00", "45.00"]
     assert cv2.imread(str(root / "figures" / "paper_size_curve.png")).std() > 5
     assert "-o Global.stop_after_iterations=5000 -o Global.stop_val_accuracy=0.9" in report
+
+
+def test_data_counts_as_the_papers_only_without_source_md_with_its_class_names_and_size(tmp_path):
+    study = get_study("brain")
+    own = tmp_path / "own"
+    for name in ("aneurysm", "cancer", "malignant_tumor"):
+        (own / name).mkdir(parents=True)
+    assert data_reasons(study, own, ["aneurysm", "cancer", "malignant_tumor"], 259) == []
+    assert data_reasons(study, own, ["aneurysm", "cancer", "malignant_tumor"], 60) == ["60 images, the paper used 259"]
+    # the stand-in's folder names are listed in `classes` too: still a stand-in
+    assert data_reasons(study, own, ["glioma_tumor", "meningioma_tumor", "pituitary_tumor"], 900) == [
+        study.stand_in_reason]
+    (own / "SOURCE.md").write_text("# own: copied from somewhere\n")
+    assert data_reasons(study, own / "cancer", ["aneurysm", "cancer", "malignant_tumor"], 259) == [
+        study.stand_in_reason]
+
+
+def test_training_subsets_are_stratified_nested_and_planned_as_their_own_runs(tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    lines = [f"c{c}/img_{i}.png {c}" for c in range(3) for i in range(10 * (c + 1))]  # 10 / 20 / 30
+    (lists / "train_list.txt").write_text("\n".join(lines) + "\n")
+    split = SplitInfo(str(tmp_path), str(lists), ["a", "b", "c"], {})
+    small, large = (train_subset(split, n, seed=4).read_text().splitlines() for n in (12, 30))
+    assert len(small) == 12 and len(large) == 30 and set(small) <= set(large)
+    assert [sum(l.endswith(f" {c}") for l in large) for c in range(3)] == [5, 10, 15]
+    plan = RunPlan("ResNet50", "configs/x.yaml", ["Global.seed=1", f"Global.output_dir={tmp_path}/runs/ResNet50"],
+                   "random", "ResNet50")
+    runs = plan_sizes(plan, [12, 30], {12: lists / "train_list_12.txt", 30: lists / "train_list_30.txt"})
+    assert [r.name for r in runs] == ["ResNet50@12", "ResNet50@30"]
+    assert runs[0].overrides == ["Global.seed=1", f"Global.output_dir={tmp_path}/runs/ResNet50@12",
+                                 f"DataLoader.Train.dataset.cls_label_path={lists / 'train_list_12.txt'}"]

@@ -38,16 +38,23 @@ def provenance(source_md):
     return title, origin
 
 
-def data_is_papers(study, data_dir, folders):
-    """True only when no SOURCE.md marks ``data_dir`` as a stand-in and its class folders carry
-    the paper's own class names."""
-    return find_source_md(data_dir) is None and list(folders) == list(study.classes[0])
+def data_reasons(study, data_dir, folders, n_images):
+    """Why the data under ``data_dir`` is not the paper's ([] when it may be): a SOURCE.md marks
+    it as a stand-in, its class folders are not the paper's class names, or it holds fewer
+    images than the paper used (a subset, or a few scans instead of the paper's cohort)."""
+    out = []
+    if find_source_md(data_dir) is not None or list(folders) != list(study.classes[0]):
+        out.append(study.stand_in_reason)
+    wanted = study.paper_setup.get("images")
+    if wanted and n_images < 0.9 * wanted:
+        out.append(f"{n_images} images, the paper used {wanted}")
+    return out
 
 
-def run_setup(plan, config, papers_data):
+def run_setup(plan, config, data_why):
     """What a run really trained on, in the terms of papers.yaml's ``paper_setup``."""
     shape = config["Global"]["image_shape"]
-    return {"papers_data": papers_data, "arch": plan.arch, "init": init_kind(plan.init),
+    return {"data_reasons": list(data_why), "arch": plan.arch, "init": init_kind(plan.init),
             "input_size": shape[1] if shape[1] == shape[2] else f"{shape[1]} x {shape[2]}"}
 
 
@@ -55,9 +62,7 @@ def reasons(study, run, ours, our_split, paper_split):
     """Why this run's number cannot be set against the paper's ([] when it can)."""
     paper = study.paper_setup
     paper_run = (paper.get("runs") or {}).get(run, {})
-    out = []
-    if not ours["papers_data"]:
-        out.append(study.stand_in_reason)
+    out = list(ours["data_reasons"])
     arch = paper_run.get("arch")
     if arch is None:
         out.append("the paper does not state its network exactly")

@@ -51,19 +51,20 @@ def data_section(study, ctx):
     """Which data the paper used and which data this run used, stated first in every report."""
     paper = study.paper_setup.get("data", "n/r")
     lines = ["## Data", "", f"- **Paper's data**: {paper} (paper: `../shared/papers/{study.paper}`)."]
-    if ctx["papers_data"]:
-        lines.append(f"- **This run's data**: `{ctx['split'].image_root}`: no SOURCE.md marks it as a stand-in and "
-                     f"its folders carry the paper's class names {list(study.classes[0])}, so it is taken to be "
-                     f"the paper's own data.")
+    if not ctx["data_reasons"]:
+        lines.append(f"- **This run's data**: `{ctx['split'].image_root}`: no SOURCE.md marks it as a stand-in, its "
+                     f"folders carry the paper's class names {list(study.classes[0])} and it is as large as the "
+                     f"paper's, so it is taken to be the paper's own data.")
         return lines
-    lines.append(f"- **This run's data is a STAND-IN**: `{ctx['split'].image_root}`, folders "
-                 f"{list(ctx['split'].folders)} for the paper's classes {list(study.classes[0])}. {study.stand_in}")
+    lines.append(f"- **This run's data is a STAND-IN or a subset** ({'; '.join(ctx['data_reasons'])}): "
+                 f"`{ctx['split'].image_root}`, folders {list(ctx['split'].folders)} for the paper's classes "
+                 f"{list(study.classes[0])}. The stand-in this study uses here: {study.stand_in}")
     if ctx.get("source_md"):
         title, origin = provenance(ctx["source_md"])
         lines.append(f"- **Provenance** (`{ctx['source_md']}`): {title}." + (f" {origin}" if origin else ""))
     else:
         lines.append("- **Provenance**: no SOURCE.md found beside the data.")
-    lines.append(f"- Every difference to the paper therefore reads *not comparable* ({study.stand_in_reason}).")
+    lines.append("- Every difference to the paper therefore reads *not comparable*.")
     return lines
 
 
@@ -196,7 +197,7 @@ def write_report(study, ctx, root):
     (root / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     write_json(root / "report.json", {
         "study": study.name, "quick": ctx["quick"], "seed": ctx["seed"], "command": ctx["command"],
-        "papers_data": ctx["papers_data"], "setups": setups,
+        "data_reasons": ctx["data_reasons"], "setups": setups,
         "runs": {r.plan.name: {"init": r.plan.init, "arch": r.plan.arch, "config": r.plan.config,
                                "overrides": r.plan.overrides, "config_sha256": config_hash(r.config),
                                "metrics": str(r.output_dir / "metrics.json"),

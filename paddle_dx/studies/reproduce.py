@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from paddle_dx.config.loader import read_yaml
 from paddle_dx.studies.catalog import get_study
-from paddle_dx.studies.comparable import data_is_papers, find_source_md, run_setup
+from paddle_dx.studies.comparable import data_reasons, find_source_md, run_setup
 from paddle_dx.studies.paper_tables import size_points
 from paddle_dx.studies.plan import QUICK, plan_run, plan_sizes, plan_source
 from paddle_dx.studies.report import write_report
@@ -73,10 +73,10 @@ def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42
         plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch),
                           overrides) for name, plan in zip(study.runs, plans)]
     results = [run_target(plan) for plan in plans]
-    papers_data = data_is_papers(study, data, folders)
+    data_why = data_reasons(study, data, folders, sum(sum(c.values()) for c in split.counts.values()))
     ctx = {"split": split, "source_split": source_split, "results": results, "sources": source_runs,
-           "papers_data": papers_data, "source_md": find_source_md(data),
-           "setups": {r.plan.name: run_setup(r.plan, r.config, papers_data) for r in results},
+           "data_reasons": data_why, "source_md": find_source_md(data),
+           "setups": {r.plan.name: run_setup(r.plan, r.config, data_why) for r in results},
            "sizes": _size_runs(plans, split, sizes, seed),
            "quick": quick, "seed": seed, "n_resamples": n_resamples, "per_class": subset,
            "overrides": list(overrides), "class_names": results[0].metrics["test"]["class_names"],
