@@ -161,3 +161,28 @@ def test_the_study_names_are_those_of_papers_yaml(tmp_path):
                            "--data", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert "(choose from " + ", ".join(f"'{n}'" for n in names) + ")" in done.stderr
+
+
+def test_lung_nodule_accuracy_vs_training_size_runs_every_model_at_every_size(tmp_path):
+    classes = ("nodule_ge3mm", "nodule_lt3mm", "non_nodule")
+    images, _ = make_tiny_dataset(tmp_path / "crops", per_class=10, size=32, classes=classes)
+    for png in sorted(images.rglob("*.png")):  # crops are named after their patient (LIDC-IDRI-NNNN)
+        png.rename(png.with_name(f"LIDC-IDRI-{int(png.stem[-3:]):04d}_{png.name}"))
+    lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Global.epochs=1"]
+    path = reproduce("lung_nodule", images, tmp_path / "out", quick=True, seed=2, overrides=lenet, n_resamples=50,
+                     sizes=[6, 18])
+    root = path.parent
+    report = path.read_text()
+    rows = {r[0]: r[1:] for r in tables(report)["Accuracy vs number of training crops"][1:]}
+    assert set(rows) == {"ResNet50", "VGG16", "LeNet5"}
+    for model, cells in rows.items():
+        for n, cell in zip((6, 18), cells):
+            m = json.loads((root / "runs" / f"{model}@{n}" / "metrics.json").read_text())
+            assert cell == pct(m["test"]["accuracy"])
+            listed = (root / "splits" / f"train_list_{n}.txt").read_text().splitlines()
+            assert len(listed) == n
+            assert yaml.safe_load((root / "runs" / f"{model}@{n}" / "config.yaml").read_text())[
+                "DataLoader"]["Train"]["dataset"]["cls_label_path"].endswith(f"train_list_{n}.txt")
+    assert (root / "figures" / "paper_size_curve.png").is_file()
+    # the tiny crops carry the paper's class names but are far fewer than its 100,000: not comparable
+    assert "30 images, the paper used 100000" in report
