@@ -33,20 +33,28 @@ def prediction_grid(paths, labels, probs, class_names, title, path, count=16, th
     """Test images titled "true / predicted", green when right and red when wrong (evenly
     spaced through the test list so every class shows)."""
     picks = np.unique(np.linspace(0, len(paths) - 1, num=min(count, len(paths))).round().astype(int))
-    cols = min(4, len(picks))
+    preds = np.asarray(probs).argmax(axis=1)
+
+    def caption(i):
+        return (f"{class_names[labels[i]]} / {class_names[preds[i]]}",
+                "green" if preds[i] == labels[i] else "red")
+    return _image_grid(paths, picks, caption, f"{title}\n(true / predicted)", path, 4, thumb, top=0.86)
+
+
+def _image_grid(paths, picks, caption, title, path, max_cols, thumb, top):
+    """Thumbnails of ``paths[picks]``, each titled ``caption(i)`` = (text, colour)."""
+    cols = min(max_cols, len(picks))
     rows = math.ceil(len(picks) / cols)
     fig = new_figure(2.6 * cols, 2.8 * rows + 0.4)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    preds = np.asarray(probs).argmax(axis=1)
     for ax, i in zip(axes.ravel(), picks):
         ax.imshow(cv2.resize(read_image(paths[i]), (thumb, thumb), interpolation=cv2.INTER_AREA))
-        right = preds[i] == labels[i]
-        ax.set_title(f"{class_names[labels[i]]} / {class_names[preds[i]]}", fontsize=8,
-                     color="green" if right else "red")
-    fig.suptitle(f"{title}\n(true / predicted)", fontsize=10)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.86, hspace=0.3, wspace=0.1)
+        text, color = caption(i)
+        ax.set_title(text, fontsize=8, color=color)
+    fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=top, hspace=0.3, wspace=0.1)
     return save_figure(fig, path, DPI)
 
 
@@ -114,15 +122,4 @@ def random_images(paths, labels, class_names, title, path, count=20, seed=0, thu
     """``count`` test images drawn at random (seeded), titled with their true class (the brain
     paper's Figure 1)."""
     picks = np.sort(np.random.default_rng(seed).choice(len(paths), size=min(count, len(paths)), replace=False))
-    cols = min(5, len(picks))
-    rows = math.ceil(len(picks) / cols)
-    fig = new_figure(2.4 * cols, 2.6 * rows + 0.4)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, i in zip(axes.ravel(), picks):
-        ax.imshow(cv2.resize(read_image(paths[i]), (thumb, thumb), interpolation=cv2.INTER_AREA))
-        ax.set_title(class_names[labels[i]], fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.88, hspace=0.3, wspace=0.1)
-    return save_figure(fig, path, DPI)
+    return _image_grid(paths, picks, lambda i: (class_names[labels[i]], "black"), title, path, 5, thumb, top=0.88)
