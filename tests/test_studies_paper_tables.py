@@ -219,7 +219,9 @@ def test_esophagus_table_2_counts_and_lung_size_curve(tmp_path):
     _, rows = rows_by(tables(report), "Accuracy vs number of training crops")
     assert rows[("ResNet50",)][1:] == ["50.00", "70.00"] and rows[("LeNet5",)][1:] == ["40.00", "45.00"]
     assert cv2.imread(str(root / "figures" / "paper_size_curve.png")).std() > 5
-    assert "-o Global.stop_after_iterations=5000 -o Global.stop_val_accuracy=0.9" in report
+    assert "`Global.stop_after_iterations: 5000` and `Global.stop_val_accuracy: 0.9`" in report
+    rule = {r[0]: r[1:] for r in tables(report)["The paper's schedule and comparisons"][1:]}
+    assert rule["ResNet50"] == ["off", "off", "0", "did not fire"]  # the fake runs set no rule
 
 
 def test_data_counts_as_the_papers_only_without_source_md_with_its_class_names_and_size(tmp_path):

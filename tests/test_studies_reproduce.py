@@ -184,5 +184,7 @@ def test_lung_nodule_accuracy_vs_training_size_runs_every_model_at_every_size(tm
             assert yaml.safe_load((root / "runs" / f"{model}@{n}" / "config.yaml").read_text())[
                 "DataLoader"]["Train"]["dataset"]["cls_label_path"].endswith(f"train_list_{n}.txt")
     assert (root / "figures" / "paper_size_curve.png").is_file()
+    rule = {r[0]: r[1:] for r in tables(report)["The paper's schedule and comparisons"][1:]}
+    assert rule["LeNet5"][:2] == ["5000", "0.9"] and rule["LeNet5"][3] == "did not fire"  # the configs' rule
     # the tiny crops carry the paper's class names but are far fewer than its 100,000: not comparable
     assert "30 images, the paper used 100000" in report

@@ -205,12 +205,21 @@ def size_curve_section(study, sizes, root):
 @PAPER_SECTIONS.register(name="lung_nodule")
 def lung_sections(study, ctx, root, setups):
     s = study.schedule
+    rows = []
+    for r in ctx["results"]:
+        g, history = r.config["Global"], r.metrics["history"]
+        fired = next((h["epoch"] for h in history if "stopped_by_rule" in h), None)
+        rows.append([r.plan.name, g.get("stop_after_iterations") or "off", g.get("stop_val_accuracy") or "off",
+                     sum(len(h.get("step_losses") or []) for h in history),
+                     f"stopped after epoch {fired}" if fired else "did not fire"])
     return (["## The paper's schedule and comparisons", "",
              f"The paper trains with batch {s['batch_size']} for {s['iterations']} iterations and stops once more "
              f"than {s['stop_after_iterations']} iterations are done and the accuracy exceeds "
-             f"{s['stop_val_accuracy']:.2f}, keeping that model. Here: `-o Global.stop_after_iterations="
-             f"{s['stop_after_iterations']} -o Global.stop_val_accuracy={s['stop_val_accuracy']}` (checked at each "
-             f"validation).", ""] + size_curve_section(study, ctx.get("sizes"), root))
+             f"{s['stop_val_accuracy']:.2f}, keeping that model: `Global.stop_after_iterations: "
+             f"{s['stop_after_iterations']}` and `Global.stop_val_accuracy: {s['stop_val_accuracy']}` (the study's "
+             f"configs set them; checked at each validation).", "",
+             table(["run", "stop after iterations", "stop at val accuracy", "iterations trained", "rule"], rows), ""]
+            + size_curve_section(study, ctx.get("sizes"), root))
 
 
 @PAPER_SECTIONS.register(name="pcam")
