@@ -99,7 +99,7 @@ class Study:
                         f"{' or '.join(str(list(c)) for c in self.classes)} (or --classes); found {found}")
 
 
-def _study(name, s):
+def _build_study(name, s):
     rows = list(s.get("rows") or [])
     numbers = [Number(**n) for n in s.get("numbers") or []] + [n for row in rows for n in expand_row(row)]
     for n in numbers:
@@ -115,7 +115,7 @@ def _study(name, s):
 
 def load_studies(path=PAPERS):
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return {name: _study(name, s) for name, s in raw.items()}
+    return {name: _build_study(name, s) for name, s in raw.items()}
 
 
 STUDIES = Registry("study")
