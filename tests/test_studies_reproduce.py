@@ -49,10 +49,10 @@ def check_report(root, study_name):
         for metric in HEADLINE:
             _, _, paper, value, diff, ci = by_row[(run, LABELS[metric])]
             assert value == pct(ours[metric])
-            published = study.paper_value(run, metric)
+            published = study.paper_value(run, metric, "test")
             assert paper == ("n/r" if published is None else f"{published:.2f}")
-            if published is not None:
-                assert float(diff) == pytest.approx(float(value) - published, abs=0.011)
+            if published is not None:  # the shared data are stand-ins (SOURCE.md): never a difference
+                assert diff.startswith(f"not comparable: {study.stand_in_reason}"), diff
             if ours[metric] is not None:
                 low, high = map(float, re.fullmatch(r"\[(.+), (.+)\]", ci).groups())
                 assert low <= float(value) <= high
@@ -69,7 +69,7 @@ def check_report(root, study_name):
         assert [r[2] for r in epochs] == [f"{h['train_loss']:.4f}" for h in m["history"]]
 
     figures = sorted((root / "figures").glob("*.png"))
-    assert len(figures) == 4 * len(study.runs)
+    assert len([p for p in figures if not p.name.startswith("paper_")]) == 4 * len(study.runs)
     for path in figures:
         image = cv2.imread(str(path))
         assert image is not None and image.shape[0] > 100 and image.shape[1] > 100, path
@@ -97,7 +97,9 @@ def test_esophagus_quick_report_is_filled_from_its_runs(shared_datasets, tmp_pat
     assert init["scratch"].startswith("random")
     assert init["transfer"].startswith("ImageNet") or "NOT a transfer-learning result" in init["transfer"]
     assert "normal-cecum stands in for normal" in report and "Quick mode" in report
-    assert "| transfer | accuracy | 92.32 |" in report and "| scratch | accuracy | 80.12 |" in report
+    assert "| transfer | accuracy | 92.32 |" in report  # the conclusion's test-set number
+    assert "| scratch | accuracy | validation | 80.12 |" in report
+    assert "STAND-IN" in report.split("## Setting")[0] and "HyperKvasir" in report.split("## Setting")[0]
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +161,30 @@ def test_the_study_names_are_those_of_papers_yaml(tmp_path):
                            "--data", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert "(choose from " + ", ".join(f"'{n}'" for n in names) + ")" in done.stderr
+
+
+def test_lung_nodule_accuracy_vs_training_size_runs_every_model_at_every_size(tmp_path):
+    classes = ("nodule_ge3mm", "nodule_lt3mm", "non_nodule")
+    images, _ = make_tiny_dataset(tmp_path / "crops", per_class=10, size=32, classes=classes)
+    for png in sorted(images.rglob("*.png")):  # crops are named after their patient (LIDC-IDRI-NNNN)
+        png.rename(png.with_name(f"LIDC-IDRI-{int(png.stem[-3:]):04d}_{png.name}"))
+    lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Global.epochs=1"]
+    path = reproduce("lung_nodule", images, tmp_path / "out", quick=True, seed=2, overrides=lenet, n_resamples=50,
+                     sizes=[6, 18])
+    root = path.parent
+    report = path.read_text()
+    rows = {r[0]: r[1:] for r in tables(report)["Accuracy vs number of training crops"][1:]}
+    assert set(rows) == {"ResNet50", "VGG16", "LeNet5"}
+    for model, cells in rows.items():
+        for n, cell in zip((6, 18), cells):
+            m = json.loads((root / "runs" / f"{model}@{n}" / "metrics.json").read_text())
+            assert cell == pct(m["test"]["accuracy"])
+            listed = (root / "splits" / f"train_list_{n}.txt").read_text().splitlines()
+            assert len(listed) == n
+            assert yaml.safe_load((root / "runs" / f"{model}@{n}" / "config.yaml").read_text())[
+                "DataLoader"]["Train"]["dataset"]["cls_label_path"].endswith(f"train_list_{n}.txt")
+    assert (root / "figures" / "paper_size_curve.png").is_file()
+    rule = {r[0]: r[1:] for r in tables(report)["The paper's schedule and comparisons"][1:]}
+    assert rule["LeNet5"][:2] == ["5000", "0.9"] and rule["LeNet5"][3] == "did not fire"  # the configs' rule
+    # the tiny crops carry the paper's class names but are far fewer than its 100,000: not comparable
+    assert "30 images, the paper used 100000" in report

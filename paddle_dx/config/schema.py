@@ -75,6 +75,12 @@ SCHEMA = {
                                                        "metrics.json, the manifest and the history; verify_run replays it)"),
         "eval_interval": Key((int,), 1, min=1, doc="evaluate the Eval list every N epochs (and after the last)"),
         "save_interval": Key((int,), 1, min=1, doc="write latest/ every N epochs (and after the last)"),
+        "stop_after_iterations": Key((int,), None, nullable=True, min=1,
+                                     doc="stopping rule (with stop_val_accuracy): once this many training iterations "
+                                         "are done and validation accuracy >= stop_val_accuracy, keep that model and "
+                                         "stop (engine/stopping.py; checked at each validation)"),
+        "stop_val_accuracy": Key(NUMBER, None, nullable=True, min=0, max=1,
+                                 doc="validation accuracy (0-1) of the stopping rule; see stop_after_iterations"),
         "use_visualdl": Key((bool,), True, doc="VisualDL logs in output_dir/vdl"),
         "image_shape": Key((list,), [3, 224, 224], doc="network input [3, H, W]; sized ops without a size use H, W"),
         "use_amp": Key((bool,), False, doc="mixed precision, GPU only"),

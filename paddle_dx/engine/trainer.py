@@ -30,6 +30,7 @@ from paddle_dx.engine.resume_outputs import carry_best_model
 from paddle_dx.engine.stages import is_stage_end, stage_at
 from paddle_dx.engine.startup_checks import check_list_files, removed_if_empty_on_error
 from paddle_dx.engine.steps import StaticSpec, StepParts, choose_step, resolve_engine
+from paddle_dx.engine.stopping import StopRule, stopped
 from paddle_dx.engine.visualdl_logger import VisualDLLogger
 from paddle_dx.metrics import history_entry, key_metric
 from paddle_dx.models import apply_freeze, build_model, load_model_weights
@@ -100,6 +101,7 @@ class Trainer:
         self.best_predictions = None  # (labels, probs) of the best epoch on the Eval list, for its ROC figure
         self.config_changes, self._changed_keys = [], None  # resumes with Global.allow_config_change
         self._stop_at = None  # (epoch, step) where fit() saves and stops (verify_run's replay)
+        self.stop_rule = StopRule.from_config(g)  # Global.stop_after_iterations / stop_val_accuracy
         self.recorder = RunRecorder(self.output_dir, config, self.device, write=self.is_main,
                                     class_names=self.class_names)
         self.history, self.best, self.start_epoch, self.start_step = [], None, 0, 0
@@ -249,6 +251,8 @@ class Trainer:
         previous = self._install_signal_handlers()
         try:
             for epoch in range(self.start_epoch, g["epochs"]):
+                if stopped(self.history):
+                    break
                 if self._stop_at == (epoch, 0) and epoch > self.start_epoch:
                     self.save_latest(epoch, 0)
                     raise _StopReached()
@@ -276,7 +280,9 @@ class Trainer:
             metrics, probs, labels = self.evaluate()
             record.update(history_entry(metrics, self.config["Metric"], prefix="val"))
             score = key_metric(metrics, self.config["Metric"]["best_metric"])
-            if self.best is None or score > self.best["score"]:
+            if self.stop_rule and self.stop_rule.reached(self.history + [record]):
+                record["stopped_by_rule"] = self.stop_rule.describe()  # keep this model, then stop
+            if self.best is None or score > self.best["score"] or "stopped_by_rule" in record:
                 self.best = {"epoch": epoch + 1, "score": score, "metrics": metrics}
                 self.best_predictions = (labels, probs)
                 if self.is_main:
@@ -290,7 +296,7 @@ class Trainer:
                      train["accuracy"], val, record["seconds"])
         if is_stage_end(self.stages, epoch):
             self._end_stage(epoch, metrics)
-        if (epoch + 1) % g["save_interval"] == 0 or last:
+        if (epoch + 1) % g["save_interval"] == 0 or last or stopped(self.history):
             self.save_latest(epoch + 1, 0)
 
     # ---- stages (Stages: e.g. pre-training with the backbone frozen, then fine-tuning) ----

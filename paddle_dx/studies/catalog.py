@@ -1,10 +1,12 @@
-"""The studies of papers.yaml: settings, runs (table rows -> configs) and published numbers.
+"""The studies of papers.yaml: settings, runs (table rows -> configs), the papers' own setup and
+every number they publish, each with the line of the paper it stands on.
 
 ``STUDIES`` (name -> Study) is filled from papers.yaml when this module loads; it is the one
 list of study names (``tools/reproduce.py --study`` takes its choices from it)."""
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
@@ -14,7 +16,38 @@ from paddle_dx.utils.registry import Registry
 
 PAPERS = Path(__file__).with_name("papers.yaml")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PAPERS_DIR = REPO_ROOT.parent / "shared" / "papers"
 NOT_REPORTED = "n/r"
+SPLITS = ("validation", "test", "training", "training+validation", "all")
+
+
+@dataclass(frozen=True)
+class Number:
+    """One number a paper prints: ``value`` as printed, in ``unit``, measured on ``split``, on
+    1-based ``line`` of the paper file (``text``: how it is printed there when not plain)."""
+    name: str
+    value: float
+    unit: str
+    split: str
+    line: int
+    text: Optional[str] = None
+    run: Optional[str] = None
+    metric: Optional[str] = None
+    row: Optional[str] = None  # the table row it was read from (papers.yaml ``rows``)
+
+    @property
+    def percent(self):
+        """The value in %, for a rate ("%" or "fraction"); None for counts and settings."""
+        return {"%": self.value, "fraction": 100 * self.value}.get(self.unit)
+
+
+def expand_row(row):
+    """The Numbers of one ``rows`` entry: column names are the product of ``columns``."""
+    keys = ["/".join(k) for k in itertools.product(*row["columns"])]
+    if len(keys) != len(row["values"]):
+        raise DataError(f"{PAPERS}: row '{row['name']}' has {len(row['values'])} values for {len(keys)} columns")
+    return [Number(f"{row['name']}/{k}", v, row["unit"], row["split"], row["line"], row=row["name"])
+            for k, v in zip(keys, row["values"])]
 
 
 @dataclass(frozen=True)
@@ -26,7 +59,13 @@ class Study:
     classes: Tuple[Tuple[str, ...], ...]
     stand_in: str
     runs: Dict[str, str]
-    published: Dict[str, Dict[str, float]]
+    paper: str = ""
+    paper_setup: dict = field(default_factory=dict)
+    numbers: List[Number] = field(default_factory=list)
+    rows: List[dict] = field(default_factory=list)
+    conflicts: List[dict] = field(default_factory=list)
+    schedule: dict = field(default_factory=dict)
+    stand_in_reason: str = "stand-in data"
     positive: Optional[int] = None
     group_regex: Optional[str] = None
 
@@ -34,9 +73,22 @@ class Study:
         """The run's shipped config (papers.yaml names it as ``configs/NAME.yaml`` of the repository)."""
         return configs_dir() / Path(self.runs[run]).name
 
-    def paper_value(self, run, metric):
-        """The published value in %, or None when the paper does not report it."""
-        return (self.published.get(run) or {}).get(metric)
+    def paper_numbers(self, run=None, metric=None, split=None):
+        """The published Numbers linked to ``run`` / ``metric`` / ``split`` (None: any)."""
+        return [n for n in self.numbers if (run is None or n.run == run) and (metric is None or n.metric == metric)
+                and (split is None or n.split == split)]
+
+    def paper_value(self, run, metric, split="test"):
+        """The published value in % of ``run``'s ``metric`` on ``split``, or None when not reported."""
+        found = self.paper_numbers(run, metric, split)
+        return found[0].percent if found else None
+
+    def table_value(self, name):
+        """The number of a table cell, e.g. 'Table 1/VGG19/precision/pre-training/GC' (None if absent)."""
+        return next((n.value for n in self.numbers if n.name == name), None)
+
+    def paper_path(self, papers_dir=PAPERS_DIR):
+        return Path(papers_dir) / self.paper
 
     def class_folders(self, data_dir):
         """The first candidate layout whose class folders all exist under ``data_dir``."""
@@ -49,13 +101,23 @@ class Study:
                         f"{' or '.join(str(list(c)) for c in self.classes)} (or --classes); found {found}")
 
 
+def _build_study(name, s):
+    rows = list(s.get("rows") or [])
+    numbers = [Number(**n) for n in s.get("numbers") or []] + [n for row in rows for n in expand_row(row)]
+    for n in numbers:
+        if n.split not in SPLITS:
+            raise DataError(f"{PAPERS}: {name} number '{n.name}' has split '{n.split}', not one of {SPLITS}")
+    return Study(name=name, title=s["title"], setting=s["setting"], ratios=tuple(s["ratios"]),
+                 classes=tuple(tuple(c) for c in s["classes"]), stand_in=s["stand_in"], runs=dict(s["runs"]),
+                 paper=s.get("paper", ""), paper_setup=dict(s.get("paper_setup") or {}), numbers=numbers,
+                 rows=rows, conflicts=list(s.get("conflicts") or []), schedule=dict(s.get("schedule") or {}),
+                 stand_in_reason=s.get("stand_in_reason", "stand-in data"), positive=s.get("positive"),
+                 group_regex=s.get("group_regex"))
+
+
 def load_studies(path=PAPERS):
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return {name: Study(name=name, title=s["title"], setting=s["setting"], ratios=tuple(s["ratios"]),
-                        classes=tuple(tuple(c) for c in s["classes"]), stand_in=s["stand_in"],
-                        runs=dict(s["runs"]), published=dict(s.get("published") or {}),
-                        positive=s.get("positive"), group_regex=s.get("group_regex"))
-            for name, s in raw.items()}
+    return {name: _build_study(name, s) for name, s in raw.items()}
 
 
 STUDIES = Registry("study")

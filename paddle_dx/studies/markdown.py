@@ -15,15 +15,6 @@ def paper_cell(value):
     return NOT_REPORTED if value is None else f"{value:.2f}"
 
 
-def difference(ours, paper):
-    """This run minus the paper, in percentage points; n/r when the paper has no number."""
-    if paper is None:
-        return NOT_REPORTED
-    if ours is None:
-        return "n/a"
-    return f"{100 * ours - paper:+.2f}"
-
-
 def interval(ci):
     low, high = ci
     return "n/a" if low is None else f"[{100 * low:.2f}, {100 * high:.2f}]"

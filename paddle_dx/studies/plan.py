@@ -137,3 +137,16 @@ def plan_source(arch_run, split, out_dir, seed, quick, extra=()):
                        f"Arch.class_num={len(split.folders)}", f"Global.class_names={flow(split.folders)}"]
     plan.overrides += list(extra)
     return plan
+
+
+def plan_sizes(plan, sizes, train_lists):
+    """One copy of ``plan`` per training-set size, named ``<run>@<n>``, training on
+    ``train_lists[n]`` (splits.train_subset) with everything else unchanged."""
+    out = []
+    for n in sizes:
+        name = f"{plan.name}@{n}"
+        overrides = [o[:-len(plan.name)] + name if o.startswith("Global.output_dir=") and o.endswith(plan.name)
+                     else o for o in plan.overrides]
+        overrides.append(f"DataLoader.Train.dataset.cls_label_path={train_lists[n]}")
+        out.append(RunPlan(name, plan.config, overrides, plan.init, plan.arch))
+    return out

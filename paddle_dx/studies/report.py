@@ -9,8 +9,10 @@ from paddle_dx.config import config_hash
 from paddle_dx.metrics.registry import headline_metrics
 from paddle_dx.studies import figures
 from paddle_dx.studies.bootstrap import bootstrap_ci, headline
-from paddle_dx.studies.markdown import (confusion_table, difference, history_table, interval, paper_cell, pct,
-                                        per_class_table, table)
+from paddle_dx.studies.comparable import difference_cell, provenance, reasons
+from paddle_dx.studies.markdown import (confusion_table, history_table, interval, paper_cell, pct, per_class_table,
+                                        table)
+from paddle_dx.studies.paper_tables import paper_sections, run_value
 from paddle_dx.studies.plan import QUICK
 from paddle_dx.utils.files import write_json
 
@@ -45,13 +47,32 @@ def run_figures(result, root):
     return {k: str(Path(v).relative_to(root)) for k, v in paths.items()}
 
 
+def data_section(study, ctx):
+    """Which data the paper used and which data this run used, stated first in every report."""
+    paper = study.paper_setup.get("data", "n/r")
+    lines = ["## Data", "", f"- **Paper's data**: {paper} (paper: `../shared/papers/{study.paper}`)."]
+    if not ctx["data_reasons"]:
+        lines.append(f"- **This run's data**: `{ctx['split'].image_root}`: no SOURCE.md marks it as a stand-in, its "
+                     f"folders carry the paper's class names {list(study.classes[0])} and it is as large as the "
+                     f"paper's, so it is taken to be the paper's own data.")
+        return lines
+    lines.append(f"- **This run's data is a STAND-IN or a subset** ({'; '.join(ctx['data_reasons'])}): "
+                 f"`{ctx['split'].image_root}`, folders {list(ctx['split'].folders)} for the paper's classes "
+                 f"{list(study.classes[0])}. The stand-in this study uses here: {study.stand_in}")
+    if ctx.get("source_md"):
+        title, origin = provenance(ctx["source_md"])
+        lines.append(f"- **Provenance** (`{ctx['source_md']}`): {title}." + (f" {origin}" if origin else ""))
+    else:
+        lines.append("- **Provenance**: no SOURCE.md found beside the data.")
+    lines.append("- Every difference to the paper therefore reads *not comparable*.")
+    return lines
+
+
 def _setting_section(study, ctx):
     split = ctx["split"]
     lines = ["## Setting", "", f"- **Paper**: {study.setting}.",
              f"- **Data here**: `{split.image_root}`, class folders {split.folders} as labels "
              f"{ctx['class_names']} (label id = position)."]
-    if list(split.folders) != list(study.classes[0]):
-        lines.append(f"- **Stand-in data**: the paper's classes are {list(study.classes[0])}; {study.stand_in}")
     lines.append(f"- **Split**: stratified {':'.join(f'{r:g}' for r in study.ratios)} train/val/test, seed "
                  f"{ctx['seed']} (scikit-learn)"
                  + (f", patients kept whole (file-name regex `{study.group_regex}`)" if study.group_regex else "")
@@ -80,20 +101,47 @@ def _setting_section(study, ctx):
     return lines
 
 
-def _main_table(study, results, cis):
+def _main_table(study, results, cis, setups):
     rows = []
     for r in results:
         ours = headline(r.metrics["test"], study.positive)
         for metric in headline_metrics():
-            paper = study.paper_value(r.plan.name, metric.name)
+            paper = study.paper_value(r.plan.name, metric.name, "test")
+            value = None if ours[metric.name] is None else 100 * ours[metric.name]
+            why = reasons(study, r.plan.name, setups[r.plan.name], "test", "test")
             rows.append([r.plan.name, metric.label, paper_cell(paper), pct(ours[metric.name]),
-                         difference(ours[metric.name], paper), interval(cis[r.plan.name][metric.name])])
+                         difference_cell(value, paper, why), interval(cis[r.plan.name][metric.name])])
     what = "the positive class" if study.positive is not None else "macro averages over classes"
     return ["## Test set: paper vs this run", "",
             f"Values in %. Sensitivity and specificity are those of {what}; this run's numbers come from its "
             f"best validation epoch. 95 % CI: percentile bootstrap over the test set. "
-            f"n/r = not reported by the paper.", "",
+            f"n/r = not reported by the paper (on the test split). A difference is printed only where data, "
+            f"network, input size, initialisation and split all match the paper's.", "",
             table(["run", "metric", "paper", "this run", "difference", "95 % CI (bootstrap)"], rows)]
+
+
+def published_table(study, results, setups):
+    """Every published number tied to a run, beside this run's value on the split the paper used."""
+    by_name = {r.plan.name: r for r in results}
+    rows = []
+    for n in study.numbers:
+        if n.run not in by_name:
+            continue
+        r = by_name[n.run]
+        ours = run_value(r.metrics, n.metric, n.split, study.positive)
+        value = None if ours is None else 100 * ours
+        why = reasons(study, n.run, setups[n.run], n.split, n.split)
+        rows.append([n.run, n.name, n.split, paper_cell(n.percent), pct(ours), difference_cell(value, n.percent, why),
+                     f"line {n.line}"])
+    lines = ["## Published numbers: paper vs this run", "",
+             "Each number the paper prints for a run, beside this run's value on the same split (validation: "
+             "the best validation epoch's metrics; training: that epoch's training accuracy). Values in %.", ""]
+    lines += [table(["run", "paper's number", "split", "paper", "this run", "difference", "source"], rows)
+              if rows else "No single headline number is tied to a run; the paper's own tables follow below."]
+    if study.conflicts:
+        lines += ["", "### Where the paper contradicts itself", ""]
+        lines += [f"- {c['text']} (lines {', '.join(map(str, c['lines']))})" for c in study.conflicts]
+    return lines
 
 
 def _run_sections(results, figs):
@@ -135,6 +183,7 @@ def _rerun_section(ctx):
 def write_report(study, ctx, root):
     """Compute intervals and figures, write report.md and report.json under ``root``."""
     results = ctx["results"]
+    setups = ctx["setups"]
     cis = {r.plan.name: bootstrap_ci(r.labels, r.probs, study.positive, ctx["n_resamples"], ctx["seed"])
            for r in results}
     figs = {r.plan.name: run_figures(r, root) for r in results}
@@ -142,11 +191,13 @@ def write_report(study, ctx, root):
              f"Generated {datetime.date.today().isoformat()} by `tools/reproduce.py`"
              f" ({'quick' if ctx['quick'] else 'full'} mode). paddle_dx is a research tool; these numbers are "
              f"not a diagnostic claim.", ""]
-    lines += _setting_section(study, ctx) + [""] + _main_table(study, results, cis) + [""]
-    lines += _run_sections(results, figs) + _rerun_section(ctx)
+    lines += data_section(study, ctx) + [""] + _setting_section(study, ctx) + [""]
+    lines += published_table(study, results, setups) + [""] + _main_table(study, results, cis, setups) + [""]
+    lines += paper_sections(study, ctx, root, setups) + _run_sections(results, figs) + _rerun_section(ctx)
     (root / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     write_json(root / "report.json", {
         "study": study.name, "quick": ctx["quick"], "seed": ctx["seed"], "command": ctx["command"],
+        "data_reasons": ctx["data_reasons"], "setups": setups,
         "runs": {r.plan.name: {"init": r.plan.init, "arch": r.plan.arch, "config": r.plan.config,
                                "overrides": r.plan.overrides, "config_sha256": config_hash(r.config),
                                "metrics": str(r.output_dir / "metrics.json"),

@@ -7,10 +7,12 @@ from types import SimpleNamespace
 
 from paddle_dx.config.loader import read_yaml
 from paddle_dx.studies.catalog import get_study
-from paddle_dx.studies.plan import QUICK, plan_run, plan_source
+from paddle_dx.studies.comparable import data_reasons, find_source_md, run_setup
+from paddle_dx.studies.paper_tables import size_points
+from paddle_dx.studies.plan import QUICK, plan_run, plan_sizes, plan_source
 from paddle_dx.studies.report import write_report
 from paddle_dx.studies.runner import run_source, run_target
-from paddle_dx.studies.splits import held_out_hashes, split_source_data, split_study_data
+from paddle_dx.studies.splits import held_out_hashes, split_source_data, split_study_data, train_subset
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,21 @@ def _source_weights(plans, split, root, seed, quick, source, overrides, per_clas
     return weights, runs, source_split
 
 
+def _size_runs(plans, split, sizes, seed):
+    """The accuracy-vs-training-set-size runs: {model: [(n, test accuracy)]} (empty without sizes)."""
+    if not sizes:
+        return {}
+    lists = {n: train_subset(split, n, seed) for n in sizes}
+    results = {(plan.name, int(run.plan.name.rsplit("@", 1)[1])): run
+               for plan in plans for run in map(run_target, plan_sizes(plan, sizes, lists))}
+    return size_points(results)
+
+
 def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42, classes=None, overrides=(),
-              n_resamples=1000, per_class=None):
+              n_resamples=1000, per_class=None, sizes=()):
     """Run a whole study; return the path of its report.md. ``per_class``: use at most that many
-    images of each class (default with ``quick``: QUICK["per_class"])."""
+    images of each class (default with ``quick``: QUICK["per_class"]); ``sizes``: also train each
+    run on that many training images (a curve of accuracy vs data size, as the lung-nodule paper)."""
     study = get_study(study_name)
     root = Path(out) / study.name
     root.mkdir(parents=True, exist_ok=True)
@@ -60,7 +73,11 @@ def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42
         plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch),
                           overrides) for name, plan in zip(study.runs, plans)]
     results = [run_target(plan) for plan in plans]
+    data_why = data_reasons(study, data, folders, sum(sum(c.values()) for c in split.counts.values()))
     ctx = {"split": split, "source_split": source_split, "results": results, "sources": source_runs,
+           "data_reasons": data_why, "source_md": find_source_md(data),
+           "setups": {r.plan.name: run_setup(r.plan, r.config, data_why) for r in results},
+           "sizes": _size_runs(plans, split, sizes, seed),
            "quick": quick, "seed": seed, "n_resamples": n_resamples, "per_class": subset,
            "overrides": list(overrides), "class_names": results[0].metrics["test"]["class_names"],
            "command": _command(study.name, data, out, quick, source, seed, classes, overrides, per_class)}

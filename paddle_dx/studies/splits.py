@@ -84,3 +84,24 @@ def split_source_data(source_dir, exclude, seed, out_dir, per_class=None):
     paths, labels, hashes = [paths[i] for i in chosen], labels[chosen], [hashes[i] for i in chosen]
     splits = split_indices(labels, (8, 2, 0), seed, merge_groups(len(paths), [hashes]))
     return _write(out_dir, paths, labels, folders, splits, source_dir, excluded)
+
+
+def train_subset(split, size, seed):
+    """Write ``train_list_<size>.txt`` beside the split's lists: ``size`` training images drawn
+    stratified by class with ``seed`` (the lung-nodule paper's accuracy-vs-data-size runs); smaller
+    subsets are nested in larger ones, so a curve adds data rather than redrawing it."""
+    lists = Path(split.lists_dir)
+    lines = [l for l in (lists / "train_list.txt").read_text(encoding="utf-8").splitlines() if l.strip()]
+    if not 0 < size <= len(lines):
+        raise DataError(f"training-set size {size}: the training list has {len(lines)} images")
+    labels = np.asarray([int(l.rsplit(maxsplit=1)[1]) for l in lines])
+    order = np.random.default_rng(seed).permutation(len(lines))
+    # interleave classes in proportion, so every prefix of `order` is (nearly) stratified
+    rank = np.empty(len(lines))
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        rank[members] = (np.arange(len(members)) + 0.5) / len(members)
+    chosen = sorted(sorted(range(len(lines)), key=lambda i: (rank[i], labels[i]))[:size])
+    path = lists / f"train_list_{size}.txt"
+    path.write_text("".join(lines[i] + "\n" for i in chosen), encoding="utf-8")
+    return path

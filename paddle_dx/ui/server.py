@@ -3,7 +3,8 @@
 ``GET /`` the page; ``GET /api/info`` classes, limits, whether speech works;
 ``POST /api/predict`` (multipart, one or more files in field ``images``; ``gradcam=1`` adds
 heat-map overlays, ``preview=1`` a PNG of each decoded image) -> JSON;
-``POST /api/speak`` (JSON ``{"class_name", "probability"}``) -> WAV.
+``POST /api/speak`` (JSON ``{"class_name", "probability", "advice": false}``) -> WAV (``advice``:
+with the next-step sentence, as "speak results as they appear" asks).
 
 Uploads stay in memory (the request class never spools to a temporary file) and are neither
 stored nor logged. Every error is a JSON ``{"error": message}`` with a 4xx status; an
@@ -109,7 +110,8 @@ class Assistant:
         for i, ((name, img), row) in enumerate(zip(decoded, rows)):
             p = row["probs"][row["class_name"]]
             item = {"name": name, "class_id": row["class_id"], "class_name": row["class_name"],
-                    "probability": p, "probs": row["probs"], "sentence": sentence(row["class_name"], p, self.phrases)}
+                    "probability": p, "probs": row["probs"], "sentence": sentence(row["class_name"], p, self.phrases),
+                    "spoken": sentence(row["class_name"], p, self.phrases, advice=True)}
             if _flag("preview"):
                 item["preview_png"] = png_data_url(img, PREVIEW_SIDE)
             if overlays is not None:
@@ -129,7 +131,9 @@ class Assistant:
             raise ApiError(400, f"class_name must be one of {self.predictor.class_names}")
         if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0 <= prob <= 1:
             raise ApiError(400, "probability must be a number between 0 and 1")
-        return self.speech.wav(sentence(name, prob, self.phrases))
+        if not isinstance(body.get("advice", False), bool):
+            raise ApiError(400, "advice must be true or false")
+        return self.speech.wav(sentence(name, prob, self.phrases, advice=body.get("advice", False)))
 
 
 def _security_headers(response):

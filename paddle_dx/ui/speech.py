@@ -13,6 +13,9 @@ DISCLAIMER = "This is an aid, not a diagnosis."
 # a class whose name says "nothing found" is spoken as "No abnormality detected"
 _NORMAL_WORDS = {"normal", "healthy", "benign", "negative", "notumor", "nofinding"}
 _NORMAL_PHRASES = ("no tumor", "no tumour", "no finding", "no abnormality", "no lesion")
+# the next step spoken with "speak results as they appear": worded as an aid ("may"), never an order
+NEXT_STEPS = {"finding": "A clinician may wish to review this image",
+              "normal": "Any follow-up is for your clinician to decide"}
 
 
 def is_normal_class(name):
@@ -29,17 +32,24 @@ def humanise(name):
     return text[:1].upper() + text[1:]
 
 
-def sentence(class_name, probability, phrases=None):
+def next_step(class_name):
+    """The short next-step sentence for a result (the PCam paper's broadcast gives advice)."""
+    return NEXT_STEPS["normal" if is_normal_class(class_name) else "finding"]
+
+
+def sentence(class_name, probability, phrases=None, advice=False):
     """"<Class> suspected, probability 93 percent. This is an aid, not a diagnosis."
 
-    ``phrases`` maps class names to what to say instead of "<Class> suspected"."""
+    ``phrases`` maps class names to what to say instead of "<Class> suspected"; ``advice`` adds the
+    next step before the disclaimer, which always comes last."""
     if phrases and class_name in phrases:
         finding = phrases[class_name]
     elif is_normal_class(class_name):
         finding = "No abnormality detected"
     else:
         finding = f"{humanise(class_name)} suspected"
-    return f"{finding}, probability {round(100 * float(probability))} percent. {DISCLAIMER}"
+    step = f"{next_step(class_name)}. " if advice else ""
+    return f"{finding}, probability {round(100 * float(probability))} percent. {step}{DISCLAIMER}"
 
 
 class Speech:

@@ -19,6 +19,10 @@ async function loadInfo() {
     `${(i.limits.max_file_bytes / 1048576).toFixed(0)} MB and ` +
     `${(i.limits.max_pixels / 1e6).toFixed(0)} megapixels each.`;
   $("#speech-status").textContent = i.speech ? "" : (i.speech_message || "Speech unavailable.");
+  const auto = $("#speak-on-appear");
+  auto.disabled = !i.speech;
+  auto.checked = i.speech && localStorage.getItem("speakOnAppear") === "1";
+  auto.addEventListener("change", () => localStorage.setItem("speakOnAppear", auto.checked ? "1" : "0"));
 }
 
 function percent(p) { return (100 * p).toFixed(1) + " %"; }
@@ -81,19 +85,24 @@ function renderResult(r) {
   return node;
 }
 
-async function speakResult(r, button) {
+// advice: add the next-step sentence (r.spoken); wait: resolve when the audio has ended, so
+// results spoken as they appear follow one another instead of talking over each other
+async function speakResult(r, button, advice = false, wait = false) {
   button.disabled = true;
   try {
     const res = await fetch("/api/speak", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ class_name: r.class_name, probability: r.probability }),
+      body: JSON.stringify({ class_name: r.class_name, probability: r.probability, advice }),
     });
     if (!res.ok) throw new Error((await res.json()).error);
     const url = URL.createObjectURL(await res.blob());
     const audio = new Audio(url);
-    audio.addEventListener("ended", () => URL.revokeObjectURL(url));
+    const ended = new Promise((resolve) => audio.addEventListener("ended", resolve));
+    ended.then(() => URL.revokeObjectURL(url));
     button.dataset.spoken = "1";
+    button.dataset.spokenText = advice ? r.spoken : r.sentence;
     await audio.play();
+    if (wait) await ended;
   } catch (err) {
     setStatus("Speech failed: " + err.message, true);
   } finally {
@@ -114,12 +123,22 @@ async function upload(files) {
     const data = await res.json();
     if (!res.ok) { setStatus(data.error || `Error ${res.status}`, true); return; }
     const list = $("#results");
-    list.replaceChildren(...data.results.map(renderResult));
+    const nodes = data.results.map(renderResult);
+    list.replaceChildren(...nodes);
     setStatus(`Done: ${data.results.length} image(s). ${data.disclaimer}`);
     document.body.dataset.done = String(Date.now());
+    if ($("#speak-on-appear").checked && state.info.speech) await speakInTurn(data.results, nodes);
   } catch (err) {
     setStatus("Upload failed: " + err.message, true);
   }
+}
+
+async function speakInTurn(results, nodes) {
+  for (let i = 0; i < results.length; i++) {
+    if (results[i].error) continue;
+    await speakResult(results[i], $(".speak", nodes[i]), true, true);
+  }
+  document.body.dataset.spokenAll = String(Date.now());
 }
 
 function setupDrop() {
