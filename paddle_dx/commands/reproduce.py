@@ -2,7 +2,7 @@
 
 paddle_dx reproduce --study NAME --data DIR
                     [--quick] [--source DIR] [--out reports] [--seed 42]
-                    [--classes a,b,...] [--per-class N] [-o Key=value ...]
+                    [--classes a,b,...] [--per-class N] [--sizes N N ...] [-o Key=value ...]
 """
 import argparse
 
@@ -21,6 +21,9 @@ def build_parser(prog=None):
     parser.add_argument("--classes", default=None, help="comma-separated class folders of --data, in label order")
     parser.add_argument("--per-class", type=int, default=None,
                         help="use at most N images of each class (default with --quick: 40)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=(), metavar="N",
+                        help="also train every run on N training images each (accuracy vs training-set size, "
+                             "as the lung-nodule paper's comparison)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument("-o", "--override", action="append", default=[],
                         help="config override applied to every run, e.g. -o Global.device=cpu")
@@ -32,5 +35,5 @@ def main(argv=None, prog=None):
     from paddle_dx.studies.reproduce import reproduce
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     path = reproduce(args.study, args.data, args.out, args.quick, args.source, args.seed, classes,
-                     args.override, args.resamples, args.per_class)
+                     args.override, args.resamples, args.per_class, args.sizes)
     print(f"wrote {path}")
