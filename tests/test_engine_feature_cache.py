@@ -180,3 +180,19 @@ def test_front_stops_before_dropout_in_a_frozen_vgg():
     front, rest = model.frozen_front()
     assert front == [model.backbone.conv_block_1, model.backbone.conv_block_2, model.backbone.conv_block_3,
                      model.backbone.conv_block_4]
+
+
+def test_flip_variants_count_against_the_cache_budget(tmp_path, caplog):
+    """Four variants per training image: a budget that holds one output per image but not four
+    turns ``auto`` off (logged) instead of caching."""
+    caplog.set_level(logging.INFO, logger="paddle_dx.engine.feature_cache")
+    probe = Trainer(_config(tmp_path, "probe"))
+    n_train, n_eval = len(probe.train_set), len(probe.eval_set)
+    one_each = (n_train + n_eval) * 512 * 4  # ResNet18 features, float32
+    budget = (one_each + 2 * n_train * 512 * 4) / 2 ** 30  # room for 3 of the 4 variants
+    trainer = Trainer(_config(tmp_path, "flips", **{"DataLoader.Train.dataset.transform_ops": FLIPS,
+                                                    "Global.feature_cache_max_gb": budget}))
+    assert not trainer.feature_cache.applies(trainer.model)
+    assert "would take" in caplog.text
+    trainer = Trainer(_config(tmp_path, "plain", **{"Global.feature_cache_max_gb": budget}))
+    assert trainer.feature_cache.applies(trainer.model)  # one output per image fits
