@@ -244,13 +244,12 @@ class FeatureCache:
             yield paddle.to_tensor(feats[idx]), paddle.to_tensor(labels[idx])
 
     def _variant_batches(self, per_variant, labels, key_batches):
-        """Each sample's variant is the one the random ops draw from its (seed, epoch, index)
-        generator, exactly as ``ImageListDataset.load`` seeds it."""
+        """Each sample's variant is the one its random ops draw from the generator
+        ``ImageListDataset.load`` gives them in that epoch."""
         dataset = self.sets["Train"]
         position = {outcome: v for v, outcome in enumerate(dataset.transforms.variants())}
         for keys in key_batches:
-            rows = [per_variant[position[dataset.transforms.draw(np.random.default_rng([dataset.seed, int(e), int(i)]))]][i]
-                    for e, i in keys]
+            rows = [per_variant[position[dataset.transforms.draw(dataset.rng(i, e))]][i] for e, i in keys]
             idx = np.asarray([index for _, index in keys])
             yield paddle.to_tensor(np.stack(rows)), paddle.to_tensor(labels[idx])
 
