@@ -97,6 +97,7 @@ class FeatureCache:
         self.hashes = dict(hashes or {})
         self._memory = {}  # (front weights hash, mode, view) -> [N, ...] float32, current front only
         self._shapes = {}  # front layers -> shape of one image's front output
+        self._extractor = None  # (front weights hash, extractor) of the last front computed
         self._logged = set()
 
     # ---- deciding ----------------------------------------------------------------------
@@ -226,7 +227,10 @@ class FeatureCache:
         return self._memory[memo]
 
     def _compute(self, front, wkey, dataset, indices, files, view):
-        extractor = build_extractor(self.engine, front, self.root / "backbones" / wkey[:16], self.threads)
+        if self._extractor is None or self._extractor[0] != wkey:  # one per front (variants, views share it)
+            self._extractor = None
+            self._extractor = wkey, build_extractor(self.engine, front, self.root / "backbones" / wkey[:16], self.threads)
+        extractor = self._extractor[1]
         log.info("feature cache: computing %d front outputs (%s engine)", len(indices), self.engine)
         with ThreadPoolExecutor(max_workers=2) as pool:
             chunks = [indices[s:s + _EXTRACT_BATCH] for s in range(0, len(indices), _EXTRACT_BATCH)]
@@ -262,8 +266,10 @@ class FeatureCache:
         forward = CachedForward(model, model.frozen_front()[1])
         if self._variants() is not None:
             per_variant = [self.features(model, "Train", view=v) for v in range(views)]
+            self._extractor = None  # every variant is computed: free the backbone copy
             return self._variant_batches(per_variant, labels, sampler), forward
         feats = self.features(model, "Train", view=epoch % views if views > 1 else 0)
+        self._extractor = None
         return self._batches(feats, labels, sampler), forward
 
     def eval_pair(self, model, loader, batch_size):
@@ -271,6 +277,7 @@ class FeatureCache:
         if not self.applies(model) or self.sets["Eval"].transforms.is_random:
             return model, loader
         feats = self.features(model, "Eval")
+        self._extractor = None
         labels = np.asarray(self.sets["Eval"].labels, np.int64)
         n = len(labels)
         keys = [[(0, i) for i in range(s, min(s + batch_size, n))] for s in range(0, n, batch_size)]
