@@ -13,7 +13,8 @@ from paddle_dx.errors import ConfigError
 # dotted keys (DataLoader.* = any mode) that may differ between a run and its resume
 FREE_KEYS = ("Global.checkpoints", "Global.output_dir", "Global.pretrained_model", "Global.print_batch_step",
              "Global.allow_config_change",
-             "Global.use_visualdl", "Global.feature_cache_max_gb", "DataLoader.*.loader.num_workers",
+             "Global.use_visualdl", "Global.feature_cache_max_gb", "Global.preprocess_cache",
+             "DataLoader.*.loader.num_workers",
              "DataLoader.*.loader.use_shared_memory")
 
 
