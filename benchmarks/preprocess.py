@@ -1,5 +1,7 @@
 """Preprocessing cost, ms per image: decode, resize/crop/normalise, fastNlMeans denoising
-before vs after resizing, and the on-disk prefix cache (Global.preprocess_cache).
+before vs after resizing, the on-disk prefix cache (Global.preprocess_cache), and the esophageal
+recipe (configs/esophagus_resnet50.yaml's Train ops) uncached vs with the cache its default
+``auto`` turns on.
 
 Uses real endoscopy frames from ../shared/datasets/hyperkvasir_lower_gi when present
 (about 720x576), else generated 720x576 JPEGs. One process, cases alternated, rounds.
@@ -19,8 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import fmt, machine, write_results  # noqa: E402
 from paddle_dx.data.io import read_image  # noqa: E402
-from paddle_dx.data.preprocess_cache import PrefixCache  # noqa: E402
+from paddle_dx.data.preprocess_cache import PrefixCache, use_prefix_cache  # noqa: E402
 from paddle_dx.data.transforms import build_transforms  # noqa: E402
+from benchmarks.train import _eso_ops  # noqa: E402
 
 SHAPE = [3, 224, 224]
 BASE = [{"ResizeImage": {"resize_short": 256}}, {"CenterCrop": {}}, {"NormalizeImage": {}}]
@@ -47,14 +50,22 @@ def cases(paths):
     before = build_transforms([{"Denoise": dict(DENOISE["Denoise"], after_resize=False)}] + BASE, SHAPE)
     after = build_transforms([DENOISE] + BASE, SHAPE)  # build_transforms moves it after ResizeImage
     cache = PrefixCache(Path(tempfile.mkdtemp(prefix="bench_prefix_")), after)
-    for p in paths:  # warm the cache: what every epoch after the first reads
+    eso = build_transforms(_eso_ops(), SHAPE)
+    if not use_prefix_cache("auto", eso, "the esophageal recipe"):
+        raise SystemExit("Global.preprocess_cache: auto no longer caches the esophageal recipe")
+    eso_cache = PrefixCache(Path(tempfile.mkdtemp(prefix="bench_prefix_")), eso)
+    rng = np.random.default_rng(0)
+    for p in paths:  # warm the caches: what every epoch after the first reads
         cache(p, None)
+        eso_cache(p, rng)
     return {
         "decode only (cv2.imread via read_image)": lambda p: read_image(p),
         "decode + resize 256 + crop 224 + normalise": lambda p: base(read_image(p)),
         "+ fastNlMeans BEFORE resize (full frame)": lambda p: before(read_image(p)),
         "+ fastNlMeans AFTER resize (paddle_dx default)": lambda p: after(read_image(p)),
         "same pipeline, prefix cache warm (Global.preprocess_cache)": lambda p: cache(p, None),
+        "esophageal recipe (crop, resize, fastNlMeans, flips, normalise)": lambda p: eso(read_image(p), rng),
+        "esophageal recipe, prefix cache warm (its default, auto)": lambda p: eso_cache(p, rng),
     }
 
 

@@ -7,6 +7,6 @@ ROUNDS="${ROUNDS:-3}"
 python benchmarks/preprocess.py --rounds "$ROUNDS"
 python benchmarks/flags.py --rounds "$ROUNDS"
 python benchmarks/inference.py --rounds "$ROUNDS"
-for part in full head partial; do  # results/train_{full,head,partial}.md, the files docs/speed.md quotes
+for part in full head partial esophagus eval; do  # results/train_<part>.md, the files docs/speed.md quotes
   python benchmarks/train.py --only "$part" --rounds "$ROUNDS"
 done

@@ -1,5 +1,7 @@
 """The on-disk cache of deterministic preprocessing gives exactly the uncached result, and
 Denoise runs after resizing unless the config says otherwise."""
+import logging
+
 import numpy as np
 
 from conftest import make_tiny_dataset, tiny_config
@@ -42,3 +44,23 @@ def test_denoise_moves_after_resize_unless_told_not_to():
     assert order(moved) == ["ResizeImage", "Denoise", "NormalizeImage", "ToCHWImage"]
     kept = build_transforms([{"Denoise": {"after_resize": False}}, {"ResizeImage": {}}], [3, 32, 32])
     assert order(kept) == ["Denoise", "ResizeImage", "ToCHWImage"]
+
+
+def test_auto_caches_only_a_prefix_with_an_expensive_op(tmp_path, caplog):
+    """``Global.preprocess_cache: auto`` (the default): on for fastNlMeans before the first random
+    op, off for cheap prefixes and for fastNlMeans placed after a random op; true/false force it."""
+    caplog.set_level(logging.INFO, logger="paddle_dx.data.preprocess_cache")
+    images, lists = make_tiny_dataset(tmp_path / "data", per_class=4, size=32)
+    nlm = {"Denoise": {"method": "fastNlMeans"}}
+    cases = [([{"ResizeImage": {}}, nlm, {"RandomFlip": {}}, {"NormalizeImage": {}}], "auto", True),
+             ([{"ResizeImage": {}}, {"Denoise": {"method": "median"}}, {"NormalizeImage": {}}], "auto", False),
+             ([{"ResizeImage": {}}, {"RandomFlip": {}}, nlm, {"NormalizeImage": {}}], "auto", False),
+             ([{"ResizeImage": {}}, {"NormalizeImage": {}}], True, True),
+             ([{"ResizeImage": {}}, nlm, {"NormalizeImage": {}}], False, False)]
+    for n, (ops, setting, cached) in enumerate(cases):
+        config = tiny_config(images, lists, tmp_path / f"out{n}", **{"Global.preprocess_cache": setting,
+                                                                     "DataLoader.Train.dataset.transform_ops": ops})
+        dataset, _ = build_dataset(config, "Train")
+        assert (dataset.prefix_cache is not None) is cached, (ops, setting)
+    assert "preprocess cache: on for DataLoader.Train" in caplog.text and "expensive Denoise" in caplog.text
+    assert "preprocess cache: off for DataLoader.Train" in caplog.text

@@ -2,6 +2,7 @@
 import logging
 
 import numpy as np
+import paddle
 import pytest
 
 from conftest import make_tiny_dataset, tiny_config
@@ -58,9 +59,56 @@ def test_oneDNN_engine_features_close_to_dygraph(tmp_path):
     np.testing.assert_allclose(fast, exact, rtol=1e-3, atol=1e-3 * float(np.abs(exact).max()))
 
 
+FLIPS = [{"ResizeImage": {}}, {"RandomFlip": {"horizontal": 0.5, "vertical": 0.5}}, {"NormalizeImage": {}}]
+
+
+@pytest.mark.parametrize("engine", ["dygraph", "static"])
+def test_random_flips_train_exactly_from_cached_variants(tmp_path, caplog, engine):
+    """RandomFlip has four outcomes: each image's four flipped variants are cached and every step
+    takes the variant its sample's generator draws, so the head trains as without the cache."""
+    caplog.set_level(logging.INFO, logger="paddle_dx.engine.feature_cache")
+    flips = {"DataLoader.Train.dataset.transform_ops": FLIPS, "Global.epochs": 3, "Global.engine": engine}
+    slow, slow_result = _fit(_config(tmp_path, "slow", **flips, **{"Global.feature_cache": "off"}))
+    fast, fast_result = _fit(_config(tmp_path, "fast", **flips, **{"Global.feature_cache_engine": "dygraph"}))
+    assert "exact: 4 variants" in caplog.text
+    cached = list((tmp_path / "fast" / "cache" / "features").rglob("*.npy"))
+    assert len(cached) == 4 * len(fast.train_set) + len(fast.eval_set)  # reused across the 3 epochs
+    for name in ("head.weight", "head.bias"):
+        np.testing.assert_allclose(fast.model.state_dict()[name].numpy(), slow.model.state_dict()[name].numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    for slow_epoch, fast_epoch in zip(slow_result["history"], fast_result["history"]):
+        assert fast_epoch["train_loss"] == pytest.approx(slow_epoch["train_loss"], rel=1e-5)
+        assert fast_epoch["val_loss"] == pytest.approx(slow_epoch["val_loss"], rel=1e-5)
+
+
+def test_flip_variants_are_the_flipped_images_features(tmp_path):
+    """Variant (h, v) holds the front output of the image flipped so, normalised after the flip."""
+    trainer = Trainer(_config(tmp_path, "run", **{"DataLoader.Train.dataset.transform_ops": FLIPS,
+                                                  "Global.feature_cache_engine": "dygraph"}))
+    cache, dataset = trainer.feature_cache, trainer.train_set
+    outcomes = dataset.transforms.variants()
+    assert outcomes == [((False, False),), ((False, True),), ((True, False),), ((True, True),)]
+    front = paddle.nn.Sequential(*trainer.model.frozen_front()[0])
+    front.eval()
+    rng = np.random.default_rng(3)
+    image = dataset.transforms.ops[0](rng.integers(0, 256, (40, 48, 3), dtype=np.uint8), None)
+    unflipped = dataset.transforms.ops[-2](image, None)  # NormalizeImage
+    for view, ((h, v),) in enumerate(outcomes):
+        expected = unflipped[:, ::-1] if h else unflipped
+        expected = expected[::-1] if v else expected
+        got = dataset.transforms.apply(image, outcomes[view], start=1)
+        np.testing.assert_array_equal(got, np.ascontiguousarray(expected.transpose(2, 0, 1)))
+    variants = [cache.features(trainer.model, "Train", view=v) for v in range(4)]
+    for v in range(1, 4):
+        assert not np.allclose(variants[0], variants[v])
+    first = cache._load(dataset, 0, 3)
+    with paddle.no_grad():
+        np.testing.assert_allclose(variants[3][0], front(paddle.to_tensor(first[None])).numpy()[0], rtol=1e-5, atol=1e-6)
+
+
 def test_random_augmentation_turns_auto_off_and_on_refuses(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="paddle_dx.engine.feature_cache")
-    flip = [{"ResizeImage": {}}, {"RandomFlip": {}}, {"NormalizeImage": {}}]
+    flip = [{"ResizeImage": {}}, {"RandomRotation": {"degrees": 20}}, {"NormalizeImage": {}}]
     config = _config(tmp_path, "auto", **{"DataLoader.Train.dataset.transform_ops": flip, "Global.epochs": 1})
     trainer = Trainer(config)
     assert not trainer.feature_cache.applies(trainer.model)
@@ -76,7 +124,7 @@ def test_random_augmentation_turns_auto_off_and_on_refuses(tmp_path, caplog):
     assert trainer.feature_cache.applies(trainer.model)
     view0 = trainer.feature_cache.features(trainer.model, "Train", view=0)
     view1 = trainer.feature_cache.features(trainer.model, "Train", view=1)
-    assert not np.allclose(view0, view1)  # flips differ between the two augmented views
+    assert not np.allclose(view0, view1)  # rotations differ between the two augmented views
 
 
 def test_partial_freeze_trains_the_same_from_cached_stage_maps(tmp_path, caplog):
@@ -132,3 +180,19 @@ def test_front_stops_before_dropout_in_a_frozen_vgg():
     front, rest = model.frozen_front()
     assert front == [model.backbone.conv_block_1, model.backbone.conv_block_2, model.backbone.conv_block_3,
                      model.backbone.conv_block_4]
+
+
+def test_flip_variants_count_against_the_cache_budget(tmp_path, caplog):
+    """Four variants per training image: a budget that holds one output per image but not four
+    turns ``auto`` off (logged) instead of caching."""
+    caplog.set_level(logging.INFO, logger="paddle_dx.engine.feature_cache")
+    probe = Trainer(_config(tmp_path, "probe"))
+    n_train, n_eval = len(probe.train_set), len(probe.eval_set)
+    one_each = (n_train + n_eval) * 512 * 4  # ResNet18 features, float32
+    budget = (one_each + 2 * n_train * 512 * 4) / 2 ** 30  # room for 3 of the 4 variants
+    trainer = Trainer(_config(tmp_path, "flips", **{"DataLoader.Train.dataset.transform_ops": FLIPS,
+                                                    "Global.feature_cache_max_gb": budget}))
+    assert not trainer.feature_cache.applies(trainer.model)
+    assert "would take" in caplog.text
+    trainer = Trainer(_config(tmp_path, "plain", **{"Global.feature_cache_max_gb": budget}))
+    assert trainer.feature_cache.applies(trainer.model)  # one output per image fits

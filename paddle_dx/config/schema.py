@@ -102,8 +102,14 @@ SCHEMA = {
         "feature_cache_max_gb": Key(NUMBER, 4, min=0, doc="largest cache (train + val front outputs, in memory and on "
                                                          "disk) to build; partial freezes cache feature maps"),
         "cache_dir": Key((str,), None, nullable=True, doc="feature and preprocessing caches; default output_dir/cache"),
-        "preprocess_cache": Key((bool,), False, doc="store the deterministic preprocessing (decode, crop, denoise, "
-                                                    "resize) of each image on disk: see data/preprocess_cache.py"),
+        "preprocess_cache": Key((str, bool), "auto", choices=("auto", "on", "off", True, False),
+                                doc="auto | on | off: store the deterministic preprocessing (decode, crop, denoise, "
+                                    "resize) of each image on disk; auto = on when it holds an expensive op "
+                                    "(fastNlMeans): see data/preprocess_cache.py"),
+        "eval_engine": Key((str,), "auto", choices=("auto", "dygraph", "inference"),
+                           doc="validation/test/eval.py: inference = the current weights exported to Paddle "
+                               "Inference + oneDNN; auto = that on one CPU process when the set is large "
+                               "enough to pay for the export (see engine/eval_engine.py)"),
     },
     "Arch": {
         "name": Key((str,), "ResNet50", choices=registry_names("paddle_dx.models.backbones", "BACKBONES"),

@@ -7,7 +7,7 @@ from paddle_dx.data.coverage import check_class_coverage
 from paddle_dx.data.dataset import ImageListDataset, scan_images
 from paddle_dx.data.list_file import outside_root, read_list_file
 from paddle_dx.data.loader import SafeDataLoader
-from paddle_dx.data.preprocess_cache import PrefixCache, cache_root
+from paddle_dx.data.preprocess_cache import PrefixCache, cache_root, use_prefix_cache
 from paddle_dx.data.sampler import SAMPLERS, EpochBatchSampler
 from paddle_dx.data.pipelines import transforms_for
 from paddle_dx.errors import ConfigError
@@ -49,7 +49,7 @@ def build_dataset(config, mode, scan=True):
             samples, config["Global"]["skip_bad_images"], desc=f"checking {mode} images")
     check_class_coverage(samples, config["Arch"]["class_num"], mode, ds["cls_label_path"])
     dataset = ImageListDataset(samples, transforms_for(config, mode), seed=config["Global"]["seed"])
-    if config["Global"]["preprocess_cache"]:
+    if use_prefix_cache(config["Global"]["preprocess_cache"], dataset.transforms, f"DataLoader.{mode}"):
         dataset.prefix_cache = PrefixCache(cache_root(config) / "preprocess", dataset.transforms, report["hashes"])
     return dataset, report
 

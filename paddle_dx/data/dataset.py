@@ -70,9 +70,13 @@ class ImageListDataset(paddle.io.Dataset):
     def labels(self):
         return [label for _, label in self.samples]
 
+    def rng(self, index, epoch=0):
+        """The generator sample ``index``'s random ops draw from in ``epoch``."""
+        return np.random.default_rng([self.seed, int(epoch), int(index)])
+
     def load(self, index, epoch=0):
         path, label = self.samples[index]
-        rng = np.random.default_rng([self.seed, int(epoch), int(index)])
+        rng = self.rng(index, epoch)
         if self.prefix_cache is not None:  # Global.preprocess_cache: the deterministic ops come from disk
             return self.prefix_cache(path, rng), np.int64(label)
         return self.transforms(read_image(path), rng), np.int64(label)

@@ -13,6 +13,7 @@ sample's augmentation is a pure function of its seed). ``Compose.spec()`` gives 
 resolved list that ``inference.yml`` stores, so deployment rebuilds exactly this pipeline.
 """
 import inspect
+import itertools
 import logging
 import math
 import typing
@@ -47,10 +48,18 @@ Numbers = List[float]
 
 class Op:
     """Base op. ``random`` ops consume the generator; deterministic ones never do.
-    ``first_only``: why the op must be listed first (None: anywhere)."""
+    ``first_only``: why the op must be listed first (None: anywhere). ``expensive``: worth
+    caching on disk (``Global.preprocess_cache: auto`` turns the cache on for it).
+    ``outcomes()``: a random op's finite set of outcomes, or None (infinitely many); an op that
+    gives them also has ``draw(rng)`` (the generator draws ``__call__`` makes, image-independent)
+    and ``apply(img, outcome)``, with ``op(img, rng) == op.apply(img, op.draw(rng))``."""
 
     random = False
     first_only = None
+    expensive = False
+
+    def outcomes(self):
+        return None
 
     def params(self):
         """The op's constructor arguments as resolved (for inference.yml)."""
@@ -100,6 +109,7 @@ class Denoise(Op):
     """OpenCV denoising. fastNlMeans is ~0.5 s on a full 720x576 frame: resize first."""
 
     METHODS = ("fastNlMeans", "bilateral", "gaussian", "median")
+    EXPENSIVE_METHODS = ("fastNlMeans",)  # ~250 ms per image at 224 px; the others take ~1 ms
 
     def __init__(self, method: str = "fastNlMeans", h: Number = 3, ksize: int = 3, d: int = 5, sigma: Number = 50,
                  after_resize: bool = True):
@@ -107,6 +117,10 @@ class Denoise(Op):
             raise ConfigError(f"Denoise.method '{method}' is not one of {list(self.METHODS)}")
         self.method, self.h, self.ksize, self.d, self.sigma = method, h, ksize, d, sigma
         self.after_resize = after_resize  # build_transforms moves it after the first ResizeImage
+
+    @property
+    def expensive(self):
+        return self.method in self.EXPENSIVE_METHODS
 
     def __call__(self, img, rng):
         if self.method == "fastNlMeans":
@@ -191,12 +205,25 @@ class RandomFlip(Op):
     def __init__(self, horizontal: Number = 0.5, vertical: Number = 0.0):
         self.horizontal, self.vertical = horizontal, vertical
 
-    def __call__(self, img, rng):
-        if rng.random() < self.horizontal:
+    def outcomes(self):
+        """(flip left-right, flip up-down) pairs this op can produce: 1, 2 or 4 of them."""
+        def possible(p):
+            return [False, True] if 0 < p < 1 else [p >= 1]
+        return [(h, v) for h in possible(self.horizontal) for v in possible(self.vertical)]
+
+    def draw(self, rng):
+        return bool(rng.random() < self.horizontal), bool(rng.random() < self.vertical)
+
+    def apply(self, img, outcome):
+        horizontal, vertical = outcome
+        if horizontal:
             img = img[:, ::-1]
-        if rng.random() < self.vertical:
+        if vertical:
             img = img[::-1]
         return np.ascontiguousarray(img)
+
+    def __call__(self, img, rng):
+        return self.apply(img, self.draw(rng))
 
 
 @TRANSFORMS.register
@@ -298,6 +325,25 @@ class Compose:
                 break
             prefix.append(op)
         return prefix
+
+    def variants(self):
+        """Every outcome the random ops can produce together (tuples, one entry per random op),
+        or None when one of them has infinitely many (crops, rotations, colour jitter)."""
+        per_op = [op.outcomes() for op in self.ops if op.random]
+        if any(o is None for o in per_op):
+            return None
+        return [tuple(combo) for combo in itertools.product(*per_op)]
+
+    def draw(self, rng):
+        """The outcome ``__call__`` would produce with ``rng`` (the same generator draws)."""
+        return tuple(op.draw(rng) for op in self.ops if op.random)
+
+    def apply(self, img, outcome, start=0):
+        """``ops[start:]`` with each random op fixed to its entry of ``outcome``."""
+        fixed = iter(outcome[sum(op.random for op in self.ops[:start]):])
+        for op in self.ops[start:]:
+            img = op.apply(img, next(fixed)) if op.random else op(img, None)
+        return img
 
     def spec(self):
         """Resolved ``[{OpName: params}, ...]``, enough to rebuild this exact pipeline."""

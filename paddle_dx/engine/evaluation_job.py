@@ -3,6 +3,7 @@ import logging
 from pathlib import Path
 
 from paddle_dx.data.builder import build_dataset, build_loader, class_names
+from paddle_dx.engine.eval_engine import EvalEngine
 from paddle_dx.engine.evaluator import evaluate
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.errors import ConfigError
@@ -24,7 +25,7 @@ def run_evaluation(config, mode="Eval"):
         raise ConfigError("tools/eval.py needs weights: -o Global.pretrained_model=output/.../best_model")
     out = Path(g["output_dir"])
     check_writable(out)
-    select_device(g["device"], g["num_threads"])
+    device = select_device(g["device"], g["num_threads"])
     names = class_names(config, mode)
     dataset, report = build_dataset(config, mode)
     loader, _ = build_loader(config, mode, dataset)
@@ -32,7 +33,9 @@ def run_evaluation(config, mode="Eval"):
     weights = resolve_weights(g["pretrained_model"])  # a PaddleClas-style prefix works too
     load_model_weights(model, weights)
     loss_fn = build_loss(config["Loss"]["Eval"], "Loss.Eval", dataset.labels, config["Arch"]["class_num"])
-    metrics, probs, labels = evaluate(model, loader, names, loss_fn)
+    forward, engine = EvalEngine(g["eval_engine"], device, 1, g["image_shape"], g["num_threads"]).forward(model, loader)
+    metrics, probs, labels = evaluate(forward, loader, names, loss_fn)
+    metrics["eval_engine"] = engine
     metrics["weights"] = str(weights)
     metrics["list_file"] = config["DataLoader"][mode]["dataset"]["cls_label_path"]
     metrics["skipped_images"] = [{"path": p, "reason": r} for p, r in report["skipped"]]

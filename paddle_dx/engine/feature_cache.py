@@ -15,10 +15,14 @@ Entries are ``.npy`` files under ``Global.cache_dir`` (default ``output_dir/cach
 keyed by (front weights hash, resolved preprocessing spec, image SHA-256, engine), so a second
 run on the same images and weights starts from a warm cache.
 
-Pixel-changing train-time augmentation makes cached features wrong. ``auto`` therefore caches
-only when the Train pipeline has no random op, or, with ``Global.feature_cache_views: N``,
-precomputes N augmented views per image and uses view ``epoch % N`` (an approximation of
-fresh augmentation every epoch, logged as such).
+Pixel-changing train-time augmentation makes cached features wrong, unless its random ops have
+a finite set of outcomes (``RandomFlip``: 2 or 4). Then every variant's front output is cached
+(the pipeline run with the random ops fixed to that outcome, so later deterministic ops such as
+NormalizeImage apply per variant) and each step picks, for sample (epoch, index), the variant
+the ops would have drawn from that sample's generator: training from the cache is exact. With
+ops of infinitely many outcomes (crops, rotations, colour jitter) ``auto`` stays off, or, with
+``Global.feature_cache_views: N``, precomputes N augmented views per image and uses view
+``epoch % N`` (an approximation of fresh augmentation every epoch, logged as such).
 """
 import logging
 import sys
@@ -28,6 +32,7 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
+from paddle_dx.data.io import read_image
 from paddle_dx.data.preprocess_cache import cache_root
 from paddle_dx.engine.frozen_features import build_extractor, weights_hash
 from paddle_dx.errors import ConfigError
@@ -92,6 +97,7 @@ class FeatureCache:
         self.hashes = dict(hashes or {})
         self._memory = {}  # (front weights hash, mode, view) -> [N, ...] float32, current front only
         self._shapes = {}  # front layers -> shape of one image's front output
+        self._extractor = None  # (front weights hash, extractor) of the last front computed
         self._logged = set()
 
     # ---- deciding ----------------------------------------------------------------------
@@ -101,13 +107,29 @@ class FeatureCache:
             self._logged.add(message)
             log.info(message, *args)
 
+    def _variants(self):
+        """The Train pipeline's finite random outcomes (exact caching), or None."""
+        transforms = self.sets["Train"].transforms
+        return transforms.variants() if transforms.is_random else None
+
     def _views(self):
-        """Views per training image (1 = exact), or None when the cache cannot apply."""
+        """Cached outputs per training image (1 = exact; the variant count when the random ops
+        have finitely many outcomes, also exact), or None when the cache cannot apply."""
         if not self.sets["Train"].transforms.is_random:
             return 1
+        variants = self._variants()
+        if variants is not None:
+            return len(variants)
         if self.views > 0:
             return self.views
         return None
+
+    def _how(self, views):
+        if views == 1:
+            return "exact (no random train-time ops)"
+        if self._variants() is not None:
+            return f"exact: {views} variants of the finite random ops, each step picks the one its sample draws"
+        return f"{views} precomputed augmented views, view = epoch % {views}"
 
     def _problem(self, model, front):
         """Why this epoch cannot train from cached front outputs, or None."""
@@ -138,10 +160,9 @@ class FeatureCache:
                 raise ConfigError(f"config key 'Global.feature_cache' is 'on' but {problem}")
             self._say("feature cache: off because %s", problem)
             return False
-        views = self._views()
-        how = "exact (no random train-time ops)" if views == 1 else f"{views} precomputed augmented views, view = epoch % {views}"
         self._say("feature cache: on for %s (%d floats per image), engine %s, %s, under %s",
-                  _describe(front, model.sequence()), int(np.prod(self._front_shape(front))), self.engine, how, self.root)
+                  _describe(front, model.sequence()), int(np.prod(self._front_shape(front))), self.engine,
+                  self._how(self._views()), self.root)
         return True
 
     def _front_shape(self, front):
@@ -163,11 +184,30 @@ class FeatureCache:
             self.hashes[path] = file_sha256(path)
         return self.hashes[path]
 
-    def _entry(self, wkey, spec_key, dataset, index, view, randomised):
+    def _outcome(self, dataset, view):
+        """The random ops' fixed outcome of variant ``view`` (None: not a variant cache)."""
+        variants = dataset.transforms.variants() if dataset.transforms.is_random else None
+        return None if variants is None else variants[view]
+
+    def _entry(self, wkey, spec_key, dataset, index, view):
         path = dataset.samples[index][0]
-        extra = [self.seed, view, index] if randomised else []
+        outcome = self._outcome(dataset, view)
+        if outcome is not None:  # a variant depends on the image only, not on seed or index
+            extra = ["variant", [list(o) if isinstance(o, tuple) else o for o in outcome]]
+        else:
+            extra = [self.seed, view, index] if dataset.transforms.is_random else []
         key = json_sha256([wkey, spec_key, self._image_hash(path), self.engine, extra])
         return self.root / "features" / wkey[:16] / key[:2] / f"{key}.npy"
+
+    def _load(self, dataset, index, view):
+        """The network input the cached output is computed from (variant ``view``, or view ``view``)."""
+        outcome = self._outcome(dataset, view)
+        if outcome is None:
+            return dataset.load(index, view)[0]
+        path, cache = dataset.samples[index][0], dataset.prefix_cache
+        if cache is not None:
+            return dataset.transforms.apply(cache.prefix_output(path), outcome, start=len(cache.prefix))
+        return dataset.transforms.apply(read_image(path), outcome)
 
     def features(self, model, mode, view=0):
         """[N, ...] front outputs of every image of ``mode``'s dataset, computing missing entries."""
@@ -178,9 +218,8 @@ class FeatureCache:
             return self._memory[memo]
         self._memory = {k: v for k, v in self._memory.items() if k[0] == wkey}  # a new front: drop the old
         dataset = self.sets[mode]
-        randomised = dataset.transforms.is_random
         spec_key = json_sha256(dataset.transforms.spec())
-        files = [self._entry(wkey, spec_key, dataset, i, view, randomised) for i in range(len(dataset))]
+        files = [self._entry(wkey, spec_key, dataset, i, view) for i in range(len(dataset))]
         missing = [i for i, f in enumerate(files) if not f.is_file()]
         if missing:
             self._compute(front, wkey, dataset, missing, files, view)
@@ -188,12 +227,15 @@ class FeatureCache:
         return self._memory[memo]
 
     def _compute(self, front, wkey, dataset, indices, files, view):
-        extractor = build_extractor(self.engine, front, self.root / "backbones" / wkey[:16], self.threads)
+        if self._extractor is None or self._extractor[0] != wkey:  # one per front (variants, views share it)
+            self._extractor = None
+            self._extractor = wkey, build_extractor(self.engine, front, self.root / "backbones" / wkey[:16], self.threads)
+        extractor = self._extractor[1]
         log.info("feature cache: computing %d front outputs (%s engine)", len(indices), self.engine)
         with ThreadPoolExecutor(max_workers=2) as pool:
             chunks = [indices[s:s + _EXTRACT_BATCH] for s in range(0, len(indices), _EXTRACT_BATCH)]
             for chunk in tqdm(chunks, desc="feature cache", leave=False, disable=not sys.stderr.isatty()):
-                images = np.stack([img for img, _ in pool.map(lambda i: dataset.load(i, view), chunk)])
+                images = np.stack(list(pool.map(lambda i: self._load(dataset, i, view), chunk)))
                 for i, output in zip(chunk, extractor(images)):
                     with atomic_path(files[i]) as tmp:
                         with open(tmp, "wb") as fh:
@@ -205,20 +247,37 @@ class FeatureCache:
             idx = np.asarray([index for _, index in keys])
             yield paddle.to_tensor(feats[idx]), paddle.to_tensor(labels[idx])
 
+    def _variant_batches(self, per_variant, labels, key_batches):
+        """Each sample's variant is the one its random ops draw from the generator
+        ``ImageListDataset.load`` gives them in that epoch."""
+        dataset = self.sets["Train"]
+        position = {outcome: v for v, outcome in enumerate(dataset.transforms.variants())}
+        for keys in key_batches:
+            rows = [per_variant[position[dataset.transforms.draw(dataset.rng(i, e))]][i] for e, i in keys]
+            idx = np.asarray([index for _, index in keys])
+            yield paddle.to_tensor(np.stack(rows)), paddle.to_tensor(labels[idx])
+
     def epoch_batches(self, model, sampler, loader, epoch):
         """This epoch's training batches and the forward that consumes them."""
         if not self.applies(model):
             return loader, model
         views = self._views()
-        feats = self.features(model, "Train", view=epoch % views if views > 1 else 0)
         labels = np.asarray(self.sets["Train"].labels, np.int64)
-        return self._batches(feats, labels, sampler), CachedForward(model, model.frozen_front()[1])
+        forward = CachedForward(model, model.frozen_front()[1])
+        if self._variants() is not None:
+            per_variant = [self.features(model, "Train", view=v) for v in range(views)]
+            self._extractor = None  # every variant is computed: free the backbone copy
+            return self._variant_batches(per_variant, labels, sampler), forward
+        feats = self.features(model, "Train", view=epoch % views if views > 1 else 0)
+        self._extractor = None
+        return self._batches(feats, labels, sampler), forward
 
     def eval_pair(self, model, loader, batch_size):
         """(model, loader) for validation: cached front outputs when the train epochs use them."""
         if not self.applies(model) or self.sets["Eval"].transforms.is_random:
             return model, loader
         feats = self.features(model, "Eval")
+        self._extractor = None
         labels = np.asarray(self.sets["Eval"].labels, np.int64)
         n = len(labels)
         keys = [[(0, i) for i in range(s, min(s + batch_size, n))] for s in range(0, n, batch_size)]

@@ -13,7 +13,8 @@ from paddle_dx.errors import ConfigError
 # dotted keys (DataLoader.* = any mode) that may differ between a run and its resume
 FREE_KEYS = ("Global.checkpoints", "Global.output_dir", "Global.pretrained_model", "Global.print_batch_step",
              "Global.allow_config_change",
-             "Global.use_visualdl", "Global.feature_cache_max_gb", "DataLoader.*.loader.num_workers",
+             "Global.use_visualdl", "Global.feature_cache_max_gb", "Global.preprocess_cache",
+             "DataLoader.*.loader.num_workers",
              "DataLoader.*.loader.use_shared_memory")
 
 
@@ -32,12 +33,13 @@ def _free(key):
 
 
 def config_changes(saved, current):
-    """[(dotted key, saved value, current value)] for every result-affecting key that differs."""
+    """[(dotted key, saved value, current value)] for every result-affecting key that differs.
+
+    Keys only one side has come from another version of paddle_dx (a key added or removed since
+    the checkpoint was written): that is a change of code, which the manifest records, not of
+    the run's settings, so they are not compared."""
     old, new = dict(_leaves(saved)), dict(_leaves(current))
-    keys = list(old) + [k for k in new if k not in old]
-    missing = "<absent>"
-    return [(k, old.get(k, missing), new.get(k, missing)) for k in keys
-            if not _free(k) and old.get(k, missing) != new.get(k, missing)]
+    return [(k, old[k], new[k]) for k in old if k in new and not _free(k) and old[k] != new[k]]
 
 
 def check_resume_config(saved, current, checkpoint):

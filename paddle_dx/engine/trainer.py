@@ -21,6 +21,7 @@ from paddle_dx.data.builder import build_dataset, build_loader, class_names
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
 from paddle_dx.engine.checkpoint import disk_bytes_needed, load_checkpoint, save_checkpoint
 from paddle_dx.engine.distributed import Parallel, resume_step
+from paddle_dx.engine.eval_engine import EvalEngine
 from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.engine.optimizer import build_optimizer
@@ -87,6 +88,7 @@ class Trainer:
         self.train_loader, self.train_sampler = build_loader(config, "Train", self.train_set, rank, world_size)
         self.eval_loader, _ = build_loader(config, "Eval", self.eval_set)
         self.feature_cache = FeatureCache(g, self.train_set, self.eval_set, self.hashes, world_size)
+        self.eval_engine = EvalEngine(g["eval_engine"], self.device, world_size, g["image_shape"], g["num_threads"])
         self.model = build_model(config["Arch"], g["image_shape"])
         if g["pretrained_model"]:
             load_model_weights(self.model, g["pretrained_model"])
@@ -225,9 +227,12 @@ class Trainer:
     def evaluate(self, loader=None, split="validation"):
         model, loader = (self.model, loader) if loader else self.feature_cache.eval_pair(
             self.model, self.eval_loader, self.config["DataLoader"]["Eval"]["sampler"]["batch_size"])
+        model, engine = self.eval_engine.forward(model, loader)
         on_terminal = self.is_main and sys.stderr.isatty()  # a bar on a terminal; nothing in log files
         progress = functools.partial(tqdm, desc=split, leave=False, mininterval=1, unit="batch") if on_terminal else None
-        return self.parallel.evaluate(model, loader, self.class_names, self.eval_loss_fn, progress)
+        metrics, probs, labels = self.parallel.evaluate(model, loader, self.class_names, self.eval_loss_fn, progress)
+        metrics["eval_engine"] = engine  # metrics.json says what computed each evaluation
+        return metrics, probs, labels
 
     def fit(self, stop_at=None):
         """Train (resuming from Global.checkpoints if set) while holding the run folder: a second

@@ -1,0 +1,101 @@
+"""Which engine runs an evaluation (``Global.eval_engine``), and the Paddle Inference one.
+
+Dygraph convolutions on CPU skip oneDNN; Paddle Inference runs the same ResNet-50 ~5x faster
+(docs/speed.md). Paddle Inference has no call that replaces a created predictor's parameters
+(and its oneDNN passes fold BatchNorm into the convolution weights), so each evaluation of new
+weights exports them again (``paddle.jit.save`` of an eval-mode copy, ~2 s for ResNet-50) and
+creates a predictor (~3 s): ~5-6 s per evaluation, repaid at ~0.08-0.28 s saved per image, i.e.
+from a few dozen images on. ``auto`` therefore uses it on one CPU process for sets of at least
+``MIN_IMAGES`` images; the session is kept per weights hash, so evaluating the same weights on
+validation and test exports once. Outputs equal dygraph's within oneDNN's float tolerance
+(~1e-3, the export parity test's).
+
+Evaluations that already train from cached frozen-backbone features (engine/feature_cache.py)
+run only the head on cached vectors: nothing left to speed up, recorded as ``feature cache``.
+"""
+import copy
+import logging
+import tempfile
+from pathlib import Path
+
+import paddle
+
+from paddle_dx.engine.feature_cache import CachedForward
+from paddle_dx.engine.frozen_features import weights_hash
+from paddle_dx.utils.paddle_inference import InferenceSession, find_program
+
+log = logging.getLogger(__name__)
+MIN_IMAGES = 64  # ~6 s of export + predictor creation over ~0.1 s saved per image on a busy 2-core CPU
+
+
+class InferenceForward:
+    """Looks like the model to ``evaluator.predict``: images -> logits, through Paddle Inference."""
+
+    training = False
+
+    def __init__(self, session):
+        self.session = session
+
+    def eval(self):
+        pass
+
+    def train(self):
+        pass
+
+    def __call__(self, images):
+        return paddle.to_tensor(self.session.run(images.numpy()))
+
+
+def export_session(model, image_shape, threads):
+    """An eval-mode copy of ``model`` exported to a temporary folder and loaded by Paddle Inference
+    with oneDNN (the folder goes once the predictor has read it)."""
+    frozen = copy.deepcopy(model)
+    frozen.eval()
+    spec = [paddle.static.InputSpec([None, *image_shape], "float32", "x")]
+    with tempfile.TemporaryDirectory(prefix="paddle_dx_eval_") as tmp:
+        paddle.jit.save(paddle.jit.to_static(frozen, input_spec=spec, full_graph=True), str(Path(tmp) / "model"))
+        return InferenceSession(find_program(tmp, "model"), Path(tmp) / "model.pdiparams",
+                                enable_mkldnn=True, threads=threads)
+
+
+class EvalEngine:
+    """``forward(model, loader)`` -> (what to run, engine name) for one evaluation."""
+
+    def __init__(self, setting, device, world_size, image_shape, threads=0):
+        self.setting, self.image_shape, self.threads = setting, list(image_shape), threads
+        self._session = None  # (weights hash, InferenceSession) of the last weights exported
+        self._logged = set()
+        if setting != "dygraph" and (device != "cpu" or world_size > 1):
+            self._say(f"Global.eval_engine: {setting} -> dygraph on "
+                      f"{'several devices' if world_size > 1 else 'the GPU'} (Paddle Inference + oneDNN is the "
+                      "CPU fast path)")
+            self.setting = "dygraph"
+
+    def _say(self, message):
+        if message not in self._logged:
+            self._logged.add(message)
+            log.info(message)
+
+    def choose(self, n_images):
+        """``dygraph`` or ``inference`` for an evaluation of ``n_images`` images."""
+        if self.setting != "auto":
+            return self.setting
+        if n_images >= MIN_IMAGES:
+            self._say(f"Global.eval_engine: auto -> inference (Paddle Inference + oneDNN, the weights exported "
+                      f"for each evaluation) for sets of >= {MIN_IMAGES} images")
+            return "inference"
+        self._say(f"Global.eval_engine: auto -> dygraph for a set of {n_images} images (< {MIN_IMAGES}: "
+                  "exporting would cost more than it saves)")
+        return "dygraph"
+
+    def forward(self, model, loader):
+        """(what evaluates ``loader``, its engine name): ``model`` itself, or its weights exported."""
+        if isinstance(model, CachedForward):
+            return model, "feature cache"
+        if self.choose(len(getattr(loader, "dataset", ()))) == "dygraph":
+            return model, "dygraph"
+        key = weights_hash(model)
+        if self._session is None or self._session[0] != key:
+            self._session = None  # release the old predictor before building the next
+            self._session = key, export_session(model, self.image_shape, self.threads)
+        return InferenceForward(self._session[1]), "inference"
