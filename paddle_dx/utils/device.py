@@ -7,6 +7,18 @@ import paddle
 from paddle_dx.errors import ConfigError
 
 log = logging.getLogger(__name__)
+_threads = None  # the CPU math threads select_device set for this process
+
+
+def restore_threads():
+    """Set Paddle's CPU math threads back to what select_device chose.
+
+    Creating or running a Paddle Inference predictor leaves the process's math threads at 1
+    (measured: dygraph gradients after a predictor ran match a 1-thread run's, whatever the
+    predictor's own thread setting), so a training that built a feature cache through Paddle
+    Inference then computed differently from one that did not (a resumed run drifted)."""
+    if _threads is not None:
+        paddle.base.core.set_num_threads(_threads)
 
 
 def gpu_available():
@@ -29,5 +41,7 @@ def select_device(requested="auto", num_threads=0):
     device = "gpu" if requested == "gpu" or (requested == "auto" and gpu_available()) else "cpu"
     paddle.set_device(device)
     if device == "cpu":
-        paddle.base.core.set_num_threads(int(num_threads) or usable_cores())
+        global _threads
+        _threads = int(num_threads) or usable_cores()
+        paddle.base.core.set_num_threads(_threads)
     return device

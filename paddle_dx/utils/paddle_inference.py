@@ -10,7 +10,7 @@ import numpy as np
 from paddle import inference as paddle_infer
 
 from paddle_dx.errors import WeightsError
-from paddle_dx.utils.device import gpu_available, usable_cores
+from paddle_dx.utils.device import gpu_available, restore_threads, usable_cores
 
 log = logging.getLogger(__name__)
 PROGRAM_SUFFIXES = (".json", ".pdmodel")  # Paddle 3 (PIR) writes .json, Paddle 2 .pdmodel
@@ -49,6 +49,7 @@ class InferenceSession:
             self.device = "cpu"
         config.disable_glog_info()
         self.predictor = paddle_infer.create_predictor(config)
+        restore_threads()
         self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
@@ -58,4 +59,5 @@ class InferenceSession:
         self._input.reshape(list(batch.shape))
         self._input.copy_from_cpu(batch)
         self.predictor.run()
+        restore_threads()  # the predictor leaves the process at 1 math thread
         return self._output.copy_to_cpu()
