@@ -1,7 +1,7 @@
 """The config-key table of docs/config_reference.md, rendered from SCHEMA so the two cannot drift apart."""
 import json
 
-from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA, Key
+from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA
 
 
 def _type_text(spec):
@@ -20,14 +20,15 @@ def md_cell(text):
     return str(text).replace("|", "\\|")
 
 
-def leaves(schema, prefix=""):
-    """Yield (dotted key, Key) for every leaf of ``schema``, in declaration order."""
-    for name, spec in schema.items():
-        path = f"{prefix}.{name}" if prefix else name
-        if isinstance(spec, Key):
-            yield path, spec
+def leaves(tree, prefix=""):
+    """Yield (dotted key, leaf) for every non-mapping value of ``tree``, in order: the Keys of a
+    schema, or the values of a config (resume_check compares configs key by key)."""
+    for name, value in tree.items():
+        path = f"{prefix}.{name}" if prefix else str(name)
+        if isinstance(value, dict):
+            yield from leaves(value, path)
         else:
-            yield from leaves(spec, path)
+            yield path, value
 
 
 def display_key(path):

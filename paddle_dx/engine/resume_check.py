@@ -8,6 +8,7 @@ new run from the checkpoint's weights (``Global.pretrained_model``), or opt in w
 ``Global.allow_config_change: true``: the change is then recorded (metrics.json, manifest, the
 history's next epoch) and ``tools/verify_run.py`` replays the run in the same pieces.
 """
+from paddle_dx.config.reference import display_key, leaves
 from paddle_dx.errors import ConfigError
 
 # dotted keys (DataLoader.* = any mode) that may differ between a run and its resume
@@ -18,18 +19,8 @@ FREE_KEYS = ("Global.checkpoints", "Global.output_dir", "Global.pretrained_model
              "DataLoader.*.loader.use_shared_memory")
 
 
-def _leaves(value, prefix=""):
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _leaves(item, f"{prefix}.{key}" if prefix else str(key))
-    else:
-        yield prefix, value
-
-
 def _free(key):
-    parts = key.split(".")
-    wildcard = ".".join(["DataLoader", "*", *parts[2:]]) if parts[0] == "DataLoader" and len(parts) > 2 else key
-    return key in FREE_KEYS or wildcard in FREE_KEYS
+    return key in FREE_KEYS or display_key(key) in FREE_KEYS
 
 
 def config_changes(saved, current):
@@ -38,7 +29,7 @@ def config_changes(saved, current):
     Keys only one side has come from another version of paddle_dx (a key added or removed since
     the checkpoint was written): that is a change of code, which the manifest records, not of
     the run's settings, so they are not compared."""
-    old, new = dict(_leaves(saved)), dict(_leaves(current))
+    old, new = dict(leaves(saved)), dict(leaves(current))
     return [(k, old[k], new[k]) for k in old if k in new and not _free(k) and old[k] != new[k]]
 
 
