@@ -2,7 +2,8 @@
 
 paddle_dx reproduce --study NAME --data DIR
                     [--quick] [--source DIR] [--out reports] [--seed 42]
-                    [--classes a,b,...] [--per-class N] [--sizes N N ...] [-o Key=value ...]
+                    [--classes a,b,...] [--per-class N] [--sizes N N ...] [--source-epochs N]
+                    [--ignore-groups] [--publish results] [-o Key=value ...]
 """
 import argparse
 
@@ -24,6 +25,13 @@ def build_parser(prog=None):
     parser.add_argument("--sizes", type=int, nargs="+", default=(), metavar="N",
                         help="also train every run on N training images each (accuracy vs training-set size, "
                              "as the lung-nodule paper's comparison)")
+    parser.add_argument("--source-epochs", type=int, default=None, metavar="N",
+                        help="epochs of the --source pretraining (default: as many as the transfer run)")
+    parser.add_argument("--ignore-groups", action="store_true",
+                        help="split images one by one, not by patient (a sample with too few patients; "
+                             "the report says the accuracy is inflated)")
+    parser.add_argument("--publish", default=None, metavar="DIR",
+                        help="also copy report.md, report.json and figures/ to DIR/<study>/ (no weights)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument("-o", "--override", action="append", default=[],
                         help="config override applied to every run, e.g. -o Global.device=cpu")
@@ -35,5 +43,6 @@ def main(argv=None, prog=None):
     from paddle_dx.studies.reproduce import reproduce
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     path = reproduce(args.study, args.data, args.out, args.quick, args.source, args.seed, classes,
-                     args.override, args.resamples, args.per_class, args.sizes)
+                     args.override, args.resamples, args.per_class, args.sizes, args.source_epochs,
+                     args.ignore_groups, args.publish)
     print(f"wrote {path}")

@@ -90,6 +90,12 @@ def _holdout(indices, labels, groups, fraction, seed):
         rest, held = train_test_split(indices, test_size=fraction, stratify=labels[indices], random_state=seed)
         return np.sort(rest), np.sort(held)
     n_splits = max(2, int(round(1.0 / fraction)))
+    n_groups = len(np.unique(groups[indices]))
+    if n_groups < n_splits:
+        raise DataError(f"{n_groups} group(s) of images (patients by --group-regex, or identical copies) cannot be "
+                        f"split into a held-out {fraction:.0%}: a split that keeps groups whole needs at least "
+                        f"{n_splits}; add patients (or, for a pipeline test only, split images one by one: "
+                        f"reproduce --ignore-groups / split without --group-regex)")
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     rest, held = next(splitter.split(indices, labels[indices], groups[indices]))
     return np.sort(indices[rest]), np.sort(indices[held])

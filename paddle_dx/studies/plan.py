@@ -121,21 +121,29 @@ def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None
     return plan
 
 
-def plan_source(arch_run, split, out_dir, seed, quick, extra=()):
-    """Pretraining on the --source task with the transfer run's network and preprocessing."""
+def plan_source(arch_run, split, out_dir, seed, quick, extra=(), epochs=None):
+    """Pretraining on the --source task with the transfer run's network and preprocessing.
+
+    It trains ``epochs`` epochs (--source-epochs), else as many as the transfer run (in total
+    over its stages; --quick: QUICK["epochs"]), else a user's ``-o Global.epochs``. It always
+    trains every layer in one stage: a user's ``-o Stages=...`` is for the target runs."""
     raw = read_yaml(arch_run.config)
     stages = raw.get("Stages")
-    epochs = sum(int(s["epochs"]) for s in stages) if stages else raw.get("Global", {}).get("epochs", 10)
     name = f"source_{arch_run.arch}"
     plan = RunPlan(name, arch_run.config, arch=arch_run.arch, init="random (from scratch), source task")
     plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}"]
     plan.overrides += data_overrides(split, test=False)
     if quick:
         plan.overrides += [o for o in quick_overrides(raw) if not o.startswith(("Stages=", "Global.epochs="))]
-        epochs = QUICK["epochs"]
+    if epochs is None:
+        epochs = QUICK["epochs"] if quick else (
+            sum(int(s["epochs"]) for s in stages) if stages else raw.get("Global", {}).get("epochs", 10))
+        extra = [o for o in extra if not o.startswith("Stages=")]
+    else:
+        extra = [o for o in extra if not o.startswith(("Stages=", "Global.epochs="))]
     plan.overrides += ["Stages=null", f"Global.epochs={epochs}", "Arch.pretrained=false", "Arch.freeze=none",
                        f"Arch.class_num={len(split.folders)}", f"Global.class_names={flow(split.folders)}"]
-    plan.overrides += list(extra)
+    plan.overrides += extra
     return plan
 
 

@@ -2,13 +2,16 @@
 bootstrap intervals, per-class and per-stage tables, figures and everything needed to rerun."""
 import datetime
 import importlib.metadata
+import os
 import platform
+import subprocess
 from pathlib import Path
 
 from paddle_dx.config import config_hash
 from paddle_dx.metrics.registry import headline_metrics
 from paddle_dx.studies import figures
 from paddle_dx.studies.bootstrap import bootstrap_ci, headline
+from paddle_dx.studies.catalog import REPO_ROOT
 from paddle_dx.studies.comparable import difference_cell, provenance, reasons
 from paddle_dx.studies.markdown import (confusion_table, history_table, interval, paper_cell, pct, per_class_table,
                                         table)
@@ -27,6 +30,54 @@ def versions():
         except importlib.metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def _cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags():
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    flags = next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), [])
+    return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+
+
+def _git_commit():
+    """HEAD of the paddle_dx checkout that ran, with ``+changes`` when its tracked files differ."""
+    if not (REPO_ROOT / ".git").exists():
+        return "not a git checkout"
+    try:
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" +changes" if dirty else "")
+
+
+def environment():
+    """Where a report was made: the machine, the device and the code, for the committed results."""
+    import paddle
+    from paddle_dx.utils.device import usable_cores
+    return {"cpu": _cpu_model(), "cpu_flags": " ".join(_cpu_flags()) or "none of avx2/avx512f",
+            "usable_cores": usable_cores(), "os": platform.platform(),
+            "device": "gpu" if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() else "cpu",
+            "paddle_dx_commit": _git_commit()}
+
+
+def _duration(seconds):
+    minutes, sec = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {sec:02d} s" if minutes else f"{sec} s"
 
 
 def run_figures(result, root):
@@ -86,6 +137,12 @@ def _setting_section(study, ctx):
         lines += ["", f"- **Quick mode** (`--quick`): {QUICK['image_size']} px, {QUICK['epochs']} epochs "
                       f"({QUICK['stage_epochs']} per stage), model substitution {subs}. The numbers test the "
                       f"pipeline, not the paper's claim."]
+    if ctx.get("groups_ignored"):
+        lines += ["", f"- **Patients NOT kept whole** (`--ignore-groups`): the paper's data is split by patient "
+                      f"(file-name regex `{ctx['groups_ignored']}`), but this data has too few patients for that, "
+                      f"so images were split one by one. Crops of one patient (and of one finding) sit in "
+                      f"training and test: the accuracy is inflated. This is a pipeline run, not a classifier "
+                      f"result."]
     if ctx["overrides"]:
         lines += ["", f"- **Overrides on every run** (`-o`): {', '.join(f'`{o}`' for o in ctx['overrides'])} "
                       f"(they win over the quick settings)."]
@@ -167,6 +224,18 @@ def _run_sections(results, figs):
     return lines
 
 
+def _machine_section(ctx, env):
+    runs = ctx["sources"] + ctx["results"]
+    started = ctx.get("started")
+    lines = ["## This run: time and machine", "",
+             f"Started {started.strftime('%Y-%m-%d %H:%M UTC') if started else 'n/r'}; wall time of the whole "
+             f"study {_duration(ctx.get('wall_seconds', 0.0))} (splits, every run's training and test "
+             f"prediction; the bootstrap and figures after it are not counted).", "",
+             table(["run", "wall time"], [[r.plan.name, _duration(getattr(r, "wall_seconds", 0.0))] for r in runs]),
+             "", table(["machine", "value"], [[k, v] for k, v in env.items()])]
+    return lines
+
+
 def _rerun_section(ctx):
     runs = ctx["sources"] + ctx["results"]
     lines = ["## Reproduce", "", "The whole report:", "", "```bash", ctx["command"], "```", "",
@@ -187,13 +256,15 @@ def write_report(study, ctx, root):
     cis = {r.plan.name: bootstrap_ci(r.labels, r.probs, study.positive, ctx["n_resamples"], ctx["seed"])
            for r in results}
     figs = {r.plan.name: run_figures(r, root) for r in results}
+    env = environment()
     lines = [f"# Reproduction report: {study.title}", "",
              f"Generated {datetime.date.today().isoformat()} by `tools/reproduce.py`"
              f" ({'quick' if ctx['quick'] else 'full'} mode). paddle_dx is a research tool; these numbers are "
              f"not a diagnostic claim.", ""]
     lines += data_section(study, ctx) + [""] + _setting_section(study, ctx) + [""]
     lines += published_table(study, results, setups) + [""] + _main_table(study, results, cis, setups) + [""]
-    lines += paper_sections(study, ctx, root, setups) + _run_sections(results, figs) + _rerun_section(ctx)
+    lines += paper_sections(study, ctx, root, setups) + _run_sections(results, figs)
+    lines += _machine_section(ctx, env) + [""] + _rerun_section(ctx)
     (root / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     write_json(root / "report.json", {
         "study": study.name, "quick": ctx["quick"], "seed": ctx["seed"], "command": ctx["command"],
@@ -203,5 +274,9 @@ def write_report(study, ctx, root):
                                "metrics": str(r.output_dir / "metrics.json"),
                                "test": headline(r.metrics["test"], study.positive), "ci95": cis[r.plan.name],
                                "figures": figs[r.plan.name]} for r in results},
-        "versions": versions()})
+        "wall_seconds": {"study": round(ctx.get("wall_seconds", 0.0), 1),
+                         **{r.plan.name: round(getattr(r, "wall_seconds", 0.0), 1)
+                            for r in ctx["sources"] + results}},
+        "started": ctx["started"].isoformat(timespec="seconds") if ctx.get("started") else None,
+        "machine": env, "versions": versions()})
     return root / "report.md"

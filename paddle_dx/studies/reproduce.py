@@ -1,7 +1,10 @@
 """What tools/reproduce.py does: split the data as the paper did, run the paper's runs
 (optionally after pretraining on a --source task), write the side-by-side report."""
+import datetime
 import logging
 import shlex
+import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,11 +20,15 @@ from paddle_dx.studies.splits import held_out_hashes, split_source_data, split_s
 log = logging.getLogger(__name__)
 
 
-def _command(study, data, out, quick, source, seed, classes, overrides, per_class):
+def _command(study, data, out, quick, source, seed, classes, overrides, per_class, options):
     parts = ["python", "tools/reproduce.py", "--study", study, "--data", str(data), "--out", str(out),
              "--seed", str(seed)]
     parts += ["--quick"] if quick else []
     parts += ["--source", str(source)] if source else []
+    parts += ["--source-epochs", str(options["source_epochs"])] if options.get("source_epochs") else []
+    parts += ["--ignore-groups"] if options.get("ignore_groups") else []
+    parts += ["--sizes"] + [str(n) for n in options["sizes"]] if options.get("sizes") else []
+    parts += ["--publish", str(options["publish"])] if options.get("publish") else []
     parts += ["--classes", ",".join(classes)] if classes else []
     parts += ["--per-class", str(per_class)] if per_class else []
     for item in overrides:
@@ -29,7 +36,7 @@ def _command(study, data, out, quick, source, seed, classes, overrides, per_clas
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _source_weights(plans, split, root, seed, quick, source, overrides, per_class):
+def _source_weights(plans, split, root, seed, quick, source, overrides, per_class, epochs=None):
     """Pretrain one network per architecture used by a transfer row; {arch: weights path}."""
     transfer = [p for p in plans if read_yaml(p.config).get("Arch", {}).get("pretrained") is True]
     if not source or not transfer:
@@ -38,9 +45,9 @@ def _source_weights(plans, split, root, seed, quick, source, overrides, per_clas
     weights, runs = {}, []
     for plan in transfer:
         if plan.arch not in weights:
-            source_plan = plan_source(plan, source_split, root / "runs", seed, quick, overrides)
-            weights[plan.arch], config = run_source(source_plan)
-            runs.append(SimpleNamespace(plan=source_plan, config=config))
+            source_plan = plan_source(plan, source_split, root / "runs", seed, quick, overrides, epochs)
+            weights[plan.arch], config, seconds = run_source(source_plan)
+            runs.append(SimpleNamespace(plan=source_plan, config=config, wall_seconds=seconds))
     return weights, runs, source_split
 
 
@@ -54,21 +61,41 @@ def _size_runs(plans, split, sizes, seed):
     return size_points(results)
 
 
+def publish(root, dest):
+    """Copy what people read (report.md, report.json, figures/*.png) to ``dest``, replacing an
+    older copy; weights, lists and run folders stay behind."""
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "figures").mkdir(parents=True)
+    for name in ("report.md", "report.json"):
+        shutil.copy2(root / name, dest / name)
+    for png in sorted((root / "figures").glob("*.png")):
+        shutil.copy2(png, dest / "figures" / png.name)
+    return dest / "report.md"
+
+
 def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42, classes=None, overrides=(),
-              n_resamples=1000, per_class=None, sizes=()):
+              n_resamples=1000, per_class=None, sizes=(), source_epochs=None, ignore_groups=False, publish_dir=None):
     """Run a whole study; return the path of its report.md. ``per_class``: use at most that many
     images of each class (default with ``quick``: QUICK["per_class"]); ``sizes``: also train each
-    run on that many training images (a curve of accuracy vs data size, as the lung-nodule paper)."""
+    run on that many training images (a curve of accuracy vs data size, as the lung-nodule paper);
+    ``source_epochs``: epochs of the --source pretraining; ``ignore_groups``: split images, not
+    patients (a one-patient sample); ``publish_dir``: also copy the report and its figures to
+    ``publish_dir/<study>/`` (the committed results)."""
+    started, clock = datetime.datetime.now(datetime.timezone.utc), time.monotonic()
     study = get_study(study_name)
     root = Path(out) / study.name
     root.mkdir(parents=True, exist_ok=True)
     folders = list(classes) if classes else study.class_folders(data)
     subset = per_class or (QUICK["per_class"] if quick else None)
-    split = split_study_data(data, folders, study.ratios, seed, root / "splits", subset, study.group_regex)
+    group_regex = None if ignore_groups else study.group_regex
+    split = split_study_data(data, folders, study.ratios, seed, root / "splits", subset, group_regex)
     runs_dir = root / "runs"
     plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, extra=overrides)
              for name in study.runs]
-    weights, source_runs, source_split = _source_weights(plans, split, root, seed, quick, source, overrides, subset)
+    weights, source_runs, source_split = _source_weights(plans, split, root, seed, quick, source, overrides, subset,
+                                                         source_epochs)
     if weights:
         plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch),
                           overrides) for name, plan in zip(study.runs, plans)]
@@ -80,7 +107,13 @@ def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42
            "sizes": _size_runs(plans, split, sizes, seed),
            "quick": quick, "seed": seed, "n_resamples": n_resamples, "per_class": subset,
            "overrides": list(overrides), "class_names": results[0].metrics["test"]["class_names"],
-           "command": _command(study.name, data, out, quick, source, seed, classes, overrides, per_class)}
+           "groups_ignored": study.group_regex if ignore_groups else None,
+           "started": started, "wall_seconds": time.monotonic() - clock,
+           "command": _command(study.name, data, out, quick, source, seed, classes, overrides, per_class,
+                               {"source_epochs": source_epochs, "ignore_groups": ignore_groups, "sizes": sizes,
+                                "publish": publish_dir})}
     path = write_report(study, ctx, root)
     log.info("wrote %s", path)
+    if publish_dir:
+        log.info("published %s", publish(root, Path(publish_dir) / study.name))
     return path

@@ -2,6 +2,7 @@
 import csv
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ class RunResult:
     probs: np.ndarray      # test-set probabilities of the best epoch's weights
     labels: np.ndarray
     paths: list
+    wall_seconds: float = 0.0  # training + test prediction of this run
 
     @property
     def output_dir(self):
@@ -43,6 +45,7 @@ def train(plan):
 
 def run_target(plan):
     """Train a table row, then predict the test set with the best epoch's weights."""
+    start = time.monotonic()
     trainer, config = train(plan)
     metrics = _read_metrics(config)
     test_set, _ = build_dataset(config, "Test", scan=False)
@@ -54,17 +57,18 @@ def run_target(plan):
                             f"({accuracy} vs {metrics['test']['accuracy']})")
     paths = [p for p, _ in test_set.samples]
     _write_predictions(Path(config["Global"]["output_dir"]) / "test_predictions.csv", paths, labels, probs)
-    return RunResult(plan, config, metrics, probs, labels, paths)
+    return RunResult(plan, config, metrics, probs, labels, paths, time.monotonic() - start)
 
 
 def run_source(plan):
-    """Pretrain on the source task; return the path of its backbone weights (head dropped)."""
+    """Pretrain on the source task; return (backbone weights path (head dropped), config, wall seconds)."""
+    start = time.monotonic()
     _, config = train(plan)
     out = Path(config["Global"]["output_dir"])
     state = load_state(out / "best_model.pdparams")
     backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     paddle.save(backbone, str(out / "backbone.pdparams"))
-    return out / "backbone.pdparams", config
+    return out / "backbone.pdparams", config, time.monotonic() - start
 
 
 def _read_metrics(config):
