@@ -3,7 +3,7 @@
 paddle_dx reproduce --study NAME --data DIR
                     [--quick] [--source DIR] [--out reports] [--seed 42]
                     [--classes a,b,...] [--per-class N] [--sizes N N ...] [--source-epochs N]
-                    [--ignore-groups] [--publish results] [-o Key=value ...]
+                    [--ignore-groups] [--near-duplicates BITS] [--publish results] [-o Key=value ...]
 """
 import argparse
 
@@ -30,6 +30,9 @@ def build_parser(prog=None):
     parser.add_argument("--ignore-groups", action="store_true",
                         help="split images one by one, not by patient (a sample with too few patients; "
                              "the report says the accuracy is inflated)")
+    parser.add_argument("--near-duplicates", type=int, default=None, metavar="BITS",
+                        help="keep images whose perceptual hashes differ in at most BITS of 64 on one side of "
+                             "the split, and out of the --source task (e.g. 6 for consecutive video frames)")
     parser.add_argument("--publish", default=None, metavar="DIR",
                         help="also copy report.md, report.json and figures/ to DIR/<study>/ (no weights)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
@@ -40,9 +43,13 @@ def build_parser(prog=None):
 
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
+    from paddle_dx.data.duplicates import PHASH_BITS
+    from paddle_dx.errors import DataError
+    if args.near_duplicates is not None and not 0 <= args.near_duplicates < PHASH_BITS:
+        raise DataError(f"--near-duplicates must be between 0 and {PHASH_BITS - 1} bits, got {args.near_duplicates}")
     from paddle_dx.studies.reproduce import reproduce
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     path = reproduce(args.study, args.data, args.out, args.quick, args.source, args.seed, classes,
                      args.override, args.resamples, args.per_class, args.sizes, args.source_epochs,
-                     args.ignore_groups, args.publish)
+                     args.ignore_groups, args.publish, args.near_duplicates)
     print(f"wrote {path}")

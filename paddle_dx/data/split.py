@@ -4,6 +4,7 @@ Splitting is delegated to scikit-learn; files are sorted first so the same seed 
 same lists on any machine. Images with identical decoded pixels (and, on request,
 near-identical ones) are kept on one side, because copies across splits inflate accuracy.
 """
+import csv
 import logging
 import re
 from collections import defaultdict
@@ -62,12 +63,37 @@ def group_ids(paths, group_regex):
     return np.asarray(keys)
 
 
-def image_groups(image_root, paths, labels, group_regex=None, near_duplicates=None):
+MANIFEST_NAME = "MANIFEST.csv"
+GROUP_COLUMN = "group_id"
+
+
+def manifest_groups(image_root, paths):
+    """Group key per path from ``<image_root>/MANIFEST.csv``'s ``group_id`` column (datasets that
+    ship one, e.g. augmentations of one tile), or None when there is no such manifest or column.
+
+    The manifest names files by ``class`` folder and ``file``; a listed image missing from it
+    is an error, because an ungrouped image could land beside its siblings' copies."""
+    manifest = Path(image_root) / MANIFEST_NAME
+    if not manifest.is_file():
+        return None
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if GROUP_COLUMN not in (reader.fieldnames or []) or not {"class", "file"} <= set(reader.fieldnames):
+            return None
+        keys = {f"{row['class']}/{row['file']}": row[GROUP_COLUMN] for row in reader}
+    missing = [p for p in paths if p not in keys]
+    if missing:
+        raise DataError(f"{manifest}: no {GROUP_COLUMN} for {len(missing)} listed image(s), e.g. {missing[0]!r}")
+    return np.asarray([keys[p] for p in paths])
+
+
+def image_groups(image_root, paths, labels, group_regex=None, near_duplicates=None, extra_keys=()):
     """Group id per image for the splitter, and the copies found ([[path, ...]] of 2+ images).
 
     Images with identical decoded pixels share a group; so do images whose pHashes differ in
-    at most ``near_duplicates`` bits (when given); ``group_regex`` groups (patients) compose
-    with these, so a patient's images and all their copies stay on one side.
+    at most ``near_duplicates`` bits (when given); ``group_regex`` groups (patients) and
+    ``extra_keys`` (arrays of group keys, e.g. manifest_groups) compose with these, so a
+    patient's images and all their copies stay on one side.
     """
     root = Path(image_root)
     near = near_duplicates is not None
@@ -78,7 +104,7 @@ def image_groups(image_root, paths, labels, group_regex=None, near_duplicates=No
         if len(set(labels[idx].tolist())) > 1:
             log.warning("the same (or a near-identical) image has different labels: %s",
                         ", ".join(paths[i] for i in idx))
-    keys = [hashes] + ([group_ids(paths, group_regex)] if group_regex else [])
+    keys = [hashes] + ([group_ids(paths, group_regex)] if group_regex else []) + list(extra_keys)
     return merge_groups(len(paths), keys, pairs), [[paths[i] for i in idx] for idx in copies]
 
 
@@ -148,7 +174,12 @@ def write_split(image_root, out_dir, ratios=(6, 2, 2), seed=42, group_regex=None
     """Write train/val/test list files and label_list.txt; return ({split: {class: count}},
     [[path, ...]] the groups of identical (or near-identical) images each kept on one side)."""
     paths, labels, names = collect_images(image_root, classes)
-    groups, copies = image_groups(image_root, paths, labels, group_regex, near_duplicates)
+    manifest = manifest_groups(image_root, paths)
+    if manifest is not None:
+        log.info("%s: keeping each %s of %s on one side (%d groups)", image_root, GROUP_COLUMN, MANIFEST_NAME,
+                 len(set(manifest.tolist())))
+    groups, copies = image_groups(image_root, paths, labels, group_regex, near_duplicates,
+                                  [] if manifest is None else [manifest])
     splits = split_indices(labels, ratios, seed, groups)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

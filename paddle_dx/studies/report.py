@@ -126,8 +126,8 @@ def _setting_section(study, ctx):
              f"{ctx['class_names']} (label id = position)."]
     lines.append(f"- **Split**: stratified {':'.join(f'{r:g}' for r in study.ratios)} train/val/test, seed "
                  f"{ctx['seed']} (scikit-learn)"
-                 + (f", patients kept whole (file-name regex `{study.group_regex}`)" if study.group_regex else "")
-                 + f", lists in `{split.lists_dir}`.")
+                 + f"; kept on one side: {', '.join(split.grouping) or 'identical decoded pixels'}"
+                 + f"; lists in `{split.lists_dir}`.")
     lines += ["", table(["split"] + split.folders + ["total"],
                         [[s] + [c[f] for f in split.folders] + [sum(c.values())] for s, c in split.counts.items()])]
     if ctx["per_class"]:
@@ -149,8 +149,8 @@ def _setting_section(study, ctx):
     if ctx.get("source_split"):
         src = ctx["source_split"]
         lines += ["", f"- **Source task** (`--source`): every class folder of `{src.image_root}` ({src.folders}), "
-                      f"split 8:2 train/val; {src.excluded} image(s) left out because the target holds them out "
-                      f"for validation/test. The source-pretrained backbone replaces ImageNet weights in the "
+                      f"split 8:2 train/val; {src.excluded} image(s) left out because the target holds them (or "
+                      f"their copies, near-duplicates or MANIFEST.csv group siblings) out for validation/test. The source-pretrained backbone replaces ImageNet weights in the "
                       f"transfer rows."]
     lines += ["", "### Initialisation of each run", "",
               table(["run", "network", "initialisation"],

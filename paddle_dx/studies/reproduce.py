@@ -15,7 +15,7 @@ from paddle_dx.studies.paper_tables import size_points
 from paddle_dx.studies.plan import QUICK, plan_run, plan_sizes, plan_source
 from paddle_dx.studies.report import write_report
 from paddle_dx.studies.runner import run_source, run_target
-from paddle_dx.studies.splits import held_out_hashes, split_source_data, split_study_data, train_subset
+from paddle_dx.studies.splits import held_out_images, split_source_data, split_study_data, train_subset
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ def _command(study, data, out, quick, source, seed, classes, overrides, per_clas
     parts += ["--source", str(source)] if source else []
     parts += ["--source-epochs", str(options["source_epochs"])] if options.get("source_epochs") else []
     parts += ["--ignore-groups"] if options.get("ignore_groups") else []
+    parts += ["--near-duplicates", str(options["near_duplicates"])] if options.get("near_duplicates") is not None else []
     parts += ["--sizes"] + [str(n) for n in options["sizes"]] if options.get("sizes") else []
     parts += ["--publish", str(options["publish"])] if options.get("publish") else []
     parts += ["--classes", ",".join(classes)] if classes else []
@@ -36,12 +37,12 @@ def _command(study, data, out, quick, source, seed, classes, overrides, per_clas
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _source_weights(plans, split, root, seed, quick, source, overrides, per_class, epochs=None):
+def _source_weights(plans, split, root, seed, quick, source, overrides, per_class, epochs=None, near=None):
     """Pretrain one network per architecture used by a transfer row; {arch: weights path}."""
     transfer = [p for p in plans if read_yaml(p.config).get("Arch", {}).get("pretrained") is True]
     if not source or not transfer:
         return {}, [], None
-    source_split = split_source_data(source, held_out_hashes(split), seed, root / "splits_source", per_class)
+    source_split = split_source_data(source, held_out_images(split, near), seed, root / "splits_source", per_class)
     weights, runs = {}, []
     for plan in transfer:
         if plan.arch not in weights:
@@ -76,12 +77,14 @@ def publish(root, dest):
 
 
 def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42, classes=None, overrides=(),
-              n_resamples=1000, per_class=None, sizes=(), source_epochs=None, ignore_groups=False, publish_dir=None):
+              n_resamples=1000, per_class=None, sizes=(), source_epochs=None, ignore_groups=False, publish_dir=None,
+              near_duplicates=None):
     """Run a whole study; return the path of its report.md. ``per_class``: use at most that many
     images of each class (default with ``quick``: QUICK["per_class"]); ``sizes``: also train each
     run on that many training images (a curve of accuracy vs data size, as the lung-nodule paper);
     ``source_epochs``: epochs of the --source pretraining; ``ignore_groups``: split images, not
-    patients (a one-patient sample); ``publish_dir``: also copy the report and its figures to
+    patients (a one-patient sample); ``near_duplicates``: keep images whose pHashes differ in at
+    most that many bits on one side (and out of the source task); ``publish_dir``: also copy the report and its figures to
     ``publish_dir/<study>/`` (the committed results)."""
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.monotonic()
     study = get_study(study_name)
@@ -90,12 +93,12 @@ def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42
     folders = list(classes) if classes else study.class_folders(data)
     subset = per_class or (QUICK["per_class"] if quick else None)
     group_regex = None if ignore_groups else study.group_regex
-    split = split_study_data(data, folders, study.ratios, seed, root / "splits", subset, group_regex)
+    split = split_study_data(data, folders, study.ratios, seed, root / "splits", subset, group_regex, near_duplicates)
     runs_dir = root / "runs"
     plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, extra=overrides)
              for name in study.runs]
     weights, source_runs, source_split = _source_weights(plans, split, root, seed, quick, source, overrides, subset,
-                                                         source_epochs)
+                                                         source_epochs, near_duplicates)
     if weights:
         plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch),
                           overrides) for name, plan in zip(study.runs, plans)]
@@ -111,6 +114,7 @@ def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42
            "started": started, "wall_seconds": time.monotonic() - clock,
            "command": _command(study.name, data, out, quick, source, seed, classes, overrides, per_class,
                                {"source_epochs": source_epochs, "ignore_groups": ignore_groups, "sizes": sizes,
+                                "near_duplicates": near_duplicates,
                                 "publish": publish_dir})}
     path = write_report(study, ctx, root)
     log.info("wrote %s", path)
