@@ -4,7 +4,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 EXTRAS ?= [cpu]
 
-.PHONY: install install-test demo test
+.PHONY: install install-test demo test reproduce
 
 install:
 	$(PIP) install -c constraints.txt -e ".$(EXTRAS)"
@@ -22,3 +22,8 @@ demo: install
 
 test: install-test
 	$(PYTHON) -m pytest -q tests
+
+# Rerun the studies whose reports are committed under results/ (about 2 hours on 2 CPU cores;
+# data from ../shared/datasets, override with DATA=DIR; STUDIES="brain pcam" for some of them).
+reproduce: install
+	DATA=$(or $(DATA),../shared/datasets) PYTHON=$(PYTHON) bash results/reproduce_all.sh $(STUDIES)

@@ -320,3 +320,19 @@ def test_class_num_without_any_class_names_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match=r"Arch.class_num is not set and no class names were found.*"
                                           r"label_list.txt at .*nolists/label_list.txt"):
         class_names(config)
+
+
+def test_manifest_group_id_keeps_each_group_on_one_side(tmp_path, monkeypatch, capfd):
+    root = write_tree(tmp_path / "images", {"a": 20, "b": 20})
+    rows = ["class,file,group_id"] + [f"{p.parent.name},{p.name},{p.parent.name}{int(p.stem[-3:]) // 4}"
+                                      for p in sorted(root.rglob("*.png"))]
+    (root / "MANIFEST.csv").write_text("\n".join(rows) + "\n")
+    split_tool(monkeypatch, "--image-root", root, "--out", tmp_path / "lists", "--seed", 4)
+    out, err = capfd.readouterr()
+    assert "keeping each group_id of MANIFEST.csv on one side (10 groups)" in out + err
+    side = {}
+    for split, entries in read_split(tmp_path / "lists").items():
+        for rel, _ in entries:
+            group = rel.split("/")[0] + str(int(Path(rel).stem[-3:]) // 4)
+            assert side.setdefault(group, split) == split, rel
+    assert set(side.values()) == {"train", "val", "test"}
