@@ -10,6 +10,8 @@ from conftest import ROOT
 from paddle_dx.config.reference import display_key, leaves
 from paddle_dx.config.schema import SCHEMA
 from paddle_dx.data.transforms import TRANSFORMS
+from paddle_dx.errors import PaddleDxError
+from paddle_dx.utils.generated_blocks import render
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
@@ -38,7 +40,7 @@ def anchors(path):
 def test_config_reference_page_is_regenerated_from_the_code():
     tool = load_tool()
     page = tool.PAGE.read_text(encoding="utf-8")
-    fresh = tool.render(page, tool.tables())
+    fresh = render(page, tool.tables())
     assert fresh == page, f"{tool.PAGE.relative_to(ROOT)} is stale: run {tool.WRITE_COMMAND}"
     missing = [display_key(p) for p, _ in leaves(SCHEMA) if f"`{display_key(p)}`" not in page]
     missing += [f"op {name}" for name in TRANSFORMS.names() if f"`{name}`" not in page]
@@ -46,12 +48,11 @@ def test_config_reference_page_is_regenerated_from_the_code():
 
 
 def test_render_replaces_only_the_generated_blocks():
-    tool = load_tool()
     text = "intro\n<!-- generated:schema -->\nold\n<!-- /generated:schema -->\noutro\n"
-    assert tool.render(text, {"schema": "| new |"}) == \
+    assert render(text, {"schema": "| new |"}) == \
         "intro\n<!-- generated:schema -->\n| new |\n<!-- /generated:schema -->\noutro\n"
-    with pytest.raises(SystemExit, match="generated:ops"):
-        tool.render(text, {"ops": "| x |"})
+    with pytest.raises(PaddleDxError, match="generated:ops"):
+        render(text, {"ops": "| x |"})
 
 
 def test_anchor_rules_follow_github():
@@ -82,3 +83,23 @@ def test_readme_states_the_command_ci_runs():
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     recipe = (ROOT / "Makefile").read_text(encoding="utf-8").split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "pytest -q tests" in recipe and "pytest -q tests" in tests_section
+
+
+def test_results_tables_quote_the_committed_reports():
+    spec = importlib.util.spec_from_file_location("results_table", ROOT / "tools" / "results_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(["--check"]) == 0, f"a results table is stale: run {tool.WRITE_COMMAND}"
+
+
+def test_results_table_rows_are_the_reports_numbers(tmp_path):
+    import json
+    from paddle_dx.studies.results_index import results_table
+    report = {"runs": {"transfer": {"test": {"accuracy": 0.875, "auc": 0.9}, "ci95": {"accuracy": [0.8, 0.95]}}},
+              "setups": {"transfer": {"arch": "ResNet50", "input_size": 224, "init": "source"}},
+              "wall_seconds": {"study": 1260.0}}
+    (tmp_path / "esophagus").mkdir()
+    (tmp_path / "esophagus" / "report.json").write_text(json.dumps(report))
+    rows = results_table("x/", tmp_path).splitlines()
+    assert rows[2] == ("| [esophagus](x/esophagus/report.md) | transfer | ResNet50, 224 px | source-pretrained | "
+                       "87.5 [80.0, 95.0] | 90.0 | 92.32 (test) | 21 min |")

@@ -25,18 +25,6 @@ def tables():
     return {"schema": schema_table(), "ops": ops_table()}
 
 
-def render(text, blocks):
-    """``text`` with the content between each block's markers replaced by ``blocks[name]``."""
-    for name, table in blocks.items():
-        start, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
-        if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-            raise SystemExit(f"error: {PAGE}: needs exactly one '{start}' ... '{end}' pair")
-        head, rest = text.split(start)
-        tail = rest.split(end)[1]
-        text = f"{head}{start}\n{table.strip()}\n{end}{tail}"
-    return text
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
@@ -47,14 +35,12 @@ def main(argv=None):
     if not (args.write or args.check):
         print("\n\n".join(blocks.values()))
         return 0
-    current = PAGE.read_text(encoding="utf-8")
-    fresh = render(current, blocks)
+    from paddle_dx.utils.generated_blocks import update
+    stale = update(PAGE, blocks, args.write)
     if args.write:
-        if fresh != current:
-            PAGE.write_text(fresh, encoding="utf-8")
-        print(f"{PAGE}: {'updated' if fresh != current else 'already up to date'}")
+        print(f"{PAGE}: {'updated' if stale else 'already up to date'}")
         return 0
-    if fresh != current:
+    if stale:
         print(f"{PAGE} is stale: run {WRITE_COMMAND}", file=sys.stderr)
         return 1
     return 0
