@@ -34,6 +34,15 @@ from paddle_dx.models import apply_freeze, build_model
 ONEDNN_OPS = ("conv2d", "conv2d_grad", "depthwise_conv2d", "depthwise_conv2d_grad")
 
 
+def use_onednn(op, block, cached_front):
+    """Whether one op of the step's Program runs through oneDNN: convolutions, all of them over
+    cached feature maps, only the spatial (k x k, k > 1) ones over whole images (module docstring;
+    benchmarks/static_levers.py measures the alternatives)."""
+    if op.type not in ONEDNN_OPS:
+        return False
+    return cached_front or max(block.var(op.input("Filter")[0]).shape[-2:]) > 1
+
+
 @contextlib.contextmanager
 def _legacy_static_mode():
     """Legacy-IR static mode for building and running the Program (the Executor refuses to
@@ -108,7 +117,7 @@ class StaticTrainStep:
                 _static_optimizer(optimizer, lr).minimize(self.loss)
             block = self.program.global_block()
             for op in block.ops:
-                if op.type in ONEDNN_OPS and (front_shape or max(block.var(op.input("Filter")[0]).shape[-2:]) > 1):
+                if use_onednn(op, block, bool(front_shape)):
                     op._set_attr("use_mkldnn", True)
             self.executor = paddle.static.Executor(self.place)
             self.executor.run(startup, scope=self.scope)
