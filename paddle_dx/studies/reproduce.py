@@ -2,6 +2,7 @@
 (optionally after pretraining on a --source task), write the side-by-side report."""
 import datetime
 import logging
+import re
 import shlex
 import shutil
 import time
@@ -62,17 +63,33 @@ def _size_runs(plans, split, sizes, seed):
     return size_points(results)
 
 
+# figures made of the data's own images (test-image grids, the brain paper's Figure 1): the data
+# stays where its licence put it, so these are never published, only linked from the local report
+SHOWS_DATA = re.compile(r"(_test_grid|_random_test_images)\.png$")
+IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\((figures/[^)\s]+)\)")
+
+
 def publish(root, dest):
     """Copy what people read (report.md, report.json, figures/*.png) to ``dest``, replacing an
-    older copy; weights, lists and run folders stay behind."""
-    dest = Path(dest)
+    older copy; weights, lists, run folders and figures showing the data's images stay behind
+    (the published report says where they are)."""
+    root, dest = Path(root), Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
     (dest / "figures").mkdir(parents=True)
-    for name in ("report.md", "report.json"):
-        shutil.copy2(root / name, dest / name)
+    shutil.copy2(root / "report.json", dest / "report.json")
+
+    def link(match):
+        if not SHOWS_DATA.search(match.group(2)):
+            return match.group(0)
+        return (f"*({match.group(1)}: not committed, it shows the data's own images; "
+                f"`{root / match.group(2)}` after a rerun)*")
+
+    report = (root / "report.md").read_text(encoding="utf-8")
+    (dest / "report.md").write_text(IMAGE_LINK.sub(link, report), encoding="utf-8")
     for png in sorted((root / "figures").glob("*.png")):
-        shutil.copy2(png, dest / "figures" / png.name)
+        if not SHOWS_DATA.search(png.name):
+            shutil.copy2(png, dest / "figures" / png.name)
     return dest / "report.md"
 
 
