@@ -9,7 +9,7 @@ DATA=${DATA:-../shared/datasets}
 OUT=${OUT:-build/studies}
 PYTHON=${PYTHON:-python}
 STUDIES=("$@")
-[ ${#STUDIES[@]} -gt 0 ] || STUDIES=(esophagus brain pcam lung_nodule gastric)
+[ ${#STUDIES[@]} -gt 0 ] || STUDIES=(esophagus brain pcam gastric lung_nodule)
 
 reproduce() { "$PYTHON" tools/reproduce.py --out "$OUT" --publish results "$@"; }
 
@@ -28,7 +28,8 @@ for study in "${STUDIES[@]}"; do
     lung_nodule)  # one patient: crops split one by one (the report says so); accuracy vs training-set size
       rm -rf "$OUT/lidc_crops"
       "$PYTHON" tools/prepare_lidc.py --lidc-root "$DATA/lidc_idri_sample" --out "$OUT/lidc_crops" --per-reader
-      reproduce --study lung_nodule --data "$OUT/lidc_crops" --ignore-groups --sizes 8 16 24 ;;
+      reproduce --study lung_nodule --data "$OUT/lidc_crops" --ignore-groups --sizes 10 20 \
+        -o Global.save_interval=10 ;;  # VGG16's checkpoint is 1.6 GB: write it every 10 epochs
     gastric)    # VGG19 / ResNet50 / InceptionV3, two stages of 5 epochs at 128 px (time); LC25000 as the source
       reproduce --study gastric --data "$DATA/hyperkvasir_lower_gi" --source "$DATA/lc25000_lung_histopathology" \
         --source-epochs 2 --near-duplicates 6 -o 'Global.image_shape=[3, 128, 128]' \
