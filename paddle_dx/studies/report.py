@@ -51,14 +51,19 @@ def _cpu_flags():
     return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
 
 
+CODE_PATHS = ("paddle_dx", "configs", "tools", "pyproject.toml")  # what a report's numbers depend on
+
+
 def _git_commit():
-    """HEAD of the paddle_dx checkout that ran, with ``+changes`` when its tracked files differ."""
+    """HEAD of the paddle_dx checkout that ran, with ``+changes`` when its tracked code differs
+    (CODE_PATHS; published results/ being rewritten by the run itself is not a change)."""
     if not (REPO_ROOT / ".git").exists():
         return "not a git checkout"
     try:
         head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no",
+                                "--", *CODE_PATHS],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
