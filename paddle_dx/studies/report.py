@@ -2,7 +2,6 @@
 bootstrap intervals, per-class and per-stage tables, figures and everything needed to rerun."""
 import datetime
 import importlib.metadata
-import os
 import platform
 import subprocess
 from pathlib import Path
