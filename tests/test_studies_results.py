@@ -132,3 +132,17 @@ def test_near_duplicates_of_held_out_images_are_left_out_of_the_source_task(tmp_
     assert exact.excluded == 0  # not pixel-identical
     near = split_source_data(source, held_out_images(split, near_duplicates=6), 3, tmp_path / "s2")
     assert near.excluded == len(held_files)
+
+
+def test_a_training_subset_holds_every_class_even_a_rare_one(tmp_path):
+    from paddle_dx.studies.splits import train_subset
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    labels = [0] + [1] * 15 + [2] * 15  # one crop of the rare class, as one LIDC patient gives
+    (lists / "train_list.txt").write_text("".join(f"c{y}/{i}.png {y}\n" for i, y in enumerate(labels)))
+    split = SplitInfo(str(tmp_path), str(lists), ["a", "b", "c"], {})
+    for size in (3, 10, 20):
+        chosen = [int(l.split()[1]) for l in train_subset(split, size, seed=4).read_text().splitlines()]
+        assert len(chosen) == size and set(chosen) == {0, 1, 2}, (size, chosen)
+    small = set(train_subset(split, 10, 4).read_text().splitlines())
+    assert small <= set(train_subset(split, 20, 4).read_text().splitlines())  # nested: a curve adds data

@@ -149,11 +149,12 @@ def train_subset(split, size, seed):
         raise DataError(f"training-set size {size}: the training list has {len(lines)} images")
     labels = np.asarray([int(l.rsplit(maxsplit=1)[1]) for l in lines])
     order = np.random.default_rng(seed).permutation(len(lines))
-    # interleave classes in proportion, so every prefix of `order` is (nearly) stratified
+    # interleave classes in proportion, so every prefix of `order` is (nearly) stratified; each
+    # class's first member ranks 0, so any size >= the number of classes holds every class
     rank = np.empty(len(lines))
     for c in np.unique(labels):
         members = order[labels[order] == c]
-        rank[members] = (np.arange(len(members)) + 0.5) / len(members)
+        rank[members] = np.arange(len(members)) / len(members)
     chosen = sorted(sorted(range(len(lines)), key=lambda i: (rank[i], labels[i]))[:size])
     path = lists / f"train_list_{size}.txt"
     path.write_text("".join(lines[i] + "\n" for i in chosen), encoding="utf-8")
