@@ -25,7 +25,7 @@ TOOLS = {"train.py": "train", "eval.py": "eval", "export_model.py": "export", "i
          "gradcam.py": "gradcam", "serve.py": "serve", "split_dataset.py": "split",
          "make_demo_data.py": "make-demo-data", "prepare_lidc.py": "prepare-lidc",
          "reproduce.py": "reproduce", "verify_run.py": "verify"}
-REPO_ONLY_TOOLS = {"config_reference.py"}  # rewrites docs/ of the repository: no use once installed
+REPO_ONLY_TOOLS = {"config_reference.py", "results_table.py"}  # rewrite pages of the repository: no use once installed
 
 
 def console_script():
