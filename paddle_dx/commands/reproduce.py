@@ -43,10 +43,8 @@ def build_parser(prog=None):
 
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
-    from paddle_dx.data.duplicates import PHASH_BITS
-    from paddle_dx.errors import DataError
-    if args.near_duplicates is not None and not 0 <= args.near_duplicates < PHASH_BITS:
-        raise DataError(f"--near-duplicates must be between 0 and {PHASH_BITS - 1} bits, got {args.near_duplicates}")
+    from paddle_dx.data.duplicates import check_hamming
+    check_hamming(args.near_duplicates)
     from paddle_dx.studies.reproduce import reproduce
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     path = reproduce(args.study, args.data, args.out, args.quick, args.source, args.seed, classes,

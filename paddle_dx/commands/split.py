@@ -34,15 +34,13 @@ def build_parser(prog=None):
 
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
-    from paddle_dx.data.duplicates import PHASH_BITS
+    from paddle_dx.data.duplicates import check_hamming
     from paddle_dx.data.split import SPLIT_NAMES, write_split
-    from paddle_dx.errors import DataError
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     if args.write_config:
         from paddle_dx.data.config_writer import base_config_path
         base_config_path(args.base_config)  # a wrong --from stops before the split, not after
-    if args.near_duplicates is not None and not 0 <= args.near_duplicates < PHASH_BITS:
-        raise DataError(f"--near-duplicates must be between 0 and {PHASH_BITS - 1} bits, got {args.near_duplicates}")
+    check_hamming(args.near_duplicates)
     counts, copies = write_split(args.image_root, args.out, args.ratios, args.seed, args.group_regex, classes,
                                  args.near_duplicates)
     for split in SPLIT_NAMES:

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from paddle_dx.data.io import read_image
-from paddle_dx.errors import ImageReadError
+from paddle_dx.errors import DataError, ImageReadError
 from paddle_dx.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,12 @@ def phash_bits(image):
     import imagehash
     from PIL import Image
     return imagehash.phash(Image.fromarray(image)).hash.ravel()
+
+
+def check_hamming(bits, flag="--near-duplicates"):
+    """Refuse a pHash distance outside 0..PHASH_BITS-1 (None = near-duplicate check off)."""
+    if bits is not None and not 0 <= bits < PHASH_BITS:
+        raise DataError(f"{flag} must be between 0 and {PHASH_BITS - 1} bits, got {bits}")
 
 
 def image_fingerprints(paths, near=False):

@@ -31,23 +31,16 @@ def versions():
     return out
 
 
-def _cpu_model():
+def _cpu():
+    """(model name, the vector-unit flags that decide oneDNN's kernels) from one read of /proc/cpuinfo."""
     try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags():
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    flags = next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), [])
-    return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+        lines = []
+    model = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), None)
+    flags = next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), [])
+    return (model or platform.processor() or platform.machine(),
+            [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags])
 
 
 CODE_PATHS = ("paddle_dx", "configs", "tools", "pyproject.toml")  # what a report's numbers depend on
@@ -73,7 +66,8 @@ def environment():
     """Where a report was made: the machine, the device and the code, for the committed results."""
     import paddle
     from paddle_dx.utils.device import usable_cores
-    return {"cpu": _cpu_model(), "cpu_flags": " ".join(_cpu_flags()) or "none of avx2/avx512f",
+    model, flags = _cpu()
+    return {"cpu": model, "cpu_flags": " ".join(flags) or "none of avx2/avx512f",
             "usable_cores": usable_cores(), "os": platform.platform(),
             "device": "gpu" if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() else "cpu",
             "paddle_dx_commit": _git_commit()}
