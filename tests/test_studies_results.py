@@ -146,3 +146,13 @@ def test_a_training_subset_holds_every_class_even_a_rare_one(tmp_path):
         assert len(chosen) == size and set(chosen) == {0, 1, 2}, (size, chosen)
     small = set(train_subset(split, 10, 4).read_text().splitlines())
     assert small <= set(train_subset(split, 20, 4).read_text().splitlines())  # nested: a curve adds data
+
+
+@pytest.mark.parametrize("command", ["reproduce", "split"])
+def test_near_duplicates_out_of_range_is_refused_by_both_commands(tmp_path, command):
+    import importlib
+    main = importlib.import_module(f"paddle_dx.commands.{command}").main
+    args = (["--study", "brain", "--data", str(tmp_path)] if command == "reproduce"
+            else ["--image-root", str(tmp_path), "--out", str(tmp_path / "lists")])
+    with pytest.raises(DataError, match=r"--near-duplicates must be between 0 and 63 bits, got 64"):
+        main(args + ["--near-duplicates", "64"])
