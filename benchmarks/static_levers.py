@@ -3,9 +3,9 @@ with PyTorch eager (ResNet-18 / ResNet-50, 224 px, batch 8, Adam, random weights
 
     python benchmarks/static_levers.py [--rounds 2] [--arch ResNet18 ResNet50]
 
-Each lever is one choice of paddle_dx.engine.static_step.use_onednn, patched in a fresh worker
-process; the rows are images/s (median, min-max over rounds) and the ratio to PyTorch of the same
-run. Writes benchmarks/results/static_levers.md.
+Each lever is one layout (NHWC or NCHW) and choice of ops for oneDNN (static_step's channels_last
+and use_onednn, patched in a fresh worker process); the rows are images/s (median, min-max over
+rounds) and the ratio to PyTorch of the same run. Writes benchmarks/results/static_levers.md.
 """
 import argparse
 import json
@@ -16,35 +16,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.harness import alternate, fmt, machine, summary, write_results  # noqa: E402
 
-SPATIAL_CONVS = "spatial convs (paddle_dx default)"
-LEVERS = {  # name -> op types that also go to oneDNN, on top of the default's spatial convolutions
-    SPATIAL_CONVS: (),
-    "+ 1x1 convs": ("conv2d", "conv2d_grad"),
-    "+ batch_norm fwd/bwd": ("batch_norm", "batch_norm_grad"),
-    "+ relu fwd/bwd": ("relu", "relu_grad"),
-    "+ elementwise_add fwd/bwd": ("elementwise_add", "elementwise_add_grad"),
-    "+ pool2d fwd": ("pool2d",),
-    "no oneDNN": None,
+DEFAULT = "NHWC: convs, batch_norm, relu fwd, max pool (paddle_dx default)"
+# name -> (layout, op types added to the layout's default choice, op types taken from it)
+LEVERS = {
+    DEFAULT: ("NHWC", (), ()),
+    "NHWC, batch_norm plain": ("NHWC", (), ("batch_norm", "batch_norm_grad")),
+    "NHWC, relu fwd plain": ("NHWC", (), ("relu",)),
+    "NHWC, + relu_grad": ("NHWC", ("relu_grad",), ()),
+    "NCHW: spatial convs (the previous default)": ("NCHW", (), ()),
+    "NCHW, + 1x1 convs": ("NCHW", ("conv2d", "conv2d_grad"), ()),
+    "NCHW, + batch_norm fwd/bwd": ("NCHW", ("batch_norm", "batch_norm_grad"), ()),
+    "NCHW, + relu fwd/bwd": ("NCHW", ("relu", "relu_grad"), ()),
+    "NCHW, no oneDNN": ("NCHW", None, ()),
 }
 
 
 def patch(lever):
-    """Replace static_step.use_onednn by the lever's choice."""
+    """Set static_step's layout and op choice to the lever's."""
     import paddle_dx.engine.static_step as static_step
-    default = static_step.use_onednn
-    extra = LEVERS[lever]
+    layout, added, removed = LEVERS[lever]
+    default, nhwc = static_step.use_onednn, layout == "NHWC"
+    static_step.channels_last = lambda spec, cached_front: nhwc and not cached_front and spec.channels_last
 
-    def choice(op, block, cached_front):
-        if extra is None:
+    def choice(op, block, cached_front, channels_last=False):
+        if added is None or op.type in removed:
             return False
-        return default(op, block, cached_front) or op.type in extra
+        return default(op, block, cached_front, channels_last) or op.type in added
 
     static_step.use_onednn = choice
 
 
+STEPS = {"ResNet18": (2, 8), "ResNet50": (2, 5)}  # warm-up and timed steps (more than train.py's: ~5 % apart)
+
+
 def worker(lever, arch):
-    from benchmarks.train import FULL, paddle_full, torch_full
-    warmup, reps = next((w, r) for a, w, r in FULL if a == arch)
+    from benchmarks.train import paddle_full, torch_full
+    warmup, reps = STEPS[arch]
     if lever == "torch":
         return {"images_per_s": torch_full(arch, warmup, reps)}
     patch(lever)
@@ -67,12 +74,15 @@ def main():
         med = {n: summary(v)[0] for n, v in values.items()}
         for n in names:
             rows.append([f"full fine-tuning {arch}, batch 8", n, fmt(values[n]), f"{med[n] / med['torch']:.2f}",
-                         f"{med[n] / med[SPATIAL_CONVS]:.2f}"])
-    write_results("static_levers", "Static engine levers: ops on oneDNN, full fine-tuning images/s at 224 px",
+                         f"{med[n] / med[DEFAULT]:.2f}"])
+    write_results("static_levers", "Static engine levers: layout and ops on oneDNN, full fine-tuning images/s at 224 px",
                   "python benchmarks/static_levers.py " + " ".join(sys.argv[1:]),
                   ["work", "static Program variant / framework", "images/s", "vs torch", "vs default"], rows,
-                  ["each variant is paddle_dx's static engine with use_onednn patched in its own process; "
-                   "every variant keeps the default's spatial convolutions on oneDNN except 'no oneDNN'",
+                  ["each variant is paddle_dx's static engine with its layout and oneDNN op choice patched, in "
+                   "its own process; the NHWC variants put every convolution on oneDNN, the NCHW ones the spatial "
+                   "convolutions, except 'no oneDNN'",
+                   "NHWC weight gradients of k x k convolutions are transposed back to OIHW in the Program "
+                   "(static_step._unrotate_filter_grads); the cost is in the NHWC rows",
                    "PyTorch 2.13 eager, same threads, same batch and optimizer (benchmarks/train.py's full part)"],
                   started)
 

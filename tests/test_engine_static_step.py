@@ -71,6 +71,57 @@ def test_onednn_convolutions_give_the_dygraph_update(data, tmp_path):
     assert moved > 60  # every conv, BatchNorm and the head moved
 
 
+def _compiled(arch_name, **kwargs):
+    from paddle_dx.config import load_config
+    from paddle_dx.models import build_model
+    config = load_config(raw={"Global": {"image_shape": [3, 32, 32]}, "Arch": {"name": arch_name, "class_num": 2}})
+    model = build_model(config["Arch"])
+    return static_step.StaticTrainStep(model, config["Arch"], config["Global"]["image_shape"], config["Loss"]["Train"],
+                                       config["Optimizer"], "none", 0.001, [0, 1], **kwargs)
+
+
+def _onednn_types(step):
+    return {op.type for op in step.program.global_block().ops if op.has_attr("use_mkldnn") and op.attr("use_mkldnn")}
+
+
+def test_whole_images_compile_in_nhwc_with_batch_norm_and_max_pool_on_onednn():
+    """A ResNet over whole images computes in NHWC (no reorder after each oneDNN convolution),
+    with batch norm, relu and max pooling on oneDNN too and relu_grad on the plain kernel; each
+    k x k convolution's weight gradient is transposed back to OIHW before the optimizer (the
+    update itself is checked against dygraph above). Over cached stage maps, and for networks
+    without an NHWC form, the Program stays NCHW."""
+    step = _compiled("ResNet18")
+    ops = step.program.global_block().ops
+    assert step.channels_last
+    assert {op.attr("data_format") for op in ops if op.type == "conv2d"} == {"NHWC"}
+    assert _onednn_types(step) == {"conv2d", "conv2d_grad", "batch_norm", "batch_norm_grad", "relu", "pool2d",
+                                   "pool2d_grad"}
+    assert all(op.attr("pooling_type") == "max" for op in ops if op.type == "pool2d" and op.attr("use_mkldnn"))
+    spatial = [op for op in ops if op.type == "conv2d_grad"
+               and max(step.program.global_block().var(op.input("Filter")[0]).shape[-2:]) > 1]
+    transposes = [op for op in ops if op.type == "transpose2" and op.output("Out")[0].endswith("@OIHW")]
+    assert len(transposes) == len(spatial) == 17  # ResNet-18: stem + 16 block convolutions are 3x3 or 7x7
+    assert not any(n.endswith("@GRAD") and not n.endswith("@OIHW") for op in ops if op.type == "merged_adam"
+                   for n in op.input("Grad") if n in {t.input("X")[0] for t in transposes})
+
+    cached = _compiled("ResNet18", front_shape=[128, 4, 4])
+    assert not cached.channels_last and "batch_norm" not in _onednn_types(cached)
+    assert {op.attr("data_format") for op in cached.program.global_block().ops if op.type == "conv2d"} == {"NCHW"}
+    assert not _compiled("LeNet5").channels_last
+
+
+def test_a_paddle_that_converts_weight_gradients_otherwise_gets_an_nchw_program(monkeypatch, caplog):
+    """The transposes suit Paddle 3.3.1's conversion only; where a scratch step shows another
+    order, the step is compiled in NCHW, with a warning, rather than scrambling the update."""
+    probes = []
+    monkeypatch.setattr(static_step, "_rotates_filter_grads", lambda *args: probes.append(args) or False)
+    step = _compiled("ResNet18")
+    assert probes and not step.channels_last
+    assert {op.attr("data_format") for op in step.program.global_block().ops if op.type == "conv2d"} == {"NCHW"}
+    assert not [op for op in step.program.global_block().ops if op.type == "transpose2"]
+    assert "computing in NCHW" in caplog.text
+
+
 def test_interrupted_static_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
     """Stopped (as by SIGTERM) mid-epoch in the fine-tuning stage, saved, resumed: the same weights
     as a run never stopped; the checkpoint carries the Program's Adam moments."""

@@ -34,7 +34,10 @@ class BackboneSpec:
     ``last_conv(net)`` -> the layer whose output Grad-CAM explains;
     ``sequence(net)`` -> its layers in forward order, applying them one after the other equals
     ``net(x)`` (lets the feature cache cut the network after a frozen front; ``[net]`` when the
-    forward is not a plain chain); ``pretrained``: its ImageNet weights, None if it has none."""
+    forward is not a plain chain); ``pretrained``: its ImageNet weights, None if it has none;
+    ``channels_last``: ``build(class_num, data_format="NHWC")`` gives the same network (same
+    parameter names and shapes) computing in NHWC, still taking NCHW images (the static
+    engine's layout on oneDNN, engine/static_step.py)."""
 
     build: Callable
     head: str
@@ -42,6 +45,7 @@ class BackboneSpec:
     last_conv: Callable
     sequence: Callable = lambda net: [net]
     pretrained: Optional[PretrainedConfig] = None
+    channels_last: bool = False
 
 
 def _paddleclas():
@@ -90,11 +94,12 @@ def _inception_stages(net):
     return [[net.inception_stem]] + [[b for b, k in zip(blocks, kinds) if k in g] for g in groups]
 
 
-def _register_paddleclas(name, head, stages, last_conv, wrap=None, sequence=None):
-    def build(class_num):
+def _register_paddleclas(name, head, stages, last_conv, wrap=None, sequence=None, channels_last=False):
+    def build(class_num, **options):
         fn = getattr(_paddleclas(), name)
-        return wrap(fn)(class_num) if wrap else fn(pretrained=False, class_num=class_num)
+        return wrap(fn)(class_num) if wrap else fn(pretrained=False, class_num=class_num, **options)
     extra = {"sequence": sequence} if sequence else {}
+    extra["channels_last"] = channels_last
     BACKBONES.register(BackboneSpec(build, head, stages, last_conv, pretrained=PretrainedConfig(
         PADDLECLAS_WEIGHTS.format(name)), **extra), name=name)
 
@@ -102,7 +107,7 @@ def _register_paddleclas(name, head, stages, last_conv, wrap=None, sequence=None
 for _name in ("ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
               "ResNet18_vd", "ResNet34_vd", "ResNet50_vd", "ResNet101_vd"):
     _register_paddleclas(_name, "fc", _resnet_stages, lambda net: net.blocks[len(net.blocks) - 1],
-                         sequence=_resnet_sequence)
+                         sequence=_resnet_sequence, channels_last=True)  # PaddleClas ResNets take data_format
 for _name in ("VGG11", "VGG13", "VGG16", "VGG19"):
     _register_paddleclas(_name, "fc3", _vgg_stages, lambda net: net.conv_block_5,
                          wrap=lambda fn: _vgg_build(fn), sequence=_vgg_sequence)

@@ -129,15 +129,18 @@ def apply_freeze(model, freeze):
     return frozen
 
 
-def build_model(arch, image_shape=None):
-    """Build the TransferModel an ``Arch`` config section describes, with weights loaded."""
+def build_model(arch, image_shape=None, channels_last=False):
+    """Build the TransferModel an ``Arch`` config section describes, with weights loaded.
+    ``channels_last``: compute in NHWC (BackboneSpec.channels_last backbones only)."""
     name, class_num = arch["name"], int(arch["class_num"])
     if class_num < 2:
         raise ConfigError(f"config key 'Arch.class_num' must be >= 2, got {class_num}")
     spec = get_backbone(name)
+    if channels_last and not spec.channels_last:
+        raise ConfigError(f"{name} cannot compute in NHWC (BackboneSpec.channels_last)")
     # weights first: offline, a missing download should fail before minutes of network building
     weights = resolve_pretrained(name, arch.get("pretrained", False))
-    net = spec.build(1000)
+    net = spec.build(1000, data_format="NHWC") if channels_last else spec.build(1000)
     old_head = getattr(net, spec.head)
     in_features = old_head.weight.shape[0]
     setattr(net, spec.head, nn.Identity())
