@@ -16,27 +16,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.harness import alternate, fmt, machine, summary, write_results  # noqa: E402
 
-DEFAULT = "NHWC: convs, batch_norm, relu fwd, max pool (paddle_dx default)"
+DEFAULT = "NHWC: convs, batch_norm, relu, max pool; freed memory kept (paddle_dx default)"
+MALLOC_DEFAULTS = "NHWC, glibc malloc defaults"
+TORCH, TORCH_KEPT = "torch", "torch, freed memory kept"
 # name -> (layout, op types added to the layout's default choice, op types taken from it)
 LEVERS = {
     DEFAULT: ("NHWC", (), ()),
+    MALLOC_DEFAULTS: ("NHWC", (), ()),
+    "NHWC, relu_grad plain": ("NHWC", (), ("relu_grad",)),
     "NHWC, batch_norm plain": ("NHWC", (), ("batch_norm", "batch_norm_grad")),
-    "NHWC, relu fwd plain": ("NHWC", (), ("relu",)),
-    "NHWC, + relu_grad": ("NHWC", ("relu_grad",), ()),
     "NCHW: spatial convs (the previous default)": ("NCHW", (), ()),
-    "NCHW, + 1x1 convs": ("NCHW", ("conv2d", "conv2d_grad"), ()),
-    "NCHW, + batch_norm fwd/bwd": ("NCHW", ("batch_norm", "batch_norm_grad"), ()),
-    "NCHW, + relu fwd/bwd": ("NCHW", ("relu", "relu_grad"), ()),
     "NCHW, no oneDNN": ("NCHW", None, ()),
 }
 
 
 def patch(lever):
-    """Set static_step's layout and op choice to the lever's."""
+    """Set static_step's layout and op choice, and the malloc settings, to the lever's."""
     import paddle_dx.engine.static_step as static_step
+    import paddle_dx.utils.memory as memory
     layout, added, removed = LEVERS[lever]
     default, nhwc = static_step.use_onednn, layout == "NHWC"
     static_step.channels_last = lambda spec, cached_front: nhwc and not cached_front and spec.channels_last
+    if lever == MALLOC_DEFAULTS:
+        memory._applied = False  # keep_freed_memory() then leaves glibc as it is
 
     def choice(op, block, cached_front, channels_last=False):
         if added is None or op.type in removed:
@@ -52,7 +54,10 @@ STEPS = {"ResNet18": (2, 8), "ResNet50": (2, 5)}  # warm-up and timed steps (mor
 def worker(lever, arch):
     from benchmarks.train import paddle_full, torch_full
     warmup, reps = STEPS[arch]
-    if lever == "torch":
+    if lever in (TORCH, TORCH_KEPT):
+        if lever == TORCH_KEPT:
+            from paddle_dx.utils.memory import keep_freed_memory
+            keep_freed_memory()
         return {"images_per_s": torch_full(arch, warmup, reps)}
     patch(lever)
     return {"images_per_s": paddle_full(arch, warmup, reps, "static")}
@@ -69,11 +74,11 @@ def main():
         return
     started, rows = machine(), []
     for arch in args.arch:
-        names = [*LEVERS, "torch"]
+        names = [*LEVERS, TORCH, TORCH_KEPT]
         values = alternate({n: (__file__, [n, arch]) for n in names}, args.rounds)
         med = {n: summary(v)[0] for n, v in values.items()}
         for n in names:
-            rows.append([f"full fine-tuning {arch}, batch 8", n, fmt(values[n]), f"{med[n] / med['torch']:.2f}",
+            rows.append([f"full fine-tuning {arch}, batch 8", n, fmt(values[n]), f"{med[n] / med[TORCH]:.2f}",
                          f"{med[n] / med[DEFAULT]:.2f}"])
     write_results("static_levers", "Static engine levers: layout and ops on oneDNN, full fine-tuning images/s at 224 px",
                   "python benchmarks/static_levers.py " + " ".join(sys.argv[1:]),
@@ -81,8 +86,11 @@ def main():
                   ["each variant is paddle_dx's static engine with its layout and oneDNN op choice patched, in "
                    "its own process; the NHWC variants put every convolution on oneDNN, the NCHW ones the spatial "
                    "convolutions, except 'no oneDNN'",
-                   "NHWC weight gradients of k x k convolutions are transposed back to OIHW in the Program "
-                   "(static_step._unrotate_filter_grads); the cost is in the NHWC rows",
+                   "the NHWC rows include the Program's rewrites (static_step._nhwc_rewrites: k x k weight "
+                   "gradients transposed back to OIHW, plain copies of gradients for relu_grad)",
+                   "freed memory kept: glibc's mmap threshold at 32 MiB and trim threshold at 2 GiB "
+                   "(paddle_dx/utils/memory.py, set by select_device); every row but 'glibc malloc defaults' "
+                   "and 'torch' has it",
                    "PyTorch 2.13 eager, same threads, same batch and optimizer (benchmarks/train.py's full part)"],
                   started)
 

@@ -86,16 +86,17 @@ def _onednn_types(step):
 
 def test_whole_images_compile_in_nhwc_with_batch_norm_and_max_pool_on_onednn():
     """A ResNet over whole images computes in NHWC (no reorder after each oneDNN convolution),
-    with batch norm, relu and max pooling on oneDNN too and relu_grad on the plain kernel; each
-    k x k convolution's weight gradient is transposed back to OIHW before the optimizer (the
-    update itself is checked against dygraph above). Over cached stage maps, and for networks
+    with batch norm, relu and max pooling (forward and backward) on oneDNN too; each k x k
+    convolution's weight gradient is transposed back to OIHW before the optimizer, and each
+    relu_grad reads a plain copy of a convolution's input gradient (the update itself is checked
+    against dygraph above). Over cached stage maps, and for networks
     without an NHWC form, the Program stays NCHW."""
     step = _compiled("ResNet18")
     ops = step.program.global_block().ops
     assert step.channels_last
     assert {op.attr("data_format") for op in ops if op.type == "conv2d"} == {"NHWC"}
-    assert _onednn_types(step) == {"conv2d", "conv2d_grad", "batch_norm", "batch_norm_grad", "relu", "pool2d",
-                                   "pool2d_grad"}
+    assert _onednn_types(step) == {"conv2d", "conv2d_grad", "batch_norm", "batch_norm_grad", "relu", "relu_grad",
+                                   "pool2d", "pool2d_grad"}
     assert all(op.attr("pooling_type") == "max" for op in ops if op.type == "pool2d" and op.attr("use_mkldnn"))
     spatial = [op for op in ops if op.type == "conv2d_grad"
                and max(step.program.global_block().var(op.input("Filter")[0]).shape[-2:]) > 1]
@@ -103,6 +104,12 @@ def test_whole_images_compile_in_nhwc_with_batch_norm_and_max_pool_on_onednn():
     assert len(transposes) == len(spatial) == 17  # ResNet-18: stem + 16 block convolutions are 3x3 or 7x7
     assert not any(n.endswith("@GRAD") and not n.endswith("@OIHW") for op in ops if op.type == "merged_adam"
                    for n in op.input("Grad") if n in {t.input("X")[0] for t in transposes})
+    # each relu_grad reading a convolution's input gradient reads its plain copy
+    conv_input_grads = {op.output("Input@GRAD")[0] for op in ops if op.type == "conv2d_grad" and op.output("Input@GRAD")}
+    copies = {op.output("Out")[0]: op.input("X")[0] for op in ops if op.type == "transfer_layout"}
+    relu_inputs = [op.input("Out@GRAD")[0] for op in ops if op.type == "relu_grad"]
+    assert not set(relu_inputs) & conv_input_grads
+    assert {copies[n] for n in relu_inputs if n in copies} <= conv_input_grads and len(copies) >= 8
 
     cached = _compiled("ResNet18", front_shape=[128, 4, 4])
     assert not cached.channels_last and "batch_norm" not in _onednn_types(cached)
@@ -111,15 +118,18 @@ def test_whole_images_compile_in_nhwc_with_batch_norm_and_max_pool_on_onednn():
 
 
 def test_a_paddle_that_converts_weight_gradients_otherwise_gets_an_nchw_program(monkeypatch, caplog):
-    """The transposes suit Paddle 3.3.1's conversion only; where a scratch step shows another
-    order, the step is compiled in NCHW, with a warning, rather than scrambling the update."""
+    """The NHWC rewrites suit Paddle 3.3's conversions only; where a scratch step shows other
+    ones, the step is compiled in NCHW, with a warning, rather than scrambling the update. A
+    Paddle of another minor version gets NCHW without trying."""
     probes = []
-    monkeypatch.setattr(static_step, "_rotates_filter_grads", lambda *args: probes.append(args) or False)
+    monkeypatch.setattr(static_step, "_nhwc_rewrites_hold", lambda *args: probes.append(args) or False)
     step = _compiled("ResNet18")
     assert probes and not step.channels_last
     assert {op.attr("data_format") for op in step.program.global_block().ops if op.type == "conv2d"} == {"NCHW"}
     assert not [op for op in step.program.global_block().ops if op.type == "transpose2"]
     assert "computing in NCHW" in caplog.text
+    monkeypatch.setattr(static_step.paddle, "__version__", "3.4.0")
+    assert not _compiled("ResNet18").channels_last and len(probes) == 1
 
 
 def test_interrupted_static_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):

@@ -35,10 +35,13 @@ from paddle_dx.models import apply_freeze, build_model
 log = logging.getLogger(__name__)
 ONEDNN_OPS = ("conv2d", "conv2d_grad", "depthwise_conv2d", "depthwise_conv2d_grad")
 # in NHWC, also these: their oneDNN kernels meet their inputs in the plain nhwc format oneDNN's
-# forward convolutions write (benchmarks/static_levers.py); relu_grad stays plain, because the
-# gradients the convolutions return come in a blocked format, and oneDNN's eltwise backward on a
-# blocked gradient with an nhwc input falls back to its reference kernel (10x slower)
-NHWC_ONEDNN_OPS = ("batch_norm", "batch_norm_grad", "relu")
+# forward convolutions write (benchmarks/static_levers.py). relu_grad needs its gradient input
+# made plain first where a convolution's backward wrote it (in a blocked format): oneDNN's eltwise
+# backward on a blocked gradient with an nhwc input falls back to its reference kernel (10x slower)
+NHWC_ONEDNN_OPS = ("batch_norm", "batch_norm_grad", "relu", "relu_grad")
+# the NHWC Program's rewrites (_nhwc_rewrites) follow how Paddle 3.3 converts oneDNN tensors
+NHWC_PADDLE = "3.3."
+ONEDNN_LAYOUT, PLAIN_LAYOUT = 5, 2  # phi::DataLayout ONEDNN, NCHW (the conversion then follows the model's NHWC)
 
 
 def channels_last(spec, cached_front):
@@ -46,15 +49,17 @@ def channels_last(spec, cached_front):
     (BackboneSpec.channels_last), when it uses oneDNN at all. oneDNN's forward convolutions
     choose nhwc for their output on this CPU path, so in NCHW every one of them is followed by a
     reorder (~12 % of a ResNet-18 step); over cached stage maps the Program stays NCHW (the
-    maps are stored so)."""
-    return bool(ONEDNN_OPS) and not cached_front and spec.channels_last
+    maps are stored so). Only on the Paddle minor version the Program's rewrites were made for
+    (``NHWC_PADDLE``)."""
+    return (bool(ONEDNN_OPS) and not cached_front and spec.channels_last
+            and paddle.__version__.startswith(NHWC_PADDLE))
 
 
 def use_onednn(op, block, cached_front, nhwc=False):
     """Whether one op of the step's Program runs through oneDNN (module docstring; the
     alternatives are measured by benchmarks/static_levers.py):
-    - NHWC (``channels_last``): every convolution, batch norm forward and backward, relu
-      forward, max pooling forward and backward;
+    - NHWC (``channels_last``): every convolution, batch norm and relu forward and backward,
+      max pooling forward and backward;
     - NCHW over cached feature maps: every convolution;
     - NCHW over whole images: the spatial (k x k, k > 1) convolutions."""
     if op.type not in ONEDNN_OPS:
@@ -68,50 +73,83 @@ def _max_pool(op):
     return op.type in ("pool2d", "pool2d_grad") and op.attr("pooling_type") == "max" and not op.attr("adaptive")
 
 
-def _unrotate_filter_grads(block):
-    """Put the k x k convolution weight gradients back in OIHW order after oneDNN (NHWC only).
+class NhwcRewrites:
+    """What ``_nhwc_rewrites`` changed in a Program: ``transposed`` {weight gradient: its OIHW
+    shape}, ``plain`` {convolution's input gradient: its plain copy relu_grad now reads}."""
 
-    Why: Paddle 3.3.1 converts a oneDNN tensor for a plain kernel (here the optimizer) by the
-    thread's model layout, which the NHWC Program sets to NHWC, so a 4-D weight gradient arrives
-    rotated to O, H, W, I (its data in that order). A transpose back right after each
-    convolution's backward fixes that; 1 x 1 kernels are the same in both orders. Returns
-    {gradient name: its OIHW shape} of the gradients transposed."""
-    index, transposed = 0, {}
+    def __init__(self):
+        self.transposed, self.plain = {}, {}
+
+
+def _nhwc_rewrites(block):
+    """Fix up an NHWC Program for Paddle 3.3's oneDNN conversions (a probe checks them,
+    ``_nhwc_rewrites_hold``):
+
+    - a k x k convolution's weight gradient goes to the optimizer's plain kernel converted by the
+      thread's model layout, which the NHWC Program sets to NHWC, so it arrives rotated to O, H,
+      W, I (its data in that order): a transpose back follows each convolution's backward (1 x 1
+      kernels are the same in both orders);
+    - a convolution's input gradient is converted to plain before a relu_grad on oneDNN reads it
+      (see NHWC_ONEDNN_OPS)."""
+    rewrites, index = NhwcRewrites(), 0
     while index < len(block.ops):
         op = block.ops[index]
+        if op.type == "relu_grad" and op.attr("use_mkldnn") and op.input("Out@GRAD")[0] in rewrites.plain:
+            _insert_after(block, index - 1, "transfer_layout", op.input("Out@GRAD")[0], "@PLAIN",
+                          {"src_layout": ONEDNN_LAYOUT, "dst_layout": PLAIN_LAYOUT}, rewrites.plain)
+            index += 1
         index += 1
-        if op.type not in ONEDNN_OPS or not op.type.endswith("_grad") or not op.output("Filter@GRAD"):
+        if op.type not in ONEDNN_OPS or not op.type.endswith("_grad"):
             continue
-        grad = op.output("Filter@GRAD")[0]
-        shape = block.var(grad).shape
-        if max(shape[-2:]) == 1:
-            continue
-        fixed = block.create_var(name=grad + "@OIHW", shape=shape, dtype="float32")
-        xshape = block.create_var(name=grad + "@OIHW_XSHAPE", shape=(0, *shape), dtype="float32")
-        for later in block.ops[index:]:
-            later._rename_input(grad, fixed.name)
-        block._insert_op(index, type="transpose2", inputs={"X": [grad]},
-                         outputs={"Out": [fixed], "XShape": [xshape]}, attrs={"axis": [0, 3, 1, 2]})
-        index += 1
-        transposed[grad] = shape
-    return transposed
+        if op.output("Input@GRAD"):
+            rewrites.plain[op.output("Input@GRAD")[0]] = None  # named when a relu_grad reads it
+        grad = op.output("Filter@GRAD")[0] if op.output("Filter@GRAD") else None
+        if grad and max(block.var(grad).shape[-2:]) > 1:
+            rewrites.transposed[grad] = block.var(grad).shape
+            _insert_after(block, index - 1, "transpose2", grad, "@OIHW", {"axis": [0, 3, 1, 2]})
+            index += 1
+    rewrites.plain = {k: v for k, v in rewrites.plain.items() if v}
+    return rewrites
 
 
-def _rotates_filter_grads(executor, program, startup, image_shape, transposed):
-    """Whether this Paddle hands a k x k weight gradient out of oneDNN rotated (O, H, W, I) as
-    ``_unrotate_filter_grads`` expects: one step on two blank images in a scratch scope, the first
-    such gradient fetched (a fetch converts it as the optimizer's input is converted). Guards the
-    transposes against a Paddle that converts otherwise (they would then scramble the update)."""
-    grad, shape = next(iter(transposed.items()))
+def _insert_after(block, index, op_type, name, suffix, attrs, record=None):
+    """Insert ``op_type`` after op ``index``, reading ``name`` and writing ``name + suffix``,
+    which every later op then reads instead."""
+    var = block.var(name)
+    new = block.create_var(name=name + suffix, shape=var.shape, dtype=var.dtype)
+    for later in block.ops[index + 1:]:
+        later._rename_input(name, new.name)
+    outputs = {"Out": [new]}
+    if op_type == "transpose2":
+        outputs["XShape"] = [block.create_var(name=new.name + "_XSHAPE", shape=(0, *var.shape), dtype=var.dtype)]
+    block._insert_op(index + 1, type=op_type, inputs={"X": [name]}, outputs=outputs, attrs=attrs)
+    if record is not None:
+        record[name] = new.name
+
+
+def _nhwc_rewrites_hold(executor, program, startup, image_shape, rewrites):
+    """Whether this Paddle converts oneDNN tensors as ``_nhwc_rewrites`` expects: one step on two
+    random images in a scratch scope, fetching (a fetch converts as a plain kernel's input is
+    converted) the first transposed weight gradient before its transpose (it must come rotated,
+    O, H, W, I) and the first plain copy of a convolution's input gradient with its original (they
+    must be equal). Guards the rewrites against a Paddle that converts otherwise, where they would
+    scramble the update."""
+    checks = [*list(rewrites.transposed.items())[:1], *list(rewrites.plain.items())[:1]]
     scope = paddle.static.Scope()
     executor.run(startup, scope=scope)
-    feed = {"images": np.zeros([2, *image_shape], "float32"), "labels": np.zeros([2], "int64")}
+    rng = np.random.RandomState(0)
+    feed = {"images": rng.standard_normal([2, *image_shape]).astype("float32"), "labels": np.array([0, 1])}
+    fetch = [name for pair in checks for name in ((pair[0],) if isinstance(pair[1], (list, tuple)) else pair)]
     try:
         with _serial_ops():
-            value, = executor.run(program, feed=feed, fetch_list=[grad], scope=scope)
-    except Exception:  # noqa: BLE001 - a Paddle whose conversion differs may refuse the transposed shapes
+            values = dict(zip(fetch, executor.run(program, feed=feed, fetch_list=fetch, scope=scope)))
+    except Exception:  # noqa: BLE001 - a Paddle that converts otherwise may refuse the rewritten shapes
         return False
-    return list(np.shape(value)) == [shape[0], shape[2], shape[3], shape[1]]
+    for name, shape in rewrites.transposed.items():
+        if name in values and list(values[name].shape) != [shape[0], shape[2], shape[3], shape[1]]:
+            return False
+    return all(np.array_equal(values[name], values[plain]) for name, plain in rewrites.plain.items()
+               if name in values)
 
 
 @contextlib.contextmanager
@@ -174,10 +212,10 @@ class StaticTrainStep:
         self.channels_last = channels_last(model.spec, bool(front_shape))
         with _legacy_static_mode():
             self.executor = paddle.static.Executor(self.place)
-            twin, startup, rotated = self._compile(*recipe, self.channels_last)
-            if rotated and not _rotates_filter_grads(self.executor, self.program, startup, image_shape, rotated):
-                log.warning("static engine: this Paddle hands oneDNN weight gradients to the optimizer in "
-                            "another order than Paddle 3.3.1; computing in NCHW (slower) instead")
+            twin, startup, rewrites = self._compile(*recipe, self.channels_last)
+            if rewrites and not _nhwc_rewrites_hold(self.executor, self.program, startup, image_shape, rewrites):
+                log.warning("static engine: this Paddle converts oneDNN tensors for plain kernels otherwise "
+                            "than Paddle 3.3.1 did; computing in NCHW (slower) instead")
                 self.channels_last = False
                 twin, startup, _ = self._compile(*recipe, False)
             self.executor.run(startup, scope=self.scope)
@@ -196,8 +234,8 @@ class StaticTrainStep:
 
     def _compile(self, arch, image_shape, loss, optimizer, freeze, lr, train_labels, front_shape, nhwc):
         """Build the step's Program (``self.program``, ``self.logits``, ``self.loss``); return
-        the model twin it was built from, its startup Program and the k x k weight gradients
-        transposed back from oneDNN's order (``_unrotate_filter_grads``; NHWC only)."""
+        the model twin it was built from, its startup Program and the NHWC rewrites
+        (``_nhwc_rewrites``; None in NCHW)."""
         self.program, startup = paddle.static.Program(), paddle.static.Program()
         with paddle.static.program_guard(self.program, startup), unique_name.guard():
             twin = build_model(arch, channels_last=nhwc)
@@ -216,7 +254,7 @@ class StaticTrainStep:
         for op in block.ops:
             if use_onednn(op, block, bool(front_shape), nhwc):
                 op._set_attr("use_mkldnn", True)
-        return twin, startup, _unrotate_filter_grads(block) if nhwc else {}
+        return twin, startup, _nhwc_rewrites(block) if nhwc else None
 
     def _tensor(self, name):
         var = self.scope.find_var(name)

@@ -5,6 +5,7 @@ import os
 import paddle
 
 from paddle_dx.errors import ConfigError
+from paddle_dx.utils.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 _threads = None  # the CPU math threads select_device set for this process
@@ -31,7 +32,8 @@ def usable_cores():
 
 
 def select_device(requested="auto", num_threads=0):
-    """Set and return 'gpu' or 'cpu', and Paddle's CPU math threads (0 = all usable cores).
+    """Set and return 'gpu' or 'cpu', and Paddle's CPU math threads (0 = all usable cores); on
+    CPU, keep freed memory for the next step (utils/memory.py).
 
     Paddle's own default is one thread (FLAGS_paddle_num_threads=1): on a 2-core machine that
     alone made ResNet18 training ~1.6x slower (benchmarks/README.md)."""
@@ -44,4 +46,5 @@ def select_device(requested="auto", num_threads=0):
         global _threads
         _threads = int(num_threads) or usable_cores()
         paddle.base.core.set_num_threads(_threads)
+        keep_freed_memory()
     return device
