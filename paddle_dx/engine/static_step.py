@@ -1,14 +1,19 @@
 """The training step as a compiled static Program with oneDNN convolutions (``Global.engine: static``).
 
 Why: on CPU, Paddle 3.3.1's dygraph convolutions run im2col + sgemm and never reach oneDNN;
-its oneDNN conv kernels (forward and backward) are reachable from a legacy static Program, by
-the ``use_mkldnn`` attribute of each conv op. benchmarks/results/flags.md: the ResNet-18 64 px
-step takes ~1.1 s in dygraph, ~0.37 s as a static Program with oneDNN convolutions, PyTorch ~0.35 s.
-Which convolutions go to oneDNN was measured (ResNet-50, 224 px, batch 8): over whole images,
-only the spatial (k x k, k > 1) ones: 1.38-1.46 img/s, against 1.06 with every convolution and
-1.00 with none (the 1x1 ones in the early, large stages were slower through oneDNN); over
-cached stage-2 maps (stages 3-4 trained), every convolution: 4.1 img/s against 2.2 with the
-spatial ones only (one run each; benchmarks/results/train.md has the 4.1). With oneDNN on every op, pool2d_grad and reduce_mean_grad fail in Paddle 3.3.1.
+its oneDNN kernels are reachable from a legacy static Program, by the ``use_mkldnn`` attribute of
+each op. Which ops, and in which layout, was measured (benchmarks/static_levers.py, results in
+benchmarks/results/static_levers.md):
+
+- ResNets over whole images compute in NHWC, with every convolution, batch norm, relu and max
+  pooling (forward and backward) on oneDNN. oneDNN's forward convolutions write nhwc, which the
+  next op then reads as it is; in NCHW each of them was followed by a reorder, and batch norm or
+  relu backward on oneDNN met gradients in mixed formats and fell back to oneDNN's reference
+  kernels (2x slower steps). Two rewrites make Paddle 3.3's conversions right for NHWC
+  (``_nhwc_rewrites``), checked on a scratch step before training (``_nhwc_rewrites_hold``).
+- Over cached stage maps (partial freezes) the Program stays NCHW with every convolution on
+  oneDNN; other networks over whole images, NCHW with the spatial (k x k, k > 1) convolutions on
+  oneDNN (the 1x1 ones in the early, large stages were slower through oneDNN).
 
 The dygraph model stays the source of truth for evaluation, checkpoints and export: ``push``
 copies its weights into the Program's scope (at an epoch's start), ``pull`` copies the trained
@@ -79,6 +84,9 @@ class NhwcRewrites:
 
     def __init__(self):
         self.transposed, self.plain = {}, {}
+
+    def __bool__(self):
+        return bool(self.transposed or self.plain)
 
 
 def _nhwc_rewrites(block):
