@@ -7,7 +7,7 @@ ROUNDS="${ROUNDS:-3}"
 python benchmarks/preprocess.py --rounds "$ROUNDS"
 python benchmarks/flags.py --rounds "$ROUNDS"
 python benchmarks/inference.py --rounds "$ROUNDS"
-python benchmarks/static_levers.py --rounds "$ROUNDS"   # which static-Program ops go to oneDNN
+python benchmarks/static_levers.py --rounds "$ROUNDS"   # the static Program's layout and ops on oneDNN
 for part in full head partial esophagus eval; do  # results/train_<part>.md, the files docs/speed.md quotes
   python benchmarks/train.py --only "$part" --rounds "$ROUNDS"
 done
