@@ -48,12 +48,9 @@ def patch(lever):
     static_step.use_onednn = choice
 
 
-STEPS = {"ResNet18": (2, 8), "ResNet50": (2, 5)}  # warm-up and timed steps (more than train.py's: ~5 % apart)
-
-
 def worker(lever, arch):
-    from benchmarks.train import paddle_full, torch_full
-    warmup, reps = STEPS[arch]
+    from benchmarks.train import FULL, paddle_full, torch_full
+    warmup, reps = next((w, r) for a, w, r in FULL if a == arch)
     if lever in (TORCH, TORCH_KEPT):
         if lever == TORCH_KEPT:
             from paddle_dx.utils.memory import keep_freed_memory
