@@ -99,40 +99,38 @@ def _nhwc_rewrites(block):
       kernels are the same in both orders);
     - a convolution's input gradient is converted to plain before a relu_grad on oneDNN reads it
       (see NHWC_ONEDNN_OPS)."""
-    rewrites, index = NhwcRewrites(), 0
+    rewrites, conv_input_grads, index = NhwcRewrites(), set(), 0
     while index < len(block.ops):
         op = block.ops[index]
-        if op.type == "relu_grad" and op.attr("use_mkldnn") and op.input("Out@GRAD")[0] in rewrites.plain:
-            _insert_after(block, index - 1, "transfer_layout", op.input("Out@GRAD")[0], "@PLAIN",
-                          {"src_layout": ONEDNN_LAYOUT, "dst_layout": PLAIN_LAYOUT}, rewrites.plain)
+        if op.type == "relu_grad" and op.attr("use_mkldnn") and op.input("Out@GRAD")[0] in conv_input_grads:
+            grad = op.input("Out@GRAD")[0]
+            rewrites.plain[grad] = _insert_reading(block, index, "transfer_layout", grad, "@PLAIN",
+                                                   {"src_layout": ONEDNN_LAYOUT, "dst_layout": PLAIN_LAYOUT})
             index += 1
         index += 1
         if op.type not in ONEDNN_OPS or not op.type.endswith("_grad"):
             continue
-        if op.output("Input@GRAD"):
-            rewrites.plain[op.output("Input@GRAD")[0]] = None  # named when a relu_grad reads it
-        grad = op.output("Filter@GRAD")[0] if op.output("Filter@GRAD") else None
-        if grad and max(block.var(grad).shape[-2:]) > 1:
-            rewrites.transposed[grad] = block.var(grad).shape
-            _insert_after(block, index - 1, "transpose2", grad, "@OIHW", {"axis": [0, 3, 1, 2]})
-            index += 1
-    rewrites.plain = {k: v for k, v in rewrites.plain.items() if v}
+        conv_input_grads.update(op.output("Input@GRAD"))
+        for grad in op.output("Filter@GRAD"):
+            if max(block.var(grad).shape[-2:]) > 1:
+                rewrites.transposed[grad] = block.var(grad).shape
+                _insert_reading(block, index, "transpose2", grad, "@OIHW", {"axis": [0, 3, 1, 2]})
+                index += 1
     return rewrites
 
 
-def _insert_after(block, index, op_type, name, suffix, attrs, record=None):
-    """Insert ``op_type`` after op ``index``, reading ``name`` and writing ``name + suffix``,
-    which every later op then reads instead."""
+def _insert_reading(block, position, op_type, name, suffix, attrs):
+    """Insert ``op_type`` at ``position``, reading ``name`` and writing ``name + suffix``, which
+    the ops after it then read instead; return the new name."""
     var = block.var(name)
     new = block.create_var(name=name + suffix, shape=var.shape, dtype=var.dtype)
-    for later in block.ops[index + 1:]:
+    for later in block.ops[position:]:
         later._rename_input(name, new.name)
     outputs = {"Out": [new]}
     if op_type == "transpose2":
         outputs["XShape"] = [block.create_var(name=new.name + "_XSHAPE", shape=(0, *var.shape), dtype=var.dtype)]
-    block._insert_op(index + 1, type=op_type, inputs={"X": [name]}, outputs=outputs, attrs=attrs)
-    if record is not None:
-        record[name] = new.name
+    block._insert_op(position, type=op_type, inputs={"X": [name]}, outputs=outputs, attrs=attrs)
+    return new.name
 
 
 def _nhwc_rewrites_hold(executor, program, startup, image_shape, rewrites):
@@ -142,22 +140,23 @@ def _nhwc_rewrites_hold(executor, program, startup, image_shape, rewrites):
     O, H, W, I) and the first plain copy of a convolution's input gradient with its original (they
     must be equal). Guards the rewrites against a Paddle that converts otherwise, where they would
     scramble the update."""
-    checks = [*list(rewrites.transposed.items())[:1], *list(rewrites.plain.items())[:1]]
+    grad = next(iter(rewrites.transposed), None)
+    copy = next(iter(rewrites.plain.items()), None)
+    fetch = [name for name in (grad, *(copy or ())) if name]
     scope = paddle.static.Scope()
     executor.run(startup, scope=scope)
     rng = np.random.RandomState(0)
     feed = {"images": rng.standard_normal([2, *image_shape]).astype("float32"), "labels": np.array([0, 1])}
-    fetch = [name for pair in checks for name in ((pair[0],) if isinstance(pair[1], (list, tuple)) else pair)]
     try:
         with _serial_ops():
             values = dict(zip(fetch, executor.run(program, feed=feed, fetch_list=fetch, scope=scope)))
     except Exception:  # noqa: BLE001 - a Paddle that converts otherwise may refuse the rewritten shapes
         return False
-    for name, shape in rewrites.transposed.items():
-        if name in values and list(values[name].shape) != [shape[0], shape[2], shape[3], shape[1]]:
+    if grad:
+        o, i, h, w = rewrites.transposed[grad]
+        if list(values[grad].shape) != [o, h, w, i]:
             return False
-    return all(np.array_equal(values[name], values[plain]) for name, plain in rewrites.plain.items()
-               if name in values)
+    return copy is None or np.array_equal(values[copy[0]], values[copy[1]])
 
 
 @contextlib.contextmanager
