@@ -3,6 +3,7 @@
 
     python benchmarks/flags.py [--rounds 3] [--size 64] [--batch 16]
 """
+
 import argparse
 import json
 import os
@@ -12,8 +13,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, summary, thread_env, threads, \
-    time_repeated, write_results  # noqa: E402
+from benchmarks.harness import (
+    GFLOP_PER_IMAGE_224,
+    PEAK_GFLOPS,
+    alternate,
+    fmt,
+    machine,
+    summary,
+    thread_env,
+    threads,
+    time_repeated,
+    write_results,
+)  # noqa: E402
 
 VARIANTS = {
     # name: (extra environment, description)
@@ -22,11 +33,15 @@ VARIANTS = {
     "+ FLAGS_use_onednn=1 FLAGS_use_mkldnn=1": ({"FLAGS_use_onednn": "1", "FLAGS_use_mkldnn": "1"}, ""),
     "+ channels-last (PaddleClas data_format=NHWC)": ({}, ""),
     "+ paddle.jit.to_static forward": ({}, ""),
-    "static graph (legacy IR), oneDNN conv + conv_grad": ({"FLAGS_enable_pir_api": "0"},
-                                                           "paddle.static Program + Executor; use_mkldnn on conv ops"),
+    "static graph (legacy IR), oneDNN conv + conv_grad": (
+        {"FLAGS_enable_pir_api": "0"},
+        "paddle.static Program + Executor; use_mkldnn on conv ops",
+    ),
     "static graph (legacy IR), plain kernels": ({"FLAGS_enable_pir_api": "0"}, "the same Program, no oneDNN"),
-    "+ KMP_BLOCKTIME=1 KMP_AFFINITY=compact": ({"KMP_BLOCKTIME": "1", "KMP_AFFINITY": "granularity=fine,compact,1,0",
-                                                 "OMP_PROC_BIND": "true"}, ""),
+    "+ KMP_BLOCKTIME=1 KMP_AFFINITY=compact": (
+        {"KMP_BLOCKTIME": "1", "KMP_AFFINITY": "granularity=fine,compact,1,0", "OMP_PROC_BIND": "true"},
+        "",
+    ),
     "torch eager (same threads)": ({}, ""),
 }
 
@@ -38,6 +53,7 @@ def static_step(variant, size, batch):
     memory descriptor", "could not create a descriptor for a pooling backward primitive")."""
     import paddle
     from paddleclas.ppcls.arch.backbone import ResNet18
+
     paddle.base.core.set_num_threads(threads())
     paddle.enable_static()
     main, startup = paddle.static.Program(), paddle.static.Program()
@@ -59,16 +75,19 @@ def static_step(variant, size, batch):
 
 def paddle_step(variant, size, batch):
     import paddle
+
     if variant.startswith("static graph"):
         return static_step(variant, size, batch)
     from paddle_dx.engine.optimizer import build_optimizer
     from paddle_dx.config import load_config
     from paddle_dx.models import build_model
+
     if "1 thread" not in variant:
         paddle.base.core.set_num_threads(threads())
     config = load_config(raw={"Arch": {"name": "ResNet18", "class_num": 2}, "Optimizer": {"name": "Adam"}})
     if "NHWC" in variant:
         from paddleclas.ppcls.arch.backbone import ResNet18
+
         model = ResNet18(class_num=2, data_format="NHWC")
     else:
         model = build_model(config["Arch"])
@@ -86,12 +105,14 @@ def paddle_step(variant, size, batch):
         optimizer.step()
         optimizer.clear_grad()
         float(loss)
+
     return step
 
 
 def torch_step(size, batch):
     import torch
     from benchmarks.torch_resnet import adam_step, build
+
     torch.set_num_threads(threads())
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
@@ -112,8 +133,10 @@ def main():
         print(json.dumps({"seconds_per_step": seconds, "images_per_s": batch / seconds}))
         return
     started = machine()
-    cases = {name: (__file__, [name, args.size, args.batch], {**thread_env(threads()), **env})
-             for name, (env, _) in VARIANTS.items()}
+    cases = {
+        name: (__file__, [name, args.size, args.batch], {**thread_env(threads()), **env})
+        for name, (env, _) in VARIANTS.items()
+    }
     values = alternate(cases, args.rounds, key="seconds_per_step")
     base = summary(values["paddle_dx default (all cores)"])[0]
     gflop = 3 * GFLOP_PER_IMAGE_224["ResNet18"] * (args.size / 224) ** 2 * args.batch
@@ -121,11 +144,18 @@ def main():
     for name, v in values.items():
         med = summary(v)[0]
         rows.append([name, fmt(v, 3), f"{base / med:.2f}", f"{gflop / med:.0f} ({gflop / med / PEAK_GFLOPS:.0%})"])
-    write_results("flags", f"Dygraph training knobs: ResNet-18 {args.size} px, batch {args.batch}, Adam, s/step",
-                  "python benchmarks/flags.py " + " ".join(sys.argv[1:]),
-                  ["setting", "s/step", "speed vs paddle_dx default", "GFLOP/s (of peak)"], rows,
-                  [f"training FLOPs = 3 x forward = {gflop:.1f} GFLOP per step; peak {PEAK_GFLOPS} GFLOP/s",
-                   "each row: 2 warm-up steps, median of 5 timed steps, in a fresh process"], started)
+    write_results(
+        "flags",
+        f"Dygraph training knobs: ResNet-18 {args.size} px, batch {args.batch}, Adam, s/step",
+        "python benchmarks/flags.py " + " ".join(sys.argv[1:]),
+        ["setting", "s/step", "speed vs paddle_dx default", "GFLOP/s (of peak)"],
+        rows,
+        [
+            f"training FLOPs = 3 x forward = {gflop:.1f} GFLOP per step; peak {PEAK_GFLOPS} GFLOP/s",
+            "each row: 2 warm-up steps, median of 5 timed steps, in a fresh process",
+        ],
+        started,
+    )
 
 
 if __name__ == "__main__":

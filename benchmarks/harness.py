@@ -5,6 +5,7 @@ slowdown, ../shared/PERF_NOTES.md) from leaking into the next case; alternating 
 within each round spreads a shared machine's load over all of them. Results are medians
 with min-max over rounds, and ratios are taken between medians of the same run.
 """
+
 import json
 import os
 import platform
@@ -27,8 +28,14 @@ def threads():
 
 def thread_env(n):
     """The same OpenMP/MKL thread count for every framework's worker process."""
-    return {**os.environ, "OMP_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n), "BENCH_THREADS": str(n),
-            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "GLOG_minloglevel": "2"}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": str(n),
+        "MKL_NUM_THREADS": str(n),
+        "BENCH_THREADS": str(n),
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "GLOG_minloglevel": "2",
+    }
 
 
 def run_worker(script, args, env=None, timeout=1800):
@@ -50,7 +57,7 @@ def alternate(cases, rounds, key="images_per_s"):
     names = list(cases)
     out = {name: [] for name in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             script, args, *env = cases[name]
             result = run_worker(script, args, env[0] if env else None)
@@ -94,24 +101,40 @@ def machine():
             versions[module] = __import__(module).__version__
         except ImportError:
             versions[module] = "not installed"
-    return {"cores": os.cpu_count(), "usable cores": len(os.sched_getaffinity(0)), "threads": threads(),
-            "cpu": model, "python": platform.python_version(), "load average at start": tuple(round(x, 2) for x in os.getloadavg()),
-            **versions}
+    return {
+        "cores": os.cpu_count(),
+        "usable cores": len(os.sched_getaffinity(0)),
+        "threads": threads(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "load average at start": tuple(round(x, 2) for x in os.getloadavg()),
+        **versions,
+    }
 
 
-FRESH_PROCESS = ("Values: median (min-max) over rounds; each round runs every case once in a fresh process, "
-                 "in rotating order.")
+FRESH_PROCESS = (
+    "Values: median (min-max) over rounds; each round runs every case once in a fresh process, in rotating order."
+)
 
 
 def write_results(name, title, command, header, rows, notes=(), started=None, method=FRESH_PROCESS):
     """Write ``benchmarks/results/<name>.md``: machine, command, one table, notes."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     info = started or machine()
-    lines = [f"# {title}", "", f"Command: `{command}`", "",
-             "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items())
-             + f"; load average at end {tuple(round(x, 2) for x in os.getloadavg())}.", "",
-             method, "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"# {title}",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Machine: "
+        + ", ".join(f"{k} {v}" for k, v in info.items())
+        + f"; load average at end {tuple(round(x, 2) for x in os.getloadavg())}.",
+        "",
+        method,
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     lines += [""] + [f"- {n}" for n in notes]
     path = RESULTS / f"{name}.md"

@@ -4,6 +4,7 @@ and plain PyTorch eager. Model time only (input already preprocessed); see prepr
 
     python benchmarks/inference.py [--rounds 3] [--batches 1 16]
 """
+
 import argparse
 import sys
 import tempfile
@@ -12,8 +13,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, summary, threads, time_repeated, \
-    write_results  # noqa: E402
+from benchmarks.harness import (
+    GFLOP_PER_IMAGE_224,
+    PEAK_GFLOPS,
+    alternate,
+    fmt,
+    machine,
+    summary,
+    threads,
+    time_repeated,
+    write_results,
+)  # noqa: E402
 
 ENGINES = ("paddle_dygraph", "paddle_inference_onednn", "paddle_inference_no_onednn", "torch")
 ARCH, SIZE = "ResNet50", 224
@@ -28,9 +38,11 @@ def paddle_case(engine, batch):
     from paddle_dx.config import load_config
     from paddle_dx.models import build_model
     from paddle_dx.utils.device import select_device
+
     select_device("cpu", threads())
-    config = load_config(raw={"Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu"},
-                              "Arch": {"name": ARCH, "class_num": 2}})
+    config = load_config(
+        raw={"Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu"}, "Arch": {"name": ARCH, "class_num": 2}}
+    )
     model = build_model(config["Arch"], config["Global"]["image_shape"])
     model.eval()
     x = np.random.default_rng(0).standard_normal((batch, 3, SIZE, SIZE)).astype(np.float32)
@@ -43,18 +55,21 @@ def paddle_case(engine, batch):
     else:
         from paddle_dx.inference import Predictor
         from paddle_dx.inference.export import export_model
+
         out = Path(tempfile.mkdtemp(prefix="bench_export_"))
         export_model(model, config, out)
         predictor = Predictor(out, enable_mkldnn=engine == "paddle_inference_onednn", threads=threads())
 
         def run():
             predictor._run(x)  # the engine call alone, on an already preprocessed batch
+
     return run
 
 
 def torch_case(batch):
     import torch
     from benchmarks.torch_resnet import build
+
     torch.set_num_threads(threads())
     model = build(ARCH, 2).eval()
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 3, SIZE, SIZE)).astype(np.float32))
@@ -62,6 +77,7 @@ def torch_case(batch):
     def run():
         with torch.no_grad():
             model(x).numpy()
+
     return run
 
 
@@ -79,6 +95,7 @@ def main():
     args = parser.parse_args()
     if args.worker:
         import json
+
         print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
         return
     started = machine()
@@ -91,13 +108,20 @@ def main():
             med = summary(values[engine])[0]
             peak = med * GFLOP_PER_IMAGE_224[ARCH] / PEAK_GFLOPS
             rows.append([batch, engine, fmt(values[engine]), f"{med / torch_median:.2f}", f"{peak:.0%}"])
-    write_results("inference", f"Inference, {ARCH} {SIZE} px, images/s", "python benchmarks/inference.py "
-                  + " ".join(sys.argv[1:]), ["batch", "engine", "images/s", "vs torch", "of peak FLOP/s"], rows,
-                  [f"peak = {PEAK_GFLOPS} GFLOP/s (2048^3 fp32 matmul, ../shared/PERF_NOTES.md); "
-                   f"{ARCH} forward = {GFLOP_PER_IMAGE_224[ARCH]} GFLOP/image",
-                   "random weights, 2 classes; the input batch is already preprocessed (see preprocess.md)",
-                   "paddle_inference_* = paddle_dx.inference.Predictor on a paddle_dx export_model directory"],
-                  started)
+    write_results(
+        "inference",
+        f"Inference, {ARCH} {SIZE} px, images/s",
+        "python benchmarks/inference.py " + " ".join(sys.argv[1:]),
+        ["batch", "engine", "images/s", "vs torch", "of peak FLOP/s"],
+        rows,
+        [
+            f"peak = {PEAK_GFLOPS} GFLOP/s (2048^3 fp32 matmul, ../shared/PERF_NOTES.md); "
+            f"{ARCH} forward = {GFLOP_PER_IMAGE_224[ARCH]} GFLOP/image",
+            "random weights, 2 classes; the input batch is already preprocessed (see preprocess.md)",
+            "paddle_inference_* = paddle_dx.inference.Predictor on a paddle_dx export_model directory",
+        ],
+        started,
+    )
 
 
 if __name__ == "__main__":

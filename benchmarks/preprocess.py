@@ -8,6 +8,7 @@ Uses real endoscopy frames from ../shared/datasets/hyperkvasir_lower_gi when pre
 
     python benchmarks/preprocess.py [--rounds 3] [--images 6]
 """
+
 import argparse
 import statistics
 import sys
@@ -80,7 +81,7 @@ def main():
     fns = cases(paths)
     results = {name: [] for name in fns}
     for r in range(args.rounds):
-        names = list(fns)[r % len(fns):] + list(fns)[:r % len(fns)]
+        names = list(fns)[r % len(fns) :] + list(fns)[: r % len(fns)]
         for name in names:
             start = time.perf_counter()
             for p in paths:
@@ -89,12 +90,20 @@ def main():
     base = statistics.median(results["decode + resize 256 + crop 224 + normalise"])
     rows = [[name, fmt(v, 1), f"{statistics.median(v) / base:.2f}"] for name, v in results.items()]
     shape = read_image(paths[0]).shape
-    write_results("preprocess", "Preprocessing, ms per image", "python benchmarks/preprocess.py "
-                  + " ".join(sys.argv[1:]), ["pipeline", "ms/image", "vs plain pipeline"], rows,
-                  [f"{len(paths)} {source} (first is {shape[1]}x{shape[0]}), OpenCV with 1 thread",
-                   "prefix cache = the deterministic ops (decode, resize, crop, denoise) loaded from a uint8 .npy; "
-                   "normalisation still runs"], started,
-                  "Values: median (min-max) over rounds; one process, the cases in rotating order each round.")
+    write_results(
+        "preprocess",
+        "Preprocessing, ms per image",
+        "python benchmarks/preprocess.py " + " ".join(sys.argv[1:]),
+        ["pipeline", "ms/image", "vs plain pipeline"],
+        rows,
+        [
+            f"{len(paths)} {source} (first is {shape[1]}x{shape[0]}), OpenCV with 1 thread",
+            "prefix cache = the deterministic ops (decode, resize, crop, denoise) loaded from a uint8 .npy; "
+            "normalisation still runs",
+        ],
+        started,
+        "Values: median (min-max) over rounds; one process, the cases in rotating order each round.",
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Each lever is one layout (NHWC or NCHW) and choice of ops for oneDNN (static_ste
 and use_onednn, patched in a fresh worker process); the rows are images/s (median, min-max over
 rounds) and the ratio to PyTorch of the same run. Writes benchmarks/results/static_levers.md.
 """
+
 import argparse
 import json
 import sys
@@ -34,6 +35,7 @@ def patch(lever):
     """Set static_step's layout and op choice, and the malloc settings, to the lever's."""
     import paddle_dx.engine.static_step as static_step
     import paddle_dx.utils.memory as memory
+
     layout, added, removed = LEVERS[lever]
     default, nhwc = static_step.use_onednn, layout == "NHWC"
     static_step.channels_last = lambda spec, cached_front: nhwc and not cached_front and spec.channels_last
@@ -50,10 +52,12 @@ def patch(lever):
 
 def worker(lever, arch):
     from benchmarks.train import FULL, paddle_full, torch_full
+
     warmup, reps = next((w, r) for a, w, r in FULL if a == arch)
     if lever in (TORCH, TORCH_KEPT):
         if lever == TORCH_KEPT:
             from paddle_dx.utils.memory import keep_freed_memory
+
             keep_freed_memory()
         return {"images_per_s": torch_full(arch, warmup, reps)}
     patch(lever)
@@ -75,21 +79,34 @@ def main():
         values = alternate({n: (__file__, [n, arch]) for n in names}, args.rounds)
         med = {n: summary(v)[0] for n, v in values.items()}
         for n in names:
-            rows.append([f"full fine-tuning {arch}, batch 8", n, fmt(values[n]), f"{med[n] / med[TORCH]:.2f}",
-                         f"{med[n] / med[DEFAULT]:.2f}"])
-    write_results("static_levers", "Static engine levers: layout and ops on oneDNN, full fine-tuning images/s at 224 px",
-                  "python benchmarks/static_levers.py " + " ".join(sys.argv[1:]),
-                  ["work", "static Program variant / framework", "images/s", "vs torch", "vs default"], rows,
-                  ["each variant is paddle_dx's static engine with its layout and oneDNN op choice patched, in "
-                   "its own process; the NHWC variants put every convolution on oneDNN, the NCHW ones the spatial "
-                   "convolutions, except 'no oneDNN'",
-                   "the NHWC rows include the Program's rewrites (static_step._nhwc_rewrites: k x k weight "
-                   "gradients transposed back to OIHW, plain copies of gradients for relu_grad)",
-                   "freed memory kept: glibc's mmap threshold at 32 MiB and trim threshold at 2 GiB "
-                   "(paddle_dx/utils/memory.py, set by select_device); every row but 'glibc malloc defaults' "
-                   "and 'torch' has it",
-                   "PyTorch 2.13 eager, same threads, same batch and optimizer (benchmarks/train.py's full part)"],
-                  started)
+            rows.append(
+                [
+                    f"full fine-tuning {arch}, batch 8",
+                    n,
+                    fmt(values[n]),
+                    f"{med[n] / med[TORCH]:.2f}",
+                    f"{med[n] / med[DEFAULT]:.2f}",
+                ]
+            )
+    write_results(
+        "static_levers",
+        "Static engine levers: layout and ops on oneDNN, full fine-tuning images/s at 224 px",
+        "python benchmarks/static_levers.py " + " ".join(sys.argv[1:]),
+        ["work", "static Program variant / framework", "images/s", "vs torch", "vs default"],
+        rows,
+        [
+            "each variant is paddle_dx's static engine with its layout and oneDNN op choice patched, in "
+            "its own process; the NHWC variants put every convolution on oneDNN, the NCHW ones the spatial "
+            "convolutions, except 'no oneDNN'",
+            "the NHWC rows include the Program's rewrites (static_step._nhwc_rewrites: k x k weight "
+            "gradients transposed back to OIHW, plain copies of gradients for relu_grad)",
+            "freed memory kept: glibc's mmap threshold at 32 MiB and trim threshold at 2 GiB "
+            "(paddle_dx/utils/memory.py, set by select_device); every row but 'glibc malloc defaults' "
+            "and 'torch' has it",
+            "PyTorch 2.13 eager, same threads, same batch and optimizer (benchmarks/train.py's full part)",
+        ],
+        started,
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Hand-written so the benchmarks need only ``torch`` (no torchvision); the FLOPs per image are
 those of the standard ResNet (8.18 GFLOP for ResNet-50 at 224 px).
 """
+
 import torch
 from torch import nn
 
@@ -14,8 +15,12 @@ class BasicBlock(nn.Module):
         super().__init__()
         cout = width * self.expansion
         self.body = nn.Sequential(
-            nn.Conv2d(cin, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+            nn.Conv2d(cin, width, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
         self.short = _shortcut(cin, cout, stride)
 
     def forward(self, x):
@@ -29,9 +34,15 @@ class Bottleneck(nn.Module):
         super().__init__()
         cout = width * self.expansion
         self.body = nn.Sequential(
-            nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout))
+            nn.Conv2d(cin, width, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
         self.short = _shortcut(cin, cout, stride)
 
     def forward(self, x):
@@ -47,11 +58,12 @@ def _shortcut(cin, cout, stride):
 class ResNet(nn.Module):
     def __init__(self, block, depths, class_num=1000):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-                                  nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+        )
         layers, cin = [], 64
         for i, depth in enumerate(depths):
-            width = 64 * 2 ** i
+            width = 64 * 2**i
             for j in range(depth):
                 layers.append(block(cin, width, 2 if (j == 0 and i > 0) else 1))
                 cin = width * block.expansion
@@ -84,4 +96,5 @@ def adam_step(model, x, y, parameters=None):
         optimizer.step()
         optimizer.zero_grad()
         float(loss.detach())
+
     return step

@@ -26,6 +26,7 @@ evaluation, export included in the time) vs PyTorch eval + no_grad.
     python benchmarks/train.py [--rounds 3] [--images 160] [--partial-images 48] [--eso-images 40]
                                [--eval-images 96] [--only full|head|partial|esophagus|eval]
 """
+
 import argparse
 import json
 import shutil
@@ -37,14 +38,26 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.harness import GFLOP_PER_IMAGE_224, PEAK_GFLOPS, alternate, fmt, machine, summary, threads, time_repeated, \
-    write_results  # noqa: E402
+from benchmarks.harness import (
+    GFLOP_PER_IMAGE_224,
+    PEAK_GFLOPS,
+    alternate,
+    fmt,
+    machine,
+    summary,
+    threads,
+    time_repeated,
+    write_results,
+)  # noqa: E402
 
 SIZE, BATCH, CLASSES = 224, 8, 2
 FULL = (("ResNet18", 2, 8), ("ResNet50", 2, 5))  # (arch, warm-up steps, timed steps): the 2nd-3rd steps are still slow
 HEAD_ARCH, HEAD_EPOCHS, HEAD_BATCH = "ResNet50", 3, 16
-FREEZES = {"head": ("backbone", HEAD_EPOCHS), "partial": ("until stage 2", 2),
-           "esophagus": ("backbone", HEAD_EPOCHS)}  # kind: (Arch.freeze, epochs)
+FREEZES = {
+    "head": ("backbone", HEAD_EPOCHS),
+    "partial": ("until stage 2", 2),
+    "esophagus": ("backbone", HEAD_EPOCHS),
+}  # kind: (Arch.freeze, epochs)
 ENGINES = {"paddle_dx": "dygraph", "paddle_dx static": "static"}  # framework column -> Global.engine
 EVAL_ENGINES = {"paddle_dx eval dygraph": "dygraph", "paddle_dx eval inference": "inference"}  # -> Global.eval_engine
 EVALUATIONS = 2
@@ -53,8 +66,10 @@ PARTIAL_FROZEN_BLOCKS = 7  # ResNet-50 stages 1-2: 3 + 4 bottlenecks
 
 def _batch():
     rng = np.random.default_rng(0)
-    return (rng.standard_normal((BATCH, 3, SIZE, SIZE)).astype(np.float32),
-            rng.integers(0, CLASSES, BATCH).astype(np.int64))
+    return (
+        rng.standard_normal((BATCH, 3, SIZE, SIZE)).astype(np.float32),
+        rng.integers(0, CLASSES, BATCH).astype(np.int64),
+    )
 
 
 def paddle_full(arch, warmup, reps, engine="dygraph"):
@@ -64,9 +79,15 @@ def paddle_full(arch, warmup, reps, engine="dygraph"):
     from paddle_dx.engine.optimizer import build_optimizer
     from paddle_dx.models import build_model
     from paddle_dx.utils.device import select_device
+
     select_device("cpu", threads())
-    config = load_config(raw={"Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu"},
-                              "Arch": {"name": arch, "class_num": CLASSES}, "Optimizer": {"name": "Adam"}})
+    config = load_config(
+        raw={
+            "Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu"},
+            "Arch": {"name": arch, "class_num": CLASSES},
+            "Optimizer": {"name": "Adam"},
+        }
+    )
     model = build_model(config["Arch"])
     model.train()
     loss_fn = build_loss(config["Loss"]["Train"], "Loss.Train", [0, 1], CLASSES)
@@ -74,8 +95,17 @@ def paddle_full(arch, warmup, reps, engine="dygraph"):
     x, y = (paddle.to_tensor(a) for a in _batch())
     if engine == "static":  # what Trainer runs per step with Global.engine: static
         from paddle_dx.engine.static_step import StaticTrainStep
-        static = StaticTrainStep(model, config["Arch"], config["Global"]["image_shape"], config["Loss"]["Train"],
-                                 config["Optimizer"], "none", optimizer.get_lr(), [0, 1])
+
+        static = StaticTrainStep(
+            model,
+            config["Arch"],
+            config["Global"]["image_shape"],
+            config["Loss"]["Train"],
+            config["Optimizer"],
+            "none",
+            optimizer.get_lr(),
+            [0, 1],
+        )
         static.push()
         return BATCH / time_repeated(lambda: float(static(x, y)[0]), warmup, reps)
 
@@ -85,12 +115,14 @@ def paddle_full(arch, warmup, reps, engine="dygraph"):
         optimizer.step()
         optimizer.clear_grad()
         float(loss)
+
     return BATCH / time_repeated(step, warmup, reps)
 
 
 def torch_full(arch, warmup, reps):
     import torch
     from benchmarks.torch_resnet import adam_step, build
+
     torch.set_num_threads(threads())
     x, y = (torch.from_numpy(a) for a in _batch())
     return BATCH / time_repeated(adam_step(build(arch, CLASSES).train(), x, y), warmup, reps)
@@ -100,10 +132,12 @@ def _head_data(n_images):
     """A generated 2-class image set at 256 px with train/val lists (cached between workers)."""
     from paddle_dx.data.split import write_split
     from paddle_dx.data.synthetic import write_demo_dataset
+
     root = Path(tempfile.gettempdir()) / f"paddle_dx_bench_head_{n_images}"
     if not (root / "lists" / "train_list.txt").is_file():
-        images = write_demo_dataset(root / "images", per_class=n_images // 2, size=256, seed=0,
-                                    classes=("normal", "lesion"))
+        images = write_demo_dataset(
+            root / "images", per_class=n_images // 2, size=256, seed=0, classes=("normal", "lesion")
+        )
         write_split(images, root / "lists", ratios=(8, 1, 1), seed=0, classes=["normal", "lesion"])
     lines = (root / "lists" / "train_list.txt").read_text().split("\n")
     return root, [(str(root / "images" / p), int(label)) for p, label in (ln.split() for ln in lines if ln)]
@@ -115,6 +149,7 @@ ESO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "esophagus_resnet
 
 def _eso_ops():
     import yaml
+
     return yaml.safe_load(ESO_CONFIG.read_text())["DataLoader"]["Train"]["dataset"]["transform_ops"]
 
 
@@ -123,28 +158,51 @@ def _trainer(kind, n_images, engine="dygraph", eval_engine="dygraph"):
     on (head, partial) or left at their defaults (esophagus: auto), every layer trained (eval)."""
     from paddle_dx.config import load_config
     from paddle_dx.engine.trainer import Trainer
+
     root, _ = _head_data(n_images)
     out = Path(tempfile.mkdtemp(prefix="bench_head_"))
     ops = _eso_ops() if kind == "esophagus" else HEAD_OPS
 
     def section(split):
-        return {"dataset": {"image_root": str(root / "images"), "cls_label_path": str(root / "lists" / f"{split}_list.txt"),
-                            "transform_ops": ops}, "sampler": {"batch_size": HEAD_BATCH}}
+        return {
+            "dataset": {
+                "image_root": str(root / "images"),
+                "cls_label_path": str(root / "lists" / f"{split}_list.txt"),
+                "transform_ops": ops,
+            },
+            "sampler": {"batch_size": HEAD_BATCH},
+        }
+
     freeze, epochs = FREEZES.get(kind, ("none", 1))
     caches = {"feature_cache": "on"} if kind in ("head", "partial") else {}
-    config = load_config(raw={
-        "Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu", "epochs": epochs, "output_dir": str(out),
-                   "use_visualdl": False, "num_threads": threads(), "engine": engine, "eval_engine": eval_engine,
-                   **caches},
-        "Arch": {"name": HEAD_ARCH, "class_num": CLASSES, "freeze": freeze, "dropout": 0.2},
-        "DataLoader": {"Train": section("train"), "Eval": section("train" if kind == "eval" else "val"),
-                       "Test": section("test")}})
+    config = load_config(
+        raw={
+            "Global": {
+                "image_shape": [3, SIZE, SIZE],
+                "device": "cpu",
+                "epochs": epochs,
+                "output_dir": str(out),
+                "use_visualdl": False,
+                "num_threads": threads(),
+                "engine": engine,
+                "eval_engine": eval_engine,
+                **caches,
+            },
+            "Arch": {"name": HEAD_ARCH, "class_num": CLASSES, "freeze": freeze, "dropout": 0.2},
+            "DataLoader": {
+                "Train": section("train"),
+                "Eval": section("train" if kind == "eval" else "val"),
+                "Test": section("test"),
+            },
+        }
+    )
     return Trainer(config), out, epochs
 
 
 def paddle_evaluations(n_images, eval_engine):
     """Images/s of Trainer.evaluate, the weights changed before each evaluation (as after an epoch)."""
     import paddle
+
     trainer, out, _ = _trainer("eval", n_images, eval_engine=eval_engine)
     seconds = []
     for _ in range(EVALUATIONS):
@@ -161,6 +219,7 @@ def paddle_evaluations(n_images, eval_engine):
 def torch_evaluations(n_images):
     import torch
     from benchmarks.torch_resnet import build
+
     torch.set_num_threads(threads())
     _, samples = _head_data(n_images)
     model = build(HEAD_ARCH, CLASSES).eval()
@@ -169,7 +228,7 @@ def torch_evaluations(n_images):
         start = time.perf_counter()
         with torch.no_grad():
             for s in range(0, len(samples), HEAD_BATCH):
-                x = torch.from_numpy(np.stack([_torch_load(p, "eval") for p, _ in samples[s:s + HEAD_BATCH]]))
+                x = torch.from_numpy(np.stack([_torch_load(p, "eval") for p, _ in samples[s : s + HEAD_BATCH]]))
                 torch.softmax(model(x), dim=1)
         seconds.append(time.perf_counter() - start)
     return {"first_eval": len(samples) / seconds[0], "later_evals": len(samples) / float(np.median(seconds[1:]))}
@@ -179,10 +238,11 @@ def _torch_load(path, kind, rng=None):
     """PyTorch side's preprocessing: resize + scale to [-1, 1]; the esophageal recipe adds the
     border crop, fastNlMeans after resizing and the random flips (what paddle_dx's ops do)."""
     import cv2
+
     img = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
     if kind == "esophagus":
         x, y, w, h = cv2.boundingRect((img.max(axis=2) > 10).astype(np.uint8))
-        img = img[y:y + h, x:x + w] if w >= 2 and h >= 2 else img
+        img = img[y : y + h, x : x + w] if w >= 2 and h >= 2 else img
     img = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     if kind == "esophagus":
         img = cv2.fastNlMeansDenoisingColored(np.ascontiguousarray(img), None, 3, 3, 7, 21)
@@ -210,6 +270,7 @@ def paddle_epochs(kind, n_images, engine="dygraph"):
 def torch_epochs(kind, n_images):
     import torch
     from benchmarks.torch_resnet import build
+
     torch.set_num_threads(threads())
     _, samples = _head_data(n_images)
     model = build(HEAD_ARCH, CLASSES)
@@ -229,7 +290,7 @@ def torch_epochs(kind, n_images):
         rng = np.random.default_rng(index)
         order = rng.permutation(len(samples))
         for start in range(0, len(order), HEAD_BATCH):
-            chunk = [samples[i] for i in order[start:start + HEAD_BATCH]]
+            chunk = [samples[i] for i in order[start : start + HEAD_BATCH]]
             x = torch.from_numpy(np.stack([_torch_load(p, kind, rng) for p, _ in chunk]))
             y = torch.tensor([label for _, label in chunk])
             with torch.no_grad():
@@ -238,6 +299,7 @@ def torch_epochs(kind, n_images):
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
+
     seconds = []
     for index in range(FREEZES[kind][1]):
         start = time.perf_counter()
@@ -262,7 +324,9 @@ def _peak(kind, part, framework, images_per_s):
         return f"{images_per_s * forward / PEAK_GFLOPS:.0%}"
     if part == "whole_run":
         return "n/a"
-    trained = 0 if kind in ("head", "esophagus") else 0.555 * forward  # stages 3-4: 55.5 % of the forward (paddle.flops)
+    trained = (
+        0 if kind in ("head", "esophagus") else 0.555 * forward
+    )  # stages 3-4: 55.5 % of the forward (paddle.flops)
     if framework.startswith("paddle_dx") and part == "later_epochs":
         if kind in ("head", "esophagus"):
             return "n/a (no backbone pass)"
@@ -277,7 +341,11 @@ def worker(kind, framework, arch, n_images):
             return {"images_per_s": torch_full(arch, warmup, reps)}
         return {"images_per_s": paddle_full(arch, warmup, reps, ENGINES[framework])}
     if kind == "eval":
-        return torch_evaluations(n_images) if framework == "torch" else paddle_evaluations(n_images, EVAL_ENGINES[framework])
+        return (
+            torch_evaluations(n_images)
+            if framework == "torch"
+            else paddle_evaluations(n_images, EVAL_ENGINES[framework])
+        )
     if framework == "torch":
         return torch_epochs(kind, n_images)
     return paddle_epochs(kind, n_images, ENGINES[framework])
@@ -305,43 +373,72 @@ def main():
             med = {f: summary(v)[0] for f, v in values.items()}
             for f in frameworks:
                 peak = med[f] * 3 * GFLOP_PER_IMAGE_224[arch] / PEAK_GFLOPS
-                rows.append([f"full fine-tuning {arch}, batch {BATCH}", f, fmt(values[f]),
-                             f"{med[f] / med['torch']:.2f}", f"{peak:.0%}"])
-    whats = {"head": "head only", "partial": "stages 3-4 + head (until stage 2)",
-             "esophagus": "esophageal recipe (crop, fastNlMeans, flips), head only", "eval": "evaluation"}
-    for kind, n_images in (("head", args.images), ("partial", args.partial_images), ("esophagus", args.eso_images),
-                           ("eval", args.eval_images)):
+                rows.append(
+                    [
+                        f"full fine-tuning {arch}, batch {BATCH}",
+                        f,
+                        fmt(values[f]),
+                        f"{med[f] / med['torch']:.2f}",
+                        f"{peak:.0%}",
+                    ]
+                )
+    whats = {
+        "head": "head only",
+        "partial": "stages 3-4 + head (until stage 2)",
+        "esophagus": "esophageal recipe (crop, fastNlMeans, flips), head only",
+        "eval": "evaluation",
+    }
+    for kind, n_images in (
+        ("head", args.images),
+        ("partial", args.partial_images),
+        ("esophagus", args.eso_images),
+        ("eval", args.eval_images),
+    ):
         if args.only not in (None, kind):
             continue
         frameworks = (*(EVAL_ENGINES if kind == "eval" else ENGINES), "torch")
         values = alternate({f: (__file__, [kind, f, HEAD_ARCH, n_images]) for f in frameworks}, args.rounds, key=None)
         what = whats[kind]
-        for part in (("first_eval", "later_evals") if kind == "eval" else ("first_epoch", "later_epochs", "whole_run")):
+        for part in ("first_eval", "later_evals") if kind == "eval" else ("first_epoch", "later_epochs", "whole_run"):
             per = {f: [_part(v, part, FREEZES.get(kind, (None, 0))[1]) for v in values[f]] for f in frameworks}
             med = {f: summary(v)[0] for f, v in per.items()}
             for f in frameworks:
-                label = f"whole run ({FREEZES[kind][1]} epochs)" if part == "whole_run" else part.replace('_', ' ')
-                rows.append([f"{what} {HEAD_ARCH}, {label}, batch {HEAD_BATCH}", f,
-                             fmt(per[f]), f"{med[f] / med['torch']:.2f}", _peak(kind, part, f, med[f])])
-    write_results("train" if args.only is None else f"train_{args.only}", "Training, images/s at 224 px",
-                  "python benchmarks/train.py " + " ".join(sys.argv[1:]),
-                  ["work", "framework", "images/s", "vs torch", "of peak FLOP/s"], rows,
-                  [f"peak = {PEAK_GFLOPS} GFLOP/s; training FLOPs = 3 x forward "
-                   f"({', '.join(f'{a} {g} GFLOP' for a, g in GFLOP_PER_IMAGE_224.items())} per 224 px image); "
-                   "head-only counts one backbone forward per image",
-                   "full fine-tuning: random weights, a fixed batch, Adam (paddle_dx: multi-tensor, as built by "
-                   "build_optimizer)",
-                   f"head only: {args.images} generated 256 px images (80% train), decode + resize + normalise "
-                   "included in both; paddle_dx = Trainer.train_epoch with Global.feature_cache=on "
-                   "(Paddle Inference + oneDNN); the cache starts cold in every worker",
-                   f"stages 3-4 + head: {args.partial_images} generated images, {FREEZES['partial'][1]} epochs; "
-                   "paddle_dx caches the stage-2 maps (Global.feature_cache=on), PyTorch recomputes them",
-                   f"esophageal recipe: {args.eso_images} generated images, configs/esophagus_resnet50.yaml's Train "
-                   "ops, paddle_dx defaults (preprocess and feature caches auto: denoised images and the 4 flip "
-                   "variants' features cached), PyTorch redoes crop, resize, fastNlMeans, flips and backbone each epoch",
-                   f"evaluation: {args.eval_images} generated images (the train list), ResNet-50 every layer "
-                   f"trainable, {EVALUATIONS} evaluations with the weights changed before each; inference = "
-                   "Global.eval_engine inference (export + predictor creation included)"], started)
+                label = f"whole run ({FREEZES[kind][1]} epochs)" if part == "whole_run" else part.replace("_", " ")
+                rows.append(
+                    [
+                        f"{what} {HEAD_ARCH}, {label}, batch {HEAD_BATCH}",
+                        f,
+                        fmt(per[f]),
+                        f"{med[f] / med['torch']:.2f}",
+                        _peak(kind, part, f, med[f]),
+                    ]
+                )
+    write_results(
+        "train" if args.only is None else f"train_{args.only}",
+        "Training, images/s at 224 px",
+        "python benchmarks/train.py " + " ".join(sys.argv[1:]),
+        ["work", "framework", "images/s", "vs torch", "of peak FLOP/s"],
+        rows,
+        [
+            f"peak = {PEAK_GFLOPS} GFLOP/s; training FLOPs = 3 x forward "
+            f"({', '.join(f'{a} {g} GFLOP' for a, g in GFLOP_PER_IMAGE_224.items())} per 224 px image); "
+            "head-only counts one backbone forward per image",
+            "full fine-tuning: random weights, a fixed batch, Adam (paddle_dx: multi-tensor, as built by "
+            "build_optimizer)",
+            f"head only: {args.images} generated 256 px images (80% train), decode + resize + normalise "
+            "included in both; paddle_dx = Trainer.train_epoch with Global.feature_cache=on "
+            "(Paddle Inference + oneDNN); the cache starts cold in every worker",
+            f"stages 3-4 + head: {args.partial_images} generated images, {FREEZES['partial'][1]} epochs; "
+            "paddle_dx caches the stage-2 maps (Global.feature_cache=on), PyTorch recomputes them",
+            f"esophageal recipe: {args.eso_images} generated images, configs/esophagus_resnet50.yaml's Train "
+            "ops, paddle_dx defaults (preprocess and feature caches auto: denoised images and the 4 flip "
+            "variants' features cached), PyTorch redoes crop, resize, fastNlMeans, flips and backbone each epoch",
+            f"evaluation: {args.eval_images} generated images (the train list), ResNet-50 every layer "
+            f"trainable, {EVALUATIONS} evaluations with the weights changed before each; inference = "
+            "Global.eval_engine inference (export + predictor creation included)",
+        ],
+        started,
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """``python -m paddle_dx COMMAND ...``: the same as the ``paddle_dx`` console command."""
+
 import sys
 
 from paddle_dx.commands import main

@@ -1,5 +1,6 @@
 """What every command (``paddle_dx NAME``, ``tools/*.py``) shares: ``-c CONFIG -o Key=value``
 parsing and clean error exits."""
+
 import argparse
 import logging
 import sys
@@ -12,12 +13,23 @@ quiet_native_logs()  # before any tool imports paddle
 
 def config_parser(description, prog=None):
     """An argparse parser with PaddleClas's ``-c`` / ``-o`` options."""
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True,
-                        help="YAML config file, or the name of a shipped one (`paddle_dx configs` lists them)")
-    parser.add_argument("-o", "--override", action="append", default=[], nargs="+",
-                        help="override a config key, e.g. -o Global.epochs=3 (repeatable)")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        required=True,
+        help="YAML config file, or the name of a shipped one (`paddle_dx configs` lists them)",
+    )
+    parser.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        nargs="+",
+        help="override a config key, e.g. -o Global.epochs=3 (repeatable)",
+    )
     return parser
 
 
@@ -29,6 +41,7 @@ def load_config_args(args):
     """The validated config of ``-c`` (a file, else a shipped config's name) with ``-o`` applied."""
     from paddle_dx.config import load_config
     from paddle_dx.config.shipped import resolve_config
+
     return load_config(resolve_config(args.config), overrides(args))
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny generated datasets and configs, and the shared real datasets."""
+
 import os
 import sys
 from pathlib import Path
@@ -11,8 +12,12 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-golden", action="store_true", default=False,
-                     help="rewrite tests/golden/*.json from this run and print the diff (tests/test_golden.py)")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/*.json from this run and print the diff (tests/test_golden.py)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +42,7 @@ def make_tiny_dataset(root, per_class=8, size=32, seed=0, classes=("normal", "le
     """Write a small synthetic class-folder tree and its train/val/test lists; return the list dir."""
     from paddle_dx.data.split import write_split
     from paddle_dx.data.synthetic import write_demo_dataset
+
     images = write_demo_dataset(Path(root) / "images", per_class=per_class, size=size, seed=seed, classes=classes)
     lists = Path(root) / "lists"
     write_split(images, lists, ratios=(2, 1, 1), seed=seed, classes=list(classes))
@@ -48,19 +54,32 @@ def tiny_config(images, lists, output_dir, **overrides):
     from paddle_dx.config import load_config
 
     def loader(split, ops):
-        return {"dataset": {"image_root": str(images), "cls_label_path": str(Path(lists) / f"{split}_list.txt"),
-                            "transform_ops": ops},
-                "sampler": {"batch_size": 4}, "loader": {"num_workers": 0}}
+        return {
+            "dataset": {
+                "image_root": str(images),
+                "cls_label_path": str(Path(lists) / f"{split}_list.txt"),
+                "transform_ops": ops,
+            },
+            "sampler": {"batch_size": 4},
+            "loader": {"num_workers": 0},
+        }
 
     raw = {
-        "Global": {"seed": 7, "epochs": 2, "output_dir": str(output_dir), "image_shape": [3, 32, 32],
-                   "use_visualdl": False, "device": "cpu"},
+        "Global": {
+            "seed": 7,
+            "epochs": 2,
+            "output_dir": str(output_dir),
+            "image_shape": [3, 32, 32],
+            "use_visualdl": False,
+            "device": "cpu",
+        },
         "Arch": {"name": "LeNet5", "class_num": 2, "pretrained": False},
         "Optimizer": {"name": "Adam", "lr": 0.003},
-        "DataLoader": {"Train": loader("train", [{"ResizeImage": {}}, {"RandomFlip": {}},
-                                                  {"NormalizeImage": {}}]),
-                       "Eval": loader("val", [{"ResizeImage": {}}, {"NormalizeImage": {}}]),
-                       "Test": loader("test", [{"ResizeImage": {}}, {"NormalizeImage": {}}])},
+        "DataLoader": {
+            "Train": loader("train", [{"ResizeImage": {}}, {"RandomFlip": {}}, {"NormalizeImage": {}}]),
+            "Eval": loader("val", [{"ResizeImage": {}}, {"NormalizeImage": {}}]),
+            "Test": loader("test", [{"ResizeImage": {}}, {"NormalizeImage": {}}]),
+        },
     }
     flat = [f"{k}={v}" for k, v in overrides.items()]
     return load_config(raw=raw, overrides=flat)

@@ -3,6 +3,7 @@ top-left quadrant of a noisy grey image; class ``plain``: none. Both classes get
 with as many saturated pixels in the bottom half, so "the brightest thing" is not the answer:
 an untrained LeNet5 spreads its Grad-CAM heat between square and bar (measured top-left share
 0.32-0.52), a trained one puts ~0.95 of it on the square. Imported by tests."""
+
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,7 @@ def _square(img, quadrant, rng):
     half, side = img.shape[0] // 2, img.shape[0] // 5
     y, x = (int(v) for v in rng.integers(1, half - side, 2))
     y, x = y + half * (quadrant // 2), x + half * (quadrant % 2)
-    img[y:y + side, x:x + side] = 255
+    img[y : y + side, x : x + side] = 255
 
 
 def corner_image(label, rng, size=SIZE, distractor=None):
@@ -37,12 +38,13 @@ def _bar(img, rng):
     length, thick = (size // 5) ** 2 // 4, 4  # as many white pixels as the square
     y = int(rng.integers(size // 2, size - thick))
     x = int(rng.integers(0, size - length))
-    img[y:y + thick, x:x + length] = (255, 0, 0)
+    img[y : y + thick, x : x + length] = (255, 0, 0)
 
 
 def write_corner_dataset(root, per_class=40, seed=0):
     """Write ``root/images/<class>/*.png`` and train/val/test lists; return (images, lists)."""
     from paddle_dx.data.split import write_split
+
     rng = np.random.default_rng(seed)
     images = Path(root) / "images"
     for label, name in enumerate(CLASSES):
@@ -58,11 +60,22 @@ def write_corner_dataset(root, per_class=40, seed=0):
 def train_corner_model(root, epochs=4, arch="LeNet5", per_class=40):
     """Train LeNet5 at 64 px (no flips: they would move the corner); return the config used."""
     from paddle_dx.engine.trainer import Trainer
+
     images, lists = write_corner_dataset(root, per_class)
     ops = "[{ResizeImage: {}}, {NormalizeImage: {}}]"
-    config = tiny_config(images, lists, Path(root) / "out", **{
-        "Global.epochs": epochs, "Global.image_shape": "[3, 64, 64]", "Arch.class_num": 2, "Arch.name": arch,
-        "DataLoader.Train.dataset.transform_ops": ops, "DataLoader.Train.sampler.batch_size": 8})
+    config = tiny_config(
+        images,
+        lists,
+        Path(root) / "out",
+        **{
+            "Global.epochs": epochs,
+            "Global.image_shape": "[3, 64, 64]",
+            "Arch.class_num": 2,
+            "Arch.name": arch,
+            "DataLoader.Train.dataset.transform_ops": ops,
+            "DataLoader.Train.sampler.batch_size": 8,
+        },
+    )
     Trainer(config).fit()
     return config
 
@@ -71,11 +84,18 @@ def export_corner_model(root, epochs=4):
     """Train the corner model and export it; return (config, export dir)."""
     from paddle_dx.config import load_config
     from paddle_dx.inference import export_from_config
+
     config = train_corner_model(root, epochs)
     export_dir = Path(root) / "export"
-    export_from_config(load_config(raw=config, overrides=[
-        f"Global.pretrained_model={config['Global']['output_dir']}/best_model.pdparams",
-        f"Global.save_inference_dir={export_dir}"]))
+    export_from_config(
+        load_config(
+            raw=config,
+            overrides=[
+                f"Global.pretrained_model={config['Global']['output_dir']}/best_model.pdparams",
+                f"Global.save_inference_dir={export_dir}",
+            ],
+        )
+    )
     return config, export_dir
 
 

@@ -1,4 +1,5 @@
 """Write small synthetic CT slices and LIDC XML for the DICOM/LIDC tests (not a test module)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,9 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 SECRET_NAME, SECRET_ID, SECRET_BIRTH = "Doe^Jane", "MRN-4471-SECRET", "19700101"
 
 
-def write_ct_slice(path, hu, series_uid, study_uid, z, sop_uid=None, photometric="MONOCHROME2",
-                   spacing=0.7, patient_id=SECRET_ID):
+def write_ct_slice(
+    path, hu, series_uid, study_uid, z, sop_uid=None, photometric="MONOCHROME2", spacing=0.7, patient_id=SECRET_ID
+):
     """A real single-frame CT DICOM file (int16 stored, intercept -1024) holding ``hu``."""
     sop_uid = sop_uid or generate_uid()
     meta = FileMetaDataset()
@@ -40,9 +42,9 @@ def disc_slice(size, centre=None, radius=5, background=-790, inside=40, fov=None
     yy, xx = np.mgrid[:size, :size]
     hu = np.full((size, size), background, np.int16)
     if centre is not None:
-        hu[(xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius ** 2] = inside
+        hu[(xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius**2] = inside
     if fov:
-        hu[(xx - size / 2) ** 2 + (yy - size / 2) ** 2 > fov ** 2] = -2000
+        hu[(xx - size / 2) ** 2 + (yy - size / 2) ** 2 > fov**2] = -2000
     return hu
 
 
@@ -61,8 +63,11 @@ def roi_xml(points, sop_uid=None, z=None, tag="roi", point_tag="edgeMap"):
 
 
 def nodule_xml(nodule_id, rois, malignancy=None):
-    chars = f"<characteristics><subtlety>3</subtlety><malignancy>{malignancy}</malignancy></characteristics>" \
-        if malignancy else ""
+    chars = (
+        f"<characteristics><subtlety>3</subtlety><malignancy>{malignancy}</malignancy></characteristics>"
+        if malignancy
+        else ""
+    )
     return f"<unblindedReadNodule><noduleID>{nodule_id}</noduleID>{chars}{''.join(rois)}</unblindedReadNodule>"
 
 
@@ -73,9 +78,13 @@ def non_nodule_xml(mark_id, point, sop_uid=None, z=None):
 
 def lidc_xml(series_uid, sessions):
     """An XML document in the LIDC ``LidcReadMessage`` schema; ``sessions`` = [[mark xml, ...], ...]."""
-    body = "".join(f"<readingSession><annotationVersion>3.12</annotationVersion>"
-                   f"<servicingRadiologistID>{1000 + i}</servicingRadiologistID>{''.join(marks)}</readingSession>"
-                   for i, marks in enumerate(sessions))
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<LidcReadMessage uid="1.2.3" xmlns="http://www.nih.gov">'
-            f"<ResponseHeader><Version>1.8.1</Version><SeriesInstanceUid>{series_uid}</SeriesInstanceUid>"
-            f"</ResponseHeader>{body}</LidcReadMessage>")
+    body = "".join(
+        f"<readingSession><annotationVersion>3.12</annotationVersion>"
+        f"<servicingRadiologistID>{1000 + i}</servicingRadiologistID>{''.join(marks)}</readingSession>"
+        for i, marks in enumerate(sessions)
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<LidcReadMessage uid="1.2.3" xmlns="http://www.nih.gov">'
+        f"<ResponseHeader><Version>1.8.1</Version><SeriesInstanceUid>{series_uid}</SeriesInstanceUid>"
+        f"</ResponseHeader>{body}</LidcReadMessage>"
+    )

@@ -1,5 +1,6 @@
 """``python tests/loader_fault_driver.py train|eval ARGS...``: a tool run with the test op
 ``FaultOn`` registered, which raises (or stalls) on the one image that is 33 pixels high."""
+
 import runpy
 import sys
 import time

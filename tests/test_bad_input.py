@@ -1,6 +1,7 @@
 """Bad input never ends in a traceback: each case either stops with a message naming the file or
 key, or is skipped and reported. The decision per case is the table in docs/reproducibility.md
 ("Bad input: stop or skip"); these tests are that table, executable."""
+
 import json
 import logging
 import re
@@ -29,8 +30,10 @@ def noise(h=48, w=48, c=3, dtype=np.uint8):
 
 def png_bytes(width, height, bit_depth, colour_type, raw_rows):
     """A PNG file from its parts (lets a test declare any size cheaply)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw_rows) + chunk(b"IEND", b"")
 
@@ -49,6 +52,7 @@ def write(path, img):
 
 # ---- images that stop a run (or are skipped with Global.skip_bad_images) -----------------
 
+
 def make_bad_images(folder):
     """{name: (path, expected words in the message)} for every unreadable-image case."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -58,8 +62,10 @@ def make_bad_images(folder):
         "truncated.jpg": (good_jpg[: len(good_jpg) // 2], "truncated JPEG"),
         "corrupt.jpg": (good_jpg[:2] + b"\x00" * 64 + good_jpg[66:], "not a decodable image"),
         "truncated.png": (good_png[: len(good_png) // 2], "not a decodable image"),
-        "corrupt.png": (good_png[:60] + bytes(b ^ 0xFF for b in good_png[60:90]) + good_png[90:],
-                        "not a decodable image"),
+        "corrupt.png": (
+            good_png[:60] + bytes(b ^ 0xFF for b in good_png[60:90]) + good_png[90:],
+            "not a decodable image",
+        ),
         "text.jpg": (b"patient notes, not an image\n" * 20, "not a decodable image"),
         "empty.png": (b"", "empty file"),
         "one_pixel.png": (cv2.imencode(".png", noise(1, 1))[1].tobytes(), "only 1x1 pixels"),
@@ -142,8 +148,7 @@ def test_skip_bad_images_finishes_and_lists_every_skipped_file(dataset_with_bad_
     images, lists, bad = dataset_with_bad_images
     out = tmp_path / "out"
     n_good = len((lists / "train_list.txt").read_text().splitlines()) - len(bad)
-    result = Trainer(tiny_config(images, lists, out, **{"Global.skip_bad_images": True,
-                                                        "Global.epochs": 1})).fit()
+    result = Trainer(tiny_config(images, lists, out, **{"Global.skip_bad_images": True, "Global.epochs": 1})).fit()
     listed = dict(line.split("\t") for line in (out / "skipped_images.txt").read_text().splitlines())
     assert set(listed) == {str(p) for p, _ in bad.values()}
     assert {s["path"] for s in json.loads((out / "metrics.json").read_text())["skipped_images"]} == set(listed)
@@ -163,6 +168,7 @@ def test_every_image_unreadable_is_an_empty_dataset(tmp_path):
 
 # ---- list files ------------------------------------------------------------------------
 
+
 def read_list(tmp_path, text, class_num=2, newline="\n"):
     from paddle_dx.data.list_file import read_list_file
 
@@ -173,15 +179,18 @@ def read_list(tmp_path, text, class_num=2, newline="\n"):
     return read_list_file(path, tmp_path, class_num)
 
 
-@pytest.mark.parametrize("text, words", [
-    ("a.png 0\nmissing.png 1\ngone/x.png 0\n", ["line 2: image not found", "missing.png", "line 3", "gone/x.png"]),
-    ("a.png 2\n", ["line 1: label 2 is out of range 0..1", "Arch.class_num=2"]),
-    ("a.png -1\n", ["line 1: label -1 is out of range 0..1"]),
-    ("a.png zero\n", ["line 1: label 'zero' is not an integer"]),
-    ("a.png 0\na.png 1\n", ["line 2: a.png is listed again with label 1 (label 0 earlier)"]),
-    ("", ["the list is empty"]),
-    ("# only a comment\n\n", ["the list is empty"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("a.png 0\nmissing.png 1\ngone/x.png 0\n", ["line 2: image not found", "missing.png", "line 3", "gone/x.png"]),
+        ("a.png 2\n", ["line 1: label 2 is out of range 0..1", "Arch.class_num=2"]),
+        ("a.png -1\n", ["line 1: label -1 is out of range 0..1"]),
+        ("a.png zero\n", ["line 1: label 'zero' is not an integer"]),
+        ("a.png 0\na.png 1\n", ["line 2: a.png is listed again with label 1 (label 0 earlier)"]),
+        ("", ["the list is empty"]),
+        ("# only a comment\n\n", ["the list is empty"]),
+    ],
+)
 def test_list_file_problems_stop_with_file_line_and_reason(tmp_path, text, words):
     with pytest.raises(DataError) as err:
         read_list(tmp_path, text)
@@ -208,8 +217,11 @@ def test_one_image_under_two_spellings_is_one_sample(tmp_path, caplog, second):
         assert read_list_file(tmp_path / "list.txt", tmp_path, 2) == [(str(tmp_path / "normal" / "a.png"), 0)]
     assert "duplicate line" in caplog.text
     (tmp_path / "list.txt").write_text(f"normal/a.png 0\n{second} 1\n")
-    with pytest.raises(DataError, match=rf"line 2: normal/a.png is listed again \(as {re.escape(second)}\) "
-                                        r"with label 1 \(label 0 earlier\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"line 2: normal/a.png is listed again \(as {re.escape(second)}\) "
+        r"with label 1 \(label 0 earlier\)",
+    ):
         read_list_file(tmp_path / "list.txt", tmp_path, 2)
 
 
@@ -232,6 +244,7 @@ def test_list_entries_outside_the_image_root_are_warned_about_and_reported(tmp_p
     assert len(warnings) == 1 and "2 image(s)" in warnings[0] and "up.png" in warnings[0] and "abs.png" in warnings[0]
     assert build_dataset(config, "Eval")[1]["outside_root"] == []
     from paddle_dx.engine.manifest import data_fingerprint
+
     splits, _ = data_fingerprint(config, {})
     assert splits["Train"]["outside_image_root"] == report["outside_root"]  # the manifest says so
     assert splits["Eval"]["outside_image_root"] == []
@@ -244,9 +257,15 @@ def test_a_class_missing_from_a_split(tmp_path, caplog):
     for split in ("train", "val"):
         only_normal = [l for l in (lists / f"{split}_list.txt").read_text().splitlines() if l.endswith(" 0")]
         (lists / f"{split}_0.txt").write_text("\n".join(only_normal) + "\n")
-    config = tiny_config(images, lists, tmp_path / "out", **{
-        "DataLoader.Train.dataset.cls_label_path": str(lists / "train_0.txt"),
-        "DataLoader.Eval.dataset.cls_label_path": str(lists / "val_0.txt")})
+    config = tiny_config(
+        images,
+        lists,
+        tmp_path / "out",
+        **{
+            "DataLoader.Train.dataset.cls_label_path": str(lists / "train_0.txt"),
+            "DataLoader.Eval.dataset.cls_label_path": str(lists / "val_0.txt"),
+        },
+    )
     with pytest.raises(DataError, match=r"train_0.txt: no images of class label\(s\) \[1\] in the Train split"):
         build_dataset(config, "Train")
     with caplog.at_level(logging.WARNING):
@@ -256,12 +275,16 @@ def test_a_class_missing_from_a_split(tmp_path, caplog):
 
 # ---- configs ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("yaml_text, error", [
-    ("Global:\n  epochs: 3\n   seed: 1\n", r"(?s)bad.yaml: YAML syntax error.*line 3"),
-    ("Global:\n  epoch: 3\n", r"unknown config key 'Global.epoch' \(did you mean 'epochs'\?\)"),
-    ("Global:\n  epochs: three\n", r"config key 'Global.epochs' has the wrong type: expected int, got str"),
-    ("Arch:\n  dropout: [0.5]\n", r"config key 'Arch.dropout' has the wrong type"),
-])
+
+@pytest.mark.parametrize(
+    "yaml_text, error",
+    [
+        ("Global:\n  epochs: 3\n   seed: 1\n", r"(?s)bad.yaml: YAML syntax error.*line 3"),
+        ("Global:\n  epoch: 3\n", r"unknown config key 'Global.epoch' \(did you mean 'epochs'\?\)"),
+        ("Global:\n  epochs: three\n", r"config key 'Global.epochs' has the wrong type: expected int, got str"),
+        ("Arch:\n  dropout: [0.5]\n", r"config key 'Arch.dropout' has the wrong type"),
+    ],
+)
 def test_config_errors_name_the_file_or_key(tmp_path, yaml_text, error):
     from paddle_dx.config import load_config
 
@@ -275,22 +298,35 @@ def pipeline_config(tmp_path, **overrides):
     return lambda: tiny_config(images, lists, tmp_path / "out", **overrides)
 
 
-@pytest.mark.parametrize("overrides, error", [
-    # PaddleClas's own spelling, left as text: refused when the config is read, not in the DataLoader
-    ({"DataLoader.Train.dataset.transform_ops": "[{NormalizeImage: {scale: 1.0/255.0}}]"},
-     r"^DataLoader\.Train\.dataset\.transform_ops\[0\]\.NormalizeImage\.scale: expected number, got str "
-     r"\('1\.0/255\.0'\)$"),
-    ({"DataLoader.Test.dataset.transform_ops": "[{ResizeImage: {}}, {CenterCrop: {sizes: 3}}]"},
-     r"^DataLoader\.Test\.dataset\.transform_ops\[1\]\.CenterCrop: unknown parameter 'sizes'"),
-    # trains and exports silently otherwise; only tools/infer.py would fail
-    ({"DataLoader.Train.dataset.transform_ops": "[{RandomResizedCrop: {size: 224}}, {NormalizeImage: {}}]"},
-     r"^DataLoader\.Train\.dataset\.transform_ops gives images of shape \[3, 224, 224\] .* but "
-     r"Global\.image_shape is \[3, 32, 32\]"),
-    ({"DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {resize_short: 32}}, {NormalizeImage: {}}]"},
-     r"^DataLoader\.Eval\.dataset\.transform_ops gives images of shape \[3, 32, 43\]"),
-    ({"DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {}}, {Grayscale: {channels: 1}}]"},
-     r"^DataLoader\.Eval\.dataset\.transform_ops gives images of shape \[1, 32, 32\]"),
-])
+@pytest.mark.parametrize(
+    "overrides, error",
+    [
+        # PaddleClas's own spelling, left as text: refused when the config is read, not in the DataLoader
+        (
+            {"DataLoader.Train.dataset.transform_ops": "[{NormalizeImage: {scale: 1.0/255.0}}]"},
+            r"^DataLoader\.Train\.dataset\.transform_ops\[0\]\.NormalizeImage\.scale: expected number, got str "
+            r"\('1\.0/255\.0'\)$",
+        ),
+        (
+            {"DataLoader.Test.dataset.transform_ops": "[{ResizeImage: {}}, {CenterCrop: {sizes: 3}}]"},
+            r"^DataLoader\.Test\.dataset\.transform_ops\[1\]\.CenterCrop: unknown parameter 'sizes'",
+        ),
+        # trains and exports silently otherwise; only tools/infer.py would fail
+        (
+            {"DataLoader.Train.dataset.transform_ops": "[{RandomResizedCrop: {size: 224}}, {NormalizeImage: {}}]"},
+            r"^DataLoader\.Train\.dataset\.transform_ops gives images of shape \[3, 224, 224\] .* but "
+            r"Global\.image_shape is \[3, 32, 32\]",
+        ),
+        (
+            {"DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {resize_short: 32}}, {NormalizeImage: {}}]"},
+            r"^DataLoader\.Eval\.dataset\.transform_ops gives images of shape \[3, 32, 43\]",
+        ),
+        (
+            {"DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {}}, {Grayscale: {channels: 1}}]"},
+            r"^DataLoader\.Eval\.dataset\.transform_ops gives images of shape \[1, 32, 32\]",
+        ),
+    ],
+)
 def test_transform_ops_are_checked_when_the_config_is_loaded(tmp_path, overrides, error):
     with pytest.raises(ConfigError, match=error):
         pipeline_config(tmp_path, **overrides)()
@@ -308,8 +344,11 @@ def test_a_pipeline_op_that_fails_on_a_valid_image_is_named_at_load(tmp_path):
             raise ValueError("cannot work on this")
 
     try:
-        with pytest.raises(ConfigError, match=r"^DataLoader\.Train\.dataset\.transform_ops: BrokenOp fails on a "
-                                              r"300x400 RGB test image: ValueError: cannot work on this$"):
+        with pytest.raises(
+            ConfigError,
+            match=r"^DataLoader\.Train\.dataset\.transform_ops: BrokenOp fails on a "
+            r"300x400 RGB test image: ValueError: cannot work on this$",
+        ):
             pipeline_config(tmp_path, **{"DataLoader.Train.dataset.transform_ops": "[BrokenOp, ResizeImage]"})()
     finally:
         TRANSFORMS._items.pop("BrokenOp")
@@ -327,6 +366,7 @@ def test_tools_print_one_line_and_exit_2_without_traceback(tmp_path, monkeypatch
 
 
 # ---- weights and checkpoints -----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def lenet_run(tmp_path_factory):
@@ -372,6 +412,7 @@ def test_weights_for_another_architecture_are_refused(lenet_run, tmp_path):
 
 # ---- output directory ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("where", ["under_a_file", "proc"])
 def test_unwritable_output_dir_fails_at_start_up(lenet_run, tmp_path, where):
     """Tests run as root, which ignores permission bits: use places no one can write."""
@@ -398,6 +439,7 @@ def test_full_disk_fails_at_start_up(lenet_run, tmp_path, monkeypatch):
 
 # ---- start-up: list files and the run folder --------------------------------------------
 
+
 def test_design_card_command_on_a_fresh_checkout_says_what_to_put_where(tmp_path, monkeypatch, capsys):
     """tools/train.py -c configs/esophagus_resnet50.yaml without data: the split command, no run folder."""
     monkeypatch.chdir(tmp_path)
@@ -410,7 +452,8 @@ def test_design_card_command_on_a_fresh_checkout_says_what_to_put_where(tmp_path
         "(nor DataLoader.Eval: data/esophagus/lists/val_list.txt, DataLoader.Test: data/esophagus/lists/test_list.txt). "
         "Put the images in data/esophagus/images/<class>/ (classes: normal, pathological) and run: "
         "python tools/split_dataset.py --image-root data/esophagus/images --out data/esophagus/lists "
-        "--classes normal,pathological\n")
+        "--classes normal,pathological\n"
+    )
     assert list(tmp_path.iterdir()) == []  # no output/ left behind
 
 
@@ -419,8 +462,11 @@ def test_a_missing_test_list_stops_the_run_before_training(tmp_path):
 
     images, lists = make_tiny_dataset(tmp_path / "data", per_class=4)
     (lists / "test_list.txt").unlink()
-    with pytest.raises(DataError, match=r"^DataLoader.Test.dataset.cls_label_path: .*test_list.txt not found\. "
-                                        r"Put the images in .*images/<class>/ \(classes: normal, lesion\)"):
+    with pytest.raises(
+        DataError,
+        match=r"^DataLoader.Test.dataset.cls_label_path: .*test_list.txt not found\. "
+        r"Put the images in .*images/<class>/ \(classes: normal, lesion\)",
+    ):
         Trainer(tiny_config(images, lists, tmp_path / "out" / "run"))
     assert not (tmp_path / "out").exists()
 

@@ -1,5 +1,6 @@
 """Every study split is free of exact duplicates, on the real brain MRI data (pixel-identical
 copies saved as different JPEG files, which a byte hash cannot see)."""
+
 from collections import defaultdict
 from pathlib import Path
 
@@ -37,9 +38,13 @@ def test_study_split_has_no_pixel_duplicate_across_splits_that_bytes_would_miss(
     data, folders, pixels = brain
     study = get_study("brain")
     split = split_study_data(data, folders, study.ratios, SEED, tmp_path / "splits", group_regex=study.group_regex)
-    files = {s: [data / line.rsplit(maxsplit=1)[0]
-                 for line in (Path(split.lists_dir) / f"{s}_list.txt").read_text().splitlines()]
-             for s in SPLIT_NAMES}
+    files = {
+        s: [
+            data / line.rsplit(maxsplit=1)[0]
+            for line in (Path(split.lists_dir) / f"{s}_list.txt").read_text().splitlines()
+        ]
+        for s in SPLIT_NAMES
+    }
     assert sum(map(len, files.values())) == len(pixels)
     assert cross_split_duplicates(files, pixels) == []
     # the same ratios and seed without content groups (the old split) leak copies across splits,

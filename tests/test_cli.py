@@ -2,6 +2,7 @@
 console script and ``python -m paddle_dx``, tools/*.py share its parsers, the study configs ship
 in the package and ``-c NAME`` finds them. (The wheel itself is built and installed on the other
 supported Python versions by .ci/python_versions.sh: too slow for pytest.)"""
+
 import os
 import runpy
 import subprocess
@@ -21,10 +22,19 @@ from paddle_dx.studies.catalog import STUDIES
 
 ROOT = Path(__file__).resolve().parents[1]
 # tools/<file> -> the paddle_dx command it wraps
-TOOLS = {"train.py": "train", "eval.py": "eval", "export_model.py": "export", "infer.py": "infer",
-         "gradcam.py": "gradcam", "serve.py": "serve", "split_dataset.py": "split",
-         "make_demo_data.py": "make-demo-data", "prepare_lidc.py": "prepare-lidc",
-         "reproduce.py": "reproduce", "verify_run.py": "verify"}
+TOOLS = {
+    "train.py": "train",
+    "eval.py": "eval",
+    "export_model.py": "export",
+    "infer.py": "infer",
+    "gradcam.py": "gradcam",
+    "serve.py": "serve",
+    "split_dataset.py": "split",
+    "make_demo_data.py": "make-demo-data",
+    "prepare_lidc.py": "prepare-lidc",
+    "reproduce.py": "reproduce",
+    "verify_run.py": "verify",
+}
 REPO_ONLY_TOOLS = {"config_reference.py", "results_table.py"}  # rewrite pages of the repository: no use once installed
 
 
@@ -69,8 +79,9 @@ def test_every_tool_wraps_its_command_with_the_same_parser(tmp_path):
         options = {o for a in load(name).build_parser()._actions for o in a.option_strings}
         assert options and all(o in tool_help.stdout for o in options), tool
         # identical help but for the program name (argparse wraps the usage line by its length)
-        assert flat(tool_help.stdout).replace(f"usage: {tool} ", "usage: PROG ") == \
-            flat(command_help.stdout).replace(f"usage: paddle_dx {name} ", "usage: PROG "), tool
+        assert flat(tool_help.stdout).replace(f"usage: {tool} ", "usage: PROG ") == flat(command_help.stdout).replace(
+            f"usage: paddle_dx {name} ", "usage: PROG "
+        ), tool
 
 
 def test_configs_lists_every_shipped_config_with_its_first_comment(tmp_path):
@@ -84,7 +95,9 @@ def test_configs_lists_every_shipped_config_with_its_first_comment(tmp_path):
     shown = call([sys.executable, "-m", "paddle_dx", "configs", "demo"], tmp_path)
     assert shown.stdout == (ROOT / "configs" / "demo.yaml").read_text(encoding="utf-8")
     unknown = call([sys.executable, "-m", "paddle_dx", "configs", "demoo"], tmp_path)
-    assert unknown.returncode == 2 and unknown.stderr.startswith("error: no shipped config 'demoo' (did you mean 'demo'?)")
+    assert unknown.returncode == 2 and unknown.stderr.startswith(
+        "error: no shipped config 'demoo' (did you mean 'demo'?)"
+    )
 
 
 def test_a_bare_name_is_the_shipped_config_and_a_real_file_wins(tmp_path, monkeypatch):
@@ -97,8 +110,11 @@ def test_a_bare_name_is_the_shipped_config_and_a_real_file_wins(tmp_path, monkey
     (tmp_path / "esophagus_resnet50").write_text("Global: {epochs: 1}\n")
     assert resolve_config("esophagus_resnet50") == "esophagus_resnet50"  # the file in the working folder
     assert resolve_config("configs/missing.yaml") == "configs/missing.yaml"  # left for the loader to report
-    with pytest.raises(ConfigError, match="-c esophagus_resnet5: no such file and no shipped config of that "
-                                          "name [(]did you mean 'esophagus_resnet50'[?][)]"):
+    with pytest.raises(
+        ConfigError,
+        match="-c esophagus_resnet5: no such file and no shipped config of that "
+        "name [(]did you mean 'esophagus_resnet50'[?][)]",
+    ):
         resolve_config("esophagus_resnet5")
 
 
@@ -122,6 +138,7 @@ def test_pyproject_lists_every_package_and_maps_the_configs():
 def test_a_missing_paddle_or_paddleclas_is_one_line_with_the_install_command(module, capsys):
     def main():
         raise ModuleNotFoundError(f"No module named '{module}'", name=module)
+
     with pytest.raises(SystemExit) as stop:
         run(main)
     assert stop.value.code == 2

@@ -1,5 +1,6 @@
 """A training's terminal output is quiet and in one format: no Paddle C++ INFO lines, no ccache
 warning, no PaddleClas init_res notice, one timestamp format."""
+
 import re
 import subprocess
 import sys
@@ -11,12 +12,18 @@ def test_train_prints_only_paddle_dx_lines_in_one_format(tiny_dataset, tmp_path)
     from paddle_dx.config import dump_config
 
     images, lists = tiny_dataset
-    config = tiny_config(images, lists, tmp_path / "run", **{"Arch.name": "ResNet18", "Global.epochs": 1,
-                                                             "Global.engine": "static"})
+    config = tiny_config(
+        images, lists, tmp_path / "run", **{"Arch.name": "ResNet18", "Global.epochs": 1, "Global.engine": "static"}
+    )
     dump_config(config, tmp_path / "config.yaml")
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("GLOG_", "FLAGS_call"))}
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     assert "epoch 1/1" in out

@@ -1,4 +1,5 @@
 """Config contract: -o overrides, defaults, and errors that name the key and the fix."""
+
 import re
 
 import numpy as np
@@ -12,10 +13,19 @@ from paddle_dx.errors import ConfigError
 
 
 def test_overrides_are_parsed_as_yaml_and_defaults_fill_the_rest():
-    config = load_config(raw={"Global": {"epochs": 5}}, overrides=[
-        "Global.epochs=3", "Global.image_shape=[3,64,64]", "Arch.name=ResNet18", "Arch.pretrained=false",
-        "Arch.freeze=until stage 2", "Optimizer.lr=0.01", "DataLoader.Train.sampler.batch_size=8",
-        "Global.output_dir=2024"])
+    config = load_config(
+        raw={"Global": {"epochs": 5}},
+        overrides=[
+            "Global.epochs=3",
+            "Global.image_shape=[3,64,64]",
+            "Arch.name=ResNet18",
+            "Arch.pretrained=false",
+            "Arch.freeze=until stage 2",
+            "Optimizer.lr=0.01",
+            "DataLoader.Train.sampler.batch_size=8",
+            "Global.output_dir=2024",
+        ],
+    )
     assert config["Global"]["epochs"] == 3
     assert config["Global"]["image_shape"] == [3, 64, 64]
     assert config["Arch"] == {**config["Arch"], "name": "ResNet18", "pretrained": False, "freeze": "until stage 2"}
@@ -48,13 +58,16 @@ def test_scientific_notation_without_a_dot_is_a_number(tmp_path, text, value):
     assert load_config(path)["Optimizer"]["lr"] == pytest.approx(value)
 
 
-@pytest.mark.parametrize("override, key, suggestion", [
-    ("Global.epoch=3", "Global.epoch", "epochs"),
-    ("Optimizer.learning_rate=0.1", "Optimizer.learning_rate", None),
-    ("Optimzer.lr=0.1", "Optimzer", "Optimizer"),
-    ("DataLoader.Train.sampler.batchsize=4", "DataLoader.Train.sampler.batchsize", "batch_size"),
-    ("Arch.freze=backbone", "Arch.freze", "freeze"),
-])
+@pytest.mark.parametrize(
+    "override, key, suggestion",
+    [
+        ("Global.epoch=3", "Global.epoch", "epochs"),
+        ("Optimizer.learning_rate=0.1", "Optimizer.learning_rate", None),
+        ("Optimzer.lr=0.1", "Optimzer", "Optimizer"),
+        ("DataLoader.Train.sampler.batchsize=4", "DataLoader.Train.sampler.batchsize", "batch_size"),
+        ("Arch.freze=backbone", "Arch.freze", "freeze"),
+    ],
+)
 def test_unknown_key_names_the_key_and_the_closest_valid_one(override, key, suggestion):
     message = error_for(override)
     assert f"unknown config key '{key}'" in message
@@ -69,15 +82,18 @@ def test_misspelt_key_in_the_yaml_file_is_an_error_too(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("override, key, expected", [
-    ("Global.epochs=abc", "Global.epochs", "int"),
-    ("Global.epochs=2.5", "Global.epochs", "int"),
-    ("Global.use_visualdl=3", "Global.use_visualdl", "bool"),
-    ("Optimizer.lr=fast", "Optimizer.lr", "int or float"),
-    ("Optimizer.lr=1e-4x", "Optimizer.lr", "int or float"),
-    ("Global.image_shape=224", "Global.image_shape", "list"),
-    ("Global.seed=true", "Global.seed", "int"),
-])
+@pytest.mark.parametrize(
+    "override, key, expected",
+    [
+        ("Global.epochs=abc", "Global.epochs", "int"),
+        ("Global.epochs=2.5", "Global.epochs", "int"),
+        ("Global.use_visualdl=3", "Global.use_visualdl", "bool"),
+        ("Optimizer.lr=fast", "Optimizer.lr", "int or float"),
+        ("Optimizer.lr=1e-4x", "Optimizer.lr", "int or float"),
+        ("Global.image_shape=224", "Global.image_shape", "list"),
+        ("Global.seed=true", "Global.seed", "int"),
+    ],
+)
 def test_wrong_type_names_the_key_and_the_expected_type(override, key, expected):
     message = error_for(override)
     assert f"'{key}'" in message and f"expected {expected}" in message
@@ -96,14 +112,18 @@ def test_bad_values_are_rejected_with_the_allowed_ones():
         load_config(raw={}, overrides=["Global.epochs"])
 
 
-@pytest.mark.parametrize("key, registry", [
-    ("Optimizer.name", "paddle_dx.engine.optimizer:OPTIMIZERS"),
-    ("Arch.name", "paddle_dx.models.backbones:BACKBONES"),
-    ("DataLoader.Train.sampler.name", "paddle_dx.data.sampler:SAMPLERS"),
-])
+@pytest.mark.parametrize(
+    "key, registry",
+    [
+        ("Optimizer.name", "paddle_dx.engine.optimizer:OPTIMIZERS"),
+        ("Arch.name", "paddle_dx.models.backbones:BACKBONES"),
+        ("DataLoader.Train.sampler.name", "paddle_dx.data.sampler:SAMPLERS"),
+    ],
+)
 def test_component_names_are_checked_against_their_registry(key, registry):
     """The registry is the one list of names: registering a component makes it a valid value."""
     import importlib
+
     module, attr = registry.split(":")
     reg = getattr(importlib.import_module(module), attr)
     with pytest.raises(ConfigError, match=re.escape(f"'{key}' = 'Extra' is not one of {reg.names()}")):
@@ -121,9 +141,12 @@ def test_component_names_are_checked_against_their_registry(key, registry):
 def test_loading_a_config_does_not_import_paddle_until_a_component_name_is_checked():
     import subprocess
     import sys
-    code = ("import sys; from paddle_dx.config import load_config; "
-            "load_config(raw={'Global': {'epochs': 2}}); print('paddle' in sys.modules); "
-            "load_config(raw={'Optimizer': {'name': 'AdamW'}}); print('paddle' in sys.modules)")
+
+    code = (
+        "import sys; from paddle_dx.config import load_config; "
+        "load_config(raw={'Global': {'epochs': 2}}); print('paddle' in sys.modules); "
+        "load_config(raw={'Optimizer': {'name': 'AdamW'}}); print('paddle' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]
 
@@ -139,12 +162,19 @@ def test_missing_or_broken_config_file_is_named(tmp_path):
 
 def test_image_shape_override_shrinks_every_sized_op_of_the_run(tmp_path):
     from paddle_dx.data.builder import build_dataset
+
     images, lists = make_tiny_dataset(tmp_path / "data", per_class=4, size=48)
-    config = tiny_config(images, lists, tmp_path / "out", **{
-        "Global.image_shape": "[3,24,24]",
-        "DataLoader.Train.dataset.transform_ops": "[{RandomResizedCrop: {}}, {NormalizeImage: {}}]",
-        "DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {resize_short: 30}}, {CenterCrop: {}}, "
-                                                 "{NormalizeImage: {}}]"})
+    config = tiny_config(
+        images,
+        lists,
+        tmp_path / "out",
+        **{
+            "Global.image_shape": "[3,24,24]",
+            "DataLoader.Train.dataset.transform_ops": "[{RandomResizedCrop: {}}, {NormalizeImage: {}}]",
+            "DataLoader.Eval.dataset.transform_ops": "[{ResizeImage: {resize_short: 30}}, {CenterCrop: {}}, "
+            "{NormalizeImage: {}}]",
+        },
+    )
     for mode in ("Train", "Eval"):
         dataset, _ = build_dataset(config, mode)
         image, label = dataset[(0, 0)]
@@ -161,26 +191,29 @@ def test_resolved_config_round_trips_and_hash_ignores_key_order(tmp_path):
     assert config_hash(load_config(raw={}, overrides=["Global.epochs=5"])) != config_hash(config)
 
 
-
 # ---- values out of range, hostile YAML (refused when the config is loaded) -----------------
 
-@pytest.mark.parametrize("override, key, accepted", [
-    ("Global.epochs=0", "Global.epochs", ">= 1"),
-    ("Global.epochs=-3", "Global.epochs", ">= 1"),
-    ("Global.seed=-1", "Global.seed", ">= 0 and <= 4294967295"),
-    ("Global.seed=100000000000000000000", "Global.seed", ">= 0 and <= 4294967295"),
-    ("DataLoader.Train.sampler.batch_size=0", "DataLoader.Train.sampler.batch_size", ">= 1"),
-    ("DataLoader.Eval.sampler.batch_size=-4", "DataLoader.Eval.sampler.batch_size", ">= 1"),
-    ("Global.eval_interval=0", "Global.eval_interval", ">= 1"),
-    ("Global.save_interval=0", "Global.save_interval", ">= 1"),
-    ("Global.num_threads=-2", "Global.num_threads", ">= 0"),
-    ("Optimizer.lr=.nan", "Optimizer.lr", "a finite number > 0"),
-    ("Optimizer.lr=.inf", "Optimizer.lr", "a finite number > 0"),
-    ("Optimizer.lr=-0.1", "Optimizer.lr", "a finite number > 0"),
-    ("Optimizer.lr=0", "Optimizer.lr", "a finite number > 0"),
-    ("Arch.dropout=1.5", "Arch.dropout", "a finite number >= 0 and <= 0.99"),
-    ("Arch.class_num=1", "Arch.class_num", ">= 2"),
-])
+
+@pytest.mark.parametrize(
+    "override, key, accepted",
+    [
+        ("Global.epochs=0", "Global.epochs", ">= 1"),
+        ("Global.epochs=-3", "Global.epochs", ">= 1"),
+        ("Global.seed=-1", "Global.seed", ">= 0 and <= 4294967295"),
+        ("Global.seed=100000000000000000000", "Global.seed", ">= 0 and <= 4294967295"),
+        ("DataLoader.Train.sampler.batch_size=0", "DataLoader.Train.sampler.batch_size", ">= 1"),
+        ("DataLoader.Eval.sampler.batch_size=-4", "DataLoader.Eval.sampler.batch_size", ">= 1"),
+        ("Global.eval_interval=0", "Global.eval_interval", ">= 1"),
+        ("Global.save_interval=0", "Global.save_interval", ">= 1"),
+        ("Global.num_threads=-2", "Global.num_threads", ">= 0"),
+        ("Optimizer.lr=.nan", "Optimizer.lr", "a finite number > 0"),
+        ("Optimizer.lr=.inf", "Optimizer.lr", "a finite number > 0"),
+        ("Optimizer.lr=-0.1", "Optimizer.lr", "a finite number > 0"),
+        ("Optimizer.lr=0", "Optimizer.lr", "a finite number > 0"),
+        ("Arch.dropout=1.5", "Arch.dropout", "a finite number >= 0 and <= 0.99"),
+        ("Arch.class_num=1", "Arch.class_num", ">= 2"),
+    ],
+)
 def test_number_out_of_range_names_the_key_and_the_accepted_range(override, key, accepted):
     message = error_for(override)
     assert message.startswith(f"config key '{key}' = ") and message.endswith(f"out of range: accepted {accepted}")
@@ -193,16 +226,27 @@ def test_stage_values_are_range_checked_like_sections():
 
 
 def test_values_on_the_range_edges_are_accepted():
-    config = load_config(raw={}, overrides=[
-        "Global.epochs=1", "Global.seed=0", "Global.seed=4294967295", "Global.num_threads=0",
-        "DataLoader.Train.sampler.batch_size=1", "Optimizer.lr=1e-9", "Global.image_shape=[3,16,16]"])
-    assert config["Global"]["seed"] == 2 ** 32 - 1 and config["Optimizer"]["lr"] == 1e-9
+    config = load_config(
+        raw={},
+        overrides=[
+            "Global.epochs=1",
+            "Global.seed=0",
+            "Global.seed=4294967295",
+            "Global.num_threads=0",
+            "DataLoader.Train.sampler.batch_size=1",
+            "Optimizer.lr=1e-9",
+            "Global.image_shape=[3,16,16]",
+        ],
+    )
+    assert config["Global"]["seed"] == 2**32 - 1 and config["Optimizer"]["lr"] == 1e-9
 
 
 @pytest.mark.parametrize("shape", ["[3,1,1]", "[3,8,8]", "[1,64,64]", "[4,64,64]", "[3,64,100000]"])
 def test_image_shape_too_small_or_not_rgb_is_refused(shape):
     message = error_for(f"Global.image_shape={shape}")
-    assert message.startswith("config key 'Global.image_shape' must be [3, height, width] with height and width 16..4096")
+    assert message.startswith(
+        "config key 'Global.image_shape' must be [3, height, width] with height and width 16..4096"
+    )
 
 
 def test_output_dir_inside_an_image_root_is_refused(tmp_path):
@@ -240,9 +284,11 @@ def test_yaml_alias_bomb_is_refused_within_a_memory_bound(tmp_path):
 
     path = tmp_path / "bomb.yaml"
     path.write_text(billion_laughs())
-    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20)); "
-            "from paddle_dx.config.loader import read_yaml; from paddle_dx.errors import ConfigError\n"
-            f"try:\n    read_yaml({str(path)!r})\nexcept ConfigError as exc:\n    print(exc); sys.exit(2)")
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20)); "
+        "from paddle_dx.config.loader import read_yaml; from paddle_dx.errors import ConfigError\n"
+        f"try:\n    read_yaml({str(path)!r})\nexcept ConfigError as exc:\n    print(exc); sys.exit(2)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "YAML expands to more than" in done.stdout
@@ -256,8 +302,10 @@ def test_yaml_alias_bomb_in_an_override_is_refused():
 
 def test_repeated_aliases_within_the_budget_still_load(tmp_path):
     path = tmp_path / "anchors.yaml"
-    path.write_text("DataLoader:\n  Train:\n    dataset:\n      transform_ops: &ops [{ResizeImage: {}}, {NormalizeImage: {}}]\n"
-                    "  Eval:\n    dataset:\n      transform_ops: *ops\n  Test:\n    dataset:\n      transform_ops: *ops\n")
+    path.write_text(
+        "DataLoader:\n  Train:\n    dataset:\n      transform_ops: &ops [{ResizeImage: {}}, {NormalizeImage: {}}]\n"
+        "  Eval:\n    dataset:\n      transform_ops: *ops\n  Test:\n    dataset:\n      transform_ops: *ops\n"
+    )
     config = load_config(path)
     ops = [{"ResizeImage": {}}, {"NormalizeImage": {}}]
     assert [config["DataLoader"][m]["dataset"]["transform_ops"] for m in ("Train", "Eval", "Test")] == [ops] * 3

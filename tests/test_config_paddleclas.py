@@ -1,5 +1,6 @@
 """PaddleClas's own configs (tests/data/paddleclas_configs, copied from PaddleClas) load as plain
 paddle_dx configs, or are refused with ONE error naming every key that does not map."""
+
 import copy
 import logging
 from pathlib import Path
@@ -37,25 +38,38 @@ def asymmetric(h=6, w=8):
 
 # ---- the real files ----------------------------------------------------------------------------
 
+
 def test_resnet50_imagenet_config_becomes_a_plain_paddle_dx_config(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="paddle_dx.config.paddleclas"):
         config = load_config(FIXTURES / "ResNet50.yaml", ["Global.device=cpu", f"Global.output_dir={tmp_path}"])
     opt = config["Optimizer"]
     assert (opt["name"], opt["momentum"], opt["lr"], opt["weight_decay"]) == ("Momentum", 0.9, 0.1, 0.0001)
-    assert (opt["lr_schedule"], opt["decay_epochs"], opt["lr_values"]) == ("piecewise", [30, 60, 90],
-                                                                           [0.1, 0.01, 0.001, 0.0001])
+    assert (opt["lr_schedule"], opt["decay_epochs"], opt["lr_values"]) == (
+        "piecewise",
+        [30, 60, 90],
+        [0.1, 0.01, 0.001, 0.0001],
+    )
     assert config["Arch"]["name"] == "ResNet50" and config["Arch"]["class_num"] == 1000
     assert config["Global"]["engine"] == "dygraph"  # to_static: False
     assert config["Metric"]["Eval"] == ["Accuracy"]
     train, val = (config["DataLoader"][m] for m in ("Train", "Eval"))
     assert train["dataset"]["name"] == val["dataset"]["name"] == "ImageListDataset"
-    assert train["dataset"]["transform_ops"] == [{"RandomResizedCrop": {"size": 224}},
-                                                 {"RandomFlip": {"horizontal": 0.5, "vertical": 0.0}},
-                                                 {"NormalizeImage": IMAGENET}]
-    assert val["dataset"]["transform_ops"] == [{"ResizeImage": {"resize_short": 256, "interpolation": "linear"}},
-                                               {"CenterCrop": {"size": 224}}, {"NormalizeImage": IMAGENET}]
-    assert (train["sampler"]["name"], train["sampler"]["batch_size"], train["loader"]["num_workers"],
-            train["loader"]["use_shared_memory"]) == ("DistributedBatchSampler", 64, 4, True)
+    assert train["dataset"]["transform_ops"] == [
+        {"RandomResizedCrop": {"size": 224}},
+        {"RandomFlip": {"horizontal": 0.5, "vertical": 0.0}},
+        {"NormalizeImage": IMAGENET},
+    ]
+    assert val["dataset"]["transform_ops"] == [
+        {"ResizeImage": {"resize_short": 256, "interpolation": "linear"}},
+        {"CenterCrop": {"size": 224}},
+        {"NormalizeImage": IMAGENET},
+    ]
+    assert (
+        train["sampler"]["name"],
+        train["sampler"]["batch_size"],
+        train["loader"]["num_workers"],
+        train["loader"]["use_shared_memory"],
+    ) == ("DistributedBatchSampler", 64, 4, True)
     assert "PaddleClas key Optimizer.regularizer {name: L2, coeff} -> paddle_dx Optimizer.weight_decay" in caplog.text
     assert "PaddleClas key Infer -> paddle_dx (dropped)" in caplog.text
     # what a run writes is a plain paddle_dx config: read back, it is not PaddleClas-style and is the same
@@ -98,11 +112,20 @@ def test_every_unsupported_key_is_reported_in_one_error():
         load_config(raw=raw)
     text = str(exc.value)
     where = "DataLoader.Train.dataset.transform_ops"
-    expected = ["Arch.name", "AMP: mixed precision is Global.use_amp", "EMA:", "Global.device: 'xpu'",
-                "Global.use_dali", "Global.Globl_typo", "Optimizer.regularizer", "Optimizer.lr.warmup_start_lr",
-                f"{where}[2].RandFlipImage.flip_code: -1", f"{where}[3].NormalizeImage.order: 'chw'",
-                f"{where}[4].AutoAugment: not a paddle_dx op",
-                "DataLoader.Train.dataset.batch_transform_ops: batch ops (Mixup, CutMix)"]
+    expected = [
+        "Arch.name",
+        "AMP: mixed precision is Global.use_amp",
+        "EMA:",
+        "Global.device: 'xpu'",
+        "Global.use_dali",
+        "Global.Globl_typo",
+        "Optimizer.regularizer",
+        "Optimizer.lr.warmup_start_lr",
+        f"{where}[2].RandFlipImage.flip_code: -1",
+        f"{where}[3].NormalizeImage.order: 'chw'",
+        f"{where}[4].AutoAugment: not a paddle_dx op",
+        "DataLoader.Train.dataset.batch_transform_ops: batch ops (Mixup, CutMix)",
+    ]
     for piece in expected:
         assert piece in text, piece
     assert f"{len(expected)} key(s)" in text
@@ -116,6 +139,7 @@ def test_paddle_dx_configs_are_not_taken_for_paddleclas_ones():
 
 
 # ---- each mapping, by value ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("code, flipped", [(1, lambda a: a[:, ::-1]), (0, lambda a: a[::-1])])
 def test_rand_flip_image_flip_code(code, flipped):
@@ -137,7 +161,9 @@ def test_normalize_image_fraction_scale_matches_paddleclas_formula():
     img = asymmetric()
     out = ops([{"NormalizeImage": params}]).ops[0](img, None)
     # PaddleClas: (img.astype('float32') * np.float32(scale) - mean) / std
-    expected = (img.astype(np.float32) * np.float32(1 / 255) - np.float32([0.5, 0.4, 0.3])) / np.float32([0.2, 0.25, 0.5])
+    expected = (img.astype(np.float32) * np.float32(1 / 255) - np.float32([0.5, 0.4, 0.3])) / np.float32(
+        [0.2, 0.25, 0.5]
+    )
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
 
 
@@ -192,8 +218,17 @@ def test_piecewise_and_warmup_schedules_per_epoch():
     model = paddle.nn.Linear(2, 2)
 
     def lrs(epochs, **cfg):
-        base = {"name": "Momentum", "lr": 0.1, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": None,
-                "lr_schedule": "constant", "warmup_epochs": 0, "decay_epochs": None, "lr_values": None}
+        base = {
+            "name": "Momentum",
+            "lr": 0.1,
+            "weight_decay": 0.0,
+            "momentum": 0.9,
+            "grad_clip": None,
+            "lr_schedule": "constant",
+            "warmup_epochs": 0,
+            "decay_epochs": None,
+            "lr_values": None,
+        }
         _, scheduler = build_optimizer({**base, **cfg}, model, epochs)
         out = []
         for _ in range(epochs):
@@ -201,10 +236,13 @@ def test_piecewise_and_warmup_schedules_per_epoch():
             scheduler.step()
         return out
 
-    np.testing.assert_allclose(lrs(5, lr_schedule="piecewise", decay_epochs=[2, 4], lr_values=[0.1, 0.01, 0.001]),
-                               [0.1, 0.1, 0.01, 0.01, 0.001])
-    np.testing.assert_allclose(lrs(4, lr_schedule="piecewise", lr=0.2, decay_epochs=[2], lr_values=[0.1, 0.01]),
-                               [0.2, 0.2, 0.02, 0.02])  # a stage's lr scales the schedule
+    np.testing.assert_allclose(
+        lrs(5, lr_schedule="piecewise", decay_epochs=[2, 4], lr_values=[0.1, 0.01, 0.001]),
+        [0.1, 0.1, 0.01, 0.01, 0.001],
+    )
+    np.testing.assert_allclose(
+        lrs(4, lr_schedule="piecewise", lr=0.2, decay_epochs=[2], lr_values=[0.1, 0.01]), [0.2, 0.2, 0.02, 0.02]
+    )  # a stage's lr scales the schedule
     warm = lrs(6, lr_schedule="cosine", warmup_epochs=2)
     np.testing.assert_allclose(warm[:3], [0.1 / 3, 0.2 / 3, 0.1])  # then cosine over the 4 epochs left
     np.testing.assert_allclose(warm[3:], [0.1 * (1 + np.cos(np.pi * k / 4)) / 2 for k in (1, 2, 3)])
@@ -214,12 +252,19 @@ def test_piecewise_and_warmup_schedules_per_epoch():
 
 # ---- a PaddleClas config trains; PaddleClas-style weight prefixes work in every tool ---------------
 
+
 def paddleclas_tiny(tmp_path):
     """ResNet50_vd.yaml pointed at a tiny dataset, with LeNet5 at 32 px (PaddleClas syntax kept)."""
     images, lists = make_tiny_dataset(tmp_path / "data")
     raw = read_yaml(FIXTURES / "ResNet50_vd.yaml")
-    raw["Global"].update(device="cpu", class_num=2, epochs=1, image_shape=SHAPE, output_dir=str(tmp_path / "out"),
-                         save_inference_dir=str(tmp_path / "inference"))
+    raw["Global"].update(
+        device="cpu",
+        class_num=2,
+        epochs=1,
+        image_shape=SHAPE,
+        output_dir=str(tmp_path / "out"),
+        save_inference_dir=str(tmp_path / "inference"),
+    )
     raw["Arch"]["name"] = "LeNet5"
     raw["Optimizer"]["lr"]["warmup_epoch"] = 0
     for mode, split in (("Train", "train"), ("Eval", "val")):

@@ -8,6 +8,7 @@ best epoch picked by validation AUC. With this recipe on other subsets (seeds 3 
 weakest of six tried with a 3-epoch recipe) test accuracy was 0.75 / 0.80 and AUC 0.92 / 0.92;
 the thresholds below (AUC >= 0.75, accuracy >= 0.65 on 40 images) are each well beyond chance.
 """
+
 import json
 import os
 import runpy
@@ -43,17 +44,30 @@ def run_config(images, lists, out, **overrides):
     def loader(split, train=False):
         ops = [{"CropBorder": {}}, {"ResizeImage": {}}]
         ops += [{"RandomFlip": {"horizontal": 0.5, "vertical": 0.5}}] if train else []
-        return {"dataset": {"image_root": str(images), "cls_label_path": str(lists / f"{split}_list.txt"),
-                            "transform_ops": ops + [{"NormalizeImage": {"preset": "minus_one_to_one"}}]},
-                "sampler": {"batch_size": 8 if train else 20}}
-    raw = {"Global": {"seed": 1, "epochs": EPOCHS, "output_dir": str(out), "image_shape": [3, 224, 224],
-                      "use_visualdl": False, "device": "cpu"},
-           "Arch": {"name": "ResNet18", "class_num": 2, "pretrained": False},
-           "Optimizer": {"name": "Adam", "lr": 0.001, "lr_schedule": "cosine"},
-           "Metric": {"best_metric": "auc"},
-           "DataLoader": {"Train": loader("train", True), "Eval": loader("val"), "Test": loader("test")}}
-    return load_config(raw=raw, overrides=["Global.image_shape=[3,64,64]",
-                                           *[f"{k}={v}" for k, v in overrides.items()]])
+        return {
+            "dataset": {
+                "image_root": str(images),
+                "cls_label_path": str(lists / f"{split}_list.txt"),
+                "transform_ops": ops + [{"NormalizeImage": {"preset": "minus_one_to_one"}}],
+            },
+            "sampler": {"batch_size": 8 if train else 20},
+        }
+
+    raw = {
+        "Global": {
+            "seed": 1,
+            "epochs": EPOCHS,
+            "output_dir": str(out),
+            "image_shape": [3, 224, 224],
+            "use_visualdl": False,
+            "device": "cpu",
+        },
+        "Arch": {"name": "ResNet18", "class_num": 2, "pretrained": False},
+        "Optimizer": {"name": "Adam", "lr": 0.001, "lr_schedule": "cosine"},
+        "Metric": {"best_metric": "auc"},
+        "DataLoader": {"Train": loader("train", True), "Eval": loader("val"), "Test": loader("test")},
+    }
+    return load_config(raw=raw, overrides=["Global.image_shape=[3,64,64]", *[f"{k}={v}" for k, v in overrides.items()]])
 
 
 def weights(path):
@@ -63,13 +77,29 @@ def weights(path):
 @pytest.mark.timeout(600)
 def test_train_resume_and_evaluate_on_hyperkvasir(shared_datasets, tmp_path, monkeypatch):
     from paddle_dx.engine.trainer import Trainer
+
     source = shared_datasets / "hyperkvasir_lower_gi"
     if not all((source / c).is_dir() for c in CLASSES):
         pytest.skip(f"{source} lacks the class folders {CLASSES}")
     images = subset_tree(source, tmp_path / "images")
     lists = tmp_path / "lists"
-    monkeypatch.setattr(sys, "argv", ["split_dataset.py", "--image-root", str(images), "--out", str(lists),
-                                      "--ratios", "3", "1", "2", "--classes", ",".join(CLASSES)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "split_dataset.py",
+            "--image-root",
+            str(images),
+            "--out",
+            str(lists),
+            "--ratios",
+            "3",
+            "1",
+            "2",
+            "--classes",
+            ",".join(CLASSES),
+        ],
+    )
     runpy.run_path(str(REPO / "tools" / "split_dataset.py"), run_name="__main__")
     test_lines = (lists / "test_list.txt").read_text().splitlines()
     assert len(test_lines) == 40 and sum(line.endswith(" 1") for line in test_lines) == 20
@@ -83,7 +113,9 @@ def test_train_resume_and_evaluate_on_hyperkvasir(shared_datasets, tmp_path, mon
 
     # a run resumed from that checkpoint (into a new output_dir) ends with the same weights and history
     out = tmp_path / "resumed"
-    resumed = Trainer(run_config(images, lists, out, **{"Global.checkpoints": str(tmp_path / "interrupted" / "latest")}))
+    resumed = Trainer(
+        run_config(images, lists, out, **{"Global.checkpoints": str(tmp_path / "interrupted" / "latest")})
+    )
     result = resumed.fit()
     assert [h["epoch"] for h in result["history"]] == list(range(1, EPOCHS + 1))
     assert result["history"][:-1] == straight.history[:-1]
@@ -97,11 +129,23 @@ def test_train_resume_and_evaluate_on_hyperkvasir(shared_datasets, tmp_path, mon
     # tools/eval.py (as a user runs it) on the held-out test list
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "eval.py"), "-c", str(out / "config.yaml"),
-         "-o", f"Global.pretrained_model={out / 'best_model.pdparams'}",
-         "-o", f"DataLoader.Eval.dataset.cls_label_path={lists / 'test_list.txt'}",
-         "-o", f"Global.output_dir={tmp_path / 'eval'}"],
-        capture_output=True, text=True, env=env, timeout=300)
+        [
+            sys.executable,
+            str(REPO / "tools" / "eval.py"),
+            "-c",
+            str(out / "config.yaml"),
+            "-o",
+            f"Global.pretrained_model={out / 'best_model.pdparams'}",
+            "-o",
+            f"DataLoader.Eval.dataset.cls_label_path={lists / 'test_list.txt'}",
+            "-o",
+            f"Global.output_dir={tmp_path / 'eval'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sensitivity" in proc.stdout and "polyp" in proc.stdout
     metrics = json.loads((tmp_path / "eval" / "eval_test_list_metrics.json").read_text())

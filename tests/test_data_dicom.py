@@ -1,4 +1,5 @@
 """DICOM input: HU conversion, windows, MONOCHROME1, the CTWindow op, codec errors, training on .dcm."""
+
 import json
 
 import numpy as np
@@ -23,15 +24,18 @@ def test_ct_small_hounsfield_units_and_default_lung_window():
     assert img.shape == (128, 128, 3) and img.dtype == np.uint8
     assert img.hu[0, 0] == -849 and img.hu[32, 34] == -60
     # lung window L -600 / W 1500: (HU + 1350) * 255 / 1500, rounded
-    assert list(img[0, 0]) == [85, 85, 85]      # 501 * 0.17 = 85.17
+    assert list(img[0, 0]) == [85, 85, 85]  # 501 * 0.17 = 85.17
     assert list(img[32, 34]) == [219, 219, 219]  # 1290 * 0.17 = 219.3
 
 
-@pytest.mark.parametrize("window, at_minus_60, at_minus_849", [
-    ("mediastinum", 64, 0),      # L 40 / W 400: (-60 + 160) * 255 / 400 = 63.75
-    ("bone", 62, 0),             # L 400 / W 1800: (-60 + 500) * 255 / 1800 = 62.33
-    ([-850, 10], 255, 153),      # explicit: (-849 + 855) * 25.5 = 153
-])
+@pytest.mark.parametrize(
+    "window, at_minus_60, at_minus_849",
+    [
+        ("mediastinum", 64, 0),  # L 40 / W 400: (-60 + 160) * 255 / 400 = 63.75
+        ("bone", 62, 0),  # L 400 / W 1800: (-60 + 500) * 255 / 1800 = 62.33
+        ([-850, 10], 255, 153),  # explicit: (-849 + 855) * 25.5 = 153
+    ],
+)
 def test_ct_window_op_rewindows_the_slice(window, at_minus_60, at_minus_849):
     out = CTWindow(window)(read_image(CT_SMALL), None)
     assert type(out) is np.ndarray and out.dtype == np.uint8 and out.shape == (128, 128, 3)
@@ -68,6 +72,7 @@ def test_window_names_and_errors():
 def test_compressed_dicom_without_codec_names_file_and_package():
     from pydicom.pixels import get_decoder
     from pydicom.uid import JPEGLSLossless
+
     if get_decoder(JPEGLSLossless).is_available:
         pytest.skip("a JPEG-LS decoder is installed here, so there is no missing codec to report")
     path = get_testdata_file("MR_small_jpeg_ls_lossless.dcm")
@@ -93,6 +98,7 @@ def test_config_on_dicom_files_trains_and_exports_its_window(tmp_path):
 
     from paddle_dx.data.builder import build_dataset, transforms_for
     from paddle_dx.engine.trainer import Trainer
+
     images, lists = tmp_path / "dcm", tmp_path / "lists"
     lists.mkdir()
     series, study = generate_uid(), generate_uid()
@@ -124,6 +130,7 @@ def test_config_on_dicom_files_trains_and_exports_its_window(tmp_path):
     # the exported model carries the window: the predictor preprocesses a .dcm exactly like Eval
     from paddle_dx.inference.export import export_model
     from paddle_dx.inference.predictor import Predictor
+
     spec = export_model(trainer.model, config, tmp_path / "inference")
     assert spec["preprocess"][0] == {"CTWindow": {"window": "mediastinum"}}
     predictor, slice_path = Predictor(tmp_path / "inference"), images / "1/slice01.dcm"
@@ -145,9 +152,11 @@ def test_readers_are_chosen_by_extension_and_dicom_is_registered_by_the_data_pac
     import sys
 
     from paddle_dx.data.io import READERS, register_reader
+
     fresh = "from paddle_dx.data.io import READERS, read_image; print('.dcm' in READERS)"
-    assert subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True,
-                          check=True).stdout.split() == ["True"]
+    assert subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True, check=True).stdout.split() == [
+        "True"
+    ]
     image = np.full((3, 4, 3), 7, np.uint8)
     register_reader(".Toy")(lambda path: image)
     try:

@@ -3,6 +3,7 @@
 Every bomb here is a tiny crafted file that would cost gigabytes once decoded; the memory test
 runs them in a fresh process under an address-space limit and measures its peak growth.
 """
+
 import io
 import json
 import struct
@@ -19,13 +20,23 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, SecondaryCaptureImageStorage,
-                         generate_uid)
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 from dicom_testdata import SECRET_ID, SECRET_NAME, write_ct_slice
 from paddle_dx.data.dicom import decode_dicom_bytes
-from paddle_dx.data.image_header import (DICOM_HEADER_PREFIX, ImageSize, ImageTooLarge, PixelBudget,
-                                         check_declared_size, declared_size)
+from paddle_dx.data.image_header import (
+    DICOM_HEADER_PREFIX,
+    ImageSize,
+    ImageTooLarge,
+    PixelBudget,
+    check_declared_size,
+    declared_size,
+)
 from paddle_dx.data.io import decode_bytes, read_image
 from paddle_dx.errors import ImageReadError
 from paddle_dx.inference.inputs import read_batches
@@ -37,10 +48,13 @@ ACCEPTED = "PNG, JPEG, BMP, TIFF, WebP or DICOM"
 
 # ---- crafted files ----------------------------------------------------------------------------
 
+
 def png_file(width, height, idat, bit_depth=8, colour_type=0):
     """A PNG from its chunks: any declared size, whatever the IDAT really holds."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
@@ -132,6 +146,7 @@ def noise(h, w, c=3):
 
 # ---- accepted formats pass with their true size ------------------------------------------------
 
+
 def _webp_vp8x(img):
     out = io.BytesIO()
     Image.fromarray(np.dstack([img, np.full(img.shape[:2], 200, np.uint8)])).save(out, "WEBP", quality=80)
@@ -140,15 +155,18 @@ def _webp_vp8x(img):
     return data
 
 
-@pytest.mark.parametrize("fmt, encode", [
-    ("PNG", lambda img: encoded(".png", img)),
-    ("JPEG", lambda img: encoded(".jpg", img)),
-    ("BMP", lambda img: encoded(".bmp", img)),
-    ("TIFF", lambda img: encoded(".tif", img)),
-    ("WebP", lambda img: encoded(".webp", img, cv2.IMWRITE_WEBP_QUALITY, 80)),    # VP8 (lossy)
-    ("WebP", lambda img: encoded(".webp", img, cv2.IMWRITE_WEBP_QUALITY, 101)),   # VP8L (lossless)
-    ("WebP", _webp_vp8x),                                                          # VP8X (alpha)
-])
+@pytest.mark.parametrize(
+    "fmt, encode",
+    [
+        ("PNG", lambda img: encoded(".png", img)),
+        ("JPEG", lambda img: encoded(".jpg", img)),
+        ("BMP", lambda img: encoded(".bmp", img)),
+        ("TIFF", lambda img: encoded(".tif", img)),
+        ("WebP", lambda img: encoded(".webp", img, cv2.IMWRITE_WEBP_QUALITY, 80)),  # VP8 (lossy)
+        ("WebP", lambda img: encoded(".webp", img, cv2.IMWRITE_WEBP_QUALITY, 101)),  # VP8L (lossless)
+        ("WebP", _webp_vp8x),  # VP8X (alpha)
+    ],
+)
 def test_small_image_of_each_format_declares_its_true_size_and_reads(tmp_path, fmt, encode):
     img = noise(23, 37)  # not square: a swapped width/height would show
     data = encode(img)
@@ -160,10 +178,20 @@ def test_small_image_of_each_format_declares_its_true_size_and_reads(tmp_path, f
     assert decode_bytes(data, "upload").shape == (23, 37, 3)
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm",
-                                  "MR_small_implicit.dcm", "image_dfl.dcm", "JPEG2000.dcm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "image_dfl.dcm",
+        "JPEG2000.dcm",
+    ],
+)
 def test_dicom_size_matches_pydicom_in_every_transfer_syntax(name):
     import pydicom
+
     path = get_testdata_file(name)
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     assert declared_size(path) == ImageSize("DICOM", int(ds.Columns), int(ds.Rows), int(ds.get("NumberOfFrames", 1)))
@@ -191,6 +219,7 @@ def test_declared_size_leaves_a_file_object_where_it_was():
 
 
 # ---- bombs are refused from the header ---------------------------------------------------------
+
 
 def test_png_declaring_50000_squared_is_refused_from_its_header():
     data = png_file(50000, 50000, b"\x78\x9c" + b"\x00" * 40)
@@ -246,8 +275,9 @@ def test_deflated_dicom_whose_header_outruns_the_parsed_prefix_is_refused():
         declared_size(data, "long.dcm")
 
 
-@pytest.mark.parametrize("rows, cols, words", [(0, 512, "512x0 pixels: no image to decode"),
-                                               (512, 0, "0x512 pixels: no image to decode")])
+@pytest.mark.parametrize(
+    "rows, cols, words", [(0, 512, "512x0 pixels: no image to decode"), (512, 0, "0x512 pixels: no image to decode")]
+)
 def test_dicom_with_a_zero_dimension_is_refused(tmp_path, rows, cols, words):
     path = tmp_path / "zero.dcm"
     path.write_bytes(dicom_file(rows, cols, pixel_bytes=0, deflated=False))
@@ -264,6 +294,7 @@ def test_dicom_without_image_size_is_left_to_the_dicom_reader():
 
 # ---- content that is not an accepted format never reaches a decoder ----------------------------
 
+
 def test_radiance_hdr_named_png_is_refused_though_opencv_would_decode_it(tmp_path):
     small = tmp_path / "small.hdr"
     assert cv2.imwrite(str(small), np.ones((4, 4, 3), np.float32))
@@ -279,8 +310,16 @@ def test_radiance_hdr_named_png_is_refused_though_opencv_would_decode_it(tmp_pat
         decode_bytes(huge.read_bytes(), "huge.png")
 
 
-@pytest.mark.parametrize("data", [b"GIF89a" + b"\x00" * 40, b"%PDF-1.4 not an image", b"P6\n30000 30000\n255\n",
-                                  b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 40, b"garbage"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GIF89a" + b"\x00" * 40,
+        b"%PDF-1.4 not an image",
+        b"P6\n30000 30000\n255\n",
+        b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 40,
+        b"garbage",
+    ],
+)
 def test_other_content_is_refused_listing_the_accepted_formats(data):
     with pytest.raises(ImageReadError, match=f"^up.png: not a decodable image: the content is not {ACCEPTED}$"):
         decode_bytes(data, "up.png")
@@ -293,8 +332,11 @@ def test_content_and_reader_must_agree(tmp_path):
         read_image(dicom_as_png)
     png_as_dicom = tmp_path / "photo.dcm"
     png_as_dicom.write_bytes(encoded(".png", noise(8, 8)))
-    with pytest.raises(ImageReadError, match=r"photo\.dcm: not a DICOM file \(no 'DICM' preamble; "
-                                             r"the content is PNG\)"):
+    with pytest.raises(
+        ImageReadError,
+        match=r"photo\.dcm: not a DICOM file \(no 'DICM' preamble; "
+        r"the content is PNG\)",
+    ):
         read_image(png_as_dicom)
 
 
@@ -305,14 +347,17 @@ def test_png_signature_with_a_broken_header_is_refused_before_decoding():
 
 # ---- a request's total pixels ------------------------------------------------------------------
 
+
 def test_pixel_budget_refuses_the_file_that_passes_it():
     budget = PixelBudget(1000)
     budget.charge("a.png", ImageSize("PNG", 20, 20))
     budget.charge("b.png", ImageSize("PNG", 20, 20))
     with pytest.raises(ImageTooLarge) as err:
         budget.charge("c.png", ImageSize("PNG", 20, 20))
-    assert str(err.value) == ("c.png: image is 20x20 pixels with the 800 pixels already in this request, "
-                              "above the per-request limit of 1,000 pixels; send fewer or smaller images")
+    assert str(err.value) == (
+        "c.png: image is 20x20 pixels with the 800 pixels already in this request, "
+        "above the per-request limit of 1,000 pixels; send fewer or smaller images"
+    )
     assert budget.used == 800
     budget.charge("rtplan.dcm", None)  # no image: costs nothing
     assert budget.fits(ImageSize("PNG", 10, 20)) and not budget.fits(ImageSize("PNG", 10, 21))
@@ -326,12 +371,16 @@ def test_read_batches_closes_a_batch_at_the_pixel_budget(tmp_path):
     (tmp_path / "big.png").write_bytes(encoded(".png", noise(20, 20)))
     paths.insert(2, tmp_path / "big.png")
     skipped = []
-    batches = list(read_batches([str(p) for p in paths], 8, lambda p, why: skipped.append((Path(p).name, why)),
-                                max_batch_pixels=250))
+    batches = list(
+        read_batches(
+            [str(p) for p in paths], 8, lambda p, why: skipped.append((Path(p).name, why)), max_batch_pixels=250
+        )
+    )
     assert [[Path(p).name for p in good] for good, _ in batches] == [["0.png", "1.png"], ["2.png", "3.png"], ["4.png"]]
     assert all(len(images) == len(good) for good, images in batches)
-    assert skipped == [("big.png", "image is 20x20 pixels, above the per-request limit of 250 pixels; "
-                                   "send fewer or smaller images")]
+    assert skipped == [
+        ("big.png", "image is 20x20 pixels, above the per-request limit of 250 pixels; send fewer or smaller images")
+    ]
     sizes = [len(good) for good, _ in read_batches([str(p) for p in paths], 2)]
     assert sizes == [2, 2, 2]  # default budget: only batch_size closes batches
 
@@ -374,12 +423,18 @@ def test_bombs_are_refused_with_bounded_memory(tmp_path):
     (tmp_path / "bomb_hdr.png").write_bytes(radiance_hdr(30000, 30000))
     (tmp_path / "bomb_size.dcm").write_bytes(dicom_file(10000, 10000))
     (tmp_path / "bomb_junk.dcm").write_bytes(dicom_file(64, 64, private_after=1 << 30))
-    proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(tmp_path)], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(report["refused"]) == 10
     for case, problem in report["refused"].items():
-        assert problem != "decoded" and ("above the limit" in problem or "not a decodable image" in problem
-                                         or "inflates to more than" in problem), (case, problem)
+        assert problem != "decoded" and (
+            "above the limit" in problem or "not a decodable image" in problem or "inflates to more than" in problem
+        ), (case, problem)
     assert report["grown_mib"] < 100, report

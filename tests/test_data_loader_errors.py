@@ -1,6 +1,7 @@
 """An error while producing a batch ends the run with one line and exit code 2 in every
 loader mode, instead of hanging in Paddle's reader (paddle_dx/data/loader.py); SIGTERM
 during a slow batch still stops the run."""
+
 import os
 import signal
 import subprocess
@@ -35,16 +36,33 @@ def write_config(tmp_path, num_workers, shared, fault):
     bad = odd_image(images, lists)
 
     def section(split, ops):
-        return {"dataset": {"image_root": str(images), "cls_label_path": str(lists / f"{split}_list.txt"),
-                            "transform_ops": ops},
-                "sampler": {"batch_size": 4},
-                "loader": {"num_workers": num_workers, "use_shared_memory": shared}}
+        return {
+            "dataset": {
+                "image_root": str(images),
+                "cls_label_path": str(lists / f"{split}_list.txt"),
+                "transform_ops": ops,
+            },
+            "sampler": {"batch_size": 4},
+            "loader": {"num_workers": num_workers, "use_shared_memory": shared},
+        }
+
     ops = [{"FaultOn": fault}, {"ResizeImage": {}}, {"NormalizeImage": {}}]
-    raw = {"Global": {"seed": 7, "epochs": 1, "output_dir": str(tmp_path / "out"), "image_shape": [3, 32, 32],
-                      "use_visualdl": False, "device": "cpu"},
-           "Arch": {"name": "LeNet5", "class_num": 2, "pretrained": False},
-           "DataLoader": {"Train": section("train", ops), "Eval": section("val", ops[1:]),
-                          "Test": section("test", ops[1:])}}
+    raw = {
+        "Global": {
+            "seed": 7,
+            "epochs": 1,
+            "output_dir": str(tmp_path / "out"),
+            "image_shape": [3, 32, 32],
+            "use_visualdl": False,
+            "device": "cpu",
+        },
+        "Arch": {"name": "LeNet5", "class_num": 2, "pretrained": False},
+        "DataLoader": {
+            "Train": section("train", ops),
+            "Eval": section("val", ops[1:]),
+            "Test": section("test", ops[1:]),
+        },
+    }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path, bad
@@ -52,8 +70,13 @@ def write_config(tmp_path, num_workers, shared, fault):
 
 def start(config):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, str(DRIVER), "train", "-c", str(config)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(DRIVER), "train", "-c", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("num_workers,shared", MODES)

@@ -1,5 +1,6 @@
 """The on-disk cache of deterministic preprocessing gives exactly the uncached result, and
 Denoise runs after resizing unless the config says otherwise."""
+
 import logging
 
 import numpy as np
@@ -9,14 +10,23 @@ from paddle_dx.data.builder import build_dataset
 from paddle_dx.data.preprocess_cache import PrefixCache
 from paddle_dx.data.transforms import build_transforms
 
-OPS = [{"Denoise": {"method": "median"}}, {"CropBorder": {}}, {"ResizeImage": {}}, {"RandomFlip": {}},
-       {"NormalizeImage": {}}]
+OPS = [
+    {"Denoise": {"method": "median"}},
+    {"CropBorder": {}},
+    {"ResizeImage": {}},
+    {"RandomFlip": {}},
+    {"NormalizeImage": {}},
+]
 
 
 def test_prefix_cache_matches_uncached_pipeline(tmp_path):
     images, lists = make_tiny_dataset(tmp_path / "data", per_class=4, size=48)
-    config = tiny_config(images, lists, tmp_path / "out", **{"Global.preprocess_cache": True,
-                                                             "DataLoader.Train.dataset.transform_ops": OPS})
+    config = tiny_config(
+        images,
+        lists,
+        tmp_path / "out",
+        **{"Global.preprocess_cache": True, "DataLoader.Train.dataset.transform_ops": OPS},
+    )
     cached, _ = build_dataset(config, "Train")
     assert isinstance(cached.prefix_cache, PrefixCache)
     assert [type(op).__name__ for op in cached.prefix_cache.prefix] == ["CropBorder", "ResizeImage", "Denoise"]
@@ -52,14 +62,20 @@ def test_auto_caches_only_a_prefix_with_an_expensive_op(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="paddle_dx.data.preprocess_cache")
     images, lists = make_tiny_dataset(tmp_path / "data", per_class=4, size=32)
     nlm = {"Denoise": {"method": "fastNlMeans"}}
-    cases = [([{"ResizeImage": {}}, nlm, {"RandomFlip": {}}, {"NormalizeImage": {}}], "auto", True),
-             ([{"ResizeImage": {}}, {"Denoise": {"method": "median"}}, {"NormalizeImage": {}}], "auto", False),
-             ([{"ResizeImage": {}}, {"RandomFlip": {}}, nlm, {"NormalizeImage": {}}], "auto", False),
-             ([{"ResizeImage": {}}, {"NormalizeImage": {}}], True, True),
-             ([{"ResizeImage": {}}, nlm, {"NormalizeImage": {}}], False, False)]
+    cases = [
+        ([{"ResizeImage": {}}, nlm, {"RandomFlip": {}}, {"NormalizeImage": {}}], "auto", True),
+        ([{"ResizeImage": {}}, {"Denoise": {"method": "median"}}, {"NormalizeImage": {}}], "auto", False),
+        ([{"ResizeImage": {}}, {"RandomFlip": {}}, nlm, {"NormalizeImage": {}}], "auto", False),
+        ([{"ResizeImage": {}}, {"NormalizeImage": {}}], True, True),
+        ([{"ResizeImage": {}}, nlm, {"NormalizeImage": {}}], False, False),
+    ]
     for n, (ops, setting, cached) in enumerate(cases):
-        config = tiny_config(images, lists, tmp_path / f"out{n}", **{"Global.preprocess_cache": setting,
-                                                                     "DataLoader.Train.dataset.transform_ops": ops})
+        config = tiny_config(
+            images,
+            lists,
+            tmp_path / f"out{n}",
+            **{"Global.preprocess_cache": setting, "DataLoader.Train.dataset.transform_ops": ops},
+        )
         dataset, _ = build_dataset(config, "Train")
         assert (dataset.prefix_cache is not None) is cached, (ops, setting)
     assert "preprocess cache: on for DataLoader.Train" in caplog.text and "expensive Denoise" in caplog.text

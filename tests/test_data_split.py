@@ -1,4 +1,5 @@
 """tools/split_dataset.py: stratified, grouped, deterministic splits; copies kept on one side."""
+
 import logging
 import runpy
 import shutil
@@ -29,8 +30,10 @@ def write_tree(root, counts, size=8, seed=0, name="img_{i:03d}.png"):
 
 
 def read_split(lists):
-    return {s: [line.split() for line in (lists / f"{s}_list.txt").read_text().splitlines()]
-            for s in ("train", "val", "test")}
+    return {
+        s: [line.split() for line in (lists / f"{s}_list.txt").read_text().splitlines()]
+        for s in ("train", "val", "test")
+    }
 
 
 def split_tool(monkeypatch, *args):
@@ -174,8 +177,10 @@ def test_same_picture_with_two_labels_is_warned(tmp_path, caplog):
 def smooth_images(n, seed, size=64):
     """Random 12 x 12 patterns enlarged: pHash sees their shapes, not pixel noise."""
     rng = np.random.default_rng(seed)
-    return [cv2.GaussianBlur(cv2.resize(rng.integers(0, 255, (12, 12, 3), np.uint8), (size, size)), (9, 9), 1)
-            for _ in range(n)]
+    return [
+        cv2.GaussianBlur(cv2.resize(rng.integers(0, 255, (12, 12, 3), np.uint8), (size, size)), (9, 9), 1)
+        for _ in range(n)
+    ]
 
 
 def test_near_duplicates_flag_keeps_altered_copies_together(tmp_path, monkeypatch, capsys):
@@ -250,18 +255,31 @@ def test_symlinked_sub_folders_of_a_class_are_collected(tmp_path):
     (images / "lesion" / "linked").symlink_to(tmp_path / "more")
     (images / "lesion" / "loop").symlink_to(images / "lesion")
     paths, labels = collect_images(images)[:2]
-    assert sorted(p for p in paths if "extra_" in p) == sorted(f"lesion/linked/extra_{p.name}"
-                                                             for p in sorted((images / "lesion").glob("*.png"))[:2])
+    assert sorted(p for p in paths if "extra_" in p) == sorted(
+        f"lesion/linked/extra_{p.name}" for p in sorted((images / "lesion").glob("*.png"))[:2]
+    )
     assert len(paths) == 8 and int((labels == 0).sum()) == 5  # classes sorted: lesion = 0
+
+
 # ---- --write-config and a null Arch.class_num -------------------------------------------
+
 
 def test_write_config_gives_a_config_that_trains_without_path_overrides(tmp_path, monkeypatch, capsys):
     from paddle_dx.config import load_config
 
     images = write_tree(tmp_path / "images", {"polyp": 6, "normal": 6, "ulcer": 6}, size=20)
     monkeypatch.chdir(tmp_path)
-    split_tool(monkeypatch, "--image-root", "images", "--out", "lists", "--write-config", "runs/my.yaml",
-               "--classes", "ulcer,normal,polyp")
+    split_tool(
+        monkeypatch,
+        "--image-root",
+        "images",
+        "--out",
+        "lists",
+        "--write-config",
+        "runs/my.yaml",
+        "--classes",
+        "ulcer,normal,polyp",
+    )
     assert "train with: python tools/train.py -c runs/my.yaml" in capsys.readouterr().out
     config = load_config("runs/my.yaml")
     assert config["Arch"]["class_num"] == 3 and config["Global"]["class_names"] == ["ulcer", "normal", "polyp"]
@@ -269,16 +287,35 @@ def test_write_config_gives_a_config_that_trains_without_path_overrides(tmp_path
         ds = config["DataLoader"][mode]["dataset"]
         assert ds["image_root"] == "images" and ds["cls_label_path"] == f"lists/{split}_list.txt"
     demo = load_config(REPO / "configs" / "demo.yaml")  # everything else comes from the demo config
-    assert config["Arch"]["name"] == demo["Arch"]["name"] and config["Global"]["image_shape"] == demo["Global"]["image_shape"]
-    assert config["DataLoader"]["Train"]["dataset"]["transform_ops"] == demo["DataLoader"]["Train"]["dataset"]["transform_ops"]
+    assert (
+        config["Arch"]["name"] == demo["Arch"]["name"]
+        and config["Global"]["image_shape"] == demo["Global"]["image_shape"]
+    )
+    assert (
+        config["DataLoader"]["Train"]["dataset"]["transform_ops"]
+        == demo["DataLoader"]["Train"]["dataset"]["transform_ops"]
+    )
 
 
 def test_write_config_from_a_shipped_study_config_and_without_a_test_split(tmp_path, monkeypatch):
     from paddle_dx.config import load_config
 
     images = write_tree(tmp_path / "images", {"normal": 8, "pathological": 8}, size=20)
-    split_tool(monkeypatch, "--image-root", images, "--out", tmp_path / "lists", "--ratios", 8, 2, 0,
-               "--write-config", tmp_path / "eso.yaml", "--from", "esophagus_resnet50")
+    split_tool(
+        monkeypatch,
+        "--image-root",
+        images,
+        "--out",
+        tmp_path / "lists",
+        "--ratios",
+        8,
+        2,
+        0,
+        "--write-config",
+        tmp_path / "eso.yaml",
+        "--from",
+        "esophagus_resnet50",
+    )
     config = load_config(tmp_path / "eso.yaml")
     assert config["Arch"]["name"] == "ResNet50" and config["Metric"]["best_metric"] == "auc"
     assert config["Global"]["class_names"] == ["normal", "pathological"]
@@ -288,8 +325,17 @@ def test_write_config_from_a_shipped_study_config_and_without_a_test_split(tmp_p
 def test_write_config_refuses_an_unknown_base_before_splitting(tmp_path, monkeypatch, capsys):
     images = write_tree(tmp_path / "images", {"a": 4, "b": 4})
     with pytest.raises(SystemExit) as exit_info:
-        split_tool(monkeypatch, "--image-root", images, "--out", tmp_path / "lists",
-                   "--write-config", tmp_path / "x.yaml", "--from", "esophagus_resnet5")
+        split_tool(
+            monkeypatch,
+            "--image-root",
+            images,
+            "--out",
+            tmp_path / "lists",
+            "--write-config",
+            tmp_path / "x.yaml",
+            "--from",
+            "esophagus_resnet5",
+        )
     assert exit_info.value.code == 2
     assert "--from esophagus_resnet5: no such config file, nor a shipped config" in capsys.readouterr().err
     assert not (tmp_path / "lists").exists()
@@ -305,8 +351,7 @@ def test_class_num_left_out_is_the_label_list_size_and_the_run_records_it(tmp_pa
     assert config["Arch"]["class_num"] == 3  # from lists/label_list.txt
     Trainer(config).fit()
     assert load_config(tmp_path / "out" / "config.yaml")["Arch"]["class_num"] == 3
-    named = tiny_config(images, lists, tmp_path / "o2", **{"Arch.class_num": "null",
-                                                           "Global.class_names": "[x, y, z]"})
+    named = tiny_config(images, lists, tmp_path / "o2", **{"Arch.class_num": "null", "Global.class_names": "[x, y, z]"})
     assert named["Arch"]["class_num"] == 3
 
 
@@ -317,15 +362,19 @@ def test_class_num_without_any_class_names_is_a_clear_error(tmp_path):
 
     config = tiny_config(tmp_path / "images", tmp_path / "nolists", tmp_path / "out", **{"Arch.class_num": "null"})
     assert config["Arch"]["class_num"] is None  # nothing to count yet: loading still works
-    with pytest.raises(ConfigError, match=r"Arch.class_num is not set and no class names were found.*"
-                                          r"label_list.txt at .*nolists/label_list.txt"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Arch.class_num is not set and no class names were found.*"
+        r"label_list.txt at .*nolists/label_list.txt",
+    ):
         class_names(config)
 
 
 def test_manifest_group_id_keeps_each_group_on_one_side(tmp_path, monkeypatch, capfd):
     root = write_tree(tmp_path / "images", {"a": 20, "b": 20})
-    rows = ["class,file,group_id"] + [f"{p.parent.name},{p.name},{p.parent.name}{int(p.stem[-3:]) // 4}"
-                                      for p in sorted(root.rglob("*.png"))]
+    rows = ["class,file,group_id"] + [
+        f"{p.parent.name},{p.name},{p.parent.name}{int(p.stem[-3:]) // 4}" for p in sorted(root.rglob("*.png"))
+    ]
     (root / "MANIFEST.csv").write_text("\n".join(rows) + "\n")
     split_tool(monkeypatch, "--image-root", root, "--out", tmp_path / "lists", "--seed", 4)
     out, err = capfd.readouterr()

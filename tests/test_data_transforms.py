@@ -1,12 +1,24 @@
 """Each preprocessing op on tiny generated images, and the pipeline built from a config."""
+
 import cv2
 import numpy as np
 import pytest
 
 from paddle_dx.data.io import read_image
-from paddle_dx.data.transforms import (TRANSFORMS, CenterCrop, ColorJitter, CropBorder, Denoise, Grayscale,
-                                       NormalizeImage, RandomFlip, RandomResizedCrop, RandomRotation, ResizeImage,
-                                       build_transforms)
+from paddle_dx.data.transforms import (
+    TRANSFORMS,
+    CenterCrop,
+    ColorJitter,
+    CropBorder,
+    Denoise,
+    Grayscale,
+    NormalizeImage,
+    RandomFlip,
+    RandomResizedCrop,
+    RandomRotation,
+    ResizeImage,
+    build_transforms,
+)
 from paddle_dx.errors import ConfigError
 
 
@@ -144,8 +156,9 @@ def test_normalize_minus_one_to_one_is_x_over_127_5_minus_1():
 def test_normalize_imagenet_preset_and_custom_mean_std():
     img = np.full((2, 2, 3), 255, np.uint8)
     out = NormalizeImage(preset="imagenet")(img, rng())
-    np.testing.assert_allclose(out[0, 0], (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        out[0, 0], (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]), rtol=1e-5
+    )
     custom = NormalizeImage(preset="custom", mean=[0, 0, 0], std=[2, 2, 2], scale=1.0)(img, rng())
     assert custom[0, 0].tolist() == [127.5, 127.5, 127.5]
     with pytest.raises(ConfigError, match="NormalizeImage.preset 'imgnet'"):
@@ -153,14 +166,24 @@ def test_normalize_imagenet_preset_and_custom_mean_std():
 
 
 def test_every_registered_core_op_is_tested_here():
-    core = {"CropBorder", "Denoise", "ResizeImage", "CenterCrop", "RandomResizedCrop", "RandomFlip",
-            "RandomRotation", "ColorJitter", "Grayscale", "NormalizeImage", "ToCHWImage"}
+    core = {
+        "CropBorder",
+        "Denoise",
+        "ResizeImage",
+        "CenterCrop",
+        "RandomResizedCrop",
+        "RandomFlip",
+        "RandomRotation",
+        "ColorJitter",
+        "Grayscale",
+        "NormalizeImage",
+        "ToCHWImage",
+    }
     assert core <= set(TRANSFORMS.names())
 
 
 def test_pipeline_takes_sizes_from_image_shape_unless_an_op_sets_its_own():
-    ops = [{"CropBorder": {}}, {"ResizeImage": {"resize_short": 40}}, {"CenterCrop": {}},
-           {"NormalizeImage": {}}]
+    ops = [{"CropBorder": {}}, {"ResizeImage": {"resize_short": 40}}, {"CenterCrop": {}}, {"NormalizeImage": {}}]
     pipeline = build_transforms(ops, [3, 32, 32])
     out = pipeline(gradient(50, 80), rng())
     assert out.shape == (3, 32, 32) and out.dtype == np.float32
@@ -177,28 +200,43 @@ def test_pipeline_takes_sizes_from_image_shape_unless_an_op_sets_its_own():
 def test_pipeline_config_errors_name_the_op_and_parameter():
     with pytest.raises(ConfigError, match=r"transform_ops\[1\]: unknown transform op 'Resize'.*did you mean"):
         build_transforms([{"CropBorder": {}}, {"Resize": {}}], [3, 32, 32])
-    with pytest.raises(ConfigError, match=r"transform_ops\[0\].RandomFlip: unknown parameter 'horizontl'"
-                                          r".*did you mean 'horizontal'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"transform_ops\[0\].RandomFlip: unknown parameter 'horizontl'"
+        r".*did you mean 'horizontal'",
+    ):
         build_transforms([{"RandomFlip": {"horizontl": 0.5}}], [3, 32, 32])
     with pytest.raises(ConfigError, match="single `OpName: {params}` mapping"):
         build_transforms([{"RandomFlip": {}, "CenterCrop": {}}], [3, 32, 32])
 
 
-@pytest.mark.parametrize("op, error", [
-    ({"NormalizeImage": {"scale": "1.0/255.0"}}, r"transform_ops\[0\]\.NormalizeImage\.scale: expected number, got str"),
-    ({"ResizeImage": {"size": [1.5, 3]}}, r"transform_ops\[0\]\.ResizeImage\.size: expected int or a list of ints"),
-    ({"RandomFlip": {"horizontal": True}}, r"transform_ops\[0\]\.RandomFlip\.horizontal: expected number, got bool"),
-    ({"RandomResizedCrop": {"scale": [0.5, "x"]}}, r"RandomResizedCrop\.scale: expected a list of numbers"),
-    ({"Denoise": {"method": "nlm"}}, r"transform_ops\[0\]\.Denoise\.method 'nlm' is not one of"),
-])
+@pytest.mark.parametrize(
+    "op, error",
+    [
+        (
+            {"NormalizeImage": {"scale": "1.0/255.0"}},
+            r"transform_ops\[0\]\.NormalizeImage\.scale: expected number, got str",
+        ),
+        ({"ResizeImage": {"size": [1.5, 3]}}, r"transform_ops\[0\]\.ResizeImage\.size: expected int or a list of ints"),
+        (
+            {"RandomFlip": {"horizontal": True}},
+            r"transform_ops\[0\]\.RandomFlip\.horizontal: expected number, got bool",
+        ),
+        ({"RandomResizedCrop": {"scale": [0.5, "x"]}}, r"RandomResizedCrop\.scale: expected a list of numbers"),
+        ({"Denoise": {"method": "nlm"}}, r"transform_ops\[0\]\.Denoise\.method 'nlm' is not one of"),
+    ],
+)
 def test_op_parameters_of_the_wrong_type_are_refused_when_the_pipeline_is_built(op, error):
     with pytest.raises(ConfigError, match=error):
         build_transforms([op], [3, 32, 32], where="DataLoader.Train.dataset.transform_ops")
 
 
 def test_op_parameters_of_the_right_type_are_accepted_ints_as_numbers():
-    ops = [{"CropBorder": {"threshold": 5}}, {"ResizeImage": {"size": 32, "interpolation": "linear"}},
-           {"RandomResizedCrop": {"size": [32, 32], "scale": [0.5, 1], "ratio": [1, 1]}},
-           {"NormalizeImage": {"mean": [0, 0, 0], "std": [1, 1, 1], "scale": 1}}]
+    ops = [
+        {"CropBorder": {"threshold": 5}},
+        {"ResizeImage": {"size": 32, "interpolation": "linear"}},
+        {"RandomResizedCrop": {"size": [32, 32], "scale": [0.5, 1], "ratio": [1, 1]}},
+        {"NormalizeImage": {"mean": [0, 0, 0], "std": [1, 1, 1], "scale": 1}},
+    ]
     out = build_transforms(ops, [3, 32, 32])(gradient(), rng())
     assert out.shape == (3, 32, 32) and out.max() > 1  # scale 1: values stay 0..255

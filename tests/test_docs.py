@@ -1,6 +1,7 @@
 """The documentation stays true to the code: the generated config reference matches the schema and
 the op registry, every relative link between README.md and docs/*.md resolves, and README's test
 command is the one CI runs."""
+
 import importlib.util
 import re
 
@@ -49,8 +50,10 @@ def test_config_reference_page_is_regenerated_from_the_code():
 
 def test_render_replaces_only_the_generated_blocks():
     text = "intro\n<!-- generated:schema -->\nold\n<!-- /generated:schema -->\noutro\n"
-    assert render(text, {"schema": "| new |"}) == \
-        "intro\n<!-- generated:schema -->\n| new |\n<!-- /generated:schema -->\noutro\n"
+    assert (
+        render(text, {"schema": "| new |"})
+        == "intro\n<!-- generated:schema -->\n| new |\n<!-- /generated:schema -->\noutro\n"
+    )
     with pytest.raises(PaddleDxError, match="generated:ops"):
         render(text, {"ops": "| x |"})
 
@@ -95,11 +98,16 @@ def test_results_tables_quote_the_committed_reports():
 def test_results_table_rows_are_the_reports_numbers(tmp_path):
     import json
     from paddle_dx.studies.results_index import results_table
-    report = {"runs": {"transfer": {"test": {"accuracy": 0.875, "auc": 0.9}, "ci95": {"accuracy": [0.8, 0.95]}}},
-              "setups": {"transfer": {"arch": "ResNet50", "input_size": 224, "init": "source"}},
-              "wall_seconds": {"study": 1260.0}}
+
+    report = {
+        "runs": {"transfer": {"test": {"accuracy": 0.875, "auc": 0.9}, "ci95": {"accuracy": [0.8, 0.95]}}},
+        "setups": {"transfer": {"arch": "ResNet50", "input_size": 224, "init": "source"}},
+        "wall_seconds": {"study": 1260.0},
+    }
     (tmp_path / "esophagus").mkdir()
     (tmp_path / "esophagus" / "report.json").write_text(json.dumps(report))
     rows = results_table("x/", tmp_path).splitlines()
-    assert rows[2] == ("| [esophagus](x/esophagus/report.md) | transfer | ResNet50, 224 px | source-pretrained | "
-                       "87.5 [80.0, 95.0] | 90.0 | 92.32 (test) | 21 min |")
+    assert rows[2] == (
+        "| [esophagus](x/esophagus/report.md) | transfer | ResNet50, 224 px | source-pretrained | "
+        "87.5 [80.0, 95.0] | 90.0 | 92.32 (test) | 21 min |"
+    )

@@ -1,4 +1,5 @@
 """paddle_dx.data.duplicates and the start-up scan: copies found by decoded pixels, not file bytes."""
+
 import logging
 from itertools import combinations
 
@@ -6,8 +7,13 @@ import cv2
 import numpy as np
 
 from paddle_dx.data.dataset import scan_images
-from paddle_dx.data.duplicates import (image_fingerprints, merge_groups, multi_member_groups, near_duplicate_pairs,
-                                       pixel_sha256)
+from paddle_dx.data.duplicates import (
+    image_fingerprints,
+    merge_groups,
+    multi_member_groups,
+    near_duplicate_pairs,
+    pixel_sha256,
+)
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
 from paddle_dx.utils.hashing import file_sha256
 
@@ -17,7 +23,7 @@ def test_pixel_hash_depends_on_pixels_and_shape_only():
     image = rng.integers(0, 255, (6, 4, 3), np.uint8)
     assert pixel_sha256(image) == pixel_sha256(image.copy())
     assert pixel_sha256(image) == pixel_sha256(np.asfortranarray(image))  # memory layout does not count
-    assert pixel_sha256(image) != pixel_sha256(image.reshape(4, 6, 3))    # same bytes, other shape
+    assert pixel_sha256(image) != pixel_sha256(image.reshape(4, 6, 3))  # same bytes, other shape
     changed = image.copy()
     changed[0, 0, 0] ^= 1
     assert pixel_sha256(image) != pixel_sha256(changed)
@@ -80,4 +86,3 @@ def test_groups_merge_keys_and_pairs_transitively():
     assert multi_member_groups(groups) == [[0, 2, 3], [4, 5]]
     assert len(set(groups.tolist())) == 3
     assert multi_member_groups(merge_groups(3)) == []
-

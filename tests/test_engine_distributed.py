@@ -9,6 +9,7 @@ BatchNorm statistics are first calibrated on the training images and the learnin
 small, so evaluation is not saturated (probabilities of exactly 0 or 1 would hide which
 weights were used).
 """
+
 import json
 import logging
 import os
@@ -28,7 +29,9 @@ SETTINGS = {"Arch.name": "ResNet18", "Global.epochs": 2, "Stages": STAGES, "Glob
 
 
 def _worker_logs(log_dir):
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(log_dir.glob("workerlog.*")))
+    return "\n".join(
+        f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(log_dir.glob("workerlog.*"))
+    )
 
 
 def _calibrated_weights(config, path):
@@ -36,6 +39,7 @@ def _calibrated_weights(config, path):
     import paddle
     from paddle_dx.data.builder import build_dataset
     from paddle_dx.models import build_model
+
     model = build_model(config["Arch"], config["Global"]["image_shape"])
     dataset, _ = build_dataset(config, "Train")
     images = paddle.to_tensor(np.stack([dataset[(0, i)][0] for i in range(len(dataset))]))
@@ -51,16 +55,33 @@ def _calibrated_weights(config, path):
 def launched(tmp_path_factory):
     """Run tools/train.py on 2 ranks; return (root, settings, [trace of rank 0, trace of rank 1])."""
     from paddle_dx.config import dump_config
+
     root = tmp_path_factory.mktemp("distributed")
     images, lists = make_tiny_dataset(root / "data", per_class=10)
-    settings = dict(SETTINGS, **{"Global.pretrained_model": _calibrated_weights(
-        tiny_config(images, lists, root / "out", **SETTINGS), root / "calibrated.pdparams")})
+    settings = dict(
+        SETTINGS,
+        **{
+            "Global.pretrained_model": _calibrated_weights(
+                tiny_config(images, lists, root / "out", **SETTINGS), root / "calibrated.pdparams"
+            )
+        },
+    )
     dump_config(tiny_config(images, lists, root / "out", **settings), root / "config.yaml")
     env = dict(os.environ, PADDLE_DX_TRACE_DIR=str(root / "trace"))
     for key in ("PADDLE_TRAINERS_NUM", "PADDLE_TRAINER_ID"):
         env.pop(key, None)
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-           "--log_dir", str(root / "launch"), str(ROOT / "tools" / "train.py"), "-c", str(root / "config.yaml")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "paddle.distributed.launch",
+        "--nproc_per_node",
+        "2",
+        "--log_dir",
+        str(root / "launch"),
+        str(ROOT / "tools" / "train.py"),
+        "-c",
+        str(root / "config.yaml"),
+    ]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + _worker_logs(root / "launch")
     traces = [json.loads((root / "trace" / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -83,9 +104,9 @@ def test_weights_are_identical_on_both_ranks_after_every_step(launched):
     """Including after the backbone is unfrozen (stage 2), when DataParallel must be rebuilt."""
     _, _, traces = launched
     digests = [t["digests"] for t in traces]
-    assert len(digests[0]) == 4                      # 2 epochs x 2 steps
+    assert len(digests[0]) == 4  # 2 epochs x 2 steps
     assert digests[0] == digests[1]
-    assert len(set(digests[0])) == 4                 # and every step did change the weights
+    assert len(set(digests[0])) == 4  # and every step did change the weights
 
 
 def test_only_rank_0_writes_in_output_dir(launched):
@@ -112,13 +133,16 @@ def test_gathered_metrics_equal_a_single_process_evaluation_of_the_saved_weights
     on best_model.pdparams, the last stage's on latest/model.pdparams."""
     from paddle_dx.config import load_config
     from paddle_dx.engine.evaluation_job import run_evaluation
+
     root, _, _ = launched
     metrics = json.loads((root / "out" / "metrics.json").read_text())
     cases = [("best_model.pdparams", metrics), ("latest/model.pdparams", metrics["stages"][-1])]
     for weights, gathered in cases:
         for mode, key in (("Eval", "val"), ("Test", "test")):
-            config = load_config(root / "config.yaml", [f"Global.pretrained_model={root / 'out' / weights}",
-                                                        f"Global.output_dir={tmp_path / mode}"])
+            config = load_config(
+                root / "config.yaml",
+                [f"Global.pretrained_model={root / 'out' / weights}", f"Global.output_dir={tmp_path / mode}"],
+            )
             single = run_evaluation(config, mode)
             # A probability at Paddle's floor (cross-entropy 64) would alone make the mean loss of
             # 5 images >= 12.8; unsaturated, every probability depends on the exact weights used.
@@ -130,6 +154,7 @@ def test_one_device_resumes_a_two_device_checkpoint(launched, tmp_path, caplog):
     """At an epoch boundary the run simply goes on; mid-epoch, the step is mapped so that the
     samples the 2 ranks had already trained on are not skipped."""
     from paddle_dx.engine.trainer import Trainer
+
     root, settings, _ = launched
     images, lists = root / "data" / "images", root / "data" / "lists"
     state = json.loads((root / "out" / "latest" / "state.json").read_text())
@@ -137,19 +162,38 @@ def test_one_device_resumes_a_two_device_checkpoint(launched, tmp_path, caplog):
 
     shutil.copytree(root / "out", tmp_path / "run")
     three_stages = STAGES[:-1] + ", {name: more, epochs: 1, freeze: none, lr: 0.0001}]"
-    result = Trainer(tiny_config(images, lists, tmp_path / "run", **dict(
-        settings, **{"Stages": three_stages, "Global.epochs": 3, "Global.allow_config_change": True,
-                     "Global.checkpoints": tmp_path / "run" / "latest"}))).fit()
+    result = Trainer(
+        tiny_config(
+            images,
+            lists,
+            tmp_path / "run",
+            **dict(
+                settings,
+                **{
+                    "Stages": three_stages,
+                    "Global.epochs": 3,
+                    "Global.allow_config_change": True,
+                    "Global.checkpoints": tmp_path / "run" / "latest",
+                },
+            ),
+        )
+    ).fit()
     assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
 
     # As if the 2-rank run had been stopped after its first step of epoch 2 (8 samples seen).
     checkpoint = shutil.copytree(root / "out" / "latest", tmp_path / "mid_epoch")
     (checkpoint / "state.json").write_text(json.dumps(dict(state, epoch=1, step=1)))
     with caplog.at_level(logging.WARNING):
-        trainer = Trainer(tiny_config(images, lists, tmp_path / "mid", **dict(
-            settings, **{"DataLoader.Train.sampler.batch_size": 3, "Global.allow_config_change": True})))
+        trainer = Trainer(
+            tiny_config(
+                images,
+                lists,
+                tmp_path / "mid",
+                **dict(settings, **{"DataLoader.Train.sampler.batch_size": 3, "Global.allow_config_change": True}),
+            )
+        )
         trainer.resume(checkpoint)
-    assert (trainer.start_epoch, trainer.start_step) == (1, 2)       # 8 // 3
+    assert (trainer.start_epoch, trainer.start_step) == (1, 2)  # 8 // 3
     assert "continues at step 2 (2 samples are trained on again)" in caplog.text
 
 
@@ -159,6 +203,7 @@ def test_resume_step_misses_no_sample_when_devices_or_batch_change(old, new):
     on W' ranks train every sample of the epoch, repeating less than one new global batch."""
     from paddle_dx.data.sampler import EpochBatchSampler
     from paddle_dx.engine.distributed import resume_step
+
     labels = np.arange(23) % 2
 
     def trained(world_size, batch_size, steps):

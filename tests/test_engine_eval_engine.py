@@ -1,5 +1,6 @@
 """Evaluation through Paddle Inference (Global.eval_engine) gives dygraph's probabilities within
 oneDNN's tolerance, and metrics.json says which engine evaluated."""
+
 import json
 import logging
 
@@ -44,8 +45,9 @@ def test_eval_tool_through_inference_matches_dygraph(tmp_path):
     weights = str(tmp_path / "run" / "best_model.pdparams")
     results = {}
     for engine in ("inference", "dygraph"):
-        config = _config(tmp_path, f"eval_{engine}", **{"Global.eval_engine": engine,
-                                                        "Global.pretrained_model": weights})
+        config = _config(
+            tmp_path, f"eval_{engine}", **{"Global.eval_engine": engine, "Global.pretrained_model": weights}
+        )
         results[engine] = run_evaluation(config)
         written = json.loads((tmp_path / f"eval_{engine}" / "eval_val_list_metrics.json").read_text())
         assert written["eval_engine"] == engine
@@ -59,13 +61,16 @@ def test_auto_chooses_by_device_and_set_size(caplog):
     assert auto.choose(MIN_IMAGES - 1) == "dygraph" and auto.choose(MIN_IMAGES) == "inference"
     assert "exporting would cost more than it saves" in caplog.text
     for device, world_size in (("gpu", 1), ("cpu", 2)):
-        assert EvalEngine("inference", device, world_size, [3, 32, 32]).choose(10 ** 6) == "dygraph"
+        assert EvalEngine("inference", device, world_size, [3, 32, 32]).choose(10**6) == "dygraph"
     assert "dygraph on the GPU" in caplog.text and "dygraph on several devices" in caplog.text
 
 
 def test_cached_features_evaluate_as_feature_cache(tmp_path):
-    frozen = {"Arch.freeze": "backbone", "Global.feature_cache_engine": "dygraph",
-              "DataLoader.Train.dataset.transform_ops": [{"ResizeImage": {}}, {"NormalizeImage": {}}]}
+    frozen = {
+        "Arch.freeze": "backbone",
+        "Global.feature_cache_engine": "dygraph",
+        "DataLoader.Train.dataset.transform_ops": [{"ResizeImage": {}}, {"NormalizeImage": {}}],
+    }
     trainer = Trainer(_config(tmp_path, "frozen", **frozen))
     result = trainer.fit()
     assert result["val"]["eval_engine"] == "feature cache"

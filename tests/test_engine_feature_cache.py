@@ -1,4 +1,5 @@
 """The head trained from cached backbone features equals the head trained the slow way."""
+
 import logging
 
 import numpy as np
@@ -16,8 +17,13 @@ def _config(tmp_path, out, **overrides):
     images, lists = make_tiny_dataset(tmp_path / "data", per_class=8, size=32)
     # ResNet18 from scratch: its BatchNorm running statistics (0, 1) differ from batch
     # statistics, so a frozen BN layer accidentally put in train mode changes the result.
-    base = {"Arch.name": "ResNet18", "Arch.freeze": "backbone", "Arch.dropout": 0.5, "Global.epochs": 2,
-            "DataLoader.Train.dataset.transform_ops": DETERMINISTIC}
+    base = {
+        "Arch.name": "ResNet18",
+        "Arch.freeze": "backbone",
+        "Arch.dropout": 0.5,
+        "Global.epochs": 2,
+        "DataLoader.Train.dataset.transform_ops": DETERMINISTIC,
+    }
     return tiny_config(images, lists, tmp_path / out, **{**base, **overrides})
 
 
@@ -30,14 +36,16 @@ def _fit(config):
 def test_cached_head_equals_slow_head(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="paddle_dx.engine.feature_cache")
     slow, slow_result = _fit(_config(tmp_path, "slow", **{"Global.feature_cache": "off"}))
-    fast, fast_result = _fit(_config(tmp_path, "fast", **{"Global.feature_cache": "on",
-                                                          "Global.feature_cache_engine": "dygraph"}))
+    fast, fast_result = _fit(
+        _config(tmp_path, "fast", **{"Global.feature_cache": "on", "Global.feature_cache_engine": "dygraph"})
+    )
     assert "feature cache: on" in caplog.text
     cached = list((tmp_path / "fast" / "cache" / "features").rglob("*.npy"))
     assert len(cached) == len(fast.train_set) + len(fast.eval_set)
     for name in ("head.weight", "head.bias"):
-        np.testing.assert_allclose(fast.model.state_dict()[name].numpy(), slow.model.state_dict()[name].numpy(),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            fast.model.state_dict()[name].numpy(), slow.model.state_dict()[name].numpy(), rtol=1e-5, atol=1e-6
+        )
     # the backbone (weights and BN statistics) did not move in either run
     for name, value in slow.model.backbone.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), fast.model.backbone.state_dict()[name].numpy())
@@ -53,7 +61,9 @@ def test_oneDNN_engine_features_close_to_dygraph(tmp_path):
     fast = trainer.feature_cache.features(trainer.model, "Train")
     cache_dygraph = type(trainer.feature_cache)(
         _config(tmp_path, "run2", **{"Global.feature_cache": "on", "Global.feature_cache_engine": "dygraph"})["Global"],
-        trainer.train_set, trainer.eval_set)
+        trainer.train_set,
+        trainer.eval_set,
+    )
     exact = cache_dygraph.features(trainer.model, "Train")
     assert fast.shape == exact.shape == (len(trainer.train_set), 512)
     np.testing.assert_allclose(fast, exact, rtol=1e-3, atol=1e-3 * float(np.abs(exact).max()))
@@ -74,8 +84,9 @@ def test_random_flips_train_exactly_from_cached_variants(tmp_path, caplog, engin
     cached = list((tmp_path / "fast" / "cache" / "features").rglob("*.npy"))
     assert len(cached) == 4 * len(fast.train_set) + len(fast.eval_set)  # reused across the 3 epochs
     for name in ("head.weight", "head.bias"):
-        np.testing.assert_allclose(fast.model.state_dict()[name].numpy(), slow.model.state_dict()[name].numpy(),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            fast.model.state_dict()[name].numpy(), slow.model.state_dict()[name].numpy(), rtol=1e-5, atol=1e-6
+        )
     for slow_epoch, fast_epoch in zip(slow_result["history"], fast_result["history"]):
         assert fast_epoch["train_loss"] == pytest.approx(slow_epoch["train_loss"], rel=1e-5)
         assert fast_epoch["val_loss"] == pytest.approx(slow_epoch["val_loss"], rel=1e-5)
@@ -83,8 +94,13 @@ def test_random_flips_train_exactly_from_cached_variants(tmp_path, caplog, engin
 
 def test_flip_variants_are_the_flipped_images_features(tmp_path):
     """Variant (h, v) holds the front output of the image flipped so, normalised after the flip."""
-    trainer = Trainer(_config(tmp_path, "run", **{"DataLoader.Train.dataset.transform_ops": FLIPS,
-                                                  "Global.feature_cache_engine": "dygraph"}))
+    trainer = Trainer(
+        _config(
+            tmp_path,
+            "run",
+            **{"DataLoader.Train.dataset.transform_ops": FLIPS, "Global.feature_cache_engine": "dygraph"},
+        )
+    )
     cache, dataset = trainer.feature_cache, trainer.train_set
     outcomes = dataset.transforms.variants()
     assert outcomes == [((False, False),), ((False, True),), ((True, False),), ((True, True),)]
@@ -103,7 +119,9 @@ def test_flip_variants_are_the_flipped_images_features(tmp_path):
         assert not np.allclose(variants[0], variants[v])
     first = cache._load(dataset, 0, 3)
     with paddle.no_grad():
-        np.testing.assert_allclose(variants[3][0], front(paddle.to_tensor(first[None])).numpy()[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            variants[3][0], front(paddle.to_tensor(first[None])).numpy()[0], rtol=1e-5, atol=1e-6
+        )
 
 
 def test_random_augmentation_turns_auto_off_and_on_refuses(tmp_path, caplog):
@@ -113,13 +131,19 @@ def test_random_augmentation_turns_auto_off_and_on_refuses(tmp_path, caplog):
     trainer = Trainer(config)
     assert not trainer.feature_cache.applies(trainer.model)
     assert "feature cache: off because" in caplog.text and "random ops" in caplog.text
-    config = _config(tmp_path, "on", **{"DataLoader.Train.dataset.transform_ops": flip,
-                                        "Global.feature_cache": "on"})
+    config = _config(tmp_path, "on", **{"DataLoader.Train.dataset.transform_ops": flip, "Global.feature_cache": "on"})
     trainer = Trainer(config)
     with pytest.raises(ConfigError, match="Global.feature_cache"):
         trainer.feature_cache.applies(trainer.model)
-    views = _config(tmp_path, "views", **{"DataLoader.Train.dataset.transform_ops": flip,
-                                          "Global.feature_cache_views": 2, "Global.feature_cache_engine": "dygraph"})
+    views = _config(
+        tmp_path,
+        "views",
+        **{
+            "DataLoader.Train.dataset.transform_ops": flip,
+            "Global.feature_cache_views": 2,
+            "Global.feature_cache_engine": "dygraph",
+        },
+    )
     trainer = Trainer(views)
     assert trainer.feature_cache.applies(trainer.model)
     view0 = trainer.feature_cache.features(trainer.model, "Train", view=0)
@@ -134,8 +158,9 @@ def test_partial_freeze_trains_the_same_from_cached_stage_maps(tmp_path, caplog)
     partial = {"Arch.freeze": "until stage 2"}
     start = {k: v.numpy().copy() for k, v in Trainer(_config(tmp_path, "start", **partial)).model.state_dict().items()}
     slow, slow_result = _fit(_config(tmp_path, "slow", **partial, **{"Global.feature_cache": "off"}))
-    fast, fast_result = _fit(_config(tmp_path, "fast", **partial, **{"Global.feature_cache": "on",
-                                                                     "Global.feature_cache_engine": "dygraph"}))
+    fast, fast_result = _fit(
+        _config(tmp_path, "fast", **partial, **{"Global.feature_cache": "on", "Global.feature_cache_engine": "dygraph"})
+    )
     assert "feature cache: on for the frozen front (6 of 13 backbone layers" in caplog.text
     cached = np.load(next((tmp_path / "fast" / "cache" / "features").rglob("*.npy")))
     assert cached.shape == (128, 4, 4)  # ResNet18 stage 2 output at 32 px
@@ -172,14 +197,19 @@ def test_front_stops_before_dropout_in_a_frozen_vgg():
     """A frozen VGG's classifier draws dropout masks every step: the cache holds the output
     before the first dropout, and the frozen layers after it run in every step."""
     from paddle_dx.models import apply_freeze, build_model
+
     model = build_model({"name": "VGG11", "class_num": 2, "freeze": "backbone"})
     front, rest = model.frozen_front()
     assert [type(layer).__name__ for layer in rest] == ["Dropout", "Linear", "ReLU", "Dropout", "Identity"]
     assert type(front[-1]).__name__ == "ReLU" and len(front) + len(rest) == len(model.sequence())
     apply_freeze(model, "until stage 3")
     front, rest = model.frozen_front()
-    assert front == [model.backbone.conv_block_1, model.backbone.conv_block_2, model.backbone.conv_block_3,
-                     model.backbone.conv_block_4]
+    assert front == [
+        model.backbone.conv_block_1,
+        model.backbone.conv_block_2,
+        model.backbone.conv_block_3,
+        model.backbone.conv_block_4,
+    ]
 
 
 def test_flip_variants_count_against_the_cache_budget(tmp_path, caplog):
@@ -189,9 +219,14 @@ def test_flip_variants_count_against_the_cache_budget(tmp_path, caplog):
     probe = Trainer(_config(tmp_path, "probe"))
     n_train, n_eval = len(probe.train_set), len(probe.eval_set)
     one_each = (n_train + n_eval) * 512 * 4  # ResNet18 features, float32
-    budget = (one_each + 2 * n_train * 512 * 4) / 2 ** 30  # room for 3 of the 4 variants
-    trainer = Trainer(_config(tmp_path, "flips", **{"DataLoader.Train.dataset.transform_ops": FLIPS,
-                                                    "Global.feature_cache_max_gb": budget}))
+    budget = (one_each + 2 * n_train * 512 * 4) / 2**30  # room for 3 of the 4 variants
+    trainer = Trainer(
+        _config(
+            tmp_path,
+            "flips",
+            **{"DataLoader.Train.dataset.transform_ops": FLIPS, "Global.feature_cache_max_gb": budget},
+        )
+    )
     assert not trainer.feature_cache.applies(trainer.model)
     assert "would take" in caplog.text
     trainer = Trainer(_config(tmp_path, "plain", **{"Global.feature_cache_max_gb": budget}))

@@ -1,4 +1,5 @@
 """Class imbalance: class-weighted cross-entropy ('balanced' or a list) and the balanced sampler."""
+
 from collections import Counter
 
 import numpy as np
@@ -49,8 +50,11 @@ def test_class_weight_errors_name_the_problem():
         build_loss([{"CELoss": {"class_weights": [1, 2]}}], "Loss.Train", LABELS, class_num=3)
     with pytest.raises(ConfigError, match="must be a list or 'balanced'"):
         build_loss([{"CELoss": {"class_weights": "inverse"}}], "Loss.Train", LABELS, class_num=2)
-    with pytest.raises(ConfigError, match=r"Loss.Train\[0\].CELoss: unknown parameter 'class_weight'"
-                                          r".*did you mean 'class_weights'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Loss.Train\[0\].CELoss: unknown parameter 'class_weight'"
+        r".*did you mean 'class_weights'",
+    ):
         build_loss([{"CELoss": {"class_weight": [1, 2]}}], "Loss.Train", LABELS, class_num=2)
     with pytest.raises(ConfigError, match=r"Loss.Train\[0\]: unknown loss 'CrossEntropy'"):
         build_loss([{"CrossEntropy": {}}], "Loss.Train", LABELS, class_num=2)

@@ -7,6 +7,7 @@ the optimizer ``build_optimizer`` returns for an Adam config, in this process, a
 ratio (not an absolute time). Measured here: ~1.0 with multi-tensor Adam, ~4-5 with the
 per-tensor one (`use_multi_tensor=False`), which this test is meant to catch.
 """
+
 import statistics
 import time
 
@@ -44,7 +45,9 @@ def test_adam_step_leaves_matmul_speed_alone():
     after = _matmul_seconds(a, b)
     # compare again with a fresh "before" so one noisy phase cannot decide the verdict
     ratio = min(after / before, _matmul_seconds(a, b) / before)
-    assert ratio < 2.0, f"matmul {ratio:.1f}x slower after one optimizer step (before {before:.4f}s, after {after:.4f}s)"
+    assert ratio < 2.0, (
+        f"matmul {ratio:.1f}x slower after one optimizer step (before {before:.4f}s, after {after:.4f}s)"
+    )
 
 
 def _built(name, model, weight_decay=0.0):
@@ -56,6 +59,7 @@ def test_every_registered_optimizer_uses_the_multi_tensor_kernel():
     """The timing test above cannot show the slowdown on every machine (it did not reproduce on
     the 2026-11-22 CI machine); this guard fails whenever a per-tensor optimizer is configured."""
     from paddle_dx.engine.optimizer import OPTIMIZERS
+
     model = paddle.nn.Linear(4, 2)
     for name in OPTIMIZERS.names():
         assert _built(name, model)._use_multi_tensor, f"{name} is built without use_multi_tensor=True"
@@ -84,15 +88,29 @@ def test_static_engine_optimizer_step_leaves_matmul_speed_alone():
     own, see engine/static_step.py): one step of each, then the same matmul ratio as above."""
     from paddle_dx.engine.static_step import StaticTrainStep
     from paddle_dx.models import build_model
+
     select_device("cpu")
     a, b = paddle.randn([512, 512]), paddle.randn([512, 512])
     _matmul_seconds(a, b, rounds=2)
     before = _matmul_seconds(a, b)
     for name in ("Adam", "AdamW"):
-        config = load_config(raw={"Global": {"image_shape": [3, 32, 32]}, "Arch": {"name": "LeNet5", "class_num": 2},
-                                  "Optimizer": {"name": name, "lr": 0.001, "weight_decay": 0.01}})
-        step = StaticTrainStep(build_model(config["Arch"]), config["Arch"], config["Global"]["image_shape"],
-                               config["Loss"]["Train"], config["Optimizer"], "none", 0.001, [0, 1])
+        config = load_config(
+            raw={
+                "Global": {"image_shape": [3, 32, 32]},
+                "Arch": {"name": "LeNet5", "class_num": 2},
+                "Optimizer": {"name": name, "lr": 0.001, "weight_decay": 0.01},
+            }
+        )
+        step = StaticTrainStep(
+            build_model(config["Arch"]),
+            config["Arch"],
+            config["Global"]["image_shape"],
+            config["Loss"]["Train"],
+            config["Optimizer"],
+            "none",
+            0.001,
+            [0, 1],
+        )
         step(paddle.randn([4, 3, 32, 32]), paddle.to_tensor([0, 1, 0, 1]))
     ratio = min(_matmul_seconds(a, b) / before, _matmul_seconds(a, b) / before)
     assert ratio < 2.0, f"matmul {ratio:.1f}x slower after the static engine's optimizer steps"

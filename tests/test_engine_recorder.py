@@ -1,4 +1,5 @@
 """RunRecorder (engine/recorder.py) writes a finished run's outputs from the result it is given."""
+
 import json
 import logging
 
@@ -37,8 +38,15 @@ def test_writes_metrics_manifest_and_skipped_images(tmp_path, caplog):
     recorder.save(result, hashes)
     out = tmp_path / "run"
     written = json.loads((out / "metrics.json").read_text())
-    assert list(written) == ["history", "best_epoch", "best_metric", "val", "skipped_images",
-                             "duplicates_across_splits", "test"]
+    assert list(written) == [
+        "history",
+        "best_epoch",
+        "best_metric",
+        "val",
+        "skipped_images",
+        "duplicates_across_splits",
+        "test",
+    ]
     assert written["best_epoch"] == 2 and written["history"] == history
     assert written["test"]["loss"] == 1.5 and written["val"]["loss"] == 0.5
     assert written["duplicates_across_splits"] == [{"sha256": "ab12", "files": ["x.png", "y.png"]}]
@@ -46,7 +54,10 @@ def test_writes_metrics_manifest_and_skipped_images(tmp_path, caplog):
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["final_metrics"]["best_epoch"] == 2
     assert manifest["data"]["Train"]["images"] == len(hashes)
-    assert "test (best epoch 2, best_model.pdparams)" in caplog.text and "validation (best epoch 2 by accuracy)" in caplog.text
+    assert (
+        "test (best epoch 2, best_model.pdparams)" in caplog.text
+        and "validation (best epoch 2 by accuracy)" in caplog.text
+    )
 
 
 def test_stages_are_recorded_only_for_staged_runs(tmp_path):

@@ -1,4 +1,5 @@
 """Resume with a changed config is refused, listing the keys; result-neutral keys may change."""
+
 import pytest
 
 from paddle_dx.engine.resume_check import check_resume_config, config_changes
@@ -6,9 +7,11 @@ from paddle_dx.errors import ConfigError
 
 
 def _config(**changes):
-    config = {"Global": {"seed": 1, "epochs": 3, "output_dir": "out/a", "checkpoints": None},
-              "Optimizer": {"name": "Adam", "lr": 0.001},
-              "DataLoader": {"Train": {"loader": {"num_workers": 0}, "sampler": {"batch_size": 8}}}}
+    config = {
+        "Global": {"seed": 1, "epochs": 3, "output_dir": "out/a", "checkpoints": None},
+        "Optimizer": {"name": "Adam", "lr": 0.001},
+        "DataLoader": {"Train": {"loader": {"num_workers": 0}, "sampler": {"batch_size": 8}}},
+    }
     for dotted, value in changes.items():
         *path, last = dotted.split(".")
         node = config
@@ -20,16 +23,22 @@ def _config(**changes):
 
 def test_changed_lr_and_batch_size_are_refused_with_each_key_named():
     current = _config(**{"Optimizer.lr": 0.01, "DataLoader.Train.sampler.batch_size": 4})
-    assert config_changes(_config(), current) == [("Optimizer.lr", 0.001, 0.01),
-                                                  ("DataLoader.Train.sampler.batch_size", 8, 4)]
-    with pytest.raises(ConfigError, match=r"run/latest: resuming with a config that changes the run "
-                                          r"\(Optimizer\.lr: 0\.001 -> 0\.01; DataLoader\.Train\.sampler\.batch_size: 8 -> 4\)"):
+    assert config_changes(_config(), current) == [
+        ("Optimizer.lr", 0.001, 0.01),
+        ("DataLoader.Train.sampler.batch_size", 8, 4),
+    ]
+    with pytest.raises(
+        ConfigError,
+        match=r"run/latest: resuming with a config that changes the run "
+        r"\(Optimizer\.lr: 0\.001 -> 0\.01; DataLoader\.Train\.sampler\.batch_size: 8 -> 4\)",
+    ):
         check_resume_config(_config(), current, "run/latest")
 
 
 def test_output_dir_checkpoints_and_workers_may_differ():
-    current = _config(**{"Global.output_dir": "out/b", "Global.checkpoints": "out/a/latest",
-                         "DataLoader.Train.loader.num_workers": 4})
+    current = _config(
+        **{"Global.output_dir": "out/b", "Global.checkpoints": "out/a/latest", "DataLoader.Train.loader.num_workers": 4}
+    )
     check_resume_config(_config(), current, "run/latest")  # no error
     assert config_changes(_config(), current) == []
 

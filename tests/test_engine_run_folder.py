@@ -1,6 +1,7 @@
 """A training holds its run folder: a second training into the same Global.output_dir is refused
 with one line naming the first; once the first is killed the folder is free again. A resume whose
 config would change the run is refused before anything is written."""
+
 import json
 import os
 import signal
@@ -22,10 +23,15 @@ def test_a_second_training_into_a_busy_folder_is_refused_naming_the_holder(tiny_
     config = tiny_config(images, lists, tmp_path / "run")
     dump_config(config, tmp_path / "config.yaml")
     marker = tmp_path / "paused"
-    env = dict(os.environ, PADDLE_DX_PAUSE_AT="train_step:1", PADDLE_DX_PAUSE_MARKER=str(marker),
-               PADDLE_DX_PAUSE_SECONDS="300")
-    first = subprocess.Popen([sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(
+        os.environ, PADDLE_DX_PAUSE_AT="train_step:1", PADDLE_DX_PAUSE_MARKER=str(marker), PADDLE_DX_PAUSE_SECONDS="300"
+    )
+    first = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 240
         while not marker.exists() and first.poll() is None and time.monotonic() < deadline:
@@ -33,8 +39,11 @@ def test_a_second_training_into_a_busy_folder_is_refused_naming_the_holder(tiny_
         assert marker.exists(), "the first training never reached its first step"
         with pytest.raises(RunFolderBusy, match=rf"run is in use by another training \(pid {first.pid} on .*train\.py"):
             Trainer(config).fit()
-        second = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
-                                capture_output=True, text=True)
+        second = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
+            capture_output=True,
+            text=True,
+        )
         assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
         assert f"pid {first.pid}" in second.stderr
     finally:
@@ -51,10 +60,13 @@ def test_resume_with_a_changed_learning_rate_is_refused_listing_the_key(tiny_dat
     images, lists = tiny_dataset
     Trainer(tiny_config(images, lists, tmp_path / "run", **{"Global.epochs": 1})).fit()
     latest = tmp_path / "run" / "latest"
-    changed = tiny_config(images, lists, tmp_path / "run", **{"Global.epochs": 1, "Optimizer.lr": 0.1,
-                                                                "Global.checkpoints": str(latest)})
+    changed = tiny_config(
+        images, lists, tmp_path / "run", **{"Global.epochs": 1, "Optimizer.lr": 0.1, "Global.checkpoints": str(latest)}
+    )
     before = sorted(p.name for p in (tmp_path / "run").iterdir())
-    with pytest.raises(ConfigError, match=r"resuming with a config that changes the run \(Optimizer\.lr: 0\.003 -> 0\.1\)"):
+    with pytest.raises(
+        ConfigError, match=r"resuming with a config that changes the run \(Optimizer\.lr: 0\.003 -> 0\.1\)"
+    ):
         Trainer(changed).fit()
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
     same = tiny_config(images, lists, tmp_path / "run", **{"Global.epochs": 1, "Global.checkpoints": str(latest)})
@@ -70,13 +82,26 @@ def test_an_allowed_config_change_is_recorded_and_verify_run_replays_it(tiny_dat
 
     images, lists = tiny_dataset
     Trainer(tiny_config(images, lists, tmp_path / "run", **{"Global.epochs": 1})).fit()
-    result = Trainer(tiny_config(images, lists, tmp_path / "run", **{
-        "Global.epochs": 2, "Optimizer.lr": 0.001, "Global.allow_config_change": True,
-        "Global.checkpoints": str(tmp_path / "run" / "latest")})).fit()
+    result = Trainer(
+        tiny_config(
+            images,
+            lists,
+            tmp_path / "run",
+            **{
+                "Global.epochs": 2,
+                "Optimizer.lr": 0.001,
+                "Global.allow_config_change": True,
+                "Global.checkpoints": str(tmp_path / "run" / "latest"),
+            },
+        )
+    ).fit()
     assert [h.get("config_changed") for h in result["history"]] == [None, ["Global.epochs", "Optimizer.lr"]]
     change = result["config_changes"][0]
     assert (change["epoch"], change["step"], change["changes"]) == (
-        1, 0, [["Global.epochs", 1, 2], ["Optimizer.lr", 0.003, 0.001]])
+        1,
+        0,
+        [["Global.epochs", 1, 2], ["Optimizer.lr", 0.003, 0.001]],
+    )
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["config_changes"][0]["config"]["Optimizer"]["lr"] == 0.003
     report = verify_run(tmp_path / "run", tmp_path / "rerun")

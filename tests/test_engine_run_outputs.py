@@ -1,4 +1,5 @@
 """What one training run leaves in output_dir: VisualDL logs, config, metrics, checkpoints."""
+
 import json
 
 import cv2
@@ -9,8 +10,17 @@ import yaml
 from conftest import tiny_config
 from paddle_dx.config import load_config
 
-SCALARS = {"train/loss", "train/accuracy", "train/lr", "val/loss", "val/accuracy", "val/auc", "val/macro_f1",
-           "val/f1/normal", "val/f1/lesion"}
+SCALARS = {
+    "train/loss",
+    "train/accuracy",
+    "train/lr",
+    "val/loss",
+    "val/accuracy",
+    "val/auc",
+    "val/macro_f1",
+    "val/f1/normal",
+    "val/f1/lesion",
+}
 
 
 def test_run_writes_visualdl_config_metrics_and_checkpoints(tiny_dataset, tmp_path):
@@ -18,6 +28,7 @@ def test_run_writes_visualdl_config_metrics_and_checkpoints(tiny_dataset, tmp_pa
 
     from paddle_dx.engine.evaluation_job import run_evaluation
     from paddle_dx.engine.trainer import Trainer
+
     images, lists = tiny_dataset
     out = tmp_path / "out"
     config = tiny_config(images, lists, out, **{"Global.use_visualdl": True, "Global.epochs": 2})
@@ -38,8 +49,17 @@ def test_run_writes_visualdl_config_metrics_and_checkpoints(tiny_dataset, tmp_pa
     hparams = reader.get_data("hyper_parameters", "hparam")[0].hparam
     assert {i.name: i.int_value for i in hparams.hparamInfos if i.name == "epochs"} == {"epochs": 2}
     figures = {p.name: cv2.imread(str(p)) for p in (out / "figures").glob("*.png")}
-    assert set(figures) == {f"{n}.png" for n in ("curves_loss", "curves_accuracy", "val_confusion_matrix",
-                                                 "val_roc", "test_confusion_matrix", "test_roc")}
+    assert set(figures) == {
+        f"{n}.png"
+        for n in (
+            "curves_loss",
+            "curves_accuracy",
+            "val_confusion_matrix",
+            "val_roc",
+            "test_confusion_matrix",
+            "test_roc",
+        )
+    }
     assert all(image is not None and image.std() > 0 for image in figures.values())
 
     # the resolved config is written and loads back to the same config
@@ -56,9 +76,18 @@ def test_run_writes_visualdl_config_metrics_and_checkpoints(tiny_dataset, tmp_pa
 
     # tools/eval.py's job on the best weights writes eval_<list stem>_* files: metrics, matrix, ROC
     def evaluate_list(name):
-        return run_evaluation(tiny_config(images, lists, tmp_path / "eval", **{
-            "Global.pretrained_model": str(out / "best_model.pdparams"),
-            "DataLoader.Eval.dataset.cls_label_path": str(lists / name)}))
+        return run_evaluation(
+            tiny_config(
+                images,
+                lists,
+                tmp_path / "eval",
+                **{
+                    "Global.pretrained_model": str(out / "best_model.pdparams"),
+                    "DataLoader.Eval.dataset.cls_label_path": str(lists / name),
+                },
+            )
+        )
+
     metrics = evaluate_list("test_list.txt")
     saved = json.loads((tmp_path / "eval" / "eval_test_list_metrics.json").read_text())
     assert saved["accuracy"] == metrics["accuracy"] == result["test"]["accuracy"]
@@ -74,6 +103,7 @@ def test_run_writes_visualdl_config_metrics_and_checkpoints(tiny_dataset, tmp_pa
 
 def test_visualdl_off_writes_no_logs(tiny_run_config, tmp_path):
     from paddle_dx.engine.trainer import Trainer
+
     config = load_config(raw=tiny_run_config, overrides=["Global.epochs=1"])
     Trainer(config).fit()
     assert not (tmp_path / "out" / "vdl").exists()

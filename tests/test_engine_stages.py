@@ -1,4 +1,5 @@
 """The two-step schedule (``Stages:``): pre-training with the backbone frozen, then fine-tuning."""
+
 import json
 import shutil
 
@@ -9,8 +10,10 @@ import pytest
 from conftest import tiny_config
 from paddle_dx.errors import ConfigError
 
-STAGES = [{"name": "pre-training", "epochs": 1, "freeze": "backbone", "lr": 0.01},
-          {"name": "fine-tuning", "epochs": 1, "freeze": "none", "lr": 0.0005}]
+STAGES = [
+    {"name": "pre-training", "epochs": 1, "freeze": "backbone", "lr": 0.01},
+    {"name": "fine-tuning", "epochs": 1, "freeze": "none", "lr": 0.0005},
+]
 
 
 def _config(tiny_dataset, out, **extra):
@@ -18,8 +21,7 @@ def _config(tiny_dataset, out, **extra):
     # stage 1 (frozen backbone, RandomFlip) trains from cached flip variants computed by Paddle
     # Inference (the default feature engine), which used to leave the process at 1 math thread, so
     # the straight run's stage 2 computed differently from the resumed run's (utils.device.restore_threads)
-    return tiny_config(images, lists, out, **{"Arch.name": "ResNet18", "Stages": STAGES,
-                                              **extra})
+    return tiny_config(images, lists, out, **{"Arch.name": "ResNet18", "Stages": STAGES, **extra})
 
 
 def _weights(model, prefix):
@@ -32,6 +34,7 @@ def _changed(before, after):
 
 def test_stage_one_trains_only_the_head_and_stage_two_the_backbone_at_its_lr(tiny_dataset, tmp_path):
     from paddle_dx.engine.trainer import Trainer
+
     trainer = Trainer(_config(tiny_dataset, tmp_path / "out"))
     backbone0, head0 = _weights(trainer.model, "backbone."), _weights(trainer.model, "head.")
 
@@ -58,6 +61,7 @@ def test_stage_one_trains_only_the_head_and_stage_two_the_backbone_at_its_lr(tin
 
 def test_resume_in_the_second_stage_ends_with_the_same_weights(tiny_dataset, tmp_path):
     from paddle_dx.engine.trainer import Trainer
+
     straight = Trainer(_config(tiny_dataset, tmp_path / "a"))
     straight._run_epoch(0)
     shutil.copytree(tmp_path / "a" / "latest", tmp_path / "after_stage_1")

@@ -1,5 +1,6 @@
 """``Global.engine: static``: each training step runs as a compiled static Program with oneDNN
 convolutions (engine/static_step.py), while the dygraph model stays the source of truth."""
+
 import logging
 import signal
 
@@ -14,8 +15,10 @@ from paddle_dx.engine.trainer import Interrupted, Trainer
 
 STATIC = {"Global.engine": "static"}
 # pre-training (backbone frozen: frozen BatchNorm in the Program) then fine-tuning (a new Program)
-STAGES = [{"name": "pre-training", "epochs": 1, "freeze": "backbone", "lr": 0.01},
-          {"name": "fine-tuning", "epochs": 1, "freeze": "none", "lr": 0.001}]
+STAGES = [
+    {"name": "pre-training", "epochs": 1, "freeze": "backbone", "lr": 0.01},
+    {"name": "fine-tuning", "epochs": 1, "freeze": "none", "lr": 0.001},
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +28,9 @@ def data(tmp_path_factory):
 
 def _config(data, out, **extra):
     # ResNet18 from scratch, dropout before the head, RandomFlip in Train (so no feature cache)
-    return tiny_config(*data, out, **{"Arch.name": "ResNet18", "Arch.dropout": 0.5,
-                                      "DataLoader.Train.sampler.batch_size": 2, **extra})
+    return tiny_config(
+        *data, out, **{"Arch.name": "ResNet18", "Arch.dropout": 0.5, "DataLoader.Train.sampler.batch_size": 2, **extra}
+    )
 
 
 def _weights(trainer):
@@ -54,10 +58,19 @@ def test_onednn_convolutions_give_the_dygraph_update(data, tmp_path):
     """oneDNN's convolution kernels differ from the plain ones in rounding only: one plain SGD step
     (lr x gradient; Adam's first step would amplify rounding in near-zero gradients to +-lr, and
     several steps of an untrained network amplify it too) moves every weight as dygraph does."""
-    sgd = {"Optimizer.name": "Momentum", "Optimizer.momentum": 0.0, "Optimizer.lr": 0.01, "Global.epochs": 1,
-           "Arch.dropout": 0.0, "DataLoader.Train.sampler.batch_size": 8}  # the 8 training images: one step
+    sgd = {
+        "Optimizer.name": "Momentum",
+        "Optimizer.momentum": 0.0,
+        "Optimizer.lr": 0.01,
+        "Global.epochs": 1,
+        "Arch.dropout": 0.0,
+        "DataLoader.Train.sampler.batch_size": 8,
+    }  # the 8 training images: one step
     start = _weights(Trainer(_config(data, tmp_path / "start", **sgd)))
-    dygraph, static = Trainer(_config(data, tmp_path / "dygraph", **sgd)), Trainer(_config(data, tmp_path / "static", **sgd, **STATIC))
+    dygraph, static = (
+        Trainer(_config(data, tmp_path / "dygraph", **sgd)),
+        Trainer(_config(data, tmp_path / "static", **sgd, **STATIC)),
+    )
     dygraph.fit()
     static.fit()
     got, want = _weights(static), _weights(dygraph)
@@ -74,10 +87,20 @@ def test_onednn_convolutions_give_the_dygraph_update(data, tmp_path):
 def _compiled(arch_name, **kwargs):
     from paddle_dx.config import load_config
     from paddle_dx.models import build_model
+
     config = load_config(raw={"Global": {"image_shape": [3, 32, 32]}, "Arch": {"name": arch_name, "class_num": 2}})
     model = build_model(config["Arch"])
-    return static_step.StaticTrainStep(model, config["Arch"], config["Global"]["image_shape"], config["Loss"]["Train"],
-                                       config["Optimizer"], "none", 0.001, [0, 1], **kwargs)
+    return static_step.StaticTrainStep(
+        model,
+        config["Arch"],
+        config["Global"]["image_shape"],
+        config["Loss"]["Train"],
+        config["Optimizer"],
+        "none",
+        0.001,
+        [0, 1],
+        **kwargs,
+    )
 
 
 def _onednn_types(step):
@@ -95,17 +118,35 @@ def test_whole_images_compile_in_nhwc_with_batch_norm_and_max_pool_on_onednn():
     ops = step.program.global_block().ops
     assert step.channels_last
     assert {op.attr("data_format") for op in ops if op.type == "conv2d"} == {"NHWC"}
-    assert _onednn_types(step) == {"conv2d", "conv2d_grad", "batch_norm", "batch_norm_grad", "relu", "relu_grad",
-                                   "pool2d", "pool2d_grad"}
+    assert _onednn_types(step) == {
+        "conv2d",
+        "conv2d_grad",
+        "batch_norm",
+        "batch_norm_grad",
+        "relu",
+        "relu_grad",
+        "pool2d",
+        "pool2d_grad",
+    }
     assert all(op.attr("pooling_type") == "max" for op in ops if op.type == "pool2d" and op.attr("use_mkldnn"))
-    spatial = [op for op in ops if op.type == "conv2d_grad"
-               and max(step.program.global_block().var(op.input("Filter")[0]).shape[-2:]) > 1]
+    spatial = [
+        op
+        for op in ops
+        if op.type == "conv2d_grad" and max(step.program.global_block().var(op.input("Filter")[0]).shape[-2:]) > 1
+    ]
     transposes = [op for op in ops if op.type == "transpose2" and op.output("Out")[0].endswith("@OIHW")]
     assert len(transposes) == len(spatial) == 17  # ResNet-18: stem + 16 block convolutions are 3x3 or 7x7
-    assert not any(n.endswith("@GRAD") and not n.endswith("@OIHW") for op in ops if op.type == "merged_adam"
-                   for n in op.input("Grad") if n in {t.input("X")[0] for t in transposes})
+    assert not any(
+        n.endswith("@GRAD") and not n.endswith("@OIHW")
+        for op in ops
+        if op.type == "merged_adam"
+        for n in op.input("Grad")
+        if n in {t.input("X")[0] for t in transposes}
+    )
     # each relu_grad reading a convolution's input gradient reads its plain copy
-    conv_input_grads = {op.output("Input@GRAD")[0] for op in ops if op.type == "conv2d_grad" and op.output("Input@GRAD")}
+    conv_input_grads = {
+        op.output("Input@GRAD")[0] for op in ops if op.type == "conv2d_grad" and op.output("Input@GRAD")
+    }
     copies = {op.output("Out")[0]: op.input("X")[0] for op in ops if op.type == "transfer_layout"}
     relu_inputs = [op.input("Out@GRAD")[0] for op in ops if op.type == "relu_grad"]
     assert not set(relu_inputs) & conv_input_grads
@@ -145,24 +186,30 @@ def test_interrupted_static_run_resumes_to_the_same_weights(data, tmp_path, monk
         steps["n"] += name == "train_step"
         if steps["n"] == 6:
             run._stop_signal = signal.SIGTERM
+
     monkeypatch.setattr(trainer_module, "pause_point", stop_at_sixth_step)
     with pytest.raises(Interrupted, match="epoch 2, step 2"):
         run.fit()
     monkeypatch.undo()
-    resumed = Trainer(_config(data, tmp_path / "run", **extra, **{"Global.checkpoints": str(tmp_path / "run" / "latest")}))
+    resumed = Trainer(
+        _config(data, tmp_path / "run", **extra, **{"Global.checkpoints": str(tmp_path / "run" / "latest")})
+    )
     resumed.fit()
     want = _weights(reference)
     for name, value in _weights(resumed).items():
         np.testing.assert_array_equal(value, want[name], err_msg=name)
 
 
-
 def test_static_step_over_cached_stage_maps_equals_dygraph(data, tmp_path, monkeypatch, caplog):
     """``until stage 2`` with the feature cache: the Program takes the cached stage-2 maps and runs
     stages 3-4 and the head, as the dygraph CachedForward does."""
     caplog.set_level(logging.INFO, logger="paddle_dx.engine.steps")
-    cached = {"Arch.freeze": "until stage 2", "Global.feature_cache": "on", "Global.feature_cache_engine": "dygraph",
-              "DataLoader.Train.dataset.transform_ops": [{"ResizeImage": {}}, {"NormalizeImage": {}}]}
+    cached = {
+        "Arch.freeze": "until stage 2",
+        "Global.feature_cache": "on",
+        "Global.feature_cache_engine": "dygraph",
+        "DataLoader.Train.dataset.transform_ops": [{"ResizeImage": {}}, {"NormalizeImage": {}}],
+    }
     dygraph = Trainer(_config(data, tmp_path / "dygraph", **cached))
     dygraph_result = dygraph.fit()
     monkeypatch.setattr(static_step, "ONEDNN_OPS", ())
@@ -213,10 +260,19 @@ def test_compiling_a_step_leaves_the_process_parameter_names_unique():
 
     from paddle_dx.config import load_config
     from paddle_dx.models import build_model
+
     config = load_config(raw={"Global": {"image_shape": [3, 32, 32]}, "Arch": {"name": "LeNet5", "class_num": 2}})
     first = build_model(config["Arch"])
-    step = static_step.StaticTrainStep(first, config["Arch"], config["Global"]["image_shape"], config["Loss"]["Train"],
-                                       config["Optimizer"], "none", 0.001, [0, 1])
+    step = static_step.StaticTrainStep(
+        first,
+        config["Arch"],
+        config["Global"]["image_shape"],
+        config["Loss"]["Train"],
+        config["Optimizer"],
+        "none",
+        0.001,
+        [0, 1],
+    )
     step(paddle.randn([2, 3, 32, 32]), paddle.to_tensor([0, 1]))
     second = build_model(config["Arch"])
     assert not {p.name for p in first.parameters()} & {p.name for p in second.parameters()}
@@ -227,13 +283,23 @@ def test_a_checkpoint_resumes_in_the_other_engine(data, tmp_path, first, then):
     """Both engines name the optimizer's moments after the same parameters, so a run can move
     between them (e.g. pre-trained on a GPU in dygraph, continued on a CPU in static)."""
     Trainer(_config(data, tmp_path / "run", **{"Global.epochs": 1, "Global.engine": first})).fit()
-    resumed = Trainer(_config(data, tmp_path / "run", **{"Global.epochs": 2, "Global.engine": then,
-                                                         "Global.allow_config_change": True,
-                                                         "Global.checkpoints": str(tmp_path / "run" / "latest")}))
+    resumed = Trainer(
+        _config(
+            data,
+            tmp_path / "run",
+            **{
+                "Global.epochs": 2,
+                "Global.engine": then,
+                "Global.allow_config_change": True,
+                "Global.checkpoints": str(tmp_path / "run" / "latest"),
+            },
+        )
+    )
     owner = resumed._stage_step().optimizer_state_owner
     resumed.resume(str(tmp_path / "run" / "latest"))
     state = owner.state_dict()
     moments = [k for k in state if "moment1" in k]
-    assert moments and any(float(abs(np.asarray(state[k].numpy() if hasattr(state[k], "numpy") else state[k])).max()) > 0
-                           for k in moments)  # the loaded moments, not fresh zeros
+    assert moments and any(
+        float(abs(np.asarray(state[k].numpy() if hasattr(state[k], "numpy") else state[k])).max()) > 0 for k in moments
+    )  # the loaded moments, not fresh zeros
     assert [h["epoch"] for h in resumed.fit()["history"]] == [1, 2]

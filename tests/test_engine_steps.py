@@ -1,5 +1,6 @@
 """Which step strategy (engine/steps.py) each engine / device / freeze / feature-cache situation
 gets, and what it trains on."""
+
 import logging
 
 import numpy as np
@@ -21,13 +22,30 @@ def data(tmp_path_factory):
 
 
 def _trainer(data, out, **extra):
-    return Trainer(tiny_config(*data, out, **{"Arch.name": "ResNet18", "DataLoader.Train.sampler.batch_size": 4,
-                                              "Global.feature_cache_engine": "dygraph", **extra}))
+    return Trainer(
+        tiny_config(
+            *data,
+            out,
+            **{
+                "Arch.name": "ResNet18",
+                "DataLoader.Train.sampler.batch_size": 4,
+                "Global.feature_cache_engine": "dygraph",
+                **extra,
+            },
+        )
+    )
 
 
-@pytest.mark.parametrize("wanted, device, world_size, runs", [
-    ("static", "cpu", 1, "static"), ("static", "gpu", 1, "dygraph"), ("static", "cpu", 2, "dygraph"),
-    ("dygraph", "cpu", 1, "dygraph"), ("dygraph", "gpu", 4, "dygraph")])
+@pytest.mark.parametrize(
+    "wanted, device, world_size, runs",
+    [
+        ("static", "cpu", 1, "static"),
+        ("static", "gpu", 1, "dygraph"),
+        ("static", "cpu", 2, "dygraph"),
+        ("dygraph", "cpu", 1, "dygraph"),
+        ("dygraph", "gpu", 4, "dygraph"),
+    ],
+)
 def test_static_runs_only_in_one_cpu_process(wanted, device, world_size, runs, caplog):
     caplog.set_level(logging.INFO, logger="paddle_dx.engine.steps")
     assert resolve_engine(wanted, device, world_size) == runs
@@ -52,9 +70,16 @@ def test_static_compiles_the_whole_network_when_nothing_is_cached(data, tmp_path
 def test_static_over_cached_stage_maps_trains_on_them(data, tmp_path):
     """``until stage 2`` with the cache: the Program takes the cached stage-2 maps, the epoch's
     batches are those maps."""
-    trainer = _trainer(data, tmp_path / "run", **{"Global.engine": "static", "Arch.freeze": "until stage 2",
-                                                  "Global.feature_cache": "on",
-                                                  "DataLoader.Train.dataset.transform_ops": DETERMINISTIC})
+    trainer = _trainer(
+        data,
+        tmp_path / "run",
+        **{
+            "Global.engine": "static",
+            "Arch.freeze": "until stage 2",
+            "Global.feature_cache": "on",
+            "DataLoader.Train.dataset.transform_ops": DETERMINISTIC,
+        },
+    )
     step = trainer._stage_step()
     assert type(step) is StaticProgramStep
     assert step.compiled.program.global_block().var("images").shape[1:] == (128, 4, 4)
@@ -68,9 +93,16 @@ def test_static_over_cached_stage_maps_trains_on_them(data, tmp_path):
 @pytest.mark.parametrize("engine", ["dygraph", "static"])
 def test_head_only_on_cached_vectors_trains_in_dygraph(data, tmp_path, engine):
     """Backbone frozen and cached: only the head trains, nothing for a Program to speed up."""
-    trainer = _trainer(data, tmp_path / "run", **{"Global.engine": engine, "Arch.freeze": "backbone",
-                                                  "Global.feature_cache": "on",
-                                                  "DataLoader.Train.dataset.transform_ops": DETERMINISTIC})
+    trainer = _trainer(
+        data,
+        tmp_path / "run",
+        **{
+            "Global.engine": engine,
+            "Arch.freeze": "backbone",
+            "Global.feature_cache": "on",
+            "DataLoader.Train.dataset.transform_ops": DETERMINISTIC,
+        },
+    )
     step = trainer._stage_step()
     assert type(step) is DygraphStep
     trainer.model.train()
@@ -88,8 +120,10 @@ def test_static_falls_back_to_dygraph_when_the_program_cannot_compile(data, tmp_
 
 
 def test_a_new_stage_gets_a_new_strategy_with_its_optimizer(data, tmp_path):
-    stages = [{"name": "pre-training", "epochs": 1, "freeze": "backbone", "lr": 0.01},
-              {"name": "fine-tuning", "epochs": 1, "freeze": "none", "lr": 0.001}]
+    stages = [
+        {"name": "pre-training", "epochs": 1, "freeze": "backbone", "lr": 0.01},
+        {"name": "fine-tuning", "epochs": 1, "freeze": "none", "lr": 0.001},
+    ]
     trainer = _trainer(data, tmp_path / "run", **{"Stages": stages})
     trainer._enter_stage(0)
     first = trainer._stage_step()

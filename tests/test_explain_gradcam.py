@@ -1,4 +1,5 @@
 """Grad-CAM puts the heat where the known answer is, and its overlays are well-formed."""
+
 import numpy as np
 import pytest
 
@@ -8,6 +9,7 @@ from corner_model import SIZE, corner_image, train_corner_model
 @pytest.fixture(scope="module")
 def corner_run(tmp_path_factory):
     from paddle_dx.models.transfer import build_model, load_model_weights
+
     config = train_corner_model(tmp_path_factory.mktemp("corner"))
     model = build_model(config["Arch"])
     load_model_weights(model, config["Global"]["output_dir"] + "/best_model.pdparams")
@@ -16,12 +18,14 @@ def corner_run(tmp_path_factory):
 
 def _batch(config, images):
     from paddle_dx.data.builder import transforms_for
+
     compose = transforms_for(config, "Eval")
     return np.stack([compose(img) for img in images])
 
 
 def test_heat_is_in_the_corner_that_decides_the_class(corner_run):
     from paddle_dx.explain import GradCAM
+
     config, model = corner_run
     rng = np.random.default_rng(123)
     images = [corner_image(1, rng, distractor=True) for _ in range(8)]
@@ -41,6 +45,7 @@ def test_heat_is_in_the_corner_that_decides_the_class(corner_run):
 
 def test_cams_are_normalised_and_match_input_size(corner_run):
     from paddle_dx.explain import GradCAM
+
     config, model = corner_run
     rng = np.random.default_rng(5)
     cams, probs = GradCAM(model)(_batch(config, [corner_image(i % 2, rng) for i in range(3)]))
@@ -53,25 +58,33 @@ def test_cams_are_normalised_and_match_input_size(corner_run):
 
 def test_overlay_keeps_image_shape_and_colours_the_hot_region():
     from paddle_dx.explain import overlay_heatmap
+
     rgb = np.full((40, 60, 3), 128, np.uint8)
     cam = np.zeros((10, 10), np.float32)
     cam[:3, :3] = 1.0
     out = overlay_heatmap(rgb, cam)
     assert out.shape == rgb.shape and out.dtype == np.uint8
     hot, cold = out[2, 2].astype(int), out[-2, -2].astype(int)
-    assert hot[0] > hot[2], hot      # JET: hot is red
-    assert cold[2] > cold[0], cold   # cold is blue
+    assert hot[0] > hot[2], hot  # JET: hot is red
+    assert cold[2] > cold[0], cold  # cold is blue
 
 
 @pytest.fixture(scope="module")
 def exported_corner(corner_run, tmp_path_factory):
     from paddle_dx.config import load_config
     from paddle_dx.inference import export_from_config
+
     config, _ = corner_run
     out = tmp_path_factory.mktemp("corner_export")
-    export_from_config(load_config(raw=config, overrides=[
-        f"Global.pretrained_model={config['Global']['output_dir']}/best_model.pdparams",
-        f"Global.save_inference_dir={out}"]))
+    export_from_config(
+        load_config(
+            raw=config,
+            overrides=[
+                f"Global.pretrained_model={config['Global']['output_dir']}/best_model.pdparams",
+                f"Global.save_inference_dir={out}",
+            ],
+        )
+    )
     return out
 
 
@@ -82,6 +95,7 @@ def test_gradcam_tool_writes_overlays_for_a_folder_and_skips_bad_files(exported_
     from paddle_dx.explain.job import write_overlay_pngs
     from paddle_dx.inference import Predictor
     from paddle_dx.inference.inputs import collect_inputs
+
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
     rng = np.random.default_rng(9)
@@ -103,6 +117,7 @@ def test_explainer_refuses_weights_that_are_not_the_exported_ones(exported_corne
     from paddle_dx.errors import WeightsError
     from paddle_dx.inference.dygraph import load_dygraph_model
     from paddle_dx.inference import load_spec
+
     copy = tmp_path / "export"
     shutil.copytree(exported_corner, copy)
     model = load_dygraph_model(copy)  # the saved dygraph weights pass their SHA-256 check

@@ -10,6 +10,7 @@ start together to share the Paddle start-up cost. Every resume and the reference
 (dygraph and the static Program) with 2 threads: state kept inside a process (the static
 engine's Executor) once made a resumed run drift from the uninterrupted one.
 """
+
 import json
 import os
 import signal
@@ -28,11 +29,11 @@ SETTINGS = {"DataLoader.Train.sampler.batch_size": 2, "Global.num_threads": 2}
 ENGINES = ("dygraph", "static")
 CASES = {
     # name: (pause point "name:count", signal, seconds the pause may last)
-    "sigkill_mid_epoch": ("train_step:9", signal.SIGKILL, 300),        # epoch 2, step 3
+    "sigkill_mid_epoch": ("train_step:9", signal.SIGKILL, 300),  # epoch 2, step 3
     "sigterm_mid_epoch": ("train_step:9", signal.SIGTERM, 300),
-    "sigint_mid_epoch": ("train_step:4", signal.SIGINT, 300),          # epoch 1, step 4: nothing saved yet
+    "sigint_mid_epoch": ("train_step:4", signal.SIGINT, 300),  # epoch 1, step 4: nothing saved yet
     "sigkill_checkpoint_write": ("checkpoint_write:2", signal.SIGKILL, 300),  # weights written, optimizer not
-    "sigkill_checkpoint_swap": ("checkpoint_swap:2", signal.SIGKILL, 300),    # old moved aside, new not in place
+    "sigkill_checkpoint_swap": ("checkpoint_swap:2", signal.SIGKILL, 300),  # old moved aside, new not in place
     "sigterm_checkpoint_write": ("checkpoint_write:1", signal.SIGTERM, 5),  # save completes, then it stops
 }
 START_TIMEOUT_S = 240
@@ -48,8 +49,12 @@ def _train(config, where):
     from paddle_dx.config import dump_config
 
     dump_config(config, where)
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(where)],
-                          capture_output=True, text=True, env=dict(os.environ, FLAGS_call_stack_level="0"))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(where)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, FLAGS_call_stack_level="0"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -75,12 +80,20 @@ def interrupted_runs(tmp_path_factory, engine):
             out = base / name
             out.mkdir()
             dump_config(_config(data, out / "run", engine), out / "config.yaml")
-            env = dict(os.environ, PADDLE_DX_PAUSE_AT=point, PADDLE_DX_PAUSE_MARKER=str(out / "paused"),
-                       PADDLE_DX_PAUSE_SECONDS=str(pause_s), FLAGS_call_stack_level="0")
+            env = dict(
+                os.environ,
+                PADDLE_DX_PAUSE_AT=point,
+                PADDLE_DX_PAUSE_MARKER=str(out / "paused"),
+                PADDLE_DX_PAUSE_SECONDS=str(pause_s),
+                FLAGS_call_stack_level="0",
+            )
             with open(out / "stderr.txt", "w") as err:
                 procs[name] = subprocess.Popen(
                     [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(out / "config.yaml")],
-                    env=env, stdout=subprocess.DEVNULL, stderr=err)
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                )
         waiting, deadline = dict(procs), time.monotonic() + START_TIMEOUT_S
         while waiting and time.monotonic() < deadline:  # signal each run as soon as it is paused
             for name, proc in list(waiting.items()):
@@ -91,8 +104,11 @@ def interrupted_runs(tmp_path_factory, engine):
                     assert proc.poll() is None, f"{name}: ended before its pause point: {_stderr(base / name)}"
             time.sleep(0.02)
         assert not waiting, f"never reached their pause points: {list(waiting)}"
-        return data, engine, {name: (base / name / "run", proc.wait(timeout=120), _stderr(base / name))
-                      for name, proc in procs.items()}
+        return (
+            data,
+            engine,
+            {name: (base / name / "run", proc.wait(timeout=120), _stderr(base / name)) for name, proc in procs.items()},
+        )
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -154,8 +170,9 @@ def test_sigkill_between_checkpoint_renames_falls_back_to_previous(interrupted_r
     assert_same_result(run, reference)
 
 
-@pytest.mark.parametrize("name, where", [("sigterm_mid_epoch", (1, 3)), ("sigint_mid_epoch", (0, 4)),
-                                         ("sigterm_checkpoint_write", (1, 1))])
+@pytest.mark.parametrize(
+    "name, where", [("sigterm_mid_epoch", (1, 3)), ("sigint_mid_epoch", (0, 4)), ("sigterm_checkpoint_write", (1, 1))]
+)
 def test_sigterm_and_ctrl_c_save_a_resumable_checkpoint(name, where, interrupted_runs, reference):
     run, rc, err = interrupted_runs[2][name]
     assert rc == 130, err[-2000:]
@@ -198,24 +215,45 @@ def test_static_engine_resumes_exactly_on_real_images_with_two_threads(shared_da
             (images / cls / path.name).symlink_to(path)
     lists = tmp_path / "lists"
     write_split(images, lists, classes=["normal", "pathological"])
-    overrides = ["Arch.name=ResNet18", "Arch.pretrained=false", "Global.image_shape=[3,64,64]", "Global.epochs=3",
-                 "Global.seed=11", "Global.num_threads=2", "Global.use_visualdl=false", "Global.engine=static"]
+    overrides = [
+        "Arch.name=ResNet18",
+        "Arch.pretrained=false",
+        "Global.image_shape=[3,64,64]",
+        "Global.epochs=3",
+        "Global.seed=11",
+        "Global.num_threads=2",
+        "Global.use_visualdl=false",
+        "Global.engine=static",
+    ]
     for mode, split in (("Train", "train"), ("Eval", "val"), ("Test", "test")):
-        overrides += [f"DataLoader.{mode}.dataset.image_root={images}",
-                      f"DataLoader.{mode}.dataset.cls_label_path={lists / f'{split}_list.txt'}"]
+        overrides += [
+            f"DataLoader.{mode}.dataset.image_root={images}",
+            f"DataLoader.{mode}.dataset.cls_label_path={lists / f'{split}_list.txt'}",
+        ]
 
     def config(name, *extra):
-        return load_config(ROOT / "configs" / "esophagus_resnet50.yaml",
-                           overrides + [f"Global.output_dir={tmp_path / name}", *extra])
+        return load_config(
+            ROOT / "configs" / "esophagus_resnet50.yaml", overrides + [f"Global.output_dir={tmp_path / name}", *extra]
+        )
 
     _train(config("reference"), tmp_path / "reference.yaml")
     from paddle_dx.config import dump_config
+
     dump_config(config("killed"), tmp_path / "killed.yaml")
     steps = -(-len((lists / "train_list.txt").read_text().split("\n")[:-1]) // 16)
-    env = dict(os.environ, PADDLE_DX_PAUSE_AT=f"train_step:{steps + 1}", PADDLE_DX_PAUSE_MARKER=str(tmp_path / "paused"),
-               PADDLE_DX_PAUSE_SECONDS="300", FLAGS_call_stack_level="0")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "killed.yaml")],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(
+        os.environ,
+        PADDLE_DX_PAUSE_AT=f"train_step:{steps + 1}",
+        PADDLE_DX_PAUSE_MARKER=str(tmp_path / "paused"),
+        PADDLE_DX_PAUSE_SECONDS="300",
+        FLAGS_call_stack_level="0",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "killed.yaml")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + START_TIMEOUT_S
     while not (tmp_path / "paused").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

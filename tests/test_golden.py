@@ -6,6 +6,7 @@ fails here. If the change is intended, refresh the file deliberately and review 
 
     python -m pytest tests/test_golden.py --update-golden
 """
+
 import difflib
 import json
 from pathlib import Path
@@ -27,8 +28,9 @@ def write_lists(root, lists):
     lists.mkdir(parents=True)
     (lists / "label_list.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(CLASSES)))
     for split, part in SPLITS.items():
-        lines = [f"{c}/{f.name} {label}\n" for label, c in enumerate(CLASSES)
-                 for f in sorted((root / c).glob("*.jpg"))[part]]
+        lines = [
+            f"{c}/{f.name} {label}\n" for label, c in enumerate(CLASSES) for f in sorted((root / c).glob("*.jpg"))[part]
+        ]
         (lists / f"{split}_list.txt").write_text("".join(lines))
 
 
@@ -43,11 +45,13 @@ def golden_run(shared_datasets, tmp_path):
     images = {str(Path(p).relative_to(root)): h for p, h in sorted(manifest["image_sha256"].items())}
     return {
         "about": "tests/test_golden.py: LeNet5, 32 px, 2 epochs, batch 4, seed 7, 1 thread, on 16 "
-                 "normal-cecum + 16 polyp HyperKvasir images. Refresh: pytest tests/test_golden.py --update-golden",
+        "normal-cecum + 16 polyp HyperKvasir images. Refresh: pytest tests/test_golden.py --update-golden",
         "images": images,
         "step_losses": [h["step_losses"] for h in result["history"]],
-        "epochs": [{k: h[k] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_auc")}
-                   for h in result["history"]],
+        "epochs": [
+            {k: h[k] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_auc")}
+            for h in result["history"]
+        ],
         "best_epoch": result["best_epoch"],
         "val": {k: result["val"][k] for k in ("accuracy", "auc", "loss", "confusion_matrix")},
         "test": {k: result["test"][k] for k in ("accuracy", "auc", "loss", "confusion_matrix")},
@@ -63,8 +67,11 @@ def test_training_matches_golden_values(shared_datasets, tmp_path, update_golden
     if update_golden:
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(new_text)
-        diff = "".join(difflib.unified_diff(old_text.splitlines(True), new_text.splitlines(True),
-                                            str(GOLDEN), f"{GOLDEN} (this run)"))
+        diff = "".join(
+            difflib.unified_diff(
+                old_text.splitlines(True), new_text.splitlines(True), str(GOLDEN), f"{GOLDEN} (this run)"
+            )
+        )
         with capsys.disabled():
             print(f"\nupdated {GOLDEN}:\n{diff or '(no change)'}")
         return

@@ -1,5 +1,6 @@
 """Export a tiny trained model, predict with Paddle Inference, and prove the predictor uses
 the training preprocessing (parity with the dygraph model) and really reads inference.yml."""
+
 import csv
 import io
 import runpy
@@ -61,6 +62,7 @@ def write_images(folder):
 def exported(tmp_path_factory):
     """Train LeNet5 for one epoch, export it with tools/export_model.py; return a namespace."""
     from paddle_dx.engine.trainer import Trainer
+
     tmp = tmp_path_factory.mktemp("infer")
     images, lists = make_tiny_dataset(tmp / "data", per_class=6, size=32)
     config = tiny_config(images, lists, tmp / "run", **{"Global.epochs": 1})
@@ -68,8 +70,14 @@ def exported(tmp_path_factory):
     cfg_file = tmp / "config.yaml"
     dump_config(config, cfg_file)
     out = tmp / "inference"
-    argv = ["-c", str(cfg_file), "-o", f"Global.pretrained_model={tmp / 'run' / 'best_model'}",
-            "-o", f"Global.save_inference_dir={out}"]
+    argv = [
+        "-c",
+        str(cfg_file),
+        "-o",
+        f"Global.pretrained_model={tmp / 'run' / 'best_model'}",
+        "-o",
+        f"Global.save_inference_dir={out}",
+    ]
     old = sys.argv
     sys.argv = ["export_model.py", *argv]
     try:
@@ -83,6 +91,7 @@ def exported(tmp_path_factory):
 
     class NS:
         pass
+
     ns = NS()
     ns.tmp, ns.config, ns.cfg_file, ns.out, ns.model = tmp, config, cfg_file, out, model
     ns.weights, ns.folder, ns.good, ns.broken = tmp / "run" / "best_model.pdparams", tmp / "predict", good, broken
@@ -108,11 +117,13 @@ def test_export_writes_model_and_complete_spec(exported):
     assert spec["weights_sha256"] == file_sha256(exported.weights)
     assert spec["params_sha256"] == file_sha256(exported.out / spec["params_file"])
     import paddle_dx
+
     assert spec["paddle_dx_version"] == paddle_dx.__version__
     # the dygraph weights travel with the export and are the trained ones
     assert spec["dygraph_weights_sha256"] == file_sha256(exported.out / spec["dygraph_weights"])
-    reloaded = load_model_weights(build_model(dict(exported.config["Arch"], pretrained=False)),
-                                  exported.out / spec["dygraph_weights"])
+    reloaded = load_model_weights(
+        build_model(dict(exported.config["Arch"], pretrained=False)), exported.out / spec["dygraph_weights"]
+    )
     for name, value in exported.model.state_dict().items():
         np.testing.assert_array_equal(reloaded.state_dict()[name].numpy(), value.numpy())
 
@@ -149,8 +160,22 @@ def test_predict_api_accepts_paths_and_arrays(exported):
 
 def test_infer_tool_writes_csv_and_reports_skipped(exported, capsys):
     csv_path = exported.tmp / "preds.csv"
-    captured = run_tool("infer.py", ["--model-dir", str(exported.out), "--input", str(exported.folder),
-                                     "--batch-size", "4", "--output", str(csv_path), "--threads", "2"], capsys)
+    captured = run_tool(
+        "infer.py",
+        [
+            "--model-dir",
+            str(exported.out),
+            "--input",
+            str(exported.folder),
+            "--batch-size",
+            "4",
+            "--output",
+            str(csv_path),
+            "--threads",
+            "2",
+        ],
+        capsys,
+    )
     rows = list(csv.reader(io.StringIO(csv_path.read_text())))
     assert rows[0] == ["path", "predicted_class", "normal", "lesion"]
     assert [r[0] for r in rows[1:]] == [p for p in collect_inputs(exported.folder) if p != exported.broken]
@@ -169,8 +194,11 @@ def test_infer_tool_reads_list_files(exported, capsys):
     folder = Path(exported.folder)
     listing = exported.tmp / "list.txt"
     listing.write_text("grey.png 1\nsub/rgb_3.png\n\nmissing.png 0\n")
-    captured = run_tool("infer.py", ["--model-dir", str(exported.out), "--input", str(listing),
-                                     "--image-root", str(folder), "--disable-mkldnn"], capsys)
+    captured = run_tool(
+        "infer.py",
+        ["--model-dir", str(exported.out), "--input", str(listing), "--image-root", str(folder), "--disable-mkldnn"],
+        capsys,
+    )
     rows = list(csv.reader(io.StringIO(captured.out)))
     assert [r[0] for r in rows[1:]] == [str(folder / "grey.png"), str(folder / "sub" / "rgb_3.png")]
     assert "missing.png: file not found" in captured.err
@@ -198,7 +226,8 @@ def _drop_normalize(ops):
 @pytest.mark.parametrize("edit", [_set_mean, _drop_normalize], ids=["change-mean", "delete-normalize"])
 def test_inference_yml_drives_preprocessing(exported, edit):
     original = Predictor(exported.out, enable_mkldnn=False, threads=1).predict_arrays(
-        [read_image(p) for p in exported.good])
+        [read_image(p) for p in exported.good]
+    )
     model_dir, ops = edited_copy(exported, f"edited-{edit.__name__}", edit)
     edited = Predictor(model_dir, enable_mkldnn=False, threads=1)
     got = edited.predict_arrays([read_image(p) for p in exported.good])
@@ -226,13 +255,19 @@ def test_inference_yml_errors_name_the_file(exported):
 
 def test_export_tool_needs_existing_weights(exported, capsys):
     with pytest.raises(SystemExit) as exc:
-        run_tool("export_model.py", ["-c", str(exported.cfg_file), "-o", f"Global.save_inference_dir={exported.tmp / 'x'}"],
-                 capsys)
+        run_tool(
+            "export_model.py",
+            ["-c", str(exported.cfg_file), "-o", f"Global.save_inference_dir={exported.tmp / 'x'}"],
+            capsys,
+        )
     assert exc.value.code == 2
     assert "Global.pretrained_model" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        run_tool("export_model.py", ["-c", str(exported.cfg_file), "-o", f"Global.pretrained_model={exported.tmp / 'nope'}"],
-                 capsys)
+        run_tool(
+            "export_model.py",
+            ["-c", str(exported.cfg_file), "-o", f"Global.pretrained_model={exported.tmp / 'nope'}"],
+            capsys,
+        )
     assert "weights not found" in capsys.readouterr().err
 
 

@@ -30,6 +30,7 @@ hashes), and the UI serves exported models only.
 Any import counts, also one inside a function: a lazy import is still a dependency, and two
 modules importing each other (even lazily) is a cycle.
 """
+
 import ast
 from pathlib import Path
 
@@ -37,15 +38,22 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "paddle_dx"
 RANKS = {
-    "paddle_dx": 0, "errors": 0, "utils": 0,
+    "paddle_dx": 0,
+    "errors": 0,
+    "utils": 0,
     "metrics": 1,
     "config": 2,
     "data": 3,
     "models": 4,
     "engine": 5,
     "inference": 6,
-    "explain": 7, "studies": 7, "prepare": 7,
-    "ui": 8, "cli": 8, "commands": 8, "__main__": 8,
+    "explain": 7,
+    "studies": 7,
+    "prepare": 7,
+    "ui": 8,
+    "cli": 8,
+    "commands": 8,
+    "__main__": 8,
 }
 SKIPS = {"inference": {"engine"}, "explain": {"models", "engine"}, "ui": {"models", "engine"}}
 
@@ -97,8 +105,9 @@ def layer_violations(graph, files, ranks=RANKS, skips=SKIPS):
             if src == dst:
                 continue
             if ranks[dst] > ranks[src] or dst in skips.get(src, ()):
-                out.append(f"{files[mod]}:{line}: {src} (rank {ranks[src]}) imports {target} "
-                           f"({dst}, rank {ranks[dst]})")
+                out.append(
+                    f"{files[mod]}:{line}: {src} (rank {ranks[src]}) imports {target} ({dst}, rank {ranks[dst]})"
+                )
     return out
 
 
@@ -178,8 +187,7 @@ def test_the_checker_finds_upward_imports_and_cycles(toy):
     assert len(violations) == 2
     assert "data/c.py:1: data (rank 3) imports paddle_dx.engine.run (engine, rank 5)" in violations[0]
     assert "explain/x.py:1: explain" in violations[1]  # allowed by rank, refused by SKIPS
-    assert cycles(graph) == [["paddle_dx.data.a", "paddle_dx.data.b"],
-                             ["paddle_dx.data.c", "paddle_dx.engine.run"]]
+    assert cycles(graph) == [["paddle_dx.data.a", "paddle_dx.data.b"], ["paddle_dx.data.c", "paddle_dx.engine.run"]]
 
 
 def test_no_module_changes_the_matplotlib_backend_or_uses_pyplot():

@@ -1,4 +1,5 @@
 """Diagnostic metrics against values worked out by hand."""
+
 import itertools
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Figures of a run (paddle_dx.metrics.figures) and its VisualDL hyper-parameters: PNGs that
 decode at the figure's size, AUCs in the ROC legends equal to scikit-learn's, titles naming
 split / epoch / weights, and the user's matplotlib backend left as it was."""
+
 import json
 import subprocess
 import sys
@@ -12,8 +13,16 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from paddle_dx.metrics.classification import classification_metrics
-from paddle_dx.metrics.figures import (DPI, confusion_matrix_figure, curves_figure, figure_to_rgb, roc_figure,
-                                       run_figures, save_figure, write_run_figures)
+from paddle_dx.metrics.figures import (
+    DPI,
+    confusion_matrix_figure,
+    curves_figure,
+    figure_to_rgb,
+    roc_figure,
+    run_figures,
+    save_figure,
+    write_run_figures,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES3 = ["normal", "polyp", "ulcer"]
@@ -29,8 +38,17 @@ def predictions(class_num, n=60, seed=0):
 
 
 def history(epochs=4):
-    return [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.5 + e / 20, "val_loss": 1.2 / e,
-             "val_accuracy": 0.45 + e / 25, "val_auc": 0.6 + e / 30} for e in range(1, epochs + 1)]
+    return [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "train_accuracy": 0.5 + e / 20,
+            "val_loss": 1.2 / e,
+            "val_accuracy": 0.45 + e / 25,
+            "val_auc": 0.6 + e / 30,
+        }
+        for e in range(1, epochs + 1)
+    ]
 
 
 def legend_texts(fig):
@@ -44,12 +62,15 @@ def decoded_size(path):
     return image.shape[1], image.shape[0]
 
 
-@pytest.mark.parametrize("make, size", [
-    (lambda: confusion_matrix_figure(classification_metrics(*predictions(3), NAMES3)), (630, 580)),
-    (lambda: roc_figure(*predictions(3), NAMES3), (520, 500)),
-    (lambda: curves_figure(history(), ("loss",)), (500, 380)),
-    (lambda: curves_figure(history(), ("loss", "accuracy")), (1000, 380)),
-])
+@pytest.mark.parametrize(
+    "make, size",
+    [
+        (lambda: confusion_matrix_figure(classification_metrics(*predictions(3), NAMES3)), (630, 580)),
+        (lambda: roc_figure(*predictions(3), NAMES3), (520, 500)),
+        (lambda: curves_figure(history(), ("loss",)), (500, 380)),
+        (lambda: curves_figure(history(), ("loss", "accuracy")), (1000, 380)),
+    ],
+)
 def test_each_figure_saves_a_png_of_its_size(make, size, tmp_path):
     fig = make()
     path = save_figure(fig, tmp_path / "sub" / "fig.png")
@@ -70,8 +91,9 @@ def test_binary_roc_is_the_positive_class_with_sklearns_auc():
 def test_multiclass_roc_has_one_vs_rest_auc_per_class_and_macro_in_title():
     labels, probs = predictions(3)
     fig = roc_figure(labels, probs, NAMES3, "validation: ROC")
-    assert legend_texts(fig) == [f"{name} (AUC = {roc_auc_score(labels == c, probs[:, c]):.3f})"
-                                 for c, name in enumerate(NAMES3)]
+    assert legend_texts(fig) == [
+        f"{name} (AUC = {roc_auc_score(labels == c, probs[:, c]):.3f})" for c, name in enumerate(NAMES3)
+    ]
     macro = roc_auc_score(labels, probs, multi_class="ovr", average="macro")
     assert f"macro one-vs-rest AUC = {macro:.3f}" in fig.axes[0].get_title()
 
@@ -90,8 +112,9 @@ def test_curves_plot_history_and_mark_stage_ends():
     lines = {line.get_label(): line for line in ax.lines}
     np.testing.assert_allclose(lines["validation"].get_ydata(), [h["val_accuracy"] for h in history()])
     np.testing.assert_allclose(lines["validation AUC"].get_ydata(), [h["val_auc"] for h in history()])
-    assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":" and
-            line.get_label().startswith("_")] == [2.5]
+    assert [
+        line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":" and line.get_label().startswith("_")
+    ] == [2.5]
 
 
 def run_result(class_num=3, with_test=True):
@@ -104,8 +127,14 @@ def run_result(class_num=3, with_test=True):
 
 def test_run_figures_titles_name_split_epoch_and_weights():
     figs = run_figures(run_result(), NAMES3, "best_model.pdparams", predictions(3, seed=1), predictions(3, seed=2))
-    assert set(figs) == {"curves_loss", "curves_accuracy", "val_confusion_matrix", "val_roc",
-                         "test_confusion_matrix", "test_roc"}
+    assert set(figs) == {
+        "curves_loss",
+        "curves_accuracy",
+        "val_confusion_matrix",
+        "val_roc",
+        "test_confusion_matrix",
+        "test_roc",
+    }
     for name in ("val_confusion_matrix", "val_roc", "test_confusion_matrix", "test_roc"):
         title = figs[name].axes[0].get_title()
         assert title.startswith("validation: " if name.startswith("val") else "test: "), title
@@ -113,10 +142,12 @@ def test_run_figures_titles_name_split_epoch_and_weights():
 
 
 def test_write_run_figures_writes_pngs_and_skips_what_it_lacks(tmp_path):
-    written = write_run_figures(tmp_path, run_result(with_test=False), NAMES3, "best_model.pdparams",
-                                val_predictions=predictions(3, seed=1))
+    written = write_run_figures(
+        tmp_path, run_result(with_test=False), NAMES3, "best_model.pdparams", val_predictions=predictions(3, seed=1)
+    )
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(
-        ["curves_loss.png", "curves_accuracy.png", "val_confusion_matrix.png", "val_roc.png"])
+        ["curves_loss.png", "curves_accuracy.png", "val_confusion_matrix.png", "val_roc.png"]
+    )
     for path in written.values():
         decoded_size(path)
     # no predictions: the confusion matrix is drawn from the metrics, the ROC is skipped
@@ -145,8 +176,14 @@ figure_to_rgb(roc_figure(labels, probs, ["a", "b"]))
 figures.training_curves(result["history"], None, "t", {str(tmp_path / "study.png")!r})
 print(len(written), matplotlib.get_backend())
 """
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["6", "svg"]
 
@@ -156,8 +193,11 @@ def test_hparams_are_logged_to_visualdl(tmp_path):
 
     from paddle_dx.config import load_config
     from paddle_dx.engine.hparams import METRICS, log_hparams, run_hparams
-    config = load_config(REPO / "configs" / "brain_ct_resnet18.yaml",
-                         ["Optimizer.lr=0.0003", "DataLoader.Train.sampler.batch_size=8", "Global.seed=7"])
+
+    config = load_config(
+        REPO / "configs" / "brain_ct_resnet18.yaml",
+        ["Optimizer.lr=0.0003", "DataLoader.Train.sampler.batch_size=8", "Global.seed=7"],
+    )
     with LogWriter(logdir=str(tmp_path / "vdl")) as writer:
         log_hparams(writer, config)
     logs = list((tmp_path / "vdl").glob("vdlrecords.*.log"))
@@ -178,6 +218,7 @@ def test_hparams_are_logged_to_visualdl(tmp_path):
 def test_hparams_of_a_staged_run_name_each_stage():
     from paddle_dx.config import load_config
     from paddle_dx.engine.hparams import run_hparams
+
     config = load_config(REPO / "configs" / "gastric_resnet50.yaml")
     assert len(config["Stages"]) == 2
     stages = run_hparams(config)["stages"]

@@ -1,5 +1,6 @@
 """The metric registry: a metric registered once shows up everywhere metrics are read, and
 ``Metric.Eval`` chooses what each epoch logs."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix
@@ -18,6 +19,7 @@ NAMES = ["normal", "polyp", "ulcer"]
 
 class NPV(CountRatio):
     """Negative predictive value TN / (TN + FN): registered by the tests only."""
+
     name, label, headline = "npv", "NPV", 5
     numerator, denominator = {"tn": 1}, {"tn": 1, "fn": 1}
 
@@ -70,8 +72,9 @@ def test_eval_selection_changes_what_is_logged():
     assert set(with_best) == {"val_loss", "val_accuracy", "val_macro_sensitivity", "val_per_class"}
     assert with_best["val_per_class"]["polyp"] == {"sensitivity": pytest.approx(2 / 3)}
 
-    paddleclas = history_entry(report, {"Eval": ["Accuracy", "PerClass", "AUC", "ConfusionMatrix"],
-                                        "best_metric": "accuracy"})
+    paddleclas = history_entry(
+        report, {"Eval": ["Accuracy", "PerClass", "AUC", "ConfusionMatrix"], "best_metric": "accuracy"}
+    )
     assert paddleclas == history_entry(report, {"Eval": None, "best_metric": "accuracy"})
     assert paddleclas["val_macro_f1"] == report["macro"]["f1"] and paddleclas["val_auc"] == report["auc"]
     assert set(paddleclas["val_per_class"]["ulcer"]) == {"precision", "sensitivity", "specificity", "f1"}
@@ -88,12 +91,15 @@ def test_unknown_metric_names_are_config_errors_listing_the_registered_ones():
         load_config(raw={}, overrides=["Metric.Eval=[{auc: {average: micro}}]"])
     with pytest.raises(ConfigError, match="not one of .*macro_f1"):
         load_config(raw={}, overrides=["Metric.best_metric=f1"])  # per-class: choose its macro mean
-    assert load_config(raw={}, overrides=["Metric.Eval=[sensitivity, {auc: {}}]"])["Metric"]["Eval"] == \
-        ["sensitivity", {"auc": {}}]
+    assert load_config(raw={}, overrides=["Metric.Eval=[sensitivity, {auc: {}}]"])["Metric"]["Eval"] == [
+        "sensitivity",
+        {"auc": {}},
+    ]
 
 
 def test_best_metric_choices_are_the_registered_scalars():
     from paddle_dx.config.schema import SCHEMA
+
     choices = list(SCHEMA["Metric"]["best_metric"].choices)
     assert {"accuracy", "auc", "loss", "macro_f1", "macro_sensitivity", "macro_specificity"} <= set(choices)
     assert "confusion_matrix" not in choices and "f1" not in choices
@@ -107,10 +113,21 @@ def test_training_logs_what_metric_eval_selects(tiny_dataset, tmp_path, npv):
     from visualdl import LogReader
 
     from paddle_dx.engine.trainer import Trainer
+
     images, lists = tiny_dataset
-    narrow = Trainer(tiny_config(images, lists, tmp_path / "narrow", **{
-        "Global.epochs": 1, "Global.use_visualdl": True, "Metric.Eval": "[accuracy]",
-        "Metric.best_metric": "macro_npv"})).fit()
+    narrow = Trainer(
+        tiny_config(
+            images,
+            lists,
+            tmp_path / "narrow",
+            **{
+                "Global.epochs": 1,
+                "Global.use_visualdl": True,
+                "Metric.Eval": "[accuracy]",
+                "Metric.best_metric": "macro_npv",
+            },
+        )
+    ).fit()
     record = narrow["history"][0]
     assert {"val_loss", "val_accuracy", "val_macro_npv", "val_per_class"} <= set(record)
     assert "val_auc" not in record and "val_macro_f1" not in record

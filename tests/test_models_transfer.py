@@ -1,4 +1,5 @@
 """Transfer learning: head surgery on a 1000-class checkpoint, PaddleClas weights offline, freezing."""
+
 import logging
 import shutil
 import urllib.error
@@ -13,13 +14,20 @@ from paddle_dx.models import build_model, pretrained_url
 from paddle_dx.models import pretrained as pretrained_mod
 from paddle_dx.models.transfer import TransferModel, apply_freeze, load_model_weights
 
-OPTIMIZER = {"name": "Adam", "lr": 0.01, "weight_decay": 0.0, "momentum": 0.9, "lr_schedule": "constant",
-             "grad_clip": None}
+OPTIMIZER = {
+    "name": "Adam",
+    "lr": 0.01,
+    "weight_decay": 0.0,
+    "momentum": 0.9,
+    "lr_schedule": "constant",
+    "grad_clip": None,
+}
 
 
 def imagenet_checkpoint(path, seed=3):
     """A PaddleClas-style ResNet18 state dict with its 1000-class ``fc``, saved by the test itself."""
     from paddleclas.ppcls.arch.backbone import ResNet18
+
     paddle.seed(seed)
     net = ResNet18(pretrained=False, class_num=1000)
     state = {k: v.numpy() + 0.01 for k, v in net.state_dict().items()}  # distinct from any fresh init
@@ -60,7 +68,7 @@ def test_1000_class_checkpoint_loads_into_a_3_class_model_with_a_new_head(imagen
     path, saved = imagenet_file
     with caplog.at_level(logging.INFO, logger="paddle_dx.models.pretrained"):
         # the .pdparams suffix may be left out, as in PaddleClas configs
-        model = build_model({"name": "ResNet18", "class_num": 3, "pretrained": str(path)[:-len(".pdparams")]})
+        model = build_model({"name": "ResNet18", "class_num": 3, "pretrained": str(path)[: -len(".pdparams")]})
     report = model.pretrained_report
     assert sorted(report["skipped"]) == ["fc.bias", "fc.weight"]  # the old 1000-class head
     assert report["missing"] == [] and report["mismatched"] == []
@@ -81,8 +89,9 @@ def test_report_lists_tensors_the_file_lacks_and_rejects_foreign_files(imagenet_
     dropped = "blocks.7.conv1.conv.weight"
     partial = {k: paddle.to_tensor(v) for k, v in saved.items() if k != dropped}
     paddle.save(partial, str(tmp_path / "partial.pdparams"))
-    report = build_model({"name": "ResNet18", "class_num": 2, "pretrained": str(tmp_path / "partial.pdparams")}
-                         ).pretrained_report
+    report = build_model(
+        {"name": "ResNet18", "class_num": 2, "pretrained": str(tmp_path / "partial.pdparams")}
+    ).pretrained_report
     assert report["missing"] == [dropped]
     paddle.save({"something.else": paddle.zeros([3])}, str(tmp_path / "foreign.pdparams"))
     with pytest.raises(WeightsError, match="foreign.pdparams: none of its 1 tensors fit"):
@@ -114,8 +123,11 @@ def test_pretrained_true_uses_the_file_placed_in_the_cache(imagenet_file, tmp_pa
     cache = tmp_path / "cache"
     cache.mkdir()
     monkeypatch.setenv("PADDLE_DX_WEIGHTS_HOME", str(cache))
-    monkeypatch.setattr(pretrained_mod.urllib.request, "urlopen",
-                        lambda *a, **k: pytest.fail("must not touch the network when the file is cached"))
+    monkeypatch.setattr(
+        pretrained_mod.urllib.request,
+        "urlopen",
+        lambda *a, **k: pytest.fail("must not touch the network when the file is cached"),
+    )
     shutil.copy(imagenet_file[0], cache / "ResNet18_pretrained.pdparams")
     saved = imagenet_file[1]
     model = build_model({"name": "ResNet18", "class_num": 3, "pretrained": True})
@@ -149,8 +161,13 @@ def test_freeze_until_stage_2_freezes_stem_and_first_two_stages_only():
     before = snapshot(model)
     one_step(model)
     moved = changed(before, snapshot(model))
-    frozen_prefixes = ("backbone.stem.", "backbone.blocks.0.", "backbone.blocks.1.",  # stage 1: blocks 0-1
-                       "backbone.blocks.2.", "backbone.blocks.3.")                   # stage 2: blocks 2-3
+    frozen_prefixes = (
+        "backbone.stem.",
+        "backbone.blocks.0.",
+        "backbone.blocks.1.",  # stage 1: blocks 0-1
+        "backbone.blocks.2.",
+        "backbone.blocks.3.",
+    )  # stage 2: blocks 2-3
     assert not {k for k in moved if k.startswith(frozen_prefixes)}
     for prefix in ("backbone.blocks.4.", "backbone.blocks.7.", "head."):
         assert any(k.startswith(prefix) for k in moved), prefix

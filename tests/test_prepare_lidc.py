@@ -1,4 +1,5 @@
 """LIDC-IDRI: XML + series -> clustered crops, clear errors, no patient identifiers leaked."""
+
 import csv
 import logging
 import subprocess
@@ -8,8 +9,18 @@ from collections import Counter
 import cv2
 import numpy as np
 import pytest
-from dicom_testdata import (SECRET_BIRTH, SECRET_ID, SECRET_NAME, circle_points, disc_slice, lidc_xml, non_nodule_xml,
-                            nodule_xml, roi_xml, write_ct_slice)
+from dicom_testdata import (
+    SECRET_BIRTH,
+    SECRET_ID,
+    SECRET_NAME,
+    circle_points,
+    disc_slice,
+    lidc_xml,
+    non_nodule_xml,
+    nodule_xml,
+    roi_xml,
+    write_ct_slice,
+)
 from pydicom.uid import generate_uid
 
 from paddle_dx.errors import ConfigError, DataError
@@ -35,10 +46,14 @@ def make_series(folder, marks=None, xml_name="071.xml"):
 
 def default_marks(sops):
     """Two readers outline the nodule (reader 2 by z only), a < 3 mm point, a non-nodule."""
-    reader1 = [nodule_xml("Nodule 001", [roi_xml(circle_points(NODULE, RADII[i]), sops[i], Z[i]) for i in RADII], 4),
-               nodule_xml("Nodule 002", [roi_xml([(80, 20)], sops[0], Z[0])])]
-    reader2 = [nodule_xml("IL057_1", [roi_xml(circle_points((41, 51), RADII[i]), None, Z[i]) for i in RADII], 5),
-               non_nodule_xml("IL057_2", (20, 80), sops[4], Z[4])]
+    reader1 = [
+        nodule_xml("Nodule 001", [roi_xml(circle_points(NODULE, RADII[i]), sops[i], Z[i]) for i in RADII], 4),
+        nodule_xml("Nodule 002", [roi_xml([(80, 20)], sops[0], Z[0])]),
+    ]
+    reader2 = [
+        nodule_xml("IL057_1", [roi_xml(circle_points((41, 51), RADII[i]), None, Z[i]) for i in RADII], 5),
+        non_nodule_xml("IL057_2", (20, 80), sops[4], Z[4]),
+    ]
     return [reader1, reader2]
 
 
@@ -93,8 +108,11 @@ def test_close_marks_of_one_reader_stay_apart(tmp_path):
 
     def point(i, xy, slice_index=0):
         return nodule_xml(f"n{i}", [roi_xml([xy], sops[slice_index], Z[slice_index])])
-    marks = [[point(1, (30, 30)), point(2, (32, 30))],
-             [point(3, (31, 31), slice_index=1), point(4, (70, 70)), point(5, (31, 31), slice_index=3)]]
+
+    marks = [
+        [point(1, (30, 30)), point(2, (32, 30))],
+        [point(3, (31, 31), slice_index=1), point(4, (70, 70)), point(5, (31, 31), slice_index=3)],
+    ]
     (folder / "1.xml").write_text(lidc_xml(series, marks))
     prepare_lidc(tmp_path / "lidc", tmp_path / "out")
     # reader 1's two close marks are two findings; reader 2's mark on the adjacent slice joins one of
@@ -128,8 +146,11 @@ def test_roi_naming_no_slice_is_a_clear_error(tmp_path, caplog):
     marks = default_marks(sops)
     marks[1].append(nodule_xml("ghost", [roi_xml([(50, 50)], "1.2.826.0.1.999", 120.0)]))
     (folder / "071.xml").write_text(lidc_xml(series, marks))
-    with pytest.raises(DataError, match=r"071\.xml: reader 2 nodule_lt3mm 'ghost': ROI names SOP UID "
-                                        r"1\.2\.826\.0\.1\.999 at z=120\.0 mm, which matches no slice"):
+    with pytest.raises(
+        DataError,
+        match=r"071\.xml: reader 2 nodule_lt3mm 'ghost': ROI names SOP UID "
+        r"1\.2\.826\.0\.1\.999 at z=120\.0 mm, which matches no slice",
+    ):
         prepare_lidc(tmp_path / "lidc", tmp_path / "out")
     summary = prepare_lidc(tmp_path / "lidc", tmp_path / "out2", skip_bad=True)
     assert summary["crops"]["nodule_ge3mm"] == 1 and "ghost" in caplog.text
@@ -144,12 +165,25 @@ def test_lidc_idri_sample_crops_match_the_xml(shared_datasets, tmp_path, repo_ro
     from paddle_dx.data.ct_window import apply_window
     from paddle_dx.data.io import read_image
     from paddle_dx.prepare.lidc.crops import cut_crop
+
     case = shared_datasets / "lidc_idri_sample" / "LIDC-IDRI-0002"
     if not (case / "071.xml").is_file():
         pytest.skip(f"{case}/071.xml not present")
     out = tmp_path / "crops"
-    subprocess.run([sys.executable, str(repo_root / "tools" / "prepare_lidc.py"), "--lidc-root", str(case.parent),
-                    "--out", str(out), "--per-reader", "--window=-600,1500"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(repo_root / "tools" / "prepare_lidc.py"),
+            "--lidc-root",
+            str(case.parent),
+            "--out",
+            str(out),
+            "--per-reader",
+            "--window=-600,1500",
+        ],
+        check=True,
+        capture_output=True,
+    )
     rows = read_rows(out)
     # SOURCE.md: 2 reads >= 3 mm, 26 reads < 3 mm, 25 non-nodules
     assert Counter(r["class"] for r in rows) == {"nodule_ge3mm": 2, "nodule_lt3mm": 26, "non_nodule": 25}
@@ -159,8 +193,11 @@ def test_lidc_idri_sample_crops_match_the_xml(shared_datasets, tmp_path, repo_ro
     assert {r["sop_uid"] for r in rows} <= referenced
     assert {r["patient_id"] for r in rows} == {"LIDC-IDRI-0002"} and {r["window"] for r in rows} == {"-600/1500"}
     # the crop is the slice's HU around (x, y), windowed: recompute one from the DICOM file
-    slice_file = next(p for p in sorted(case.glob("*.dcm"))
-                      if pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID == big[0]["sop_uid"])
+    slice_file = next(
+        p
+        for p in sorted(case.glob("*.dcm"))
+        if pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID == big[0]["sop_uid"]
+    )
     hu = read_image(slice_file).hu
     expected = apply_window(cut_crop(hu, int(big[0]["x"]), int(big[0]["y"]), 64), -600, 1500)
     assert np.array_equal(cv2.imread(str(out / big[0]["file"]), cv2.IMREAD_UNCHANGED), expected)

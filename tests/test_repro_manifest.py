@@ -1,5 +1,6 @@
 """Every run writes manifest.json; tools/verify_run.py reruns a run from it and reports whether
 each metric reproduces (exactly, on CPU)."""
+
 import json
 import runpy
 import sys
@@ -79,7 +80,10 @@ def test_verify_run_reports_each_difference(finished_run, tmp_path, capsys):
     report = verify_run(tmp_path / "run", tmp_path / "rerun")
     assert not report["ok"]
     assert sorted(r[0] for r in report["metrics"] + report["data"] if not r[4]) == [
-        "Eval.images_sha256", "history[0].step_losses", "val.accuracy"]
+        "Eval.images_sha256",
+        "history[0].step_losses",
+        "val.accuracy",
+    ]
     lines = format_report(report)
     assert lines[-1] == "RESULT: NOT reproduced (3 difference(s))"
     assert any(line.startswith("DIFF   val.accuracy:") for line in lines)
@@ -120,8 +124,12 @@ def test_dataloader_workers_do_not_change_the_result(finished_run, tmp_path):
     from paddle_dx.engine.trainer import Trainer
 
     _, images, lists, _, result = finished_run
-    config = tiny_config(images, lists, tmp_path / "workers", **{
-        "Global.num_threads": 1, "Global.epochs": 2, "DataLoader.Train.loader.num_workers": 2})
+    config = tiny_config(
+        images,
+        lists,
+        tmp_path / "workers",
+        **{"Global.num_threads": 1, "Global.epochs": 2, "DataLoader.Train.loader.num_workers": 2},
+    )
     with_workers = Trainer(config).fit()
     assert [h["step_losses"] for h in with_workers["history"]] == [h["step_losses"] for h in result["history"]]
     assert with_workers["test"]["loss"] == result["test"]["loss"]

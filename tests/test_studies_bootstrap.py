@@ -1,5 +1,6 @@
 """Bootstrap intervals: the registry's batch definitions agree with scikit-learn, and each
 resample is scored by the very definition that gives the single-set value."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, recall_score, roc_auc_score
@@ -31,8 +32,12 @@ def sklearn_headline(labels, probs, positive):
     else:
         auc = np.mean([roc_auc_score(labels == c, probs[:, c]) for c in present])
     pick = (lambda v: v[positive]) if positive is not None else np.mean
-    return {"accuracy": accuracy_score(labels, preds), "sensitivity": pick(recall), "specificity": pick(spec),
-            "auc": auc}
+    return {
+        "accuracy": accuracy_score(labels, preds),
+        "sensitivity": pick(recall),
+        "specificity": pick(spec),
+        "auc": auc,
+    }
 
 
 @pytest.mark.parametrize("class_num,positive", [(2, 1), (3, None), (4, None)])

@@ -1,6 +1,7 @@
 """The papers' own tables and figures beside this run's, on small synthetic results (no training):
 each paper cell is the papers.yaml number, each 'this run' cell the run's metrics.json value, and a
 difference is printed only where data, network, input size, initialisation and split all match."""
+
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,8 +19,10 @@ from paddle_dx.studies.report import write_report
 from paddle_dx.studies.splits import SplitInfo, train_subset
 from test_studies_reproduce import tables
 
-STAGES = [{"name": "pre-training", "epochs": 2, "freeze": "backbone", "lr": 0.001},
-          {"name": "fine-tuning", "epochs": 2, "freeze": "none", "lr": 0.0001}]
+STAGES = [
+    {"name": "pre-training", "epochs": 2, "freeze": "backbone", "lr": 0.001},
+    {"name": "fine-tuning", "epochs": 2, "freeze": "none", "lr": 0.0001},
+]
 
 
 def predictions(rng, labels, k, skill):
@@ -28,29 +31,58 @@ def predictions(rng, labels, k, skill):
     return probs / probs.sum(axis=1, keepdims=True)
 
 
-def fake_result(tmp_path, name, arch, images, class_names, rng, stages=None, epochs=4, size=32,
-                init="random (from scratch)"):
+def fake_result(
+    tmp_path, name, arch, images, class_names, rng, stages=None, epochs=4, size=32, init="random (from scratch)"
+):
     """A RunResult as runner.run_target returns it, with made-up but self-consistent metrics."""
     k = len(class_names)
     paths = sorted(str(p) for p in Path(images).rglob("*.png"))
     labels = np.asarray([class_names.index(Path(p).parent.name) for p in paths])
     probs = predictions(rng, labels, k, 0.8)
-    vals = [classification_metrics(labels, predictions(rng, labels, k, 0.3 * e), class_names, loss=1.0 / e)
-            for e in range(1, epochs + 1)]
-    history = [{"epoch": e, "lr": 0.001, "train_loss": 1.0 / e, "train_accuracy": 0.5 + 0.04 * e,
-                "val_loss": vals[e - 1]["loss"], "val_accuracy": vals[e - 1]["accuracy"],
-                "val_per_class": {c: {m: vals[e - 1]["per_class"][c][m] for m in ("precision", "sensitivity", "f1")}
-                                  for c in class_names}} for e in range(1, epochs + 1)]
-    metrics = {"history": history, "best_epoch": epochs - 1, "best_metric": "accuracy", "val": vals[epochs - 2],
-               "test": classification_metrics(labels, probs, class_names)}
+    vals = [
+        classification_metrics(labels, predictions(rng, labels, k, 0.3 * e), class_names, loss=1.0 / e)
+        for e in range(1, epochs + 1)
+    ]
+    history = [
+        {
+            "epoch": e,
+            "lr": 0.001,
+            "train_loss": 1.0 / e,
+            "train_accuracy": 0.5 + 0.04 * e,
+            "val_loss": vals[e - 1]["loss"],
+            "val_accuracy": vals[e - 1]["accuracy"],
+            "val_per_class": {
+                c: {m: vals[e - 1]["per_class"][c][m] for m in ("precision", "sensitivity", "f1")} for c in class_names
+            },
+        }
+        for e in range(1, epochs + 1)
+    ]
+    metrics = {
+        "history": history,
+        "best_epoch": epochs - 1,
+        "best_metric": "accuracy",
+        "val": vals[epochs - 2],
+        "test": classification_metrics(labels, probs, class_names),
+    }
     if stages:
-        metrics["stages"] = [dict(s, end_epoch=2 * (i + 1), val=vals[2 * i + 1], test=metrics["test"])
-                             for i, s in enumerate(stages)]
-    config = {"Global": {"image_shape": [3, size, size], "seed": 0, "output_dir": str(tmp_path / "runs" / name)},
-              "Arch": {"name": arch, "class_num": k}, "Stages": stages}
+        metrics["stages"] = [
+            dict(s, end_epoch=2 * (i + 1), val=vals[2 * i + 1], test=metrics["test"]) for i, s in enumerate(stages)
+        ]
+    config = {
+        "Global": {"image_shape": [3, size, size], "seed": 0, "output_dir": str(tmp_path / "runs" / name)},
+        "Arch": {"name": arch, "class_num": k},
+        "Stages": stages,
+    }
     plan = RunPlan(name, f"configs/{name}.yaml", [], init, arch)
-    return SimpleNamespace(plan=plan, config=config, metrics=metrics, probs=probs, labels=labels, paths=paths,
-                           output_dir=tmp_path / "runs" / name)
+    return SimpleNamespace(
+        plan=plan,
+        config=config,
+        metrics=metrics,
+        probs=probs,
+        labels=labels,
+        paths=paths,
+        output_dir=tmp_path / "runs" / name,
+    )
 
 
 def context(study, results, images, folders, papers_data, source_md=None, sizes=None):
@@ -58,10 +90,23 @@ def context(study, results, images, folders, papers_data, source_md=None, sizes=
     counts = {s: {f: 3 + i for i, f in enumerate(folders)} for s in ("train", "val", "test")}
     data_why = [] if papers_data else [study.stand_in_reason]
     split = SplitInfo(str(images), str(images), list(folders), counts)
-    return {"split": split, "source_split": None, "results": results, "sources": [], "quick": True, "seed": 1,
-            "n_resamples": 50, "per_class": None, "overrides": [], "class_names": list(folders),
-            "command": "python tools/reproduce.py", "data_reasons": data_why, "source_md": source_md,
-            "setups": {r.plan.name: run_setup(r.plan, r.config, data_why) for r in results}, "sizes": sizes}
+    return {
+        "split": split,
+        "source_split": None,
+        "results": results,
+        "sources": [],
+        "quick": True,
+        "seed": 1,
+        "n_resamples": 50,
+        "per_class": None,
+        "overrides": [],
+        "class_names": list(folders),
+        "command": "python tools/reproduce.py",
+        "data_reasons": data_why,
+        "source_md": source_md,
+        "setups": {r.plan.name: run_setup(r.plan, r.config, data_why) for r in results},
+        "sizes": sizes,
+    }
 
 
 def rows_by(found, heading, key_cols=1):
@@ -76,8 +121,10 @@ def gastric_report(tmp_path_factory):
     images, _ = make_tiny_dataset(tmp / "data", per_class=4, size=32, classes=tuple(folders))
     (images / "SOURCE.md").write_text("# tiny: a made-up stand-in\n\n- Original dataset: nowhere, 2026.\n")
     rng = np.random.default_rng(0)
-    results = [fake_result(tmp, arch, arch, images, folders, rng, STAGES, init="ImageNet (x), new head")
-               for arch in ("VGG19", "ResNet50", "InceptionV3")]
+    results = [
+        fake_result(tmp, arch, arch, images, folders, rng, STAGES, init="ImageNet (x), new head")
+        for arch in ("VGG19", "ResNet50", "InceptionV3")
+    ]
     study = get_study("gastric")
     ctx = context(study, results, images, folders, papers_data=False, source_md=images / "SOURCE.md")
     path = write_report(study, ctx, tmp)
@@ -111,7 +158,9 @@ def test_gastric_table_4_sets_the_six_confusion_matrices_beside_this_runs(gastri
             matrix = r.metrics["stages"][position]["val"]["confusion_matrix"]
             for i, true in enumerate(("GC", "GU", "CG")):
                 row = rows[(r.plan.name, true)]
-                paper = [int(study.table_value(f"Table 4/true {true}/{stage}/{r.plan.name}/{p}")) for p in ("GC", "GU", "CG")]
+                paper = [
+                    int(study.table_value(f"Table 4/true {true}/{stage}/{r.plan.name}/{p}")) for p in ("GC", "GU", "CG")
+                ]
                 assert list(map(int, row[2:5])) == paper
                 assert list(map(int, row[5:8])) == list(matrix[i])
     assert rows_by(found, "pre-training", 2)[1][("ResNet50", "GC")][2:5] == ["137", "13", "0"]
@@ -120,7 +169,8 @@ def test_gastric_table_4_sets_the_six_confusion_matrices_beside_this_runs(gastri
 def test_gastric_figures_2_4_are_drawn_and_linked(gastric_report):
     _, results, report, root = gastric_report
     names = ["paper_fig2_pre-training.png", "paper_fig3_fine-tuning.png"] + [
-        f"paper_fig4_{r.plan.name}.png" for r in results]
+        f"paper_fig4_{r.plan.name}.png" for r in results
+    ]
     for name in names:
         image = cv2.imread(str(root / "figures" / name))
         assert image is not None and image.std() > 5, name
@@ -144,8 +194,17 @@ def brain_report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("brain")
     folders = ["aneurysm", "cancer", "malignant"]
     images, _ = make_tiny_dataset(tmp / "data", per_class=7, size=32, classes=tuple(folders))
-    result = fake_result(tmp, "ResNet18", "ResNet18", images, folders, np.random.default_rng(1), epochs=12,
-                         size=224, init="ImageNet (ResNet18, PaddleClas weights), new head")
+    result = fake_result(
+        tmp,
+        "ResNet18",
+        "ResNet18",
+        images,
+        folders,
+        np.random.default_rng(1),
+        epochs=12,
+        size=224,
+        init="ImageNet (ResNet18, PaddleClas weights), new head",
+    )
     study = get_study("brain")
     path = write_report(study, context(study, [result], images, folders, papers_data=True), tmp)
     return study, result, path.read_text(encoding="utf-8"), tmp
@@ -185,12 +244,24 @@ def test_comparability_reasons_name_each_mismatch():
     plan = RunPlan("ResNet18", "x", [], "random (from scratch)", "ResNet50")
     ours = run_setup(plan, {"Global": {"image_shape": [3, 64, 64]}}, [study.stand_in_reason])
     why = reasons(study, "ResNet18", ours, "test", "validation")
-    assert why == ["stand-in data (MRI, not CT; tumour types, not aneurysm / cancer / malignant tumour)",
-                   "ResNet50, not ResNet18", "64 px input, not 224", "random init, not ImageNet",
-                   "test split, paper reports validation"]
+    assert why == [
+        "stand-in data (MRI, not CT; tumour types, not aneurysm / cancer / malignant tumour)",
+        "ResNet50, not ResNet18",
+        "64 px input, not 224",
+        "random init, not ImageNet",
+        "test split, paper reports validation",
+    ]
     plan = RunPlan("ResNet18", "x", [], "ImageNet (ResNet18, PaddleClas weights), new head", "ResNet18")
-    assert reasons(study, "ResNet18", run_setup(plan, {"Global": {"image_shape": [3, 224, 224]}}, []),
-                   "validation", "validation") == []
+    assert (
+        reasons(
+            study,
+            "ResNet18",
+            run_setup(plan, {"Global": {"image_shape": [3, 224, 224]}}, []),
+            "validation",
+            "validation",
+        )
+        == []
+    )
 
 
 def test_esophagus_table_2_counts_and_lung_size_curve(tmp_path):
@@ -206,8 +277,9 @@ def test_esophagus_table_2_counts_and_lung_size_curve(tmp_path):
     # 92.32 % on validation AND test: both rows, neither comparable on stand-in data
     published = [r for r in tables(report)["Published numbers: paper vs this run"][1:] if r[0] == "transfer"]
     assert [r[2] for r in published] == ["validation", "test"]
-    assert all(r[5].startswith("not comparable: stand-in data") and "does not state its network" in r[5]
-               for r in published)
+    assert all(
+        r[5].startswith("not comparable: stand-in data") and "does not state its network" in r[5] for r in published
+    )
 
     lung = get_study("lung_nodule")
     lung_folders = ["nodule_ge3mm", "nodule_lt3mm", "non_nodule"]
@@ -233,10 +305,12 @@ def test_data_counts_as_the_papers_only_without_source_md_with_its_class_names_a
     assert data_reasons(study, own, ["aneurysm", "cancer", "malignant_tumor"], 60) == ["60 images, the paper used 259"]
     # the stand-in's folder names are listed in `classes` too: still a stand-in
     assert data_reasons(study, own, ["glioma_tumor", "meningioma_tumor", "pituitary_tumor"], 900) == [
-        study.stand_in_reason]
+        study.stand_in_reason
+    ]
     (own / "SOURCE.md").write_text("# own: copied from somewhere\n")
     assert data_reasons(study, own / "cancer", ["aneurysm", "cancer", "malignant_tumor"], 259) == [
-        study.stand_in_reason]
+        study.stand_in_reason
+    ]
 
 
 def test_training_subsets_are_stratified_nested_and_planned_as_their_own_runs(tmp_path):
@@ -248,9 +322,17 @@ def test_training_subsets_are_stratified_nested_and_planned_as_their_own_runs(tm
     small, large = (train_subset(split, n, seed=4).read_text().splitlines() for n in (12, 30))
     assert len(small) == 12 and len(large) == 30 and set(small) <= set(large)
     assert [sum(l.endswith(f" {c}") for l in large) for c in range(3)] == [5, 10, 15]
-    plan = RunPlan("ResNet50", "configs/x.yaml", ["Global.seed=1", f"Global.output_dir={tmp_path}/runs/ResNet50"],
-                   "random", "ResNet50")
+    plan = RunPlan(
+        "ResNet50",
+        "configs/x.yaml",
+        ["Global.seed=1", f"Global.output_dir={tmp_path}/runs/ResNet50"],
+        "random",
+        "ResNet50",
+    )
     runs = plan_sizes(plan, [12, 30], {12: lists / "train_list_12.txt", 30: lists / "train_list_30.txt"})
     assert [r.name for r in runs] == ["ResNet50@12", "ResNet50@30"]
-    assert runs[0].overrides == ["Global.seed=1", f"Global.output_dir={tmp_path}/runs/ResNet50@12",
-                                 f"DataLoader.Train.dataset.cls_label_path={lists / 'train_list_12.txt'}"]
+    assert runs[0].overrides == [
+        "Global.seed=1",
+        f"Global.output_dir={tmp_path}/runs/ResNet50@12",
+        f"DataLoader.Train.dataset.cls_label_path={lists / 'train_list_12.txt'}",
+    ]

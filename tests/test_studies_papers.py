@@ -1,6 +1,7 @@
 """papers.yaml against the papers themselves: every recorded number stands on the line it quotes,
 table rows are read in order, and the tables agree with each other where the paper's arithmetic
 allows (gastric Table 4's confusion matrices give Tables 1-3's sensitivities)."""
+
 import re
 
 import pytest
@@ -49,7 +50,7 @@ def test_table_rows_are_the_trailing_numbers_of_their_line_in_order(name):
     lines = paper_lines(study)
     for row in study.rows:
         tokens = [float(t) for t in NUMBER.findall(lines[row["line"] - 1])]
-        assert tokens[-len(row["values"]):] == pytest.approx(row["values"]), (row["name"], lines[row["line"] - 1])
+        assert tokens[-len(row["values"]) :] == pytest.approx(row["values"]), (row["name"], lines[row["line"] - 1])
 
 
 @pytest.mark.parametrize("name", STUDIES.names())
@@ -74,8 +75,12 @@ def test_the_headline_numbers_and_their_splits():
     assert pcam.paper_value("ResNet101", "accuracy", "test") == 97.54
     assert [eso.table_value(f"Table 2/pathological/{s}") for s in ("train", "val", "test")] == [120, 40, 40]
     assert [brain.table_value(f"Table 2/epoch {e}/epoch") for e in range(1, 11)] == list(range(1, 11))
-    assert lung.schedule == {"batch_size": 16, "iterations": 7500, "stop_after_iterations": 5000,
-                             "stop_val_accuracy": 0.90}
+    assert lung.schedule == {
+        "batch_size": 16,
+        "iterations": 7500,
+        "stop_after_iterations": 5000,
+        "stop_val_accuracy": 0.90,
+    }
 
 
 def test_gastric_tables_hold_every_cell_and_table4_gives_tables_1_3_sensitivities():

@@ -1,5 +1,6 @@
 """tools/reproduce.py --quick on the shared data: the report's tables are the runs' own numbers,
 figures decode, the same seed gives the same report; --source transfers a pretrained backbone."""
+
 import json
 import re
 from pathlib import Path
@@ -57,12 +58,17 @@ def check_report(root, study_name):
                 low, high = map(float, re.fullmatch(r"\[(.+), (.+)\]", ci).groups())
                 assert low <= float(value) <= high
 
-        per_class = found[run][1:4 if len(m["test"]["class_names"]) == 2 else 5]
+        per_class = found[run][1 : 4 if len(m["test"]["class_names"]) == 2 else 5]
         for row in per_class:
             if row[0] in m["test"]["per_class"]:
                 c = m["test"]["per_class"][row[0]]
-                assert row[1:] == [pct(c["precision"]), pct(c["sensitivity"]), pct(c["specificity"]),
-                                   pct(c["f1"]), str(c["support"])]
+                assert row[1:] == [
+                    pct(c["precision"]),
+                    pct(c["sensitivity"]),
+                    pct(c["specificity"]),
+                    pct(c["f1"]),
+                    str(c["support"]),
+                ]
         history = [rows for heading, rows in found.items() if heading == run]
         epochs = [r for r in history[0] if r and r[0].isdigit() and len(r) == 6]
         assert [int(r[0]) for r in epochs] == [h["epoch"] for h in m["history"]]
@@ -129,8 +135,9 @@ def test_same_seed_gives_the_same_report_numbers(brain_reports):
 def test_source_pretraining_transfers_its_backbone_and_never_sees_the_targets_held_out_images(tmp_path):
     images, _ = make_tiny_dataset(tmp_path / "target", per_class=10, size=32, classes=("normal", "pathological"))
     lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Loss.Train=[{CELoss: {weight: 1.0}}]"]
-    path = reproduce("esophagus", images, tmp_path / "out", quick=True, source=images, seed=1,
-                     overrides=lenet, n_resamples=50)
+    path = reproduce(
+        "esophagus", images, tmp_path / "out", quick=True, source=images, seed=1, overrides=lenet, n_resamples=50
+    )
     root = path.parent
     split = {name: (root / "splits" / f"{name}_list.txt").read_text().split("\n") for name in ("val", "test")}
     held_out = sum(len([line for line in lines if line]) for lines in split.values())
@@ -141,6 +148,7 @@ def test_source_pretraining_transfers_its_backbone_and_never_sees_the_targets_he
     assert config["Arch"]["pretrained"] == str(root / "runs" / "source_LeNet5" / "backbone.pdparams")
     assert yaml.safe_load((root / "runs" / "scratch" / "config.yaml").read_text())["Arch"]["pretrained"] is False
     import paddle
+
     backbone = paddle.load(config["Arch"]["pretrained"])
     assert backbone and not any(k.startswith(("backbone.", "head.")) for k in backbone)
     assert json.loads((root / "report.json").read_text())["runs"]["transfer"]["init"].startswith("source-pretrained")
@@ -154,11 +162,15 @@ def test_the_study_names_are_those_of_papers_yaml(tmp_path):
     from conftest import ROOT
     from paddle_dx.errors import ConfigError
     from paddle_dx.studies.catalog import PAPERS
+
     names = sorted(yaml.safe_load(PAPERS.read_text(encoding="utf-8")))
     with pytest.raises(ConfigError, match=r"--study: unknown study 'esophagu' \(did you mean 'esophagus'\?\)"):
         get_study("esophagu")
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "reproduce.py"), "--study", "esophagu",
-                           "--data", str(tmp_path)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "reproduce.py"), "--study", "esophagu", "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert "(choose from " + ", ".join(f"'{n}'" for n in names) + ")" in done.stderr
 
@@ -169,8 +181,9 @@ def test_lung_nodule_accuracy_vs_training_size_runs_every_model_at_every_size(tm
     for png in sorted(images.rglob("*.png")):  # crops are named after their patient (LIDC-IDRI-NNNN)
         png.rename(png.with_name(f"LIDC-IDRI-{int(png.stem[-3:]):04d}_{png.name}"))
     lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Global.epochs=1"]
-    path = reproduce("lung_nodule", images, tmp_path / "out", quick=True, seed=2, overrides=lenet, n_resamples=50,
-                     sizes=[6, 18])
+    path = reproduce(
+        "lung_nodule", images, tmp_path / "out", quick=True, seed=2, overrides=lenet, n_resamples=50, sizes=[6, 18]
+    )
     root = path.parent
     report = path.read_text()
     rows = {r[0]: r[1:] for r in tables(report)["Accuracy vs number of training crops"][1:]}
@@ -181,8 +194,9 @@ def test_lung_nodule_accuracy_vs_training_size_runs_every_model_at_every_size(tm
             assert cell == pct(m["test"]["accuracy"])
             listed = (root / "splits" / f"train_list_{n}.txt").read_text().splitlines()
             assert len(listed) == n
-            assert yaml.safe_load((root / "runs" / f"{model}@{n}" / "config.yaml").read_text())[
-                "DataLoader"]["Train"]["dataset"]["cls_label_path"].endswith(f"train_list_{n}.txt")
+            assert yaml.safe_load((root / "runs" / f"{model}@{n}" / "config.yaml").read_text())["DataLoader"]["Train"][
+                "dataset"
+            ]["cls_label_path"].endswith(f"train_list_{n}.txt")
     assert (root / "figures" / "paper_size_curve.png").is_file()
     rule = {r[0]: r[1:] for r in tables(report)["The paper's schedule and comparisons"][1:]}
     assert rule["LeNet5"][:2] == ["5000", "0.9"] and rule["LeNet5"][3] == "did not fire"  # the configs' rule

@@ -2,6 +2,7 @@
 weights), each report says when, where and on which code it ran, --source-epochs and
 --ignore-groups do what they say, and a source task never sees the target's held-out images'
 group siblings."""
+
 import json
 import re
 
@@ -35,8 +36,16 @@ def test_one_patient_cannot_be_split_by_patient_and_the_error_says_what_to_do(tm
 
 def test_ignore_groups_runs_says_so_and_publish_copies_report_and_figures_only(tmp_path):
     images = one_patient_crops(tmp_path)
-    path = reproduce("lung_nodule", images, tmp_path / "out", quick=True, overrides=LENET, n_resamples=20,
-                     ignore_groups=True, publish_dir=tmp_path / "results")
+    path = reproduce(
+        "lung_nodule",
+        images,
+        tmp_path / "out",
+        quick=True,
+        overrides=LENET,
+        n_resamples=20,
+        ignore_groups=True,
+        publish_dir=tmp_path / "results",
+    )
     report = path.read_text()
     assert "Patients NOT kept whole" in report and "not a classifier result" in report
     assert "--ignore-groups" in report and f"--publish {tmp_path / 'results'}" in report
@@ -81,8 +90,9 @@ def test_source_epochs_win_for_the_source_run_and_target_stages_stay_with_the_ta
 
 
 def _manifest(root, group_of):
-    lines = ["class,file,sha256,group_id"] + [f"{p.parent.name},{p.name},x,{group_of(p)}"
-                                              for p in sorted(root.rglob("*.png"))]
+    lines = ["class,file,sha256,group_id"] + [
+        f"{p.parent.name},{p.name},x,{group_of(p)}" for p in sorted(root.rglob("*.png"))
+    ]
     (root / "MANIFEST.csv").write_text("\n".join(lines) + "\n")
 
 
@@ -119,8 +129,9 @@ def test_near_duplicates_of_held_out_images_are_left_out_of_the_source_task(tmp_
     images, _ = make_tiny_dataset(tmp_path / "target", per_class=10, size=32, classes=("a", "b"))
     split = split_study_data(images, ["a", "b"], (6, 2, 2), 3, tmp_path / "lists")
     source = tmp_path / "source"
-    held_files = [l.split()[0] for n in ("val", "test")
-                  for l in (tmp_path / "lists" / f"{n}_list.txt").read_text().splitlines()]
+    held_files = [
+        l.split()[0] for n in ("val", "test") for l in (tmp_path / "lists" / f"{n}_list.txt").read_text().splitlines()
+    ]
     for i, rel in enumerate(held_files):  # a slightly brighter copy of every held-out image
         img = cv2.imread(str(images / rel)).astype(np.int16) + 3
         (source / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
@@ -136,6 +147,7 @@ def test_near_duplicates_of_held_out_images_are_left_out_of_the_source_task(tmp_
 
 def test_a_training_subset_holds_every_class_even_a_rare_one(tmp_path):
     from paddle_dx.studies.splits import train_subset
+
     lists = tmp_path / "lists"
     lists.mkdir()
     labels = [0] + [1] * 15 + [2] * 15  # one crop of the rare class, as one LIDC patient gives
@@ -151,8 +163,12 @@ def test_a_training_subset_holds_every_class_even_a_rare_one(tmp_path):
 @pytest.mark.parametrize("command", ["reproduce", "split"])
 def test_near_duplicates_out_of_range_is_refused_by_both_commands(tmp_path, command):
     import importlib
+
     main = importlib.import_module(f"paddle_dx.commands.{command}").main
-    args = (["--study", "brain", "--data", str(tmp_path)] if command == "reproduce"
-            else ["--image-root", str(tmp_path), "--out", str(tmp_path / "lists")])
+    args = (
+        ["--study", "brain", "--data", str(tmp_path)]
+        if command == "reproduce"
+        else ["--image-root", str(tmp_path), "--out", str(tmp_path / "lists")]
+    )
     with pytest.raises(DataError, match=r"--near-duplicates must be between 0 and 63 bits, got 64"):
         main(args + ["--near-duplicates", "64"])

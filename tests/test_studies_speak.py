@@ -1,6 +1,7 @@
 """The PCam paper speaks each diagnosis with advice: the page's "speak each result as soon as it
 appears" option speaks every result in turn, with a next-step sentence worded as an aid and the
 disclaimer last (headless Chromium; skipped without it)."""
+
 import shutil
 
 import cv2
@@ -24,6 +25,7 @@ def test_the_next_step_is_worded_as_an_aid_and_the_disclaimer_stays_last():
 
 def test_speak_on_appear_speaks_every_result_in_turn_with_its_next_step(browser, served, tmp_path):  # noqa: F811
     from selenium.webdriver.common.by import By
+
     if not (shutil.which("espeak-ng") or shutil.which("espeak")):
         pytest.skip("espeak-ng is not installed (.ci/system_deps.sh installs it)")
     base, _, _ = served
@@ -33,13 +35,18 @@ def test_speak_on_appear_speaks_every_result_in_turn_with_its_next_step(browser,
         cv2.imwrite(str(path), cv2.cvtColor(corner_image(i, np.random.default_rng(i)), cv2.COLOR_RGB2BGR))
         files.append(str(path))
     browser.get(base + "/")
-    option = wait_for(lambda: (lambda box: box if box.is_enabled() else None)(
-        browser.find_element(By.ID, "speak-on-appear")), what="speech available")
+    option = wait_for(
+        lambda: (lambda box: box if box.is_enabled() else None)(browser.find_element(By.ID, "speak-on-appear")),
+        what="speech available",
+    )
     if not option.is_selected():
         option.click()
     browser.find_element(By.ID, "file-input").send_keys("\n".join(files))
-    wait_for(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-spoken-all"), timeout=60,
-             what="every result spoken")
+    wait_for(
+        lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-spoken-all"),
+        timeout=60,
+        what="every result spoken",
+    )
     cards = browser.find_elements(By.CSS_SELECTOR, "#results .result")
     assert len(cards) == 2
     for card in cards:

@@ -1,6 +1,7 @@
 """Tested as a person would: headless Chromium uploads an image to the assistant and reads the
 result; it also opens VisualDL's scalar page after a training run. Screenshots are kept in
 ``test-artifacts/``. Skips (with the reason) when Chromium, chromedriver or selenium is missing."""
+
 import csv
 import json
 import runpy
@@ -30,16 +31,26 @@ def browser():
     """Headless Chromium through Debian's chromedriver: nothing is downloaded."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (requirements-test.txt)")
     from selenium.webdriver.chrome.service import Service
+
     for path in (CHROMIUM, CHROMEDRIVER):
         if not Path(path).exists():
             pytest.skip(f"{path} not found: install chromium and chromium-driver (.ci/system_deps.sh)")
     profile = tempfile.mkdtemp(prefix="paddle_dx_chromium_")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                "--autoplay-policy=no-user-gesture-required", "--window-size=1200,1000",
-                f"--user-data-dir={profile}"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1200,1000",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(arg)
     try:
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -74,6 +85,7 @@ def served(tmp_path_factory):
     from werkzeug.serving import make_server
 
     from paddle_dx.ui.server import build_assistant, create_app
+
     work = tmp_path_factory.mktemp("ui_browser")
     _, export_dir = export_corner_model(work)
     server = make_server("127.0.0.1", 0, create_app(build_assistant(export_dir)), threaded=True)
@@ -85,8 +97,9 @@ def served(tmp_path_factory):
 
 def infer_csv(export_dir, image, out_csv, monkeypatch):
     """Run tools/infer.py (in this process, as its command line would) and read its CSV."""
-    monkeypatch.setattr(sys, "argv", ["infer.py", "--model-dir", str(export_dir), "--input", str(image),
-                                      "--output", str(out_csv)])
+    monkeypatch.setattr(
+        sys, "argv", ["infer.py", "--model-dir", str(export_dir), "--input", str(image), "--output", str(out_csv)]
+    )
     runpy.run_path(str(ROOT / "tools" / "infer.py"), run_name="__main__")
     with open(out_csv, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
@@ -94,10 +107,12 @@ def infer_csv(export_dir, image, out_csv, monkeypatch):
 
 def test_upload_in_browser_shows_what_infer_py_computes(browser, served, monkeypatch):
     from selenium.webdriver.common.by import By
+
     base, export_dir, work = served
     image = work / "patient_upload.png"
-    cv2.imwrite(str(image), cv2.cvtColor(corner_image(1, np.random.default_rng(42), distractor=True),
-                                         cv2.COLOR_RGB2BGR))
+    cv2.imwrite(
+        str(image), cv2.cvtColor(corner_image(1, np.random.default_rng(42), distractor=True), cv2.COLOR_RGB2BGR)
+    )
     expected = infer_csv(export_dir, image, work / "infer.csv", monkeypatch)[0]
 
     browser.get(base + "/")
@@ -119,7 +134,8 @@ def test_upload_in_browser_shows_what_infer_py_computes(browser, served, monkeyp
             "const b = arguments[0], c = b.parentElement, s = getComputedStyle(c);"
             "return [b.getBoundingClientRect().width,"
             "        c.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight)];",
-            row.find_element(By.CSS_SELECTOR, ".bar"))
+            row.find_element(By.CSS_SELECTOR, ".bar"),
+        )
         assert width == pytest.approx(max(want * cell, 1), abs=1.5), (name, width, cell)
     assert card.find_element(By.CSS_SELECTOR, ".sentence").text.endswith("This is an aid, not a diagnosis.")
 
@@ -145,6 +161,7 @@ def test_visualdl_scalar_page_shows_the_runs_loss_curve(browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     from paddle_dx.engine.trainer import Trainer
+
     visualdl = shutil.which("visualdl")
     if visualdl is None:
         pytest.skip("the visualdl command is not on PATH")
@@ -153,24 +170,35 @@ def test_visualdl_scalar_page_shows_the_runs_loss_curve(browser, tmp_path):
     history = json.loads((tmp_path / "out" / "metrics.json").read_text())["history"]
     logdir, port = tmp_path / "out" / "vdl", free_port()
     log = open(tmp_path / "visualdl.log", "w")
-    proc = subprocess.Popen([visualdl, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
-                             "--disable-telemetry"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [visualdl, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), "--disable-telemetry"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}/app"
     try:
+
         def alive():
             try:
                 return urllib.request.urlopen(base + "/api/runs", timeout=2).status == 200
             except OSError:
                 return proc.poll() is not None  # stop waiting if it died
+
         wait_for(alive, 30, "VisualDL to start")
         assert proc.poll() is None, (tmp_path / "visualdl.log").read_text()[-2000:]
         browser.get(base + "/scalar")
         # chart titles are drawn on ECharts canvases, so check what the page did: it fetched the
         # train/loss series of this run and drew the charts of the "train" group
         query = "tag=" + urllib.parse.quote("train/loss", safe="")
-        fetched = wait_for(lambda: [u for u in browser.execute_script(
-            "return performance.getEntriesByType('resource').map(e => e.name)") if query in u],
-            30, "the scalar page to fetch train/loss")
+        fetched = wait_for(
+            lambda: [
+                u
+                for u in browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+                if query in u
+            ],
+            30,
+            "the scalar page to fetch train/loss",
+        )
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".echarts canvas"), 30, "charts to render")
         groups = browser.find_element(By.TAG_NAME, "body").text.split()
         assert "train" in groups and "val" in groups, groups[:40]

@@ -1,5 +1,6 @@
 """The assistant's HTTP API, through Flask's test client: results equal the Predictor's, uploads
 stay in memory and out of the logs, and every malformed request gets a 4xx JSON message."""
+
 import base64
 import io
 import logging
@@ -22,12 +23,14 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def assistant(exported):
     from paddle_dx.ui.server import build_assistant
+
     return build_assistant(exported, limits=UploadLimits(max_file_bytes=2_000_000, max_pixels=1_000_000, max_files=3))
 
 
 @pytest.fixture
 def client(assistant):
     from paddle_dx.ui.server import create_app
+
     return create_app(assistant).test_client()
 
 
@@ -75,6 +78,7 @@ def test_dicom_is_decoded_from_memory_by_content(client, assistant):
     from pydicom.data import get_testdata_file
 
     from paddle_dx.data.io import read_image
+
     path = get_testdata_file("CT_small.dcm")
     data = open(path, "rb").read()
     res = _post(client, [("scan_without_extension", data)])
@@ -90,6 +94,7 @@ def test_uploads_never_touch_the_disk(client, monkeypatch):
 
     def no_disk(*args, **kwargs):
         raise AssertionError("upload spooled to a temporary file")
+
     for name in ("SpooledTemporaryFile", "TemporaryFile", "NamedTemporaryFile", "mkstemp"):
         monkeypatch.setattr(tempfile, name, no_disk)
         monkeypatch.setattr(formparser, name, no_disk, raising=False)
@@ -110,23 +115,27 @@ def test_uploads_are_not_logged(client, caplog):
     assert bad.status_code == 415 and "Jane_Doe" not in caplog.text
 
 
-@pytest.mark.parametrize("case, status, words", [
-    ("empty body", 400, "field 'images'"),
-    ("wrong field", 400, "got field(s) ['file']"),
-    ("not an image", 415, "not a decodable image"),
-    ("file too large", 413, "above the limit of 2,000,000"),
-    ("too many pixels", 413, "pixels, above the limit of 1,000,000"),
-    ("request too large", 413, "upload too large"),
-    ("too many files", 413, "at most 3 per request"),
-    ("GET", 405, "method"),
-])
+@pytest.mark.parametrize(
+    "case, status, words",
+    [
+        ("empty body", 400, "field 'images'"),
+        ("wrong field", 400, "got field(s) ['file']"),
+        ("not an image", 415, "not a decodable image"),
+        ("file too large", 413, "above the limit of 2,000,000"),
+        ("too many pixels", 413, "pixels, above the limit of 1,000,000"),
+        ("request too large", 413, "upload too large"),
+        ("too many files", 413, "at most 3 per request"),
+        ("GET", 405, "method"),
+    ],
+)
 def test_malformed_requests_get_4xx_json(client, case, status, words):
     tiny = png_bytes(np.zeros((8, 8, 3), np.uint8))
     if case == "empty body":
         res = client.post("/api/predict")
     elif case == "wrong field":
-        res = client.post("/api/predict", data={"file": (io.BytesIO(tiny), "a.png")},
-                          content_type="multipart/form-data")
+        res = client.post(
+            "/api/predict", data={"file": (io.BytesIO(tiny), "a.png")}, content_type="multipart/form-data"
+        )
     elif case == "not an image":
         res = _post(client, [("notes.png", b"%PDF-1.4 this is not a PNG")])
     elif case == "file too large":
@@ -149,12 +158,16 @@ def test_one_bad_file_among_good_ones_is_reported_not_fatal(client):
     good = png_bytes(corner_image(1, np.random.default_rng(2)))
     results = _post(client, [("good.png", good), ("bad.png", b"garbage")]).get_json()["results"]
     assert results[0]["class_name"] in ("plain", "corner")
-    assert results[1] == {"name": "bad.png", "error": "not a decodable image: the content is not PNG, JPEG, BMP, TIFF, WebP or DICOM"}
+    assert results[1] == {
+        "name": "bad.png",
+        "error": "not a decodable image: the content is not PNG, JPEG, BMP, TIFF, WebP or DICOM",
+    }
 
 
 def test_unexpected_failure_is_a_json_500_without_details(client, assistant, monkeypatch):
     def boom(images):
         raise RuntimeError("secret internals")
+
     monkeypatch.setattr(assistant.predictor, "predict", boom)
     res = _post(client, [("a.png", png_bytes(corner_image(0, np.random.default_rng(3))))])
     assert res.status_code == 500
@@ -169,8 +182,11 @@ def test_speak_returns_a_playable_wav(client, assistant):
     with wave.open(io.BytesIO(res.data)) as w:
         seconds = w.getnframes() / w.getframerate()
     assert 2 < seconds < 20  # the header states the real length (espeak-ng's own says ~2 GB)
-    for body in ({"class_name": "nope", "probability": 0.5}, {"class_name": "corner", "probability": 7},
-                 {"class_name": "corner", "probability": True}):
+    for body in (
+        {"class_name": "nope", "probability": 0.5},
+        {"class_name": "corner", "probability": 7},
+        {"class_name": "corner", "probability": True},
+    ):
         assert client.post("/api/speak", json=body).status_code == 400
     assert client.post("/api/speak", data="x", content_type="text/plain").status_code == 400
 
@@ -178,6 +194,7 @@ def test_speak_returns_a_playable_wav(client, assistant):
 def test_without_speech_the_page_is_told_and_speak_is_503(exported):
     from paddle_dx.ui.server import Assistant, create_app
     from paddle_dx.inference import Predictor
+
     speech = Speech()
     speech.binary = None
     app = create_app(Assistant(Predictor(exported), speech=speech)).test_client()
@@ -188,22 +205,36 @@ def test_without_speech_the_page_is_told_and_speak_is_503(exported):
     assert res.status_code == 503 and "unavailable" in res.get_json()["error"]
 
 
-@pytest.mark.parametrize("name, normal", [("normal", True), ("normal-cecum", True), ("no_tumor", True),
-                                          ("lung_n", True), ("Healthy", True), ("polyp", False),
-                                          ("glioma_tumor", False), ("lung_aca", False), ("nodule", False)])
+@pytest.mark.parametrize(
+    "name, normal",
+    [
+        ("normal", True),
+        ("normal-cecum", True),
+        ("no_tumor", True),
+        ("lung_n", True),
+        ("Healthy", True),
+        ("polyp", False),
+        ("glioma_tumor", False),
+        ("lung_aca", False),
+        ("nodule", False),
+    ],
+)
 def test_normal_classes_are_spoken_as_no_abnormality(name, normal):
     assert is_normal_class(name) is normal
 
 
 def test_sentences():
-    assert sentence("esophageal_cancer", 0.934) == ("Esophageal cancer suspected, probability 93 percent. "
-                                                    "This is an aid, not a diagnosis.")
+    assert sentence("esophageal_cancer", 0.934) == (
+        "Esophageal cancer suspected, probability 93 percent. This is an aid, not a diagnosis."
+    )
     assert sentence("normal", 0.97).startswith("No abnormality detected, probability 97 percent.")
     assert sentence("lung_aca", 0.5, {"lung_aca": "Lung adenocarcinoma suspected"}).startswith(
-        "Lung adenocarcinoma suspected, probability 50 percent.")
+        "Lung adenocarcinoma suspected, probability 50 percent."
+    )
 
 
 # ---- hostile clients: other sites, slow bodies, odd forms, malformed DICOM ----------------
+
 
 def header_only_png(width, height):
     """A PNG whose header claims ``width`` x ``height`` RGB pixels (the pixel data is a stub)."""
@@ -212,6 +243,7 @@ def header_only_png(width, height):
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
@@ -245,20 +277,27 @@ def frames_placeholder(ds):
     ds.NumberOfFrames = "12345678"  # then replaced by bytes that are not an integer
 
 
-@pytest.mark.parametrize("headers, status, words", [
-    ({"Origin": "http://evil.example"}, 403, "cross-site request refused"),
-    ({"Origin": "null"}, 403, "cross-site request refused"),
-    ({"Origin": "http://localhost:9999"}, 403, "cross-site request refused"),  # another local port
-    ({"Host": "evil.example"}, 403, "is not this server"),  # DNS rebinding
-    ({"Host": "evil.example", "Origin": "http://evil.example"}, 403, "is not this server"),
-    ({"Origin": "http://localhost"}, 200, None),  # the page itself
-    ({}, 200, None),  # scripts (curl) send no Origin
-    ({"Host": "127.0.0.1:8050", "Origin": "http://127.0.0.1:8050"}, 200, None),
-])
+@pytest.mark.parametrize(
+    "headers, status, words",
+    [
+        ({"Origin": "http://evil.example"}, 403, "cross-site request refused"),
+        ({"Origin": "null"}, 403, "cross-site request refused"),
+        ({"Origin": "http://localhost:9999"}, 403, "cross-site request refused"),  # another local port
+        ({"Host": "evil.example"}, 403, "is not this server"),  # DNS rebinding
+        ({"Host": "evil.example", "Origin": "http://evil.example"}, 403, "is not this server"),
+        ({"Origin": "http://localhost"}, 200, None),  # the page itself
+        ({}, 200, None),  # scripts (curl) send no Origin
+        ({"Host": "127.0.0.1:8050", "Origin": "http://127.0.0.1:8050"}, 200, None),
+    ],
+)
 def test_posts_from_other_sites_and_foreign_host_names_are_refused(client, headers, status, words):
     png = png_bytes(corner_image(1, np.random.default_rng(4)))
-    res = client.post("/api/predict", data={"images": [(io.BytesIO(png), "a.png")]},
-                      content_type="multipart/form-data", headers=headers)
+    res = client.post(
+        "/api/predict",
+        data={"images": [(io.BytesIO(png), "a.png")]},
+        content_type="multipart/form-data",
+        headers=headers,
+    )
     assert res.status_code == status, res.get_json()
     if words:
         assert words in res.get_json()["error"]
@@ -285,14 +324,23 @@ def test_a_form_with_too_many_parts_is_told_so(client):
     assert error.startswith("too many form parts: at most 19") and "at most 3 files" not in error
 
 
-@pytest.mark.parametrize("name, data, words", [
-    ("claims.png", header_only_png(50000, 50000), "image is 50000x50000 pixels, above the limit"),
-    ("syntax.dcm", dicom_bytes(unknown_transfer_syntax), "unknown DICOM transfer syntax '1.2.3.4.5.6.7'"),
-    ("rows.dcm", dicom_bytes(zero_rows), "DICOM declares 128x0 pixels: no image to decode"),
-    ("frames.dcm", dicom_bytes(frames_placeholder, (b"12345678", b"SECRET12")), "DICOM header with a malformed image size"),
-], ids=["png-header-50000px", "dicom-unknown-transfer-syntax", "dicom-rows-0", "dicom-bad-integer"])
+@pytest.mark.parametrize(
+    "name, data, words",
+    [
+        ("claims.png", header_only_png(50000, 50000), "image is 50000x50000 pixels, above the limit"),
+        ("syntax.dcm", dicom_bytes(unknown_transfer_syntax), "unknown DICOM transfer syntax '1.2.3.4.5.6.7'"),
+        ("rows.dcm", dicom_bytes(zero_rows), "DICOM declares 128x0 pixels: no image to decode"),
+        (
+            "frames.dcm",
+            dicom_bytes(frames_placeholder, (b"12345678", b"SECRET12")),
+            "DICOM header with a malformed image size",
+        ),
+    ],
+    ids=["png-header-50000px", "dicom-unknown-transfer-syntax", "dicom-rows-0", "dicom-bad-integer"],
+)
 def test_hostile_files_are_per_file_errors_not_500(client, monkeypatch, name, data, words):
     from PIL import Image
+
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89_478_485)  # PIL's default, as in a freshly started server
     good = png_bytes(corner_image(0, np.random.default_rng(5)))
     res = _post(client, [("good.png", good), (name, data)])
@@ -320,6 +368,7 @@ def live_server(assistant):
     import threading
 
     from paddle_dx.ui.server import make_app_server
+
     server = make_app_server(assistant, "127.0.0.1", 0, timeout=4, max_connections=2)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -331,10 +380,13 @@ def live_server(assistant):
 def _stalled_upload(port):
     """A connection that sends headers and part of a body, then nothing."""
     import socket
+
     sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-    sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
-                 b"boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; "
-                 b'name="images"; filename="a.png"\r\n\r\n\x89PNG')
+    sock.sendall(
+        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+        b"boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; "
+        b'name="images"; filename="a.png"\r\n\r\n\x89PNG'
+    )
     return sock
 
 
@@ -349,6 +401,7 @@ def _read_all(sock):
 
 def test_connections_that_never_finish_are_dropped_and_bounded(live_server):
     import urllib.request
+
     port = live_server.server_port
     stalled = [_stalled_upload(port) for _ in range(2)]
     extra = _stalled_upload(port)  # beyond max_connections: refused at once, holds no thread
@@ -361,13 +414,22 @@ def test_connections_that_never_finish_are_dropped_and_bounded(live_server):
         assert res.status == 200  # the slots were given back
 
 
-@pytest.mark.parametrize("flag, value", [("--max-files", "0"), ("--max-file-mb", "-1"), ("--max-megapixels", "0"),
-                                         ("--max-file-mb", "nan"), ("--port", "70000")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--max-files", "0"),
+        ("--max-file-mb", "-1"),
+        ("--max-megapixels", "0"),
+        ("--max-file-mb", "nan"),
+        ("--port", "70000"),
+    ],
+)
 def test_serve_tool_refuses_limits_that_cannot_work(tmp_path, monkeypatch, capsys, flag, value):
     import runpy
     import sys
 
     from conftest import ROOT
+
     monkeypatch.setattr(sys, "argv", ["serve.py", "--model-dir", str(tmp_path), flag, value])
     with pytest.raises(SystemExit) as exc:
         runpy.run_path(str(ROOT / "tools" / "serve.py"), run_name="__main__")
@@ -382,6 +444,7 @@ def test_infer_tool_skips_a_bad_dicom_and_exits_2_when_nothing_was_predicted(exp
     import sys
 
     from conftest import ROOT
+
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "syntax.dcm").write_bytes(dicom_bytes(unknown_transfer_syntax))
@@ -404,6 +467,9 @@ def test_a_request_whose_images_add_up_past_the_pixel_budget_refuses_the_one_tha
     image = cv2.imencode(".png", np.zeros((40, 50, 3), np.uint8))[1].tobytes()  # 2,000 pixels
     assert decode_upload(image, "a.png", limits, budget).shape == (40, 50, 3)
     assert decode_upload(image, "b.png", limits, budget).shape == (40, 50, 3)
-    with pytest.raises(UploadTooLarge, match=r"c\.png: image is 50x40 pixels with the 4,000 pixels already in this "
-                                             r"request, above the per-request limit of 5,000 pixels"):
+    with pytest.raises(
+        UploadTooLarge,
+        match=r"c\.png: image is 50x40 pixels with the 4,000 pixels already in this "
+        r"request, above the per-request limit of 5,000 pixels",
+    ):
         decode_upload(image, "c.png", limits, budget)

@@ -1,4 +1,5 @@
 """Atomic writes leave files a colleague can read: mode from the umask, not mkstemp's 0600."""
+
 import stat
 
 from paddle_dx.utils import files

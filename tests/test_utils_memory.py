@@ -1,4 +1,5 @@
 """utils/memory.py: glibc keeps freed memory for the next training step (select_device sets it)."""
+
 import ctypes
 import platform
 
@@ -26,9 +27,10 @@ def test_glibc_takes_both_settings_and_select_device_applies_them(fresh, monkeyp
             answer = self._lib.mallopt(param, value)
             calls.append((param, value, answer))
             return answer
+
     monkeypatch.setattr(memory.ctypes, "CDLL", Recording)
     assert device.select_device("cpu") == "cpu"
-    assert calls == [(memory.M_MMAP_THRESHOLD, 32 * 1024 * 1024, 1), (memory.M_TRIM_THRESHOLD, 2 ** 31 - 1, 1)]
+    assert calls == [(memory.M_MMAP_THRESHOLD, 32 * 1024 * 1024, 1), (memory.M_TRIM_THRESHOLD, 2**31 - 1, 1)]
     assert memory.keep_freed_memory() and len(calls) == 2  # once per process
 
 
@@ -36,6 +38,7 @@ def test_a_c_library_without_glibc_mallopt_is_left_alone(fresh, monkeypatch):
     class Musl:  # no gnu_get_libc_version: not glibc, its mallopt parameters differ
         def mallopt(self, param, value):
             raise AssertionError("mallopt called on a non-glibc C library")
+
     monkeypatch.setattr(memory.ctypes, "CDLL", lambda name: Musl())
     assert memory.keep_freed_memory() is False
 
@@ -46,5 +49,6 @@ def test_a_refusing_mallopt_is_reported_not_applied(fresh, monkeypatch):
 
         def mallopt(self, param, value):
             return 0
+
     monkeypatch.setattr(memory.ctypes, "CDLL", lambda name: Refusing())
     assert memory.keep_freed_memory() is False

@@ -1,6 +1,7 @@
 """A Paddle Inference predictor leaves the process's dygraph numerics as they were: it used to
 reset Paddle's CPU math threads to 1, so a training that built a feature cache through Paddle
 Inference computed differently afterwards (a resumed run drifted from the straight one)."""
+
 import numpy as np
 import paddle
 
@@ -11,8 +12,9 @@ def test_dygraph_gradients_are_the_same_before_and_after_a_predictor_runs(tmp_pa
 
     select_device("cpu", 2)
     paddle.seed(1)
-    net = paddle.nn.Sequential(*[paddle.nn.Sequential(paddle.nn.Conv2D(16, 16, 3, padding=1), paddle.nn.ReLU())
-                                 for _ in range(4)])
+    net = paddle.nn.Sequential(
+        *[paddle.nn.Sequential(paddle.nn.Conv2D(16, 16, 3, padding=1), paddle.nn.ReLU()) for _ in range(4)]
+    )
     x = paddle.to_tensor(np.random.RandomState(0).randn(8, 16, 32, 32).astype("float32"))
 
     def gradients():
@@ -23,8 +25,9 @@ def test_dygraph_gradients_are_the_same_before_and_after_a_predictor_runs(tmp_pa
     before = gradients()
     small = paddle.nn.Conv2D(3, 4, 3)
     small.eval()
-    paddle.jit.save(paddle.jit.to_static(small, input_spec=[paddle.static.InputSpec([None, 3, 16, 16])]),
-                    str(tmp_path / "m"))
+    paddle.jit.save(
+        paddle.jit.to_static(small, input_spec=[paddle.static.InputSpec([None, 3, 16, 16])]), str(tmp_path / "m")
+    )
     session = InferenceSession(tmp_path / "m.json", tmp_path / "m.pdiparams")
     session.run(np.zeros((2, 3, 16, 16), "float32"))
     after = gradients()

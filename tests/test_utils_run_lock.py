@@ -1,5 +1,6 @@
 """One training per run folder (paddle_dx.utils.run_lock): a second holder is refused, naming the
 first; a holder killed with SIGKILL leaves no stale lock."""
+
 import os
 import signal
 import subprocess
@@ -10,13 +11,16 @@ import pytest
 from conftest import ROOT
 from paddle_dx.utils.run_lock import RunFolderBusy, RunLock
 
-HOLD = ("import sys, time; sys.path.insert(0, {root!r}); from paddle_dx.utils.run_lock import RunLock; "
-        "lock = RunLock({folder!r}).acquire(); print('held', flush=True); time.sleep(120)")
+HOLD = (
+    "import sys, time; sys.path.insert(0, {root!r}); from paddle_dx.utils.run_lock import RunLock; "
+    "lock = RunLock({folder!r}).acquire(); print('held', flush=True); time.sleep(120)"
+)
 
 
 def _holder(folder):
-    proc = subprocess.Popen([sys.executable, "-c", HOLD.format(root=str(ROOT), folder=str(folder))],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD.format(root=str(ROOT), folder=str(folder))], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "held"
     return proc
 

@@ -1,4 +1,5 @@
 """Weights files are loaded without running code from them (paddle_dx.utils.safe_pickle)."""
+
 import os
 import pickle
 
@@ -41,7 +42,9 @@ def test_a_pickle_that_would_create_a_file_is_refused_before_it_runs(tmp_path):
     target = tmp_path / "pwned"
     hostile = tmp_path / "evil.pdparams"
     hostile.write_bytes(pickle.dumps({"fc.weight": _CreatesFile(target)}))
-    with pytest.raises(WeightsError, match=r"evil\.pdparams: refused to load.*posix\.system|evil\.pdparams: refused.*system"):
+    with pytest.raises(
+        WeightsError, match=r"evil\.pdparams: refused to load.*posix\.system|evil\.pdparams: refused.*system"
+    ):
         safe_load(hostile)
     assert not target.exists()
 

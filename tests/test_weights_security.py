@@ -1,5 +1,6 @@
 """.pdparams files are pickles: weights come only from PaddleClas's hosts unless the user opts
 in with PADDLE_DX_ALLOW_ANY_WEIGHTS_URL=1 (refusal of a plain foreign URL: test_models_transfer)."""
+
 import io
 
 import pytest
@@ -9,12 +10,15 @@ from paddle_dx.models import BACKBONES, pretrained_url
 from paddle_dx.models import pretrained as pretrained_mod
 
 
-@pytest.mark.parametrize("url", [
-    "https://paddleclas.bj.bcebos.com.evil.example/ResNet18_pretrained.pdparams",  # look-alike host
-    "https://paddleclas.bj.bcebos.com@evil.example/ResNet18_pretrained.pdparams",  # user-info trick
-    "http://evil.example/paddleclas.bj.bcebos.com/ResNet18_pretrained.pdparams",   # host in the path
-    "file:///tmp/ResNet18_pretrained.pdparams",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://paddleclas.bj.bcebos.com.evil.example/ResNet18_pretrained.pdparams",  # look-alike host
+        "https://paddleclas.bj.bcebos.com@evil.example/ResNet18_pretrained.pdparams",  # user-info trick
+        "http://evil.example/paddleclas.bj.bcebos.com/ResNet18_pretrained.pdparams",  # host in the path
+        "file:///tmp/ResNet18_pretrained.pdparams",
+    ],
+)
 def test_look_alike_weight_urls_are_refused(url, tmp_path, monkeypatch):
     monkeypatch.setenv("PADDLE_DX_WEIGHTS_HOME", str(tmp_path))
     monkeypatch.delenv("PADDLE_DX_ALLOW_ANY_WEIGHTS_URL", raising=False)
@@ -36,10 +40,12 @@ def test_each_backbone_records_paddleclas_own_weights_and_a_known_normalisation(
     import importlib
 
     from paddle_dx.data.transforms import NORMALIZE_PRESETS
+
     published = {}
     for module in ("resnet", "vgg", "inception_v3"):
-        published.update(importlib.import_module(
-            f"paddleclas.ppcls.arch.backbone.legendary_models.{module}").MODEL_URLS)
+        published.update(
+            importlib.import_module(f"paddleclas.ppcls.arch.backbone.legendary_models.{module}").MODEL_URLS
+        )
     for name in BACKBONES.names():
         pretrained = BACKBONES.get(name).pretrained
         if pretrained is None:
@@ -71,11 +77,13 @@ class _CreatesFile:
 
     def __reduce__(self):
         import os
+
         return os.system, (f"touch {self.target}",)
 
 
 def _hostile(path, target):
     import pickle
+
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps({"fc.weight": _CreatesFile(target)}))
     return path
@@ -101,14 +109,20 @@ def test_every_way_in_refuses_a_weights_pickle_that_would_run_code(tiny_run_conf
     ckpt = tmp_path / "run" / "latest"
     for name in ("model.pdparams", "model.pdopt"):
         _hostile(ckpt / name, target)
-    (ckpt / "state.json").write_text(json.dumps({"epoch": 1, "sha256": {
-        n: file_sha256(ckpt / n) for n in ("model.pdparams", "model.pdopt")}}))
+    (ckpt / "state.json").write_text(
+        json.dumps({"epoch": 1, "sha256": {n: file_sha256(ckpt / n) for n in ("model.pdparams", "model.pdopt")}})
+    )
     with pytest.raises(WeightsError, match=r"model\.pdopt: refused to load"):
         load_checkpoint(ckpt)
     export = tmp_path / "export"
     _hostile(export / "weights.pdparams", target)
-    spec = {"dygraph_weights": "weights.pdparams", "dygraph_weights_sha256": file_sha256(export / "weights.pdparams"),
-            "arch": "LeNet5", "class_names": ["normal", "lesion"], "image_shape": [3, 32, 32]}
+    spec = {
+        "dygraph_weights": "weights.pdparams",
+        "dygraph_weights_sha256": file_sha256(export / "weights.pdparams"),
+        "arch": "LeNet5",
+        "class_names": ["normal", "lesion"],
+        "image_shape": [3, 32, 32],
+    }
     with pytest.raises(WeightsError, match=r"weights\.pdparams: refused to load"):
         load_dygraph_model(export, spec)  # the server and Grad-CAM
     assert not target.exists()

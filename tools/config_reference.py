@@ -7,6 +7,7 @@
 
 Each table sits in the page between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``;
 everything outside the markers is hand-written and left untouched."""
+
 import argparse
 import os
 import sys
@@ -22,6 +23,7 @@ def tables():
     """{block name: Markdown table} for every generated block of the page."""
     from paddle_dx.config.reference import schema_table
     from paddle_dx.data.op_reference import ops_table
+
     return {"schema": schema_table(), "ops": ops_table()}
 
 
@@ -36,6 +38,7 @@ def main(argv=None):
         print("\n\n".join(blocks.values()))
         return 0
     from paddle_dx.utils.generated_blocks import update
+
     stale = update(PAGE, blocks, args.write)
     if args.write:
         print(f"{PAGE}: {'updated' if stale else 'already up to date'}")

@@ -1,4 +1,5 @@
 """`python tools/eval.py ...` = `paddle_dx eval ...`: same flags (paddle_dx/commands/eval.py)."""
+
 import os
 import sys
 

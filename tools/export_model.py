@@ -1,4 +1,5 @@
 """`python tools/export_model.py ...` = `paddle_dx export ...`: same flags (paddle_dx/commands/export.py)."""
+
 import os
 import sys
 

@@ -1,4 +1,5 @@
 """`python tools/gradcam.py ...` = `paddle_dx gradcam ...`: same flags (paddle_dx/commands/gradcam.py)."""
+
 import os
 import sys
 

@@ -1,4 +1,5 @@
 """`python tools/infer.py ...` = `paddle_dx infer ...`: same flags (paddle_dx/commands/infer.py)."""
+
 import os
 import sys
 

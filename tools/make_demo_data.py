@@ -1,4 +1,5 @@
 """`python tools/make_demo_data.py ...` = `paddle_dx make-demo-data ...`: same flags (paddle_dx/commands/make_demo_data.py)."""
+
 import os
 import sys
 

@@ -1,4 +1,5 @@
 """`python tools/prepare_lidc.py ...` = `paddle_dx prepare-lidc ...`: same flags (paddle_dx/commands/prepare_lidc.py)."""
+
 import os
 import sys
 

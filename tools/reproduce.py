@@ -1,4 +1,5 @@
 """`python tools/reproduce.py ...` = `paddle_dx reproduce ...`: same flags (paddle_dx/commands/reproduce.py)."""
+
 import os
 import sys
 

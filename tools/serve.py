@@ -1,4 +1,5 @@
 """`python tools/serve.py ...` = `paddle_dx serve ...`: same flags (paddle_dx/commands/serve.py)."""
+
 import os
 import sys
 

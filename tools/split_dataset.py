@@ -1,4 +1,5 @@
 """`python tools/split_dataset.py ...` = `paddle_dx split ...`: same flags (paddle_dx/commands/split.py)."""
+
 import os
 import sys
 

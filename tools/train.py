@@ -1,4 +1,5 @@
 """`python tools/train.py ...` = `paddle_dx train ...`: same flags (paddle_dx/commands/train.py)."""
+
 import os
 import sys
 

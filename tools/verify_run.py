@@ -1,4 +1,5 @@
 """`python tools/verify_run.py ...` = `paddle_dx verify ...`: same flags (paddle_dx/commands/verify.py)."""
+
 import os
 import sys
 

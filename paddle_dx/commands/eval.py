@@ -2,6 +2,7 @@
 
 paddle_dx eval -c CONFIG -o Global.pretrained_model=PATH [-o DataLoader.Eval.dataset.cls_label_path=LIST]
 """
+
 from paddle_dx.cli import config_parser, load_config_args
 
 
@@ -12,4 +13,5 @@ def build_parser(prog=None):
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.engine.evaluation_job import run_evaluation
+
     run_evaluation(load_config_args(args))

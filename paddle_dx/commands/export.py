@@ -3,6 +3,7 @@
 paddle_dx export -c CONFIG -o Global.pretrained_model=output/.../best_model.pdparams \
                  -o Global.save_inference_dir=inference/NAME
 """
+
 from paddle_dx.cli import config_parser, load_config_args
 
 
@@ -13,6 +14,7 @@ def build_parser(prog=None):
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.inference import export_from_config
+
     config = load_config_args(args)
     spec = export_from_config(config)
     print(f"exported {spec['arch']} ({', '.join(spec['class_names'])}) to {config['Global']['save_inference_dir']}")

@@ -4,13 +4,16 @@ paddle_dx gradcam --model-dir inference/NAME --input PATH --out DIR [--class NAM
 PATH: an image, a folder (searched recursively) or a list file. The heat map explains the
 predicted class (or --class) and is drawn over the image as the model sees it (resized/cropped).
 """
+
 import argparse
 import os
 import sys
 
 
 def build_parser(prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model-dir", required=True, help="folder written by `paddle_dx export`")
     parser.add_argument("--input", required=True, help="image, folder or list file")
     parser.add_argument("--out", required=True, help="folder for the overlay PNGs")
@@ -25,6 +28,7 @@ def main(argv=None, prog=None):
     from paddle_dx.explain.job import write_overlay_pngs
     from paddle_dx.inference import Predictor
     from paddle_dx.inference.inputs import collect_inputs
+
     paths = collect_inputs(args.input)
     root = args.input if os.path.isdir(args.input) else None
     explainer = Explainer(Predictor(args.model_dir))

@@ -4,22 +4,35 @@ paddle_dx infer --model-dir inference/NAME --input PATH [--batch-size N] [--outp
                 [--use-gpu] [--enable-mkldnn | --disable-mkldnn] [--threads N] [--image-root DIR]
 PATH: an image, a folder (searched recursively) or a list file of `path [label]` lines.
 """
+
 import argparse
 
 
 def build_parser(prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model-dir", required=True, help="folder written by `paddle_dx export`")
     parser.add_argument("--input", required=True, help="image, folder or list file")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--output", default=None, help="CSV file (default: CSV on stdout)")
     parser.add_argument("--use-gpu", action="store_true", help="run on the GPU when one is available")
-    parser.add_argument("--enable-mkldnn", dest="enable_mkldnn", action="store_true", default=True,
-                        help="use oneDNN (MKLDNN) on CPU (default)")
+    parser.add_argument(
+        "--enable-mkldnn",
+        dest="enable_mkldnn",
+        action="store_true",
+        default=True,
+        help="use oneDNN (MKLDNN) on CPU (default)",
+    )
     parser.add_argument("--disable-mkldnn", dest="enable_mkldnn", action="store_false")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores this process may use)")
-    parser.add_argument("--image-root", default=None,
-                        help="folder a list file's relative paths are under (default: the list file's folder)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: all cores this process may use)"
+    )
+    parser.add_argument(
+        "--image-root",
+        default=None,
+        help="folder a list file's relative paths are under (default: the list file's folder)",
+    )
     return parser
 
 
@@ -36,10 +49,11 @@ def main(argv=None, prog=None):
     from paddle_dx.inference import Predictor
     from paddle_dx.inference.inputs import collect_inputs
     from paddle_dx.inference.job import run_inference_job
+
     paths = collect_inputs(args.input, args.image_root)
-    predictor = Predictor(args.model_dir, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn,
-                          threads=args.threads)
+    predictor = Predictor(args.model_dir, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn, threads=args.threads)
     result = run_inference_job(predictor, paths, args.batch_size, args.output)
     if not result.rows:
         from paddle_dx.errors import DataError
+
         raise DataError(f"{args.input}: no image could be predicted ({len(result.skipped)} unreadable, listed above)")

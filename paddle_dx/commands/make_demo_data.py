@@ -2,11 +2,14 @@
 
 paddle_dx make-demo-data --out demo_data/images [--per-class 60] [--size 96]
 """
+
 import argparse
 
 
 def build_parser(prog=None):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default="demo_data/images")
     parser.add_argument("--per-class", type=int, default=60)
     parser.add_argument("--size", type=int, default=96)
@@ -17,5 +20,6 @@ def build_parser(prog=None):
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.data.synthetic import write_demo_dataset
+
     root = write_demo_dataset(args.out, args.per_class, args.size, args.seed)
     print(f"wrote synthetic demo images to {root}")

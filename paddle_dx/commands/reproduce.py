@@ -5,49 +5,104 @@ paddle_dx reproduce --study NAME --data DIR
                     [--classes a,b,...] [--per-class N] [--sizes N N ...] [--source-epochs N]
                     [--ignore-groups] [--near-duplicates BITS] [--publish results] [-o Key=value ...]
 """
+
 import argparse
 
 
 def build_parser(prog=None):
     from paddle_dx.studies.catalog import STUDIES
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", required=True, choices=STUDIES.names(), help="a study of paddle_dx/studies/papers.yaml")
+
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--study", required=True, choices=STUDIES.names(), help="a study of paddle_dx/studies/papers.yaml"
+    )
     parser.add_argument("--data", required=True, help="folder with one sub-folder per class")
-    parser.add_argument("--quick", action="store_true",
-                        help="same pipeline at small size (subset, 64 px, few epochs, small model) for CI")
-    parser.add_argument("--source", default=None,
-                        help="class-folder dataset to pretrain on; its backbone replaces ImageNet weights")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="same pipeline at small size (subset, 64 px, few epochs, small model) for CI",
+    )
+    parser.add_argument(
+        "--source", default=None, help="class-folder dataset to pretrain on; its backbone replaces ImageNet weights"
+    )
     parser.add_argument("--out", default="reports")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--classes", default=None, help="comma-separated class folders of --data, in label order")
-    parser.add_argument("--per-class", type=int, default=None,
-                        help="use at most N images of each class (default with --quick: 40)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=(), metavar="N",
-                        help="also train every run on N training images each (accuracy vs training-set size, "
-                             "as the lung-nodule paper's comparison)")
-    parser.add_argument("--source-epochs", type=int, default=None, metavar="N",
-                        help="epochs of the --source pretraining (default: as many as the transfer run)")
-    parser.add_argument("--ignore-groups", action="store_true",
-                        help="split images one by one, not by patient (a sample with too few patients; "
-                             "the report says the accuracy is inflated)")
-    parser.add_argument("--near-duplicates", type=int, default=None, metavar="BITS",
-                        help="keep images whose perceptual hashes differ in at most BITS of 64 on one side of "
-                             "the split, and out of the --source task (e.g. 6 for consecutive video frames)")
-    parser.add_argument("--publish", default=None, metavar="DIR",
-                        help="also copy report.md, report.json and figures/ to DIR/<study>/ (no weights)")
+    parser.add_argument(
+        "--per-class", type=int, default=None, help="use at most N images of each class (default with --quick: 40)"
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=(),
+        metavar="N",
+        help="also train every run on N training images each (accuracy vs training-set size, "
+        "as the lung-nodule paper's comparison)",
+    )
+    parser.add_argument(
+        "--source-epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="epochs of the --source pretraining (default: as many as the transfer run)",
+    )
+    parser.add_argument(
+        "--ignore-groups",
+        action="store_true",
+        help="split images one by one, not by patient (a sample with too few patients; "
+        "the report says the accuracy is inflated)",
+    )
+    parser.add_argument(
+        "--near-duplicates",
+        type=int,
+        default=None,
+        metavar="BITS",
+        help="keep images whose perceptual hashes differ in at most BITS of 64 on one side of "
+        "the split, and out of the --source task (e.g. 6 for consecutive video frames)",
+    )
+    parser.add_argument(
+        "--publish",
+        default=None,
+        metavar="DIR",
+        help="also copy report.md, report.json and figures/ to DIR/<study>/ (no weights)",
+    )
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
-    parser.add_argument("-o", "--override", action="append", default=[],
-                        help="config override applied to every run, e.g. -o Global.device=cpu")
+    parser.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        help="config override applied to every run, e.g. -o Global.device=cpu",
+    )
     return parser
 
 
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.data.duplicates import check_hamming
+
     check_hamming(args.near_duplicates)
     from paddle_dx.studies.reproduce import reproduce
+
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    path = reproduce(args.study, args.data, args.out, args.quick, args.source, args.seed, classes,
-                     args.override, args.resamples, args.per_class, args.sizes, args.source_epochs,
-                     args.ignore_groups, args.publish, args.near_duplicates)
+    path = reproduce(
+        args.study,
+        args.data,
+        args.out,
+        args.quick,
+        args.source,
+        args.seed,
+        classes,
+        args.override,
+        args.resamples,
+        args.per_class,
+        args.sizes,
+        args.source_epochs,
+        args.ignore_groups,
+        args.publish,
+        args.near_duplicates,
+    )
     print(f"wrote {path}")

@@ -2,6 +2,7 @@
 
 paddle_dx train -c CONFIG [-o Key=value ...]      (or: python tools/train.py ...)
 """
+
 import sys
 
 from paddle_dx.cli import config_parser, load_config_args
@@ -16,6 +17,7 @@ def main(argv=None, prog=None):
     from paddle_dx.engine.distributed import init_distributed
     from paddle_dx.engine.distributed_trace import start_trace
     from paddle_dx.engine.trainer import Interrupted, Trainer
+
     config = load_config_args(args)
     try:
         rank, world_size = init_distributed(config["Global"]["device"])  # (0, 1) unless launched on several

@@ -1,4 +1,5 @@
 """Load a YAML config, apply ``-o Section.key=value`` overrides, validate against the schema."""
+
 import copy
 import difflib
 import importlib
@@ -45,7 +46,9 @@ def _check_leaf(path, spec, value):
             return value
         raise ConfigError(f"config key '{path}' must not be empty: expected {_type_names(spec.types)}")
     if isinstance(value, bool) and bool not in spec.types:
-        raise ConfigError(f"config key '{path}' has the wrong type: expected {_type_names(spec.types)}, got bool ({value!r})")
+        raise ConfigError(
+            f"config key '{path}' has the wrong type: expected {_type_names(spec.types)}, got bool ({value!r})"
+        )
     if float in spec.types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if float in spec.types and str not in spec.types and isinstance(value, str):
@@ -55,10 +58,13 @@ def _check_leaf(path, spec, value):
     if not isinstance(value, spec.types):
         raise ConfigError(
             f"config key '{path}' has the wrong type: expected {_type_names(spec.types)}, "
-            f"got {type(value).__name__} ({value!r})")
+            f"got {type(value).__name__} ({value!r})"
+        )
     if spec.choices and value not in spec.choices:
-        raise ConfigError(f"config key '{path}' = {value!r} is not one of {list(spec.choices)}"
-                          f"{_closest(str(value), map(str, spec.choices))}")
+        raise ConfigError(
+            f"config key '{path}' = {value!r} is not one of {list(spec.choices)}"
+            f"{_closest(str(value), map(str, spec.choices))}"
+        )
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         _check_range(path, spec, value)
     return value
@@ -76,9 +82,11 @@ def _range_text(spec, value):
 
 def _check_range(path, spec, value):
     """Refuse a number outside the key's ``min`` / ``max`` (or NaN / infinity where ``finite``)."""
-    bad = ((spec.finite and not math.isfinite(value))
-           or (spec.min is not None and (value <= spec.min if spec.min_open else value < spec.min))
-           or (spec.max is not None and value > spec.max))
+    bad = (
+        (spec.finite and not math.isfinite(value))
+        or (spec.min is not None and (value <= spec.min if spec.min_open else value < spec.min))
+        or (spec.max is not None and value > spec.max)
+    )
     if bad:
         raise ConfigError(f"config key '{path}' = {value!r} is out of range: accepted {_range_text(spec, value)}")
 
@@ -125,8 +133,10 @@ def apply_overrides(raw, overrides):
                 continue
             if not isinstance(schema, dict) or key not in schema:
                 where = ".".join(keys[: i + 1])
-                raise ConfigError(f"override '{text}': unknown config key '{where}'"
-                                  f"{_closest(key, schema if isinstance(schema, dict) else [])}")
+                raise ConfigError(
+                    f"override '{text}': unknown config key '{where}'"
+                    f"{_closest(key, schema if isinstance(schema, dict) else [])}"
+                )
             schema = schema[key]
             if not isinstance(node.get(key), dict):
                 node[key] = {}
@@ -156,8 +166,9 @@ def _expanded_size(node, source, sizes, depth=0):
         children = [item for pair in node.value for item in pair]
     total = 1 + sum(_expanded_size(child, source, sizes, depth + 1) for child in children)
     if total > MAX_YAML_NODES:
-        raise ConfigError(f"{source}: YAML expands to more than {MAX_YAML_NODES} values (nested aliases?); "
-                          f"refusing to load it")
+        raise ConfigError(
+            f"{source}: YAML expands to more than {MAX_YAML_NODES} values (nested aliases?); refusing to load it"
+        )
     sizes[id(node)] = total
     return total
 
@@ -217,11 +228,17 @@ IMAGE_SIDE_RANGE = (16, 4096)
 
 def _check_image_shape(shape):
     low, high = IMAGE_SIDE_RANGE
-    if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape) \
-            or shape[0] != 3 or not all(low <= v <= high for v in shape[1:]):
-        raise ConfigError(f"config key 'Global.image_shape' must be [3, height, width] with height and width "
-                          f"{low}..{high} (the backbones take RGB; grey images are replicated to 3 channels, "
-                          f"see the Grayscale op), got {shape!r}")
+    if (
+        len(shape) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
+        or shape[0] != 3
+        or not all(low <= v <= high for v in shape[1:])
+    ):
+        raise ConfigError(
+            f"config key 'Global.image_shape' must be [3, height, width] with height and width "
+            f"{low}..{high} (the backbones take RGB; grey images are replicated to 3 channels, "
+            f"see the Grayscale op), got {shape!r}"
+        )
 
 
 def _check_output_dir(config):
@@ -233,9 +250,11 @@ def _check_output_dir(config):
             continue
         root = Path(root_text).expanduser().resolve()
         if out == root or root in out.parents:
-            raise ConfigError(f"config key 'Global.output_dir' = {config['Global']['output_dir']!r} is inside "
-                              f"DataLoader.{mode}.dataset.image_root ({root_text}): put the run folder outside "
-                              f"the images, or split tools will read checkpoints as a class")
+            raise ConfigError(
+                f"config key 'Global.output_dir' = {config['Global']['output_dir']!r} is inside "
+                f"DataLoader.{mode}.dataset.image_root ({root_text}): put the run folder outside "
+                f"the images, or split tools will read checkpoints as a class"
+            )
 
 
 def _validate_stages(config, raw):
@@ -255,8 +274,10 @@ def _validate_stages(config, raw):
     total = sum(s["epochs"] for s in out)
     given = (raw.get("Global") or {}).get("epochs")
     if given is not None and given != total:
-        raise ConfigError(f"config key 'Global.epochs' = {given} but the Stages add up to {total} epochs: "
-                          f"remove Global.epochs (it is derived from Stages) or make them agree")
+        raise ConfigError(
+            f"config key 'Global.epochs' = {given} but the Stages add up to {total} epochs: "
+            f"remove Global.epochs (it is derived from Stages) or make them agree"
+        )
     config["Global"]["epochs"] = total
     return out
 

@@ -8,6 +8,7 @@ honest paddle_dx meaning are collected and refused together, in ONE error that s
 why and what to use instead: a PaddleClas config otherwise fails one key per attempt.
 docs/paddleclas.md is the table of what maps to what.
 """
+
 import copy
 import logging
 import re
@@ -62,6 +63,7 @@ class Translation:
 
 # ---- detection -------------------------------------------------------------------------------
 
+
 def _op_names(ops):
     return [next(iter(op)) if isinstance(op, dict) and op else op for op in ops or []]
 
@@ -82,12 +84,15 @@ def is_paddleclas(raw):
     metric = raw.get("Metric") if isinstance(raw.get("Metric"), dict) else {}
     loaders = raw.get("DataLoader") if isinstance(raw.get("DataLoader"), dict) else {}
     datasets = [s.get("dataset") for s in loaders.values() if isinstance(s, dict)]
-    return (any(k in raw for k in PADDLECLAS_SECTIONS)
-            or any(k in g for k in PADDLECLAS_GLOBAL)
-            or isinstance(opt.get("lr"), dict) or "regularizer" in opt
-            or "Train" in metric
-            or any(isinstance(d, dict) and d.get("name") == "ImageNetDataset" for d in datasets)
-            or any(name in PADDLECLAS_OPS for _, ops in _transform_lists(raw) for name in _op_names(ops)))
+    return (
+        any(k in raw for k in PADDLECLAS_SECTIONS)
+        or any(k in g for k in PADDLECLAS_GLOBAL)
+        or isinstance(opt.get("lr"), dict)
+        or "regularizer" in opt
+        or "Train" in metric
+        or any(isinstance(d, dict) and d.get("name") == "ImageNetDataset" for d in datasets)
+        or any(name in PADDLECLAS_OPS for _, ops in _transform_lists(raw) for name in _op_names(ops))
+    )
 
 
 # ---- Global, Arch, Optimizer, Metric, Loss ---------------------------------------------------
@@ -111,8 +116,11 @@ def _class_num(t, g, value):
 def _eval_during_train(t, g, value):
     if value is False:
         g["eval_interval"] = int(g.get("epochs") or SCHEMA["Global"]["epochs"].default)
-        t.mapped("Global.eval_during_train: false", f"Global.eval_interval: {g['eval_interval']}",
-                 "evaluate only after the last epoch")
+        t.mapped(
+            "Global.eval_during_train: false",
+            f"Global.eval_interval: {g['eval_interval']}",
+            "evaluate only after the last epoch",
+        )
     else:
         t.mapped("Global.eval_during_train: true", "(dropped)", "paddle_dx evaluates every Global.eval_interval epochs")
 
@@ -149,15 +157,20 @@ def _translate_global(t):
         GLOBAL_RULES.get(key)(t, g, g.pop(key))
     device = g.get("device")
     if isinstance(device, str) and device not in SCHEMA["Global"]["device"].choices:
-        t.refuse("Global.device", f"'{device}': paddle_dx trains on cpu or gpu (or auto); "
-                                  f"Paddle's {device} builds are not supported")
+        t.refuse(
+            "Global.device",
+            f"'{device}': paddle_dx trains on cpu or gpu (or auto); Paddle's {device} builds are not supported",
+        )
 
 
 def _translate_arch(t):
     arch = t.section("Arch")
     if arch is not None and isinstance(arch.get("name"), str) and arch["name"] not in BACKBONE_NAMES:
-        t.refuse("Arch.name", f"'{arch['name']}' is not a paddle_dx backbone (it has no freeze stages or "
-                              f"Grad-CAM layer defined here); use one of {list(BACKBONE_NAMES)}")
+        t.refuse(
+            "Arch.name",
+            f"'{arch['name']}' is not a paddle_dx backbone (it has no freeze stages or "
+            f"Grad-CAM layer defined here); use one of {list(BACKBONE_NAMES)}",
+        )
 
 
 LR_RULES = Registry("PaddleClas lr name")
@@ -174,8 +187,11 @@ def _lr_piecewise(t, opt, lr):
     values, given = lr.pop("values", None), lr.pop("learning_rate", None)
     opt["decay_epochs"], opt["lr_values"], opt["lr_schedule"] = lr.pop("decay_epochs", None), values, "piecewise"
     opt["lr"] = values[0] if isinstance(values, list) and values else given
-    t.mapped("Optimizer.lr.name: Piecewise", "Optimizer.lr_schedule: piecewise",
-             "decay_epochs -> Optimizer.decay_epochs, values -> Optimizer.lr_values, lr = values[0]")
+    t.mapped(
+        "Optimizer.lr.name: Piecewise",
+        "Optimizer.lr_schedule: piecewise",
+        "decay_epochs -> Optimizer.decay_epochs, values -> Optimizer.lr_values, lr = values[0]",
+    )
 
 
 @LR_RULES.register(name="Constant")
@@ -195,8 +211,11 @@ def _translate_lr(t, opt):
     warmup = lr.pop("warmup_epoch", 0)
     if warmup:
         opt["warmup_epochs"] = warmup
-        t.mapped("Optimizer.lr.warmup_epoch", "Optimizer.warmup_epochs",
-                 f"{warmup}; per epoch: epoch k trains at lr*(k+1)/(N+1)")
+        t.mapped(
+            "Optimizer.lr.warmup_epoch",
+            "Optimizer.warmup_epochs",
+            f"{warmup}; per epoch: epoch k trains at lr*(k+1)/(N+1)",
+        )
     start = lr.pop("warmup_start_lr", 0.0)
     if start:
         t.refuse("Optimizer.lr.warmup_start_lr", "paddle_dx's warm-up starts at lr/(warmup_epochs+1); remove it")
@@ -240,9 +259,12 @@ def _translate_metric(t):
             params = item.get(name) or {} if isinstance(item, dict) else {}
             ks = params.get("topk", params.get("k", [1]))
             out.append("Accuracy")
-            t.mapped(f"Metric.Eval[{i}].{name}", "Metric.Eval: Accuracy",
-                     f"top-1 only; top-k for k in {ks} is not computed: with a few classes (top-2 of 2 is "
-                     f"always right) it says nothing")
+            t.mapped(
+                f"Metric.Eval[{i}].{name}",
+                "Metric.Eval: Accuracy",
+                f"top-1 only; top-k for k in {ks} is not computed: with a few classes (top-2 of 2 is "
+                f"always right) it says nothing",
+            )
         else:
             out.append(item)
     metric["Eval"] = out
@@ -270,8 +292,10 @@ def _translate_infer(t):
     if isinstance(ops, list) and isinstance(eval_ops, list):
         scratch = Translation({})
         if translate_ops(scratch, ops, "Infer.transforms") != eval_ops:
-            log.warning("PaddleClas Infer.transforms differ from DataLoader.Eval's ops: paddle_dx exports and "
-                        "predicts with the Eval ops (one preprocessing for evaluation and deployment)")
+            log.warning(
+                "PaddleClas Infer.transforms differ from DataLoader.Eval's ops: paddle_dx exports and "
+                "predicts with the Eval ops (one preprocessing for evaluation and deployment)"
+            )
 
 
 def _translate_loaders(t):
@@ -284,15 +308,23 @@ def _translate_loaders(t):
             dataset["name"] = "ImageListDataset"
             t.mapped(f"DataLoader.{mode}.dataset.name: ImageNetDataset", "ImageListDataset", "same list format")
         if isinstance(dataset.get("transform_ops"), list):
-            dataset["transform_ops"] = translate_ops(t, dataset["transform_ops"],
-                                                     f"DataLoader.{mode}.dataset.transform_ops")
+            dataset["transform_ops"] = translate_ops(
+                t, dataset["transform_ops"], f"DataLoader.{mode}.dataset.transform_ops"
+            )
 
 
 # ---- transform ops ---------------------------------------------------------------------------
 
 OP_RULES = Registry("PaddleClas transform op")
-INTERPOLATION = {None: "linear", "bilinear": "linear", "bicubic": "cubic", "nearest": "nearest", "area": "area",
-                 "linear": "linear", "cubic": "cubic"}  # PaddleClas's names (and paddle_dx's own)
+INTERPOLATION = {
+    None: "linear",
+    "bilinear": "linear",
+    "bicubic": "cubic",
+    "nearest": "nearest",
+    "area": "area",
+    "linear": "linear",
+    "cubic": "cubic",
+}  # PaddleClas's names (and paddle_dx's own)
 NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
@@ -333,8 +365,11 @@ def _resize_params(t, params, where, name):
 def _decode(t, params, where):
     _take(params, where, "DecodeImage", ("to_rgb", "channel_first", "to_np"), t)
     if params.get("to_rgb", True) is not True or params.get("channel_first", False) is not False:
-        t.refuse(f"{where}.DecodeImage", f"{params}: paddle_dx always decodes to RGB, channels last "
-                                         f"(to_rgb: true, channel_first: false); other layouts are not supported")
+        t.refuse(
+            f"{where}.DecodeImage",
+            f"{params}: paddle_dx always decodes to RGB, channels last "
+            f"(to_rgb: true, channel_first: false); other layouts are not supported",
+        )
     t.mapped(f"{where}.DecodeImage", "(dropped)", "decoding to RGB HWC is implicit")
     return []
 
@@ -358,8 +393,11 @@ def _rand_flip(t, params, where):
     code = params.get("flip_code", 1)
     flips = {1: {"horizontal": 0.5, "vertical": 0.0}, 0: {"horizontal": 0.0, "vertical": 0.5}}
     if code not in flips:
-        t.refuse(f"{where}.RandFlipImage.flip_code", f"{code!r}: 1 (left-right) and 0 (up-down) map to RandomFlip; "
-                                                     f"-1 (both at once, a 180 degree turn) has no paddle_dx op")
+        t.refuse(
+            f"{where}.RandFlipImage.flip_code",
+            f"{code!r}: 1 (left-right) and 0 (up-down) map to RandomFlip; "
+            f"-1 (both at once, a 180 degree turn) has no paddle_dx op",
+        )
         return []
     t.mapped(f"{where}.RandFlipImage {{flip_code: {code}}}", f"RandomFlip {flips[code]}")
     return [{"RandomFlip": flips[code]}]
@@ -391,8 +429,10 @@ def _normalize(t, params, where):
     _take(params, where, "NormalizeImage", ("scale", "mean", "std", "order", "output_fp16", "channel_num"), t)
     order = params.pop("order", "")
     if order not in ("", "hwc"):
-        t.refuse(f"{where}.NormalizeImage.order", f"{order!r}: paddle_dx normalises channels-last images "
-                                                  f"(order: '' or hwc) and transposes at the end")
+        t.refuse(
+            f"{where}.NormalizeImage.order",
+            f"{order!r}: paddle_dx normalises channels-last images (order: '' or hwc) and transposes at the end",
+        )
     if params.pop("output_fp16", False) or params.pop("channel_num", 3) != 3:
         t.refuse(f"{where}.NormalizeImage", "output_fp16 and channel_num: 4 are not supported (float32, 3 channels)")
     out = {"mean": params.get("mean", [0.485, 0.456, 0.406]), "std": params.get("std", [0.229, 0.224, 0.225])}
@@ -432,6 +472,7 @@ def translate_ops(t, ops, where):
 
 # ---- unknown keys ----------------------------------------------------------------------------
 
+
 def _unknown(node, schema, path, t):
     """Refuse every key of ``node`` the schema lacks (all of them, not just the first)."""
     for name, value in node.items():
@@ -443,8 +484,15 @@ def _unknown(node, schema, path, t):
             _unknown(value, schema[name], key, t)
 
 
-STEPS = (_translate_global, _translate_arch, _translate_optimizer, _translate_metric, _translate_loss,
-         _translate_loaders, _translate_infer)
+STEPS = (
+    _translate_global,
+    _translate_arch,
+    _translate_optimizer,
+    _translate_metric,
+    _translate_loss,
+    _translate_loaders,
+    _translate_infer,
+)
 
 
 def translate(raw, source="config"):
@@ -458,8 +506,10 @@ def translate(raw, source="config"):
     _unknown(t.out, SCHEMA, "", t)
     if t.refused:
         lines = "\n".join(f"  - {key}: {why}" for key, why in t.refused.items())
-        raise ConfigError(f"{source}: PaddleClas config has {len(t.refused)} key(s) paddle_dx cannot honour "
-                          f"(see docs/paddleclas.md):\n{lines}")
+        raise ConfigError(
+            f"{source}: PaddleClas config has {len(t.refused)} key(s) paddle_dx cannot honour "
+            f"(see docs/paddleclas.md):\n{lines}"
+        )
     for line in t.made:
         log.info(line)
     return t.out

@@ -1,4 +1,5 @@
 """The config-key table of docs/config_reference.md, rendered from SCHEMA so the two cannot drift apart."""
+
 import json
 
 from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA

@@ -1,6 +1,7 @@
 """The study configs that ship with paddle_dx, so ``-c esophagus_resnet50`` works after a plain
 ``pip install``: the repository keeps them in ``configs/``, a wheel maps that folder to
 ``paddle_dx/configs`` (pyproject.toml ``package-dir``)."""
+
 from pathlib import Path
 
 from paddle_dx.errors import ConfigError
@@ -42,7 +43,9 @@ def resolve_config(value):
         return value
     shipped = shipped_configs()
     if value not in shipped:
-        raise ConfigError(f"-c {value}: no such file and no shipped config of that name"
-                          f"{Registry.suggest(value, shipped)}; shipped: {', '.join(shipped)} "
-                          f"(paddle_dx configs describes them)")
+        raise ConfigError(
+            f"-c {value}: no such file and no shipped config of that name"
+            f"{Registry.suggest(value, shipped)}; shipped: {', '.join(shipped)} "
+            f"(paddle_dx configs describes them)"
+        )
     return str(shipped[value])

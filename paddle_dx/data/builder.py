@@ -1,4 +1,5 @@
 """Datasets and loaders from the ``DataLoader`` section of a config."""
+
 import logging
 from functools import partial
 
@@ -36,17 +37,29 @@ def build_dataset(config, mode, scan=True):
     if not ds["cls_label_path"]:
         raise ConfigError(f"config key 'DataLoader.{mode}.dataset.cls_label_path' is empty")
     if ds["name"] != "ImageListDataset":
-        raise ConfigError(f"DataLoader.{mode}.dataset.name: unknown dataset '{ds['name']}'; available: ['ImageListDataset']")
+        raise ConfigError(
+            f"DataLoader.{mode}.dataset.name: unknown dataset '{ds['name']}'; available: ['ImageListDataset']"
+        )
     samples = read_list_file(ds["cls_label_path"], ds["image_root"], require_class_num(config))
-    report = {"skipped": [], "hashes": {}, "content_hashes": {},
-              "outside_root": outside_root(samples, ds["image_root"])}
+    report = {
+        "skipped": [],
+        "hashes": {},
+        "content_hashes": {},
+        "outside_root": outside_root(samples, ds["image_root"]),
+    }
     if report["outside_root"]:
         shown = ", ".join(report["outside_root"][:5]) + (" ..." if len(report["outside_root"]) > 5 else "")
-        log.warning("%s: %d image(s) outside image_root %s: %s", ds["cls_label_path"],
-                    len(report["outside_root"]), ds["image_root"], shown)
+        log.warning(
+            "%s: %d image(s) outside image_root %s: %s",
+            ds["cls_label_path"],
+            len(report["outside_root"]),
+            ds["image_root"],
+            shown,
+        )
     if scan:
         samples, report["skipped"], report["hashes"], report["content_hashes"] = scan_images(
-            samples, config["Global"]["skip_bad_images"], desc=f"checking {mode} images")
+            samples, config["Global"]["skip_bad_images"], desc=f"checking {mode} images"
+        )
     check_class_coverage(samples, config["Arch"]["class_num"], mode, ds["cls_label_path"])
     dataset = ImageListDataset(samples, transforms_for(config, mode), seed=config["Global"]["seed"])
     if use_prefix_cache(config["Global"]["preprocess_cache"], dataset.transforms, f"DataLoader.{mode}"):
@@ -62,10 +75,20 @@ def build_loader(config, mode, dataset, rank=0, world_size=1):
     train = mode == "Train"
     make = SAMPLERS.get(sampler_cfg["name"], where=f"DataLoader.{mode}.sampler.name") if train else EpochBatchSampler
     sampler = make(
-        dataset.labels, sampler_cfg["batch_size"], shuffle=train and sampler_cfg["shuffle"],
-        drop_last=train and sampler_cfg["drop_last"], seed=config["Global"]["seed"],
-        rank=rank, world_size=world_size)
-    loader = SafeDataLoader(dataset, where=f"DataLoader.{mode}", batch_sampler=sampler,
-                            num_workers=loader_cfg["num_workers"], use_shared_memory=loader_cfg["use_shared_memory"],
-                            worker_init_fn=partial(seed_worker, config["Global"]["seed"]))
+        dataset.labels,
+        sampler_cfg["batch_size"],
+        shuffle=train and sampler_cfg["shuffle"],
+        drop_last=train and sampler_cfg["drop_last"],
+        seed=config["Global"]["seed"],
+        rank=rank,
+        world_size=world_size,
+    )
+    loader = SafeDataLoader(
+        dataset,
+        where=f"DataLoader.{mode}",
+        batch_sampler=sampler,
+        num_workers=loader_cfg["num_workers"],
+        use_shared_memory=loader_cfg["use_shared_memory"],
+        worker_init_fn=partial(seed_worker, config["Global"]["seed"]),
+    )
     return loader, sampler

@@ -3,6 +3,7 @@
 ``Arch.class_num`` may be left out (null): it is then the number of class names, resolved
 when the config is loaded so the run's config.yaml, export and evaluation all hold the number.
 """
+
 from pathlib import Path
 
 from paddle_dx.data.list_file import read_label_list
@@ -32,8 +33,10 @@ def resolve_class_num(config):
         names = found_class_names(config)
         if names is not None:
             if len(names) < 2:
-                raise ConfigError(f"Arch.class_num is taken from the class names, but only {len(names)} were "
-                                  f"found ({names}): a classifier needs at least 2")
+                raise ConfigError(
+                    f"Arch.class_num is taken from the class names, but only {len(names)} were "
+                    f"found ({names}): a classifier needs at least 2"
+                )
             config["Arch"]["class_num"] = len(names)
     return config
 
@@ -42,7 +45,9 @@ def require_class_num(config):
     """``Arch.class_num``, or a one-line error saying where the number comes from."""
     class_num = config["Arch"]["class_num"]
     if class_num is None:
-        raise ConfigError(f"Arch.class_num is not set and no class names were found: set Arch.class_num or "
-                          f"Global.class_names, or put label_list.txt at {label_list_path(config)} "
-                          f"(tools/split_dataset.py writes it)")
+        raise ConfigError(
+            f"Arch.class_num is not set and no class names were found: set Arch.class_num or "
+            f"Global.class_names, or put label_list.txt at {label_list_path(config)} "
+            f"(tools/split_dataset.py writes it)"
+        )
     return class_num

@@ -5,6 +5,7 @@ it sets what a split decides, so a first run needs no ``-o`` path overrides: the
 and the three list files of DataLoader.Train/Eval/Test, ``Arch.class_num`` and
 ``Global.class_names``. The result is validated like any config before it is written.
 """
+
 from pathlib import Path
 
 import yaml
@@ -27,8 +28,10 @@ def base_config_path(name_or_path):
     except ConfigError:
         path = None
     if path is None or not path.is_file():
-        raise ConfigError(f"--from {name_or_path}: no such config file, nor a shipped config"
-                          f"{Registry.suggest(str(name_or_path), shipped)}; shipped: {', '.join(shipped)}")
+        raise ConfigError(
+            f"--from {name_or_path}: no such config file, nor a shipped config"
+            f"{Registry.suggest(str(name_or_path), shipped)}; shipped: {', '.join(shipped)}"
+        )
     return path
 
 
@@ -41,8 +44,11 @@ def split_config(raw, image_root, lists_dir, class_names, test_size):
     for mode, split in MODES.items():
         section = dict(loaders.get(mode) or {})
         listed = test_size > 0 or mode != "Test"  # an empty test split (--ratios 8 2 0): no Test list
-        section["dataset"] = {**(section.get("dataset") or {}), "image_root": str(image_root),
-                              "cls_label_path": str(Path(lists_dir) / f"{split}_list.txt") if listed else ""}
+        section["dataset"] = {
+            **(section.get("dataset") or {}),
+            "image_root": str(image_root),
+            "cls_label_path": str(Path(lists_dir) / f"{split}_list.txt") if listed else "",
+        }
         section["dataset"].pop("label_list", None)  # label_list.txt beside the lists
         loaders[mode] = section
     raw["DataLoader"] = loaders
@@ -54,13 +60,16 @@ def write_split_config(path, base, image_root, lists_dir, counts):
     base_path = base_config_path(base)
     path = Path(path)
     if path.exists() and path.resolve() == base_path.resolve():
-        raise ConfigError(f"--write-config {path} would overwrite the config it starts from (--from): "
-                          f"give another file name")
+        raise ConfigError(
+            f"--write-config {path} would overwrite the config it starts from (--from): give another file name"
+        )
     names = list(counts["train"])
     raw = split_config(read_yaml(base_path), image_root, lists_dir, names, sum(counts["test"].values()))
     load_config(raw=raw)  # refuse to write a config that would not load
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = (f"# Written by tools/split_dataset.py --write-config from {base_path.name}: images {image_root},\n"
-              f"# lists {lists_dir}, classes {', '.join(names)}. Train: python tools/train.py -c {path}\n")
+    header = (
+        f"# Written by tools/split_dataset.py --write-config from {base_path.name}: images {image_root},\n"
+        f"# lists {lists_dir}, classes {', '.join(names)}. Train: python tools/train.py -c {path}\n"
+    )
     path.write_text(header + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=120), encoding="utf-8")
     return path

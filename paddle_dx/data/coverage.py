@@ -1,5 +1,6 @@
 """Does every class appear in a split? A class missing from training cannot be learned; one
 missing from evaluation leaves its sensitivity and the AUC undefined."""
+
 import logging
 from collections import Counter
 
@@ -14,8 +15,10 @@ def check_class_coverage(samples, class_num, mode, source):
     missing = [c for c in range(class_num) if counts[c] == 0]
     if not missing:
         return []
-    what = (f"{source}: no images of class label(s) {missing} in the {mode} split "
-            f"(per-class counts {dict(sorted(counts.items()))}, Arch.class_num={class_num})")
+    what = (
+        f"{source}: no images of class label(s) {missing} in the {mode} split "
+        f"(per-class counts {dict(sorted(counts.items()))}, Arch.class_num={class_num})"
+    )
     if mode == "Train":
         raise DataError(f"{what}; a model cannot learn a class it never sees")
     log.warning("%s; that class's sensitivity and the AUC will be undefined", what)

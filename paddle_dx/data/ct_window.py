@@ -8,6 +8,7 @@ also carries its Hounsfield units (:class:`DicomImage`); ``CTWindow``, listed fi
 ``transform_ops``, re-windows those units. On PNG/JPEG input (e.g. crops that were windowed
 when they were cut) it does nothing.
 """
+
 import numpy as np
 
 from paddle_dx.data.transforms import TRANSFORMS, Op
@@ -30,10 +31,15 @@ def resolve_window(window, auto=None, where="window"):
             return auto
         if window in WINDOWS:
             return WINDOWS[window]
-        raise ConfigError(f"{where}: unknown window {window!r}; use one of {sorted(WINDOWS) + [AUTO]} "
-                          f"or [level, width] in HU")
-    if (isinstance(window, (list, tuple)) and len(window) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in window) and window[1] > 0):
+        raise ConfigError(
+            f"{where}: unknown window {window!r}; use one of {sorted(WINDOWS) + [AUTO]} or [level, width] in HU"
+        )
+    if (
+        isinstance(window, (list, tuple))
+        and len(window) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in window)
+        and window[1] > 0
+    ):
         return float(window[0]), float(window[1])
     raise ConfigError(f"{where}: window must be a name or [level, width] with width > 0, got {window!r}")
 
@@ -72,8 +78,10 @@ class DicomImage(np.ndarray):
 class CTWindow(Op):
     """Window a DICOM slice to 8-bit grey. List it first in transform_ops; no-op on PNG/JPEG."""
 
-    first_only = ("it windows the DICOM slice's Hounsfield units, which any op before it discards, "
-                  "so it would silently do nothing")
+    first_only = (
+        "it windows the DICOM slice's Hounsfield units, which any op before it discards, "
+        "so it would silently do nothing"
+    )
 
     def __init__(self, window=DEFAULT_CT_WINDOW):
         resolve_window(window, auto=(0.0, 1.0), where="CTWindow.window")

@@ -1,4 +1,5 @@
 """The image-list dataset: decode, preprocess, augment with a per-sample seed."""
+
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,8 +34,9 @@ def scan_images(samples, skip_bad, desc="checking images"):
             return exc.problem, None
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(tqdm(pool.map(check, samples), total=len(samples), desc=desc, leave=False,
-                            disable=len(samples) < 200))
+        results = list(
+            tqdm(pool.map(check, samples), total=len(samples), desc=desc, leave=False, disable=len(samples) < 200)
+        )
     good, bad, hashes, pixels = [], [], {}, {}
     for item, (problem, digests) in zip(samples, results):
         if problem is None:

@@ -6,6 +6,7 @@ with the default (lung for CT) and keeps its HU, so a ``CTWindow`` op in ``trans
 applies the configured window. Nothing here logs header fields: error messages name the
 file and the problem only, never the patient.
 """
+
 from io import BytesIO
 
 import pydicom
@@ -61,8 +62,11 @@ def _pixels(ds, path):
         if syntax is not None and syntax.is_compressed:
             options = " or ".join(f"`pip install {p}`" for p in CODEC_PACKAGES.get(syntax, (_GDCM,)))
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
-            raise ImageReadError(path, f"compressed DICOM ({syntax.name}) that pydicom cannot decode with the "
-                                       f"installed codecs; install one: {options} (pydicom: {reason})") from None
+            raise ImageReadError(
+                path,
+                f"compressed DICOM ({syntax.name}) that pydicom cannot decode with the "
+                f"installed codecs; install one: {options} (pydicom: {reason})",
+            ) from None
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({type(exc).__name__}: {exc})") from None
 
 

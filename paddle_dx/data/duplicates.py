@@ -5,6 +5,7 @@ encoder run, same pixels); such copies on both sides of a split inflate accuracy
 of the decoded array catches them; a perceptual hash (imagehash's pHash) with a Hamming
 threshold catches re-encoded or slightly altered copies, on request.
 """
+
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ def phash_bits(image):
     """The 64-bit perceptual hash of an RGB uint8 image as a bool array."""
     import imagehash
     from PIL import Image
+
     return imagehash.phash(Image.fromarray(image)).hash.ravel()
 
 
@@ -46,6 +48,7 @@ def image_fingerprints(paths, near=False):
     An unreadable file gets its file hash instead (it cannot equal a decoded image's hash) and
     no pHash; training's start-up scan reports it properly.
     """
+
     def one(path):
         try:
             image = read_image(path)
@@ -72,8 +75,8 @@ def near_duplicate_pairs(bits, max_distance, readable=None, block=1024):
     ones = x.sum(axis=1)
     found = [np.empty((0, 2), dtype=int)]
     for start in range(0, len(x), block):  # rows start.. against columns start.. (pairs i < j only)
-        rows, cols = x[start:start + block], x[start:]
-        distance = ones[start:start + block, None] + ones[None, start:] - 2 * (rows @ cols.T)
+        rows, cols = x[start : start + block], x[start:]
+        distance = ones[start : start + block, None] + ones[None, start:] - 2 * (rows @ cols.T)
         i, j = np.nonzero(distance <= max_distance)  # small integers: exact in float32
         found.append(np.stack([i[i < j], j[i < j]], axis=1) + start)
     pairs = np.concatenate(found)

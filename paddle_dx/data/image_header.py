@@ -7,6 +7,7 @@ accepted formats, and its declared size is checked against a per-image limit bef
 :class:`PixelBudget` bounds the pixels one request decodes in total. Only sizes ever appear in
 messages, never other DICOM header values.
 """
+
 import struct
 import zlib
 from dataclasses import dataclass
@@ -15,11 +16,11 @@ from pathlib import Path
 
 from paddle_dx.errors import ImageReadError
 
-MAX_PIXELS = 100_000_000       # per image (all frames): larger images are refused before decoding
+MAX_PIXELS = 100_000_000  # per image (all frames): larger images are refused before decoding
 # reading a DICOM slice peaks at ~11 bytes a pixel (raw, float HU, RGB; measured), several times
 # a PNG, and the largest single-frame DICOM in use (mammography, ~4k x 5.6k) is 23 MP
 MAX_DICOM_PIXELS = 40_000_000
-REQUEST_PIXELS = 200_000_000   # per request / inference batch: the decoded images held at once
+REQUEST_PIXELS = 200_000_000  # per request / inference batch: the decoded images held at once
 DICOM_HEADER_PREFIX = 4 << 20  # inflated bytes of a deflated DICOM parsed to find its size
 DICOM_NON_PIXEL_BYTES = 64 << 20  # what a deflated DICOM may inflate to beyond its pixel data
 _SNIFF_BYTES = 132
@@ -47,8 +48,8 @@ class ImageSize:
 
 @dataclass(frozen=True)
 class _Format:
-    sniff: object   # head bytes -> bool
-    size: object    # (binary file, name) -> ImageSize or None (a DICOM without an image size)
+    sniff: object  # head bytes -> bool
+    size: object  # (binary file, name) -> ImageSize or None (a DICOM without an image size)
 
 
 FORMATS = {}  # name -> _Format; callers say which names they take, in order of preference
@@ -56,13 +57,15 @@ FORMATS = {}  # name -> _Format; callers say which names they take, in order of 
 
 def register_format(name, sniff):
     """Register ``fn(fp, name) -> ImageSize`` as the header reader of files whose head passes ``sniff``."""
+
     def wrap(fn):
         FORMATS[name] = _Format(sniff, fn)
         return fn
+
     return wrap
 
 
-RASTER_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WebP")   # decoded by OpenCV
+RASTER_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WebP")  # decoded by OpenCV
 ACCEPTED_FORMATS = ("DICOM",) + RASTER_FORMATS  # DICOM first: its preamble may hold a TIFF header
 
 
@@ -73,23 +76,29 @@ def _accepted_list():
 def _pillow_size(pil_format):
     """Header reader through Pillow's plugin class, called directly: ``Image.open`` would add its
     own decompression-bomb check, whose error hides the size we want to report."""
+
     def read(fp, name):
         from PIL import Image
+
         Image.init()
         factory, _ = Image.OPEN[pil_format]
         try:
             im = factory(fp, str(name))
         except Exception as exc:  # noqa: BLE001 - Pillow raises SyntaxError/struct.error/OSError/...
-            raise ImageReadError(name, f"not a decodable image: unreadable {pil_format} header "
-                                       f"({type(exc).__name__})") from None
+            raise ImageReadError(
+                name, f"not a decodable image: unreadable {pil_format} header ({type(exc).__name__})"
+            ) from None
         return ImageSize(pil_format, *im.size)
+
     return read
 
 
-for _fmt, _sniff in (("PNG", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n")),
-                     ("JPEG", lambda head: head.startswith(b"\xff\xd8\xff")),
-                     ("BMP", lambda head: head.startswith(b"BM")),
-                     ("TIFF", lambda head: head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"))):
+for _fmt, _sniff in (
+    ("PNG", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n")),
+    ("JPEG", lambda head: head.startswith(b"\xff\xd8\xff")),
+    ("BMP", lambda head: head.startswith(b"BM")),
+    ("TIFF", lambda head: head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")),
+):
     register_format(_fmt, _sniff)(_pillow_size(_fmt))
 
 
@@ -140,8 +149,11 @@ def _dicom_size(fp, name):
             raise
         ds, stopped = None, False  # an element cut by the end of the prefix
     if not stopped and cut:
-        raise ImageReadError(name, f"deflated DICOM whose header runs past its first {DICOM_HEADER_PREFIX:,} "
-                                   f"bytes before the image size; refused")
+        raise ImageReadError(
+            name,
+            f"deflated DICOM whose header runs past its first {DICOM_HEADER_PREFIX:,} "
+            f"bytes before the image size; refused",
+        )
     size = _size_from(ds, name)
     values = size.pixels * int(ds.get("SamplesPerPixel", 1) or 1) if size else 0
     limit = values * -(-int(ds.get("BitsAllocated", 16) or 16) // 8) + DICOM_NON_PIXEL_BYTES
@@ -149,8 +161,11 @@ def _dicom_size(fp, name):
     for piece in pieces:
         inflated += len(piece)
         if inflated > limit:
-            raise ImageTooLarge(name, f"deflated DICOM inflates to more than {limit:,} bytes, far beyond its "
-                                      f"declared {size or 'absent image'}; refused")
+            raise ImageTooLarge(
+                name,
+                f"deflated DICOM inflates to more than {limit:,} bytes, far beyond its "
+                f"declared {size or 'absent image'}; refused",
+            )
     return size
 
 
@@ -166,6 +181,7 @@ def _read_elements(read_dataset, fp, implicit, little, stop, name):
     def stop_when(tag, vr, length):
         reached.append(stop(tag))
         return reached[-1]
+
     try:
         ds = read_dataset(fp, implicit, little, stop_when=stop_when, defer_size=4096)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on a malformed header
@@ -186,8 +202,9 @@ def _size_from(ds, name):
     if min(rows, cols, frames) < 1:
         raise ImageReadError(name, f"DICOM declares {size}: no image to decode")
     if samples not in (1, 3):
-        raise ImageReadError(name, f"DICOM declares {samples} samples per pixel; "
-                                   f"paddle_dx reads 1 (grey) or 3 (colour)")
+        raise ImageReadError(
+            name, f"DICOM declares {samples} samples per pixel; paddle_dx reads 1 (grey) or 3 (colour)"
+        )
     return size
 
 
@@ -285,6 +302,9 @@ class PixelBudget:
         """Count ``size`` (an ImageSize or None) against the budget, or refuse the file naming it."""
         if not self.fits(size):
             already = f" with the {self.used:,} pixels already in this request" if self.used else ""
-            raise ImageTooLarge(name, f"image is {size}{already}, above the per-request limit of "
-                                      f"{self.limit:,} pixels; send fewer or smaller images")
+            raise ImageTooLarge(
+                name,
+                f"image is {size}{already}, above the per-request limit of "
+                f"{self.limit:,} pixels; send fewer or smaller images",
+            )
         self.used += size.pixels if size is not None else 0

@@ -5,6 +5,7 @@ OpenCV cannot decode: ``paddle_dx.data.dicom`` registers ``.dcm`` and is importe
 ``paddle_dx.data`` package, so the reader is there whenever this module is. Refuses images too
 large to decode safely.
 """
+
 from pathlib import Path
 
 import cv2
@@ -84,4 +85,3 @@ def _truncated_jpeg(path):
         data = fh.read()
     sos = data.rfind(b"\xff\xda")
     return sos >= 0 and data.find(b"\xff\xd9", sos) < 0
-

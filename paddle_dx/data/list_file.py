@@ -1,4 +1,5 @@
 """PaddleClas list files (``relative/path label`` per line) and label lists (``id name``)."""
+
 import logging
 import os
 import posixpath
@@ -60,15 +61,18 @@ def read_list_file(path, image_root, class_num):
             problems.append(f"line {lineno}: label {label_text!r} is not an integer")
             continue
         if not 0 <= label < class_num:
-            problems.append(f"line {lineno}: label {label} is out of range 0..{class_num - 1} (Arch.class_num={class_num})")
+            problems.append(
+                f"line {lineno}: label {label} is out of range 0..{class_num - 1} (Arch.class_num={class_num})"
+            )
             continue
         if first_label.get(rel) == label:
             log.warning("%s:%d: duplicate line %r ignored (same image as an earlier line)", path, lineno, line)
             continue
         if rel in first_label:
             same = "" if written == rel else f" (as {written})"
-            problems.append(f"line {lineno}: {rel} is listed again{same} with label {label} "
-                            f"(label {first_label[rel]} earlier)")
+            problems.append(
+                f"line {lineno}: {rel} is listed again{same} with label {label} (label {first_label[rel]} earlier)"
+            )
             continue
         first_label[rel] = label
         full = root / rel
@@ -92,5 +96,4 @@ def outside_root(samples, image_root):
     a copied dataset folder would silently lose them.
     """
     root = os.path.normpath(os.path.abspath(image_root))
-    return [p for p, _ in samples
-            if os.path.commonpath([root, os.path.normpath(os.path.abspath(p))]) != root]
+    return [p for p, _ in samples if os.path.commonpath([root, os.path.normpath(os.path.abspath(p))]) != root]

@@ -8,6 +8,7 @@ Here nothing raises inside the loader: a failed sample becomes a :class:`SampleF
 the collate turns a failed batch into a message field, and :class:`SafeDataLoader` raises
 it in the main process as a one-line DataError naming the image.
 """
+
 import numpy as np
 import paddle
 from paddle.io.dataloader.collate import default_collate_fn

@@ -1,4 +1,5 @@
 """The transform-op table of docs/config_reference.md, rendered from the op registry (names, parameters, defaults)."""
+
 import inspect
 
 from paddle_dx.config.reference import md_cell

@@ -6,6 +6,7 @@ fails on a valid image, or a pipeline whose output is not ``Global.image_shape``
 trains and exports silently and only fails at inference), is refused with one line before
 anything is built or written. No Paddle import: loading a config stays cheap.
 """
+
 import numpy as np
 
 from paddle_dx.data.transforms import build_transforms, default_ops
@@ -39,8 +40,10 @@ def run_probe(compose, where):
         try:
             img = op(img, rng)
         except Exception as exc:
-            raise ConfigError(f"{where}: {type(op).__name__} fails on a {PROBE_SHAPE[0]}x{PROBE_SHAPE[1]} "
-                              f"RGB test image: {type(exc).__name__}: {exc}".replace("\n", " ")) from None
+            raise ConfigError(
+                f"{where}: {type(op).__name__} fails on a {PROBE_SHAPE[0]}x{PROBE_SHAPE[1]} "
+                f"RGB test image: {type(exc).__name__}: {exc}".replace("\n", " ")
+            ) from None
     return img
 
 
@@ -51,7 +54,9 @@ def check_pipelines(config):
         where = f"DataLoader.{mode}.dataset.transform_ops"
         out = list(run_probe(transforms_for(config, mode), where).shape)
         if out != shape:
-            raise ConfigError(f"{where} gives images of shape {out} (from a {PROBE_SHAPE[0]}x{PROBE_SHAPE[1]} "
-                              f"test image) but Global.image_shape is {shape}: give the sized ops "
-                              f"(ResizeImage, CenterCrop, RandomResizedCrop) the image_shape's size or leave "
-                              f"their size out")
+            raise ConfigError(
+                f"{where} gives images of shape {out} (from a {PROBE_SHAPE[0]}x{PROBE_SHAPE[1]} "
+                f"test image) but Global.image_shape is {shape}: give the sized ops "
+                f"(ResizeImage, CenterCrop, RandomResizedCrop) the image_shape's size or leave "
+                f"their size out"
+            )

@@ -11,6 +11,7 @@ they are cheap and would make the entries 4x larger (float32).
 holds an op marked ``expensive`` (fastNlMeans denoising, ~0.25 s per image even at 224 px):
 decoding and resizing alone are cheaper to redo than the disk entries are to keep.
 """
+
 import json
 import logging
 from pathlib import Path
@@ -50,11 +51,16 @@ def use_prefix_cache(setting, transforms, where):
         return setting == "on"
     expensive = [type(op).__name__ for op in cached_prefix(transforms) if op.expensive]
     if expensive:
-        log.info("preprocess cache: on for %s (Global.preprocess_cache: auto; its deterministic prefix has "
-                 "expensive %s)", where, ", ".join(expensive))
+        log.info(
+            "preprocess cache: on for %s (Global.preprocess_cache: auto; its deterministic prefix has expensive %s)",
+            where,
+            ", ".join(expensive),
+        )
     else:
-        log.info("preprocess cache: off for %s (Global.preprocess_cache: auto; no expensive op before the "
-                 "first random one)", where)
+        log.info(
+            "preprocess cache: off for %s (Global.preprocess_cache: auto; no expensive op before the first random one)",
+            where,
+        )
     return bool(expensive)
 
 
@@ -65,8 +71,8 @@ class PrefixCache:
         self.root = Path(root)
         self.transforms = transforms
         self.prefix = cached_prefix(transforms)
-        self.rest = transforms.ops[len(self.prefix):]
-        self.spec_key = json.dumps(transforms.spec()[:len(self.prefix)], sort_keys=True)
+        self.rest = transforms.ops[len(self.prefix) :]
+        self.spec_key = json.dumps(transforms.spec()[: len(self.prefix)], sort_keys=True)
         self.hashes = dict(hashes or {})
 
     def _file(self, path):

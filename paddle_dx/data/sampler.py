@@ -1,4 +1,5 @@
 """Batch samplers whose order is a pure function of (seed, epoch): resumable and shardable."""
+
 import math
 
 import numpy as np
@@ -20,8 +21,7 @@ class EpochBatchSampler(paddle.io.Sampler):
     their class frequency (a class-balanced sampler for imbalanced sets).
     """
 
-    def __init__(self, labels, batch_size, shuffle=True, drop_last=False, seed=0,
-                 balanced=False, rank=0, world_size=1):
+    def __init__(self, labels, batch_size, shuffle=True, drop_last=False, seed=0, balanced=False, rank=0, world_size=1):
         self.labels = np.asarray(labels)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.seed, self.balanced = int(seed), balanced
@@ -44,13 +44,13 @@ class EpochBatchSampler(paddle.io.Sampler):
             order = np.arange(n)
         if self.world_size > 1:
             per_rank = math.ceil(n / self.world_size)
-            order = np.resize(order, per_rank * self.world_size)[self.rank::self.world_size]
+            order = np.resize(order, per_rank * self.world_size)[self.rank :: self.world_size]
         return order
 
     def __iter__(self):
         order = self._indices()
         for step in range(self.start_step, len(self)):
-            batch = order[step * self.batch_size:(step + 1) * self.batch_size]
+            batch = order[step * self.batch_size : (step + 1) * self.batch_size]
             yield [(self.epoch, int(i)) for i in batch]
 
     def __len__(self):

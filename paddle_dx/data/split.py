@@ -4,6 +4,7 @@ Splitting is delegated to scikit-learn; files are sorted first so the same seed 
 same lists on any machine. Images with identical decoded pixels (and, on request,
 near-identical ones) are kept on one side, because copies across splits inflate accuracy.
 """
+
 import csv
 import logging
 import re
@@ -46,8 +47,13 @@ def collect_images(image_root, classes=None):
         paths += [p.relative_to(root).as_posix() for p in files]
         labels += [label] * len(files)
     if empty:
-        log.warning("%s: %d empty (0-byte) image file(s) left out of the lists: %s%s", root, len(empty),
-                    ", ".join(empty[:10]), " ..." if len(empty) > 10 else "")
+        log.warning(
+            "%s: %d empty (0-byte) image file(s) left out of the lists: %s%s",
+            root,
+            len(empty),
+            ", ".join(empty[:10]),
+            " ..." if len(empty) > 10 else "",
+        )
     return paths, np.asarray(labels), names
 
 
@@ -102,8 +108,9 @@ def image_groups(image_root, paths, labels, group_regex=None, near_duplicates=No
     copies = multi_member_groups(merge_groups(len(paths), [hashes], pairs))
     for idx in copies:
         if len(set(labels[idx].tolist())) > 1:
-            log.warning("the same (or a near-identical) image has different labels: %s",
-                        ", ".join(paths[i] for i in idx))
+            log.warning(
+                "the same (or a near-identical) image has different labels: %s", ", ".join(paths[i] for i in idx)
+            )
     keys = [hashes] + ([group_ids(paths, group_regex)] if group_regex else []) + list(extra_keys)
     return merge_groups(len(paths), keys, pairs), [[paths[i] for i in idx] for idx in copies]
 
@@ -118,10 +125,12 @@ def _holdout(indices, labels, groups, fraction, seed):
     n_splits = max(2, int(round(1.0 / fraction)))
     n_groups = len(np.unique(groups[indices]))
     if n_groups < n_splits:
-        raise DataError(f"{n_groups} group(s) of images (patients by --group-regex, or identical copies) cannot be "
-                        f"split into a held-out {fraction:.0%}: a split that keeps groups whole needs at least "
-                        f"{n_splits}; add patients (or, for a pipeline test only, split images one by one: "
-                        f"reproduce --ignore-groups / split without --group-regex)")
+        raise DataError(
+            f"{n_groups} group(s) of images (patients by --group-regex, or identical copies) cannot be "
+            f"split into a held-out {fraction:.0%}: a split that keeps groups whole needs at least "
+            f"{n_splits}; add patients (or, for a pipeline test only, split images one by one: "
+            f"reproduce --ignore-groups / split without --group-regex)"
+        )
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     rest, held = next(splitter.split(indices, labels[indices], groups[indices]))
     return np.sort(indices[rest]), np.sort(indices[held])
@@ -158,8 +167,7 @@ def cross_split_duplicates(files_by_split, hashes=None):
         for path in files:
             digest = hashes.get(path) or image_fingerprints([path])[0][0]
             where[digest].append((split, str(path)))
-    return [(h, places) for h, places in sorted(where.items())
-            if len({split for split, _ in places}) > 1]
+    return [(h, places) for h, places in sorted(where.items()) if len({split for split, _ in places}) > 1]
 
 
 def warn_duplicates(duplicates):
@@ -169,17 +177,22 @@ def warn_duplicates(duplicates):
         log.warning("same image content (sha256 %s...) in several splits: %s", digest[:12], listing)
 
 
-def write_split(image_root, out_dir, ratios=(6, 2, 2), seed=42, group_regex=None, classes=None,
-                near_duplicates=None):
+def write_split(image_root, out_dir, ratios=(6, 2, 2), seed=42, group_regex=None, classes=None, near_duplicates=None):
     """Write train/val/test list files and label_list.txt; return ({split: {class: count}},
     [[path, ...]] the groups of identical (or near-identical) images each kept on one side)."""
     paths, labels, names = collect_images(image_root, classes)
     manifest = manifest_groups(image_root, paths)
     if manifest is not None:
-        log.info("%s: keeping each %s of %s on one side (%d groups)", image_root, GROUP_COLUMN, MANIFEST_NAME,
-                 len(set(manifest.tolist())))
-    groups, copies = image_groups(image_root, paths, labels, group_regex, near_duplicates,
-                                  [] if manifest is None else [manifest])
+        log.info(
+            "%s: keeping each %s of %s on one side (%d groups)",
+            image_root,
+            GROUP_COLUMN,
+            MANIFEST_NAME,
+            len(set(manifest.tolist())),
+        )
+    groups, copies = image_groups(
+        image_root, paths, labels, group_regex, near_duplicates, [] if manifest is None else [manifest]
+    )
     splits = split_indices(labels, ratios, seed, groups)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ Ops take an HxWxC array and a ``numpy.random.Generator`` (used only by random op
 sample's augmentation is a pure function of its seed). ``Compose.spec()`` gives the fully
 resolved list that ``inference.yml`` stores, so deployment rebuilds exactly this pipeline.
 """
+
 import inspect
 import itertools
 import logging
@@ -28,8 +29,12 @@ from paddle_dx.utils.registry import Registry
 TRANSFORMS = Registry("transform op")
 log = logging.getLogger(__name__)
 
-INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC,
-                  "nearest": cv2.INTER_NEAREST}
+INTERPOLATIONS = {
+    "area": cv2.INTER_AREA,
+    "linear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "nearest": cv2.INTER_NEAREST,
+}
 
 NORMALIZE_PRESETS = {
     # the esophageal paper: x / 127.5 - 1
@@ -101,7 +106,7 @@ class CropBorder(Op):
             return img
         m = self.margin
         y0, x0 = max(y - m, 0), max(x - m, 0)
-        return img[y0:y + h + m, x0:x + w + m]
+        return img[y0 : y + h + m, x0 : x + w + m]
 
 
 @TRANSFORMS.register
@@ -111,8 +116,15 @@ class Denoise(Op):
     METHODS = ("fastNlMeans", "bilateral", "gaussian", "median")
     EXPENSIVE_METHODS = ("fastNlMeans",)  # ~250 ms per image at 224 px; the others take ~1 ms
 
-    def __init__(self, method: str = "fastNlMeans", h: Number = 3, ksize: int = 3, d: int = 5, sigma: Number = 50,
-                 after_resize: bool = True):
+    def __init__(
+        self,
+        method: str = "fastNlMeans",
+        h: Number = 3,
+        ksize: int = 3,
+        d: int = 5,
+        sigma: Number = 50,
+        after_resize: bool = True,
+    ):
         if method not in self.METHODS:
             raise ConfigError(f"Denoise.method '{method}' is not one of {list(self.METHODS)}")
         self.method, self.h, self.ksize, self.d, self.sigma = method, h, ksize, d, sigma
@@ -169,7 +181,7 @@ class CenterCrop(Op):
             img = cv2.copyMakeBorder(img, 0, max(ch - h, 0), 0, max(cw - w, 0), cv2.BORDER_REPLICATE)
             h, w = img.shape[:2]
         y, x = (h - ch) // 2, (w - cw) // 2
-        return img[y:y + ch, x:x + cw]
+        return img[y : y + ch, x : x + cw]
 
 
 @TRANSFORMS.register
@@ -191,7 +203,7 @@ class RandomResizedCrop(Op):
             cw, ch = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
             if 0 < cw <= w and 0 < ch <= h:
                 y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-                img = img[y:y + ch, x:x + cw]
+                img = img[y : y + ch, x : x + cw]
                 break
         return cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
 
@@ -207,8 +219,10 @@ class RandomFlip(Op):
 
     def outcomes(self):
         """(flip left-right, flip up-down) pairs this op can produce: 1, 2 or 4 of them."""
+
         def possible(p):
             return [False, True] if 0 < p < 1 else [p >= 1]
+
         return [(h, v) for h in possible(self.horizontal) for v in possible(self.vertical)]
 
     def draw(self, rng):
@@ -276,8 +290,13 @@ class Grayscale(Op):
 class NormalizeImage(Op):
     """uint8 -> float32: ``(x * scale - mean) / std``. Default preset maps to [-1, 1]."""
 
-    def __init__(self, preset: str = "minus_one_to_one", mean: Optional[Numbers] = None, std: Optional[Numbers] = None,
-                 scale: Number = 1.0 / 255.0):
+    def __init__(
+        self,
+        preset: str = "minus_one_to_one",
+        mean: Optional[Numbers] = None,
+        std: Optional[Numbers] = None,
+        scale: Number = 1.0 / 255.0,
+    ):
         if preset not in NORMALIZE_PRESETS and (mean is None or std is None):
             raise ConfigError(f"NormalizeImage.preset '{preset}' is not one of {list(NORMALIZE_PRESETS)}")
         default_mean, default_std = NORMALIZE_PRESETS.get(preset, (mean, std))
@@ -340,7 +359,7 @@ class Compose:
 
     def apply(self, img, outcome, start=0):
         """``ops[start:]`` with each random op fixed to its entry of ``outcome``."""
-        fixed = iter(outcome[sum(op.random for op in self.ops[:start]):])
+        fixed = iter(outcome[sum(op.random for op in self.ops[:start]) :])
         for op in self.ops[start:]:
             img = op.apply(img, next(fixed)) if op.random else op(img, None)
         return img
@@ -391,8 +410,10 @@ def check_params(op_cls, params, where):
     hints = typing.get_type_hints(op_cls.__init__)
     for key, value in params.items():
         if key in hints and not _accepts(value, hints[key]):
-            raise ConfigError(f"{where}.{op_cls.__name__}.{key}: expected {_hint_text(hints[key])}, "
-                              f"got {type(value).__name__} ({value!r})")
+            raise ConfigError(
+                f"{where}.{op_cls.__name__}.{key}: expected {_hint_text(hints[key])}, "
+                f"got {type(value).__name__} ({value!r})"
+            )
 
 
 def build_transforms(ops_config, image_shape, where="transform_ops"):
@@ -403,8 +424,9 @@ def build_transforms(ops_config, image_shape, where="transform_ops"):
         check_params(op_cls, params, f"{where}[{i}]")
         name = op_cls.__name__
         if op_cls.first_only and i > 0:
-            raise ConfigError(f"{where}[{i}].{name} must be listed first: {op_cls.first_only} "
-                              f"(here after {list(ops_config[0])[0]})")
+            raise ConfigError(
+                f"{where}[{i}].{name} must be listed first: {op_cls.first_only} (here after {list(ops_config[0])[0]})"
+            )
         if getattr(op_cls, "sized", False) and params.get("size") is None and not params.get("resize_short"):
             params["size"] = [int(image_shape[1]), int(image_shape[2])]
         try:
@@ -425,7 +447,7 @@ def denoise_after_resize(ops, where="transform_ops"):
     resize = next((op for op in ops if isinstance(op, ResizeImage)), None)
     if resize is None:
         return ops
-    early = ops[:ops.index(resize)]
+    early = ops[: ops.index(resize)]
     moved = [op for op in early if isinstance(op, Denoise) and op.after_resize]
     if not moved:
         return ops

@@ -5,6 +5,7 @@ temporary name, fsynced, then renamed into place; the previous one is kept as ``
 until the new one is in place, so there is always one complete checkpoint on disk.
 ``state.json`` records the SHA-256 of the other two files and is checked on load.
 """
+
 import json
 import os
 import shutil
@@ -66,7 +67,9 @@ def find_checkpoint(path):
     for candidate in (path, path / "latest", path.with_name(path.name + ".prev"), path / "latest.prev"):
         if (candidate / "state.json").is_file():
             return candidate
-    raise WeightsError(f"no checkpoint found at {path} (expected a folder with state.json, model.pdparams, model.pdopt)")
+    raise WeightsError(
+        f"no checkpoint found at {path} (expected a folder with state.json, model.pdparams, model.pdopt)"
+    )
 
 
 def rename_optimizer_state(opt_state, names):
@@ -81,7 +84,7 @@ def rename_optimizer_state(opt_state, names):
     out = {}
     for key, value in opt_state.items():
         old = next((n for n in by_length if key.startswith(n + "_")), None)
-        out[names[old] + key[len(old):] if old else key] = value
+        out[names[old] + key[len(old) :] if old else key] = value
     return out
 
 
@@ -97,8 +100,10 @@ def load_checkpoint(path, model=None):
         raise WeightsError(f"{directory / 'state.json'}: unreadable checkpoint state ({exc})") from None
     hashes = state.get("sha256") if isinstance(state, dict) else None
     if not isinstance(hashes, dict) or sorted(hashes) != sorted(FILES):
-        raise WeightsError(f"{directory / 'state.json'}: no SHA-256 for {', '.join(FILES)}; a checkpoint is resumed "
-                           f"only when its files are the ones it wrote")
+        raise WeightsError(
+            f"{directory / 'state.json'}: no SHA-256 for {', '.join(FILES)}; a checkpoint is resumed "
+            f"only when its files are the ones it wrote"
+        )
     for f, digest in hashes.items():
         if not (directory / f).is_file() or file_sha256(directory / f) != digest:
             raise WeightsError(f"{directory / f}: checkpoint file is incomplete or changed (hash mismatch)")

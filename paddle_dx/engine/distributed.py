@@ -12,6 +12,7 @@ as a single-device run would compute them (no per-rank averages, no padded dupli
 
 With ``world_size == 1`` every method is a pass-through, so the Trainer has one code path.
 """
+
 import logging
 import os
 
@@ -49,8 +50,12 @@ def init_distributed(device="auto"):
     rank, world_size = dist.get_rank(), dist.get_world_size()
     if rank != 0:
         logging.getLogger().setLevel(logging.WARNING)
-    log.info("data parallel on %d devices (backend %s); this is rank %d", world_size,
-             os.environ.get("PADDLE_DISTRI_BACKEND", "auto"), rank)
+    log.info(
+        "data parallel on %d devices (backend %s); this is rank %d",
+        world_size,
+        os.environ.get("PADDLE_DISTRI_BACKEND", "auto"),
+        rank,
+    )
     return rank, world_size
 
 
@@ -122,8 +127,12 @@ class Parallel:
             shard = None
             if block:
                 sampler = paddle.io.BatchSampler(sampler=block, batch_size=loader.batch_sampler.batch_size)
-                shard = type(loader)(loader.dataset, batch_sampler=sampler, num_workers=loader.num_workers,
-                                     use_shared_memory=loader.use_shared_memory)
+                shard = type(loader)(
+                    loader.dataset,
+                    batch_sampler=sampler,
+                    num_workers=loader.num_workers,
+                    use_shared_memory=loader.use_shared_memory,
+                )
             self._shards[id(loader)] = (loader, shard)  # holding ``loader`` keeps its id unique
         return self._shards[id(loader)][1]
 
@@ -143,8 +152,10 @@ class Parallel:
             return counts
         parts = []
         dist.all_gather_object(parts, counts)
-        return {key: sum(p[key] for p in parts) if isinstance(value, (int, float)) else value
-                for key, value in counts.items()}
+        return {
+            key: sum(p[key] for p in parts) if isinstance(value, (int, float)) else value
+            for key, value in counts.items()
+        }
 
 
 def resume_step(state, sampler):
@@ -166,8 +177,18 @@ def resume_step(state, sampler):
     done = seen >= len(sampler.labels)
     mapped = len(sampler) if done else seen // per_step
     again = 0 if done else seen - mapped * per_step
-    log.warning("the checkpoint was written after %d steps of epoch %d on %d device(s) x %d images = %d samples "
-                "of the epoch's order; this run takes %d device(s) x %d images per step, so it continues at "
-                "step %d%s", step, int(state["epoch"]) + 1, old[0], old[1], seen, new[0], new[1], mapped,
-                f" ({again} samples are trained on again)" if again else "")
+    log.warning(
+        "the checkpoint was written after %d steps of epoch %d on %d device(s) x %d images = %d samples "
+        "of the epoch's order; this run takes %d device(s) x %d images per step, so it continues at "
+        "step %d%s",
+        step,
+        int(state["epoch"]) + 1,
+        old[0],
+        old[1],
+        seen,
+        new[0],
+        new[1],
+        mapped,
+        f" ({again} samples are trained on again)" if again else "",
+    )
     return mapped

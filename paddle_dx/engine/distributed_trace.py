@@ -11,6 +11,7 @@ Set ``PADDLE_DX_TRACE_DIR`` and every rank writes ``rank<k>.json`` there (never 
   ``output_dir`` (seen through a Python audit hook, so nothing that writes through Python's
   ``open``/``os`` escapes it) — empty on every rank but 0.
 """
+
 import atexit
 import hashlib
 import json

@@ -13,6 +13,7 @@ validation and test exports once. Outputs equal dygraph's within oneDNN's float 
 Evaluations that already train from cached frozen-backbone features (engine/feature_cache.py)
 run only the head on cached vectors: nothing left to speed up, recorded as ``feature cache``.
 """
+
 import copy
 import logging
 import tempfile
@@ -54,8 +55,9 @@ def export_session(model, image_shape, threads):
     spec = [paddle.static.InputSpec([None, *image_shape], "float32", "x")]
     with tempfile.TemporaryDirectory(prefix="paddle_dx_eval_") as tmp:
         paddle.jit.save(paddle.jit.to_static(frozen, input_spec=spec, full_graph=True), str(Path(tmp) / "model"))
-        return InferenceSession(find_program(tmp, "model"), Path(tmp) / "model.pdiparams",
-                                enable_mkldnn=True, threads=threads)
+        return InferenceSession(
+            find_program(tmp, "model"), Path(tmp) / "model.pdiparams", enable_mkldnn=True, threads=threads
+        )
 
 
 class EvalEngine:
@@ -66,9 +68,11 @@ class EvalEngine:
         self._session = None  # (weights hash, InferenceSession) of the last weights exported
         self._logged = set()
         if setting != "dygraph" and (device != "cpu" or world_size > 1):
-            self._say(f"Global.eval_engine: {setting} -> dygraph on "
-                      f"{'several devices' if world_size > 1 else 'the GPU'} (Paddle Inference + oneDNN is the "
-                      "CPU fast path)")
+            self._say(
+                f"Global.eval_engine: {setting} -> dygraph on "
+                f"{'several devices' if world_size > 1 else 'the GPU'} (Paddle Inference + oneDNN is the "
+                "CPU fast path)"
+            )
             self.setting = "dygraph"
 
     def _say(self, message):
@@ -81,11 +85,15 @@ class EvalEngine:
         if self.setting != "auto":
             return self.setting
         if n_images >= MIN_IMAGES:
-            self._say(f"Global.eval_engine: auto -> inference (Paddle Inference + oneDNN, the weights exported "
-                      f"for each evaluation) for sets of >= {MIN_IMAGES} images")
+            self._say(
+                f"Global.eval_engine: auto -> inference (Paddle Inference + oneDNN, the weights exported "
+                f"for each evaluation) for sets of >= {MIN_IMAGES} images"
+            )
             return "inference"
-        self._say(f"Global.eval_engine: auto -> dygraph for a set of {n_images} images (< {MIN_IMAGES}: "
-                  "exporting would cost more than it saves)")
+        self._say(
+            f"Global.eval_engine: auto -> dygraph for a set of {n_images} images (< {MIN_IMAGES}: "
+            "exporting would cost more than it saves)"
+        )
         return "dygraph"
 
     def forward(self, model, loader):

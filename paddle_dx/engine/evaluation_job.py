@@ -1,4 +1,5 @@
 """What tools/eval.py does: load weights, evaluate the Eval list, print and save metrics."""
+
 import logging
 from pathlib import Path
 
@@ -43,9 +44,13 @@ def run_evaluation(config, mode="Eval"):
     prefix = f"eval_{Path(metrics['list_file']).stem}"
     write_json(out / f"{prefix}_metrics.json", metrics)
     split = Path(metrics["list_file"]).name
-    save_figure(confusion_matrix_figure(metrics, figure_title(split, None, weights, "confusion matrix")),
-                out / f"{prefix}_confusion_matrix.png")
+    save_figure(
+        confusion_matrix_figure(metrics, figure_title(split, None, weights, "confusion matrix")),
+        out / f"{prefix}_confusion_matrix.png",
+    )
     if len(set(labels.tolist())) > 1:
-        save_figure(roc_figure(labels, probs, names, figure_title(split, None, weights, "ROC")), out / f"{prefix}_roc.png")
+        save_figure(
+            roc_figure(labels, probs, names, figure_title(split, None, weights, "ROC")), out / f"{prefix}_roc.png"
+        )
     log.info("wrote %s", out / f"{prefix}_metrics.json")
     return metrics

@@ -1,4 +1,5 @@
 """Run a model over a loader and turn its outputs into diagnostic metrics."""
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -13,7 +14,7 @@ def predict(model, loader, loss_fn=None, progress=None):
     model.eval()
     probs, labels, loss_sum = [], [], 0.0
     try:
-        for images, targets in (progress(loader) if progress else loader):
+        for images, targets in progress(loader) if progress else loader:
             logits = model(images)
             if loss_fn is not None:
                 loss_sum += float(loss_fn(logits, targets)) * len(targets)

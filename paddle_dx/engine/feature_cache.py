@@ -24,6 +24,7 @@ ops of infinitely many outcomes (crops, rotations, colour jitter) ``auto`` stays
 ``Global.feature_cache_views: N``, precomputes N augmented views per image and uses view
 ``epoch % N`` (an approximation of fresh augmentation every epoch, logged as such).
 """
+
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +88,7 @@ class FeatureCache:
         """``g``: the Global config section (feature_cache*, cache_dir, output_dir, num_threads, seed)."""
         self.mode = {True: "on", False: "off"}.get(g["feature_cache"], g["feature_cache"])
         self.engine, self.views = g["feature_cache_engine"], g["feature_cache_views"]
-        self.max_bytes = float(g["feature_cache_max_gb"]) * 2 ** 30
+        self.max_bytes = float(g["feature_cache_max_gb"]) * 2**30
         if world_size > 1 and self.mode != "off":
             log.info("feature cache: off in multi-device training (each rank would cache its own shard)")
             self.mode = "off"
@@ -137,16 +138,22 @@ class FeatureCache:
             dropout = model.first_random_layer()
             if dropout and all(p.stop_gradient for p in model.backbone.parameters()):
                 return f"the frozen {model.arch_name} backbone starts with active dropout ({dropout})"
-            return ("nothing is frozen at the network's input (Arch.freeze / the stage's freeze is 'none'), "
-                    "so every layer must run each step")
+            return (
+                "nothing is frozen at the network's input (Arch.freeze / the stage's freeze is 'none'), "
+                "so every layer must run each step"
+            )
         if self._views() is None:
-            return ("DataLoader.Train.dataset.transform_ops has random ops, which change pixels every epoch "
-                    "(set Global.feature_cache_views: N to precompute N augmented views)")
+            return (
+                "DataLoader.Train.dataset.transform_ops has random ops, which change pixels every epoch "
+                "(set Global.feature_cache_views: N to precompute N augmented views)"
+            )
         floats = int(np.prod(self._front_shape(front)))
         total = floats * 4 * (len(self.sets["Train"]) * (self._views() or 1) + len(self.sets["Eval"]))
         if total > self.max_bytes:
-            return (f"the cached outputs of {_describe(front, model.sequence())} would take {total / 2 ** 30:.1f} GiB "
-                    f"(> Global.feature_cache_max_gb = {self.max_bytes / 2 ** 30:g})")
+            return (
+                f"the cached outputs of {_describe(front, model.sequence())} would take {total / 2**30:.1f} GiB "
+                f"(> Global.feature_cache_max_gb = {self.max_bytes / 2**30:g})"
+            )
         return None
 
     def applies(self, model):
@@ -160,9 +167,14 @@ class FeatureCache:
                 raise ConfigError(f"config key 'Global.feature_cache' is 'on' but {problem}")
             self._say("feature cache: off because %s", problem)
             return False
-        self._say("feature cache: on for %s (%d floats per image), engine %s, %s, under %s",
-                  _describe(front, model.sequence()), int(np.prod(self._front_shape(front))), self.engine,
-                  self._how(self._views()), self.root)
+        self._say(
+            "feature cache: on for %s (%d floats per image), engine %s, %s, under %s",
+            _describe(front, model.sequence()),
+            int(np.prod(self._front_shape(front))),
+            self.engine,
+            self._how(self._views()),
+            self.root,
+        )
         return True
 
     def _front_shape(self, front):
@@ -229,11 +241,14 @@ class FeatureCache:
     def _compute(self, front, wkey, dataset, indices, files, view):
         if self._extractor is None or self._extractor[0] != wkey:  # one per front (variants, views share it)
             self._extractor = None
-            self._extractor = wkey, build_extractor(self.engine, front, self.root / "backbones" / wkey[:16], self.threads)
+            self._extractor = (
+                wkey,
+                build_extractor(self.engine, front, self.root / "backbones" / wkey[:16], self.threads),
+            )
         extractor = self._extractor[1]
         log.info("feature cache: computing %d front outputs (%s engine)", len(indices), self.engine)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            chunks = [indices[s:s + _EXTRACT_BATCH] for s in range(0, len(indices), _EXTRACT_BATCH)]
+            chunks = [indices[s : s + _EXTRACT_BATCH] for s in range(0, len(indices), _EXTRACT_BATCH)]
             for chunk in tqdm(chunks, desc="feature cache", leave=False, disable=not sys.stderr.isatty()):
                 images = np.stack(list(pool.map(lambda i: self._load(dataset, i, view), chunk)))
                 for i, output in zip(chunk, extractor(images)):

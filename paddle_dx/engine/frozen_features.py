@@ -6,6 +6,7 @@ is exported once (``paddle.jit.save``) and run through the inference engine. The
 engine gives bit-for-bit the features the training forward would compute (oneDNN differs
 by ~1e-4 relative), which the equivalence test relies on.
 """
+
 import copy
 import hashlib
 import logging
@@ -59,8 +60,9 @@ class InferenceExtractor:
         if not prefix.with_suffix(".pdiparams").is_file():
             spec = [paddle.static.InputSpec([None, None, None, None], "float32", "x")]
             paddle.jit.save(paddle.jit.to_static(_eval_copy(backbone), input_spec=spec, full_graph=True), str(prefix))
-        self.session = InferenceSession(find_program(export_dir, "backbone"), prefix.with_suffix(".pdiparams"),
-                                        enable_mkldnn=True, threads=threads)
+        self.session = InferenceSession(
+            find_program(export_dir, "backbone"), prefix.with_suffix(".pdiparams"), enable_mkldnn=True, threads=threads
+        )
 
     def __call__(self, images):
         return self.session.run(images)

@@ -39,10 +39,14 @@ def run_hparams(config):
     values["image_size"] = "x".join(str(v) for v in config["Global"]["image_shape"][1:])
     values["loss"] = "+".join(_item_name(item) for item in config["Loss"]["Train"])
     if config.get("Stages"):
-        values["stages"] = " > ".join(f"{s['name']} ({s['epochs']} ep, freeze {s['freeze']}, lr {s['lr']:g})"
-                                      for s in config["Stages"])
-    return {name: value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
-            for name, value in values.items() if value is not None}
+        values["stages"] = " > ".join(
+            f"{s['name']} ({s['epochs']} ep, freeze {s['freeze']}, lr {s['lr']:g})" for s in config["Stages"]
+        )
+    return {
+        name: value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
+        for name, value in values.items()
+        if value is not None
+    }
 
 
 def log_hparams(writer, config, metrics=None):

@@ -36,7 +36,9 @@ class CELoss:
         # written out: F.cross_entropy's own weight path calls APIs the static engine's legacy Program lacks.
         per_sample = F.cross_entropy(logits, labels, reduction="none", label_smoothing=self.label_smoothing)
         classes = self.class_weights.shape[0]
-        target = F.one_hot(labels.reshape([-1]), classes) * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+        target = (
+            F.one_hot(labels.reshape([-1]), classes) * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+        )
         w = F.linear(target, self.class_weights)  # [B, 1]
         return self.weight * paddle.mean(per_sample.reshape([-1, 1]) * w) / paddle.mean(w)
 

@@ -5,6 +5,7 @@ the code (git commit, dirty files), the package versions, the device, the SHA-25
 list file and of every image used, the seed and the final metrics. ``tools/verify_run.py``
 reruns a run from this file alone and compares the metrics.
 """
+
 import importlib.metadata
 import os
 import platform
@@ -68,11 +69,15 @@ def package_versions():
 
 
 def device_info(device, num_threads):
-    info = {"device": device, "cuda_build": paddle.is_compiled_with_cuda(), "machine": platform.machine(),
-            "processor": platform.processor() or None, "cpu_count": os.cpu_count(),
-            "num_threads": num_threads or "paddle default",
-            "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CPU_NUM")
-                           if k in os.environ}}
+    info = {
+        "device": device,
+        "cuda_build": paddle.is_compiled_with_cuda(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "num_threads": num_threads or "paddle default",
+        "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CPU_NUM") if k in os.environ},
+    }
     if device == "gpu":
         info["gpu"] = paddle.device.cuda.get_device_name()
         info["cudnn_deterministic"] = paddle.get_flags(["FLAGS_cudnn_deterministic"])["FLAGS_cudnn_deterministic"]
@@ -89,10 +94,14 @@ def data_fingerprint(config, hashes):
             continue
         samples = read_list_file(ds["cls_label_path"], ds["image_root"], config["Arch"]["class_num"])
         used = sorted(f"{hashes[p]} {label}" for p, label in samples if p in hashes)
-        out[mode] = {"list_file": str(ds["cls_label_path"]), "list_sha256": file_sha256(ds["cls_label_path"]),
-                     "images": len(used), "not_used": len(samples) - len(used),
-                     "images_sha256": text_sha256("\n".join(used)),
-                     "outside_image_root": outside_root(samples, ds["image_root"])}
+        out[mode] = {
+            "list_file": str(ds["cls_label_path"]),
+            "list_sha256": file_sha256(ds["cls_label_path"]),
+            "images": len(used),
+            "not_used": len(samples) - len(used),
+            "images_sha256": text_sha256("\n".join(used)),
+            "outside_image_root": outside_root(samples, ds["image_root"]),
+        }
         images.update({p: hashes[p] for p, _ in samples if p in hashes})
     return out, images
 

@@ -1,6 +1,7 @@
 """Optimizers by name. Adam, AdamW and Momentum always use Paddle's multi-tensor kernels:
 on CPU the per-tensor Adam slows every later matmul/conv in the process 4-5x
 (see ../shared/PERF_NOTES.md); tests/test_engine_optimizer_speed.py keeps this fix in place."""
+
 import paddle
 
 from paddle_dx.errors import ConfigError
@@ -11,8 +12,13 @@ OPTIMIZERS = Registry("optimizer")
 
 @OPTIMIZERS.register(name="Adam")
 def _adam(lr, params, cfg, clip):
-    return paddle.optimizer.Adam(learning_rate=lr, parameters=params, weight_decay=cfg["weight_decay"] or None,
-                                 grad_clip=clip, use_multi_tensor=True)
+    return paddle.optimizer.Adam(
+        learning_rate=lr,
+        parameters=params,
+        weight_decay=cfg["weight_decay"] or None,
+        grad_clip=clip,
+        use_multi_tensor=True,
+    )
 
 
 class MultiTensorAdamW(paddle.optimizer.Adam):
@@ -24,8 +30,7 @@ class MultiTensorAdamW(paddle.optimizer.Adam):
     """
 
     def __init__(self, learning_rate, parameters, weight_decay, grad_clip=None):
-        super().__init__(learning_rate=learning_rate, parameters=parameters, grad_clip=grad_clip,
-                         use_multi_tensor=True)
+        super().__init__(learning_rate=learning_rate, parameters=parameters, grad_clip=grad_clip, use_multi_tensor=True)
         self.decoupled_weight_decay = float(weight_decay)
 
     @paddle.no_grad()
@@ -46,8 +51,14 @@ def _adamw(lr, params, cfg, clip):
 @OPTIMIZERS.register(name="Momentum")
 def _momentum(lr, params, cfg, clip):
     decay = paddle.regularizer.L2Decay(cfg["weight_decay"]) if cfg["weight_decay"] else None
-    return paddle.optimizer.Momentum(learning_rate=lr, momentum=cfg["momentum"], parameters=params,
-                                     weight_decay=decay, grad_clip=clip, use_multi_tensor=True)
+    return paddle.optimizer.Momentum(
+        learning_rate=lr,
+        momentum=cfg["momentum"],
+        parameters=params,
+        weight_decay=decay,
+        grad_clip=clip,
+        use_multi_tensor=True,
+    )
 
 
 SCHEDULES = Registry("lr_schedule")  # Optimizer.lr_schedule -> per-epoch scheduler (None: constant)
@@ -67,19 +78,31 @@ def _cosine(base_lr, epochs, cfg):
 def _piecewise(base_lr, epochs, cfg):
     """PaddleClas's Piecewise at epoch granularity (its boundaries are whole epochs too)."""
     bounds, values = cfg.get("decay_epochs"), cfg.get("lr_values")
-    if not bounds or not values or len(values) != len(bounds) + 1 or list(bounds) != sorted(set(bounds)) \
-            or any(not isinstance(v, (int, float)) or v <= 0 for v in values):
-        raise ConfigError(f"Optimizer.lr_schedule 'piecewise' needs decay_epochs (increasing epochs) and lr_values "
-                          f"(one more positive value), got decay_epochs={bounds!r}, lr_values={values!r}")
+    if (
+        not bounds
+        or not values
+        or len(values) != len(bounds) + 1
+        or list(bounds) != sorted(set(bounds))
+        or any(not isinstance(v, (int, float)) or v <= 0 for v in values)
+    ):
+        raise ConfigError(
+            f"Optimizer.lr_schedule 'piecewise' needs decay_epochs (increasing epochs) and lr_values "
+            f"(one more positive value), got decay_epochs={bounds!r}, lr_values={values!r}"
+        )
     scale = base_lr / float(values[0])  # a stage's own lr scales the whole schedule
-    return paddle.optimizer.lr.PiecewiseDecay(boundaries=[int(b) for b in bounds],
-                                              values=[float(v) * scale for v in values])
+    return paddle.optimizer.lr.PiecewiseDecay(
+        boundaries=[int(b) for b in bounds], values=[float(v) * scale for v in values]
+    )
 
 
 def _with_warmup(schedule, base_lr, warmup):
     """Epoch k < warmup trains at base_lr*(k+1)/(warmup+1): no epoch is spent at lr 0."""
-    return paddle.optimizer.lr.LinearWarmup(learning_rate=schedule if schedule is not None else base_lr,
-                                            warmup_steps=warmup, start_lr=base_lr / (warmup + 1), end_lr=base_lr)
+    return paddle.optimizer.lr.LinearWarmup(
+        learning_rate=schedule if schedule is not None else base_lr,
+        warmup_steps=warmup,
+        start_lr=base_lr / (warmup + 1),
+        end_lr=base_lr,
+    )
 
 
 def build_optimizer(cfg, model, epochs, lr=None):

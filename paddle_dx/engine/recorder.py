@@ -1,5 +1,6 @@
 """What a finished run leaves behind: metrics.json, the manifest, skipped_images.txt, figures/
 and the final metric tables in the log. The trainer hands over its result; formats live here only."""
+
 import logging
 from pathlib import Path
 
@@ -27,10 +28,14 @@ class RunRecorder:
     def result(self, history, best, skipped, duplicates, stage_results=None, config_changes=None):
         """metrics.json's dict: history, best epoch and its validation metrics, data problems, and
         the resumes that changed the config (each: epoch, step, the config before, the changes)."""
-        result = {"history": history, "best_epoch": best["epoch"] if best else None,
-                  "best_metric": self.best_metric, "val": best["metrics"] if best else None,
-                  "skipped_images": _skipped(skipped),
-                  "duplicates_across_splits": [{"sha256": h, "files": f} for h, f in duplicates]}
+        result = {
+            "history": history,
+            "best_epoch": best["epoch"] if best else None,
+            "best_metric": self.best_metric,
+            "val": best["metrics"] if best else None,
+            "skipped_images": _skipped(skipped),
+            "duplicates_across_splits": [{"sha256": h, "files": f} for h, f in duplicates],
+        }
         if stage_results is not None:
             result["stages"] = stage_results
         if config_changes:
@@ -52,11 +57,22 @@ class RunRecorder:
         write_manifest(self.output_dir, self.config, self.device, hashes, result)
         if result["skipped_images"]:
             (self.output_dir / "skipped_images.txt").write_text(
-                "".join(f"{s['path']}\t{s['reason']}\n" for s in result["skipped_images"]), encoding="utf-8")
+                "".join(f"{s['path']}\t{s['reason']}\n" for s in result["skipped_images"]), encoding="utf-8"
+            )
         predictions = predictions or {}
-        write_run_figures(self.output_dir, result, self.class_names, "best_model.pdparams",
-                          predictions.get("val"), predictions.get("test"))
+        write_run_figures(
+            self.output_dir,
+            result,
+            self.class_names,
+            "best_model.pdparams",
+            predictions.get("val"),
+            predictions.get("test"),
+        )
         if result["val"] is not None:
-            log.info("validation (best epoch %d by %s):\n%s", result["best_epoch"], self.best_metric,
-                     format_table(result["val"]))
+            log.info(
+                "validation (best epoch %d by %s):\n%s",
+                result["best_epoch"],
+                self.best_metric,
+                format_table(result["val"]),
+            )
         return result

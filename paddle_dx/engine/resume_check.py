@@ -8,15 +8,23 @@ new run from the checkpoint's weights (``Global.pretrained_model``), or opt in w
 ``Global.allow_config_change: true``: the change is then recorded (metrics.json, manifest, the
 history's next epoch) and ``tools/verify_run.py`` replays the run in the same pieces.
 """
+
 from paddle_dx.config.reference import display_key, leaves
 from paddle_dx.errors import ConfigError
 
 # dotted keys (DataLoader.* = any mode) that may differ between a run and its resume
-FREE_KEYS = ("Global.checkpoints", "Global.output_dir", "Global.pretrained_model", "Global.print_batch_step",
-             "Global.allow_config_change",
-             "Global.use_visualdl", "Global.feature_cache_max_gb", "Global.preprocess_cache",
-             "DataLoader.*.loader.num_workers",
-             "DataLoader.*.loader.use_shared_memory")
+FREE_KEYS = (
+    "Global.checkpoints",
+    "Global.output_dir",
+    "Global.pretrained_model",
+    "Global.print_batch_step",
+    "Global.allow_config_change",
+    "Global.use_visualdl",
+    "Global.feature_cache_max_gb",
+    "Global.preprocess_cache",
+    "DataLoader.*.loader.num_workers",
+    "DataLoader.*.loader.use_shared_memory",
+)
 
 
 def _free(key):
@@ -40,8 +48,10 @@ def check_resume_config(saved, current, checkpoint):
     if changes and not current["Global"].get("allow_config_change"):
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes[:12])
         more = f" (and {len(changes) - 12} more)" if len(changes) > 12 else ""
-        raise ConfigError(f"{checkpoint}: resuming with a config that changes the run ({listed}{more}); resume "
-                          f"with the run's own config ({checkpoint}/../config.yaml), or start a new run from its "
-                          f"weights with -o Global.pretrained_model={checkpoint}/model.pdparams, or record the "
-                          f"change with -o Global.allow_config_change=true")
+        raise ConfigError(
+            f"{checkpoint}: resuming with a config that changes the run ({listed}{more}); resume "
+            f"with the run's own config ({checkpoint}/../config.yaml), or start a new run from its "
+            f"weights with -o Global.pretrained_model={checkpoint}/model.pdparams, or record the "
+            f"change with -o Global.allow_config_change=true"
+        )
     return changes

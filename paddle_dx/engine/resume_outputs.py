@@ -1,5 +1,6 @@
 """A run resumed into another output_dir still needs the interrupted run's best_model.pdparams:
 its best epoch may be one the resumed run never trains again, and finish() evaluates it."""
+
 import logging
 import shutil
 from pathlib import Path
@@ -21,9 +22,15 @@ def carry_best_model(checkpoint, output_dir):
         return target
     source = find_checkpoint(checkpoint).parent / BEST
     if not source.is_file():
-        log.warning("resuming from %s into %s: the checkpoint's best epoch needs %s, found neither at %s nor "
-                    "at %s; resume in the original Global.output_dir or copy that file there",
-                    checkpoint, output_dir, BEST, target, source)
+        log.warning(
+            "resuming from %s into %s: the checkpoint's best epoch needs %s, found neither at %s nor "
+            "at %s; resume in the original Global.output_dir or copy that file there",
+            checkpoint,
+            output_dir,
+            BEST,
+            target,
+            source,
+        )
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, target)

@@ -6,6 +6,7 @@ seconds, says what to do, and leaves no empty run folder behind.
   the last epoch);
 * a start-up that fails removes the run folders it created while they are still empty.
 """
+
 import contextlib
 import os
 import shlex
@@ -21,8 +22,11 @@ SPLIT_LISTS = {f"{name}_list.txt" for name in SPLIT_NAMES}
 
 def check_list_files(config):
     """Refuse missing list files (all named in one line, with how to make them); parse the Test list."""
-    missing = [(mode, section["dataset"]) for mode, section in config["DataLoader"].items()
-               if section["dataset"]["cls_label_path"] and not Path(section["dataset"]["cls_label_path"]).is_file()]
+    missing = [
+        (mode, section["dataset"])
+        for mode, section in config["DataLoader"].items()
+        if section["dataset"]["cls_label_path"] and not Path(section["dataset"]["cls_label_path"]).is_file()
+    ]
     if missing:
         raise DataError(missing_lists_message(config, missing))
     test = config["DataLoader"]["Test"]["dataset"]
@@ -44,8 +48,10 @@ def missing_lists_message(config, missing):
         head += f" (nor {', '.join(others)})"
     root, lists = ds["image_root"] or ".", str(Path(ds["cls_label_path"]).parent)
     if Path(ds["cls_label_path"]).name not in SPLIT_LISTS:
-        return (f"{head}. Write it (`relative/path label` per line, paths relative to {root}) or point the key "
-                f"at an existing list")
+        return (
+            f"{head}. Write it (`relative/path label` per line, paths relative to {root}) or point the key "
+            f"at an existing list"
+        )
     classes = found_class_names(config) or _class_folders(root)
     where = f"{root}/<class>/ (classes: {', '.join(classes)})" if classes else f"{root}/<class>/ (one folder per class)"
     command = ["python", "tools/split_dataset.py", "--image-root", root, "--out", lists]

@@ -21,6 +21,7 @@ weights and BatchNorm statistics back (at an epoch's end and before an interrupt
 The optimizer's moments live in the scope; ``state_dict`` / ``set_state_dict`` give them to the
 checkpoint under the dygraph parameters' names, so a static run resumes exactly.
 """
+
 import contextlib
 import logging
 
@@ -56,8 +57,7 @@ def channels_last(spec, cached_front):
     reorder (~12 % of a ResNet-18 step); over cached stage maps the Program stays NCHW (the
     maps are stored so). Only on the Paddle minor version the Program's rewrites were made for
     (``NHWC_PADDLE``)."""
-    return (bool(ONEDNN_OPS) and not cached_front and spec.channels_last
-            and paddle.__version__.startswith(NHWC_PADDLE))
+    return bool(ONEDNN_OPS) and not cached_front and spec.channels_last and paddle.__version__.startswith(NHWC_PADDLE)
 
 
 def use_onednn(op, block, cached_front, nhwc=False):
@@ -104,8 +104,14 @@ def _nhwc_rewrites(block):
         op = block.ops[index]
         if op.type == "relu_grad" and op.attr("use_mkldnn") and op.input("Out@GRAD")[0] in conv_input_grads:
             grad = op.input("Out@GRAD")[0]
-            rewrites.plain[grad] = _insert_reading(block, index, "transfer_layout", grad, "@PLAIN",
-                                                   {"src_layout": ONEDNN_LAYOUT, "dst_layout": PLAIN_LAYOUT})
+            rewrites.plain[grad] = _insert_reading(
+                block,
+                index,
+                "transfer_layout",
+                grad,
+                "@PLAIN",
+                {"src_layout": ONEDNN_LAYOUT, "dst_layout": PLAIN_LAYOUT},
+            )
             index += 1
         index += 1
         if op.type not in ONEDNN_OPS or not op.type.endswith("_grad"):
@@ -221,8 +227,10 @@ class StaticTrainStep:
             self.executor = paddle.static.Executor(self.place)
             twin, startup, rewrites = self._compile(*recipe, self.channels_last)
             if rewrites and not _nhwc_rewrites_hold(self.executor, self.program, startup, image_shape, rewrites):
-                log.warning("static engine: this Paddle converts oneDNN tensors for plain kernels otherwise "
-                            "than Paddle 3.3.1 did; computing in NCHW (slower) instead")
+                log.warning(
+                    "static engine: this Paddle converts oneDNN tensors for plain kernels otherwise "
+                    "than Paddle 3.3.1 did; computing in NCHW (slower) instead"
+                )
                 self.channels_last = False
                 twin, startup, _ = self._compile(*recipe, False)
             self.executor.run(startup, scope=self.scope)
@@ -234,8 +242,11 @@ class StaticTrainStep:
         # classifier's weights were created at build time but no op uses them)
         own = set(self.weights.values())
         used = {n for op in block.ops for n in (*op.input_arg_names, *op.output_arg_names)}
-        self.optimizer_vars = sorted(v.name for v in self.program.list_vars() if v.persistable and v.name in used
-                                     and v.name not in own and not v.name.startswith("learning_rate"))
+        self.optimizer_vars = sorted(
+            v.name
+            for v in self.program.list_vars()
+            if v.persistable and v.name in used and v.name not in own and not v.name.startswith("learning_rate")
+        )
         dygraph_names = {n: p.name for n, p in model.named_parameters()}
         self._to_dygraph = {self.weights[n]: dygraph_names[n] for n in dygraph_names if n in self.weights}
 
@@ -284,8 +295,9 @@ class StaticTrainStep:
         """One step on a batch: (loss, logits) as dygraph tensors, for the trainer's bookkeeping."""
         feed = {"images": images.numpy(), "labels": labels.numpy().reshape([-1])}
         with _legacy_static_mode(), _serial_ops():
-            loss, logits = self.executor.run(self.program, feed=feed, fetch_list=[self.loss, self.logits],
-                                             scope=self.scope)
+            loss, logits = self.executor.run(
+                self.program, feed=feed, fetch_list=[self.loss, self.logits], scope=self.scope
+            )
         return paddle.to_tensor(loss), paddle.to_tensor(logits)
 
     # ---- the optimizer's state, for checkpoints ------------------------------------------
@@ -297,8 +309,9 @@ class StaticTrainStep:
         wanted = rename_optimizer_state({n: None for n in self.optimizer_vars}, self._to_dygraph)
         missing = [k for k in wanted if k not in state]
         if missing:
-            raise WeightsError(f"the checkpoint's optimizer state lacks {missing[:3]} (written with another "
-                               f"Optimizer or stage?)")
+            raise WeightsError(
+                f"the checkpoint's optimizer state lacks {missing[:3]} (written with another Optimizer or stage?)"
+            )
         for name, key in zip(self.optimizer_vars, wanted):
             value = state[key]
             self._tensor(name).set(np.asarray(value.numpy() if hasattr(value, "numpy") else value), self.place)

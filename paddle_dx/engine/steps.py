@@ -7,6 +7,7 @@ dygraph model (the source of truth for evaluation, checkpoints and export), and
 ``optimizer_state_owner`` is what checkpoints save and resume the optimizer's state from.
 ``choose_step`` picks one per stage (a stage brings a new freeze and a new optimizer).
 """
+
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ STEPS = Registry("training engine")
 @dataclass
 class StepParts:
     """What every step strategy works with; one stage's optimizer and scheduler."""
+
     model: Any
     optimizer: Any
     scheduler: Any
@@ -37,6 +39,7 @@ class StepParts:
 @dataclass
 class StaticSpec:
     """The config values a compiled static step needs (engine/static_step.py)."""
+
     arch: dict
     image_shape: list
     loss: list  # Loss.Train
@@ -48,8 +51,10 @@ class StaticSpec:
 def resolve_engine(wanted, device, world_size):
     """The engine that runs here: static is for one CPU process (oneDNN convolutions)."""
     if wanted == "static" and (device != "cpu" or world_size > 1):
-        log.info("Global.engine: static is for one CPU process (oneDNN convolutions); using dygraph on %s",
-                 "several devices" if world_size > 1 else "the GPU")
+        log.info(
+            "Global.engine: static is for one CPU process (oneDNN convolutions); using dygraph on %s",
+            "several devices" if world_size > 1 else "the GPU",
+        )
         return "dygraph"
     return wanted
 
@@ -137,15 +142,31 @@ def _static_or_dygraph(parts, spec):
     if front_shape is not None and not model.frozen_front()[1]:
         return DygraphStep(parts)
     try:
-        compiled = StaticTrainStep(model, spec.arch, spec.image_shape, spec.loss, spec.optimizer, spec.freeze,
-                                   parts.scheduler or parts.optimizer.get_lr(), spec.train_labels, front_shape)
+        compiled = StaticTrainStep(
+            model,
+            spec.arch,
+            spec.image_shape,
+            spec.loss,
+            spec.optimizer,
+            spec.freeze,
+            parts.scheduler or parts.optimizer.get_lr(),
+            spec.train_labels,
+            front_shape,
+        )
     except Exception as exc:  # Paddle 3.3's legacy static mode lacks some APIs (e.g. grad clipping)
-        log.warning("Global.engine: static could not compile this training step in Paddle %s's legacy "
-                    "static mode (%s: %s); this stage trains in dygraph", paddle.__version__,
-                    type(exc).__name__, str(exc).strip().splitlines()[0][:200])
+        log.warning(
+            "Global.engine: static could not compile this training step in Paddle %s's legacy "
+            "static mode (%s: %s); this stage trains in dygraph",
+            paddle.__version__,
+            type(exc).__name__,
+            str(exc).strip().splitlines()[0][:200],
+        )
         return DygraphStep(parts)
-    log.info("static engine: training step compiled (freeze %s%s), oneDNN convolutions", spec.freeze,
-             f", from cached front outputs {list(front_shape)}" if front_shape else "")
+    log.info(
+        "static engine: training step compiled (freeze %s%s), oneDNN convolutions",
+        spec.freeze,
+        f", from cached front outputs {list(front_shape)}" if front_shape else "",
+    )
     return StaticProgramStep(parts, compiled)
 
 

@@ -5,6 +5,7 @@ keep that epoch's model (best_model.pdparams, whatever Metric.best_metric says) 
 The rule is checked at each validation (every Global.eval_interval epochs), the only moments the
 trainer knows the validation accuracy; the epoch it fires at is marked ``stopped_by_rule`` in
 the history, so a resumed run stops there too."""
+
 from dataclasses import dataclass
 
 from paddle_dx.errors import ConfigError
@@ -22,8 +23,10 @@ class StopRule:
         if after is None and accuracy is None:
             return None
         if after is None or accuracy is None:
-            raise ConfigError("config keys 'Global.stop_after_iterations' and 'Global.stop_val_accuracy' go "
-                              f"together: got {after} and {accuracy}")
+            raise ConfigError(
+                "config keys 'Global.stop_after_iterations' and 'Global.stop_val_accuracy' go "
+                f"together: got {after} and {accuracy}"
+            )
         return cls(int(after), float(accuracy))
 
     def describe(self):

@@ -5,6 +5,7 @@ order, each sample's augmentation and Paddle's own generator (dropout). A run in
 at any step and resumed from its checkpoint therefore ends with the same weights as an
 uninterrupted one.
 """
+
 import contextlib
 import functools
 import logging
@@ -83,7 +84,8 @@ class Trainer:
         self.hashes = {**train_report["hashes"], **eval_report["hashes"]}
         self.duplicates = cross_split_duplicates(
             {"train": [p for p, _ in self.train_set.samples], "val": [p for p, _ in self.eval_set.samples]},
-            {**train_report["content_hashes"], **eval_report["content_hashes"]})  # decoded pixels, not bytes
+            {**train_report["content_hashes"], **eval_report["content_hashes"]},
+        )  # decoded pixels, not bytes
         warn_duplicates(self.duplicates)
         self.train_loader, self.train_sampler = build_loader(config, "Train", self.train_set, rank, world_size)
         self.eval_loader, _ = build_loader(config, "Eval", self.eval_set)
@@ -94,8 +96,12 @@ class Trainer:
             load_model_weights(self.model, g["pretrained_model"])
         if self.is_main:
             check_free_space(self.output_dir, disk_bytes_needed(self.model))
-        self.loss_fn = build_loss(config["Loss"]["Train"], "Loss.Train", self.train_set.labels, config["Arch"]["class_num"])
-        self.eval_loss_fn = build_loss(config["Loss"]["Eval"], "Loss.Eval", self.train_set.labels, config["Arch"]["class_num"])
+        self.loss_fn = build_loss(
+            config["Loss"]["Train"], "Loss.Train", self.train_set.labels, config["Arch"]["class_num"]
+        )
+        self.eval_loss_fn = build_loss(
+            config["Loss"]["Eval"], "Loss.Eval", self.train_set.labels, config["Arch"]["class_num"]
+        )
         self.optimizer, self.scheduler = build_optimizer(config["Optimizer"], self.model, g["epochs"])
         self.scaler = paddle.amp.GradScaler() if self.use_amp else None
         self.vdl = VisualDLLogger(self.output_dir / "vdl", enabled=self.is_main and g["use_visualdl"])
@@ -104,8 +110,9 @@ class Trainer:
         self.config_changes, self._changed_keys = [], None  # resumes with Global.allow_config_change
         self._stop_at = None  # (epoch, step) where fit() saves and stops (verify_run's replay)
         self.stop_rule = StopRule.from_config(g)  # Global.stop_after_iterations / stop_val_accuracy
-        self.recorder = RunRecorder(self.output_dir, config, self.device, write=self.is_main,
-                                    class_names=self.class_names)
+        self.recorder = RunRecorder(
+            self.output_dir, config, self.device, write=self.is_main, class_names=self.class_names
+        )
         self.history, self.best, self.start_epoch, self.start_step = [], None, 0, 0
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         self._stop_signal = None
@@ -118,26 +125,54 @@ class Trainer:
     def _stage_step(self):
         """This stage's step strategy: how a batch trains under Global.engine and what it trains on."""
         if self.strategy is None:
-            parts = StepParts(self.model, self.optimizer, self.scheduler, self.loss_fn, self.feature_cache,
-                              self.train_sampler, self.train_loader, self.parallel, self.scaler)
-            spec = StaticSpec(self.config["Arch"], self.config["Global"]["image_shape"], self.config["Loss"]["Train"],
-                              self.config["Optimizer"], self.freeze, self.train_set.labels)
+            parts = StepParts(
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                self.loss_fn,
+                self.feature_cache,
+                self.train_sampler,
+                self.train_loader,
+                self.parallel,
+                self.scaler,
+            )
+            spec = StaticSpec(
+                self.config["Arch"],
+                self.config["Global"]["image_shape"],
+                self.config["Loss"]["Train"],
+                self.config["Optimizer"],
+                self.freeze,
+                self.train_set.labels,
+            )
             self.strategy = choose_step(self.engine, parts, spec)
         return self.strategy
 
     # ---- checkpoints -------------------------------------------------------------------
     def _state(self, epoch, step):
-        return {"epoch": epoch, "step": step, "history": self.history, "best": self.best,
-                "partial": self.partial, "config_hash": config_hash(self.config), "config": self.config,
-                "config_changes": self.config_changes,
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "stage": self.stage_index, "stage_results": self.stage_results,
-                "world_size": self.world_size, "batch_size": self.train_sampler.batch_size}
+        return {
+            "epoch": epoch,
+            "step": step,
+            "history": self.history,
+            "best": self.best,
+            "partial": self.partial,
+            "config_hash": config_hash(self.config),
+            "config": self.config,
+            "config_changes": self.config_changes,
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "stage": self.stage_index,
+            "stage_results": self.stage_results,
+            "world_size": self.world_size,
+            "batch_size": self.train_sampler.batch_size,
+        }
 
     def save_latest(self, epoch, step):
         if self.is_main:
-            save_checkpoint(self.output_dir / "latest", self.model, self._stage_step().optimizer_state_owner,
-                            self._state(epoch, step))
+            save_checkpoint(
+                self.output_dir / "latest",
+                self.model,
+                self._stage_step().optimizer_state_owner,
+                self._state(epoch, step),
+            )
 
     def resume(self, path):
         model_state, opt_state, state = load_checkpoint(path, self.model)
@@ -145,14 +180,25 @@ class Trainer:
         if state.get("config") is not None:
             changes = check_resume_config(state["config"], self.config, path)
             if changes:
-                log.warning("resuming with a changed config (Global.allow_config_change): %s",
-                            "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes))
-                self.config_changes.append({"epoch": state["epoch"], "step": state["step"], "config": state["config"],
-                                            "changes": [list(c) for c in changes]})
+                log.warning(
+                    "resuming with a changed config (Global.allow_config_change): %s",
+                    "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes),
+                )
+                self.config_changes.append(
+                    {
+                        "epoch": state["epoch"],
+                        "step": state["step"],
+                        "config": state["config"],
+                        "changes": [list(c) for c in changes],
+                    }
+                )
                 self._changed_keys = [k for k, _, _ in changes]
         else:
-            log.warning("%s was written by an older paddle_dx without its config: cannot check that this resume "
-                        "uses the run's own config", path)
+            log.warning(
+                "%s was written by an older paddle_dx without its config: cannot check that this resume "
+                "uses the run's own config",
+                path,
+            )
         check_state_fits(self.model, model_state, path)
         self.model.set_state_dict(model_state)
         self._enter_stage(state.get("stage"))  # the optimizer must hold that stage's parameters
@@ -171,8 +217,10 @@ class Trainer:
     def _install_signal_handlers(self):
         def handler(signum, _frame):
             self._stop_signal = signum
-            log.warning("received %s: finishing this step, then saving a resumable checkpoint",
-                        signal.Signals(signum).name)
+            log.warning(
+                "received %s: finishing this step, then saving a resumable checkpoint", signal.Signals(signum).name
+            )
+
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         return previous
 
@@ -187,8 +235,15 @@ class Trainer:
         steps = len(self.train_sampler)
         batches = self._stage_step().begin_epoch(epoch)
         bar_visible = self.is_main and sys.stderr.isatty()  # in log files: print_batch_step lines
-        bar = tqdm(batches, total=steps - self.start_step, initial=0, leave=False,
-                   desc=f"epoch {epoch + 1}/{g['epochs']}", disable=not bar_visible, mininterval=2)
+        bar = tqdm(
+            batches,
+            total=steps - self.start_step,
+            initial=0,
+            leave=False,
+            desc=f"epoch {epoch + 1}/{g['epochs']}",
+            disable=not bar_visible,
+            mininterval=2,
+        )
         step = self.start_step
         for images, labels in bar:
             paddle.seed(step_seed(g["seed"] + self.rank, epoch, step))  # dropout differs per rank
@@ -202,8 +257,14 @@ class Trainer:
             pause_point("train_step", until=lambda: self._stop_signal is not None)  # for fault tests
             bar.set_postfix(loss=f"{self.partial['loss_sum'] / self.partial['seen']:.4f}")
             if self.is_main and not bar_visible and g["print_batch_step"] and step % g["print_batch_step"] == 0:
-                log.info("epoch %d/%d step %d/%d: loss %.4f", epoch + 1, g["epochs"], step, steps,
-                         self.partial["loss_sum"] / self.partial["seen"])
+                log.info(
+                    "epoch %d/%d step %d/%d: loss %.4f",
+                    epoch + 1,
+                    g["epochs"],
+                    step,
+                    steps,
+                    self.partial["loss_sum"] / self.partial["seen"],
+                )
             if self._stop_at == (epoch, step):
                 self.strategy.end_epoch()
                 self.save_latest(epoch, step)
@@ -212,24 +273,36 @@ class Trainer:
             if stop is not None:
                 self.strategy.end_epoch()
                 self.save_latest(epoch, step)
-                raise Interrupted(f"stopped by {signal.Signals(stop).name} at epoch {epoch + 1}, "
-                                  f"step {step}; resume with -o Global.checkpoints={self.output_dir / 'latest'}")
+                raise Interrupted(
+                    f"stopped by {signal.Signals(stop).name} at epoch {epoch + 1}, "
+                    f"step {step}; resume with -o Global.checkpoints={self.output_dir / 'latest'}"
+                )
         bar.close()
         self.strategy.end_epoch()
         self.partial = self.parallel.sum(self.partial)  # all ranks' shards
         seen = max(self.partial["seen"], 1)
-        result = {"loss": self.partial["loss_sum"] / seen, "accuracy": self.partial["correct"] / seen,
-                  "step_losses": self.partial.get("step_losses", [])}
+        result = {
+            "loss": self.partial["loss_sum"] / seen,
+            "accuracy": self.partial["correct"] / seen,
+            "step_losses": self.partial.get("step_losses", []),
+        }
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
         self.start_step = 0
         return result
 
     def evaluate(self, loader=None, split="validation"):
-        model, loader = (self.model, loader) if loader else self.feature_cache.eval_pair(
-            self.model, self.eval_loader, self.config["DataLoader"]["Eval"]["sampler"]["batch_size"])
+        model, loader = (
+            (self.model, loader)
+            if loader
+            else self.feature_cache.eval_pair(
+                self.model, self.eval_loader, self.config["DataLoader"]["Eval"]["sampler"]["batch_size"]
+            )
+        )
         model, engine = self.eval_engine.forward(model, loader)
         on_terminal = self.is_main and sys.stderr.isatty()  # a bar on a terminal; nothing in log files
-        progress = functools.partial(tqdm, desc=split, leave=False, mininterval=1, unit="batch") if on_terminal else None
+        progress = (
+            functools.partial(tqdm, desc=split, leave=False, mininterval=1, unit="batch") if on_terminal else None
+        )
         metrics, probs, labels = self.parallel.evaluate(model, loader, self.class_names, self.eval_loss_fn, progress)
         metrics["eval_engine"] = engine  # metrics.json says what computed each evaluation
         return metrics, probs, labels
@@ -275,8 +348,14 @@ class Trainer:
         train = self.train_epoch(epoch)
         if self.scheduler:
             self.scheduler.step()
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
-                  "seconds": round(time.time() - start, 2), "step_losses": train["step_losses"]}
+        record = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": train["loss"],
+            "train_accuracy": train["accuracy"],
+            "seconds": round(time.time() - start, 2),
+            "step_losses": train["step_losses"],
+        }
         if self._changed_keys:  # the first epoch after a resume with Global.allow_config_change
             record["config_changed"], self._changed_keys = self._changed_keys, None
         last = epoch + 1 == g["epochs"]
@@ -296,9 +375,18 @@ class Trainer:
         self.vdl.scalars({"train/loss": train["loss"], "train/accuracy": train["accuracy"], "train/lr": lr}, epoch + 1)
         self.history.append(record)
         if self.is_main:
-            val = f", val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}" if "val_loss" in record else ""
-            log.info("epoch %d/%d: train loss %.4f acc %.4f%s (%.1fs)", epoch + 1, g["epochs"], train["loss"],
-                     train["accuracy"], val, record["seconds"])
+            val = (
+                f", val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}" if "val_loss" in record else ""
+            )
+            log.info(
+                "epoch %d/%d: train loss %.4f acc %.4f%s (%.1fs)",
+                epoch + 1,
+                g["epochs"],
+                train["loss"],
+                train["accuracy"],
+                val,
+                record["seconds"],
+            )
         if is_stage_end(self.stages, epoch):
             self._end_stage(epoch, metrics)
         if (epoch + 1) % g["save_interval"] == 0 or last or stopped(self.history):
@@ -312,11 +400,19 @@ class Trainer:
         stage = self.stages[index]
         apply_freeze(self.model, stage["freeze"])
         self.freeze, self.strategy = stage["freeze"], None
-        self.optimizer, self.scheduler = build_optimizer(self.config["Optimizer"], self.model, stage["epochs"],
-                                                         lr=stage["lr"])
+        self.optimizer, self.scheduler = build_optimizer(
+            self.config["Optimizer"], self.model, stage["epochs"], lr=stage["lr"]
+        )
         self.stage_index = index
-        log.info("stage %d/%d '%s': %d epochs, freeze %s, lr %g", index + 1, len(self.stages), stage["name"],
-                 stage["epochs"], stage["freeze"], stage["lr"])
+        log.info(
+            "stage %d/%d '%s': %d epochs, freeze %s, lr %g",
+            index + 1,
+            len(self.stages),
+            stage["name"],
+            stage["epochs"],
+            stage["freeze"],
+            stage["lr"],
+        )
 
     def _end_stage(self, epoch, val_metrics=None):
         """Record the model's validation (and test) metrics as they are at the end of the stage
@@ -339,8 +435,14 @@ class Trainer:
     def finish(self):
         """Evaluate the best epoch on the test set, when there is one; write the run's outputs
         (metrics.json, manifest, figures of the best epoch's validation and test predictions)."""
-        result = self.recorder.result(self.history, self.best, self.skipped, self.duplicates,
-                                      self.stage_results if self.stages else None, self.config_changes)
+        result = self.recorder.result(
+            self.history,
+            self.best,
+            self.skipped,
+            self.duplicates,
+            self.stage_results if self.stages else None,
+            self.config_changes,
+        )
         predictions = {}
         if self.best:
             if self._has_test() or self.best_predictions is None:

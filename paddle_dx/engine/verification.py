@@ -4,6 +4,7 @@ On CPU the same code, data, seed and thread count give bit-identical results, so
 tolerance there is zero. GPU kernels (even with cuDNN's deterministic flags) may differ between
 GPU models and driver versions, so a GPU comparison allows ``GPU_ATOL`` absolute difference.
 """
+
 import json
 import math
 import time
@@ -68,16 +69,22 @@ def compare(old, new, atol):
 def compare_data(old, new):
     """Rows for each split's list-file and image digests: the data must be exactly the same."""
     fields = ("list_sha256", "images_sha256", "images")
-    return compare({m: {f: s.get(f) for f in fields} for m, s in old.items()},
-                   {m: {f: s.get(f) for f in fields} for m, s in new.items()}, atol=0)
+    return compare(
+        {m: {f: s.get(f) for f in fields} for m, s in old.items()},
+        {m: {f: s.get(f) for f in fields} for m, s in new.items()},
+        atol=0,
+    )
 
 
 def compare_outputs(run_dir, manifest):
     """Rows for the run folder's weight files against the hashes its manifest recorded: a
     best_model.pdparams that is not the one this run wrote (overwritten, swapped) is a DIFF."""
     recorded = manifest.get("outputs_sha256", {})
-    return compare({f"{run_dir}/{k}": v for k, v in recorded.items()},
-                   {f"{run_dir}/{k}": v for k, v in output_hashes(run_dir).items() if k in recorded}, atol=0)
+    return compare(
+        {f"{run_dir}/{k}": v for k, v in recorded.items()},
+        {f"{run_dir}/{k}": v for k, v in output_hashes(run_dir).items() if k in recorded},
+        atol=0,
+    )
 
 
 def environment_changes(old, new):
@@ -99,8 +106,11 @@ def replay_plan(manifest, output_dir):
     stops = [(c["epoch"], c["step"]) for c in changes] + [None]
     plan = []
     for i, (raw, stop_at) in enumerate(zip(configs, stops)):
-        start = ([f"Global.checkpoints={output_dir / 'latest'}", "Global.allow_config_change=true"] if i
-                 else ["Global.checkpoints=null"])
+        start = (
+            [f"Global.checkpoints={output_dir / 'latest'}", "Global.allow_config_change=true"]
+            if i
+            else ["Global.checkpoints=null"]
+        )
         plan.append((load_config(raw=raw, overrides=[f"Global.output_dir={output_dir}", *start]), stop_at))
     return plan
 
@@ -119,9 +129,17 @@ def verify_run(run_dir, output_dir=None, atol=None):
     metrics = compare(old["final_metrics"], new["final_metrics"], atol)
     data = compare_data(old["data"], new["data"])
     outputs = compare_outputs(run_dir, old)
-    return {"run": str(run_dir), "rerun": str(output_dir), "atol": atol, "device": new["device"]["device"],
-            "metrics": metrics, "data": data, "outputs": outputs, "environment_changes": environment_changes(old, new),
-            "ok": all(r[4] for r in metrics + data + outputs)}
+    return {
+        "run": str(run_dir),
+        "rerun": str(output_dir),
+        "atol": atol,
+        "device": new["device"]["device"],
+        "metrics": metrics,
+        "data": data,
+        "outputs": outputs,
+        "environment_changes": environment_changes(old, new),
+        "ok": all(r[4] for r in metrics + data + outputs),
+    }
 
 
 def format_report(report):
@@ -132,10 +150,14 @@ def format_report(report):
             return f"[{len(v)} values]"
         return f"{v:.6g}" if isinstance(v, float) else str(v)
 
-    lines = [f"rerun of {report['run']} in {report['rerun']} on {report['device']}, "
-             f"tolerance |diff| <= {report['atol']:g}"]
-    for title, rows in (("metrics", report["metrics"]), ("data", report["data"]),
-                        ("run folder files", report.get("outputs", []))):
+    lines = [
+        f"rerun of {report['run']} in {report['rerun']} on {report['device']}, tolerance |diff| <= {report['atol']:g}"
+    ]
+    for title, rows in (
+        ("metrics", report["metrics"]),
+        ("data", report["data"]),
+        ("run folder files", report.get("outputs", [])),
+    ):
         lines.append(f"-- {title}")
         for key, a, b, diff, ok in rows:
             detail = "" if diff == 0 else f"   |diff| {diff:.3g}"

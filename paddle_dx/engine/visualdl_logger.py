@@ -3,6 +3,7 @@
 VisualDL 2.5.3's add_pr_curve / add_roc_curve use ``np.float`` and crash on current NumPy, so
 curves are drawn with matplotlib (paddle_dx.metrics.figures, no pyplot) and logged with add_image.
 """
+
 import numpy as np
 
 from paddle_dx.engine.hparams import log_hparams
@@ -17,6 +18,7 @@ class VisualDLLogger:
         self.writer = None
         if enabled:
             from visualdl import LogWriter
+
             self.writer = LogWriter(logdir=str(logdir))
 
     def hparams(self, config):
@@ -39,13 +41,17 @@ class VisualDLLogger:
         chosen = selected(metric_config)
         scalars, per_class = logged_values(metrics, chosen)
         values = {f"{split}/{name}": value for name, value in scalars.items()}
-        values.update({f"{split}/{name}/{cls}": value for cls, by_name in per_class.items()
-                       for name, value in by_name.items()})
+        values.update(
+            {f"{split}/{name}/{cls}": value for cls, by_name in per_class.items() for name, value in by_name.items()}
+        )
         self.scalars(values, step)
         names = {m.name for m in chosen}
         if "confusion_matrix" in names:
-            self.writer.add_image(tag=f"{split}/confusion_matrix", step=step,
-                                  img=figure_to_rgb(confusion_matrix_figure(metrics, f"{split}, epoch {step}")))
+            self.writer.add_image(
+                tag=f"{split}/confusion_matrix",
+                step=step,
+                img=figure_to_rgb(confusion_matrix_figure(metrics, f"{split}, epoch {step}")),
+            )
         if "auc" in names and probs is not None and len(np.unique(labels)) > 1:
             roc = roc_figure(labels, probs, metrics["class_names"], f"{split}, epoch {step}")
             self.writer.add_image(tag=f"{split}/roc", img=figure_to_rgb(roc), step=step)

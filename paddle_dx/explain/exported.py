@@ -5,6 +5,7 @@ the ``TransferModel`` that :func:`paddle_dx.inference.dygraph.load_dygraph_model
 from the export (its weights checked against the SHA-256 the export recorded), so the heat
 map explains the very model that made the prediction.
 """
+
 import numpy as np
 
 from paddle_dx.explain.gradcam import GradCAM, overlay_heatmap
@@ -27,15 +28,14 @@ class Explainer:
 
     def __init__(self, predictor, model=None):
         self.predictor = predictor
-        self.gradcam = GradCAM(model if model is not None else load_dygraph_model(predictor.model_dir,
-                                                                                 predictor.spec))
+        self.gradcam = GradCAM(model if model is not None else load_dygraph_model(predictor.model_dir, predictor.spec))
 
     def overlays(self, images, class_ids=None, batch_size=8):
         """One RGB uint8 overlay per image, explaining ``class_ids`` (default: predicted)."""
         out = []
         for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            ids = None if class_ids is None else class_ids[start:start + batch_size]
+            chunk = images[start : start + batch_size]
+            ids = None if class_ids is None else class_ids[start : start + batch_size]
             cams, _ = self.gradcam(np.stack([self.predictor.preprocess(img) for img in chunk]), ids)
             out += [overlay_heatmap(model_view(self.predictor.transforms, img), cam) for img, cam in zip(chunk, cams)]
         return out

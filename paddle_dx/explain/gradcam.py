@@ -5,6 +5,7 @@ weights those maps; their ReLU'd sum, upsampled to the input, is the heat map. I
 dygraph model because an exported (static) program exposes neither the intermediate
 activations nor their gradients.
 """
+
 import cv2
 import numpy as np
 import paddle

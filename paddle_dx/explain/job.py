@@ -1,4 +1,5 @@
 """What tools/gradcam.py does: one heat-map overlay PNG per input image, for reports."""
+
 import logging
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def write_overlay_pngs(explainer, paths, out_dir, root=None, class_name=None, ba
                 ok, png = cv2.imencode(".png", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
                 tmp.write_bytes(png.tobytes())
             best = int(p.argmax())
-            rows.append((str(path), predictor.class_names[best], float(p[best]), predictor.class_names[int(cid)],
-                         str(target)))
+            rows.append(
+                (str(path), predictor.class_names[best], float(p[best]), predictor.class_names[int(cid)], str(target))
+            )
     return rows

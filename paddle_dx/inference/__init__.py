@@ -4,6 +4,7 @@
 ``inference.yml`` that carries the Eval preprocessing spec; ``Predictor`` rebuilds that exact
 pipeline from ``inference.yml`` with ``paddle_dx.data.transforms``, so nothing is written twice.
 """
+
 from paddle_dx.inference.export import export_from_config, export_model
 from paddle_dx.inference.predictor import Predictor
 from paddle_dx.inference.spec import SPEC_FILE, load_spec

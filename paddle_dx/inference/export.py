@@ -6,6 +6,7 @@ need the layers themselves (Grad-CAM) work from the export folder alone. The pre
 stored is ``transforms_for(config, "Eval").spec()`` and nothing else: whatever ops evaluation
 used (including ones other modules register) travel with the model.
 """
+
 import logging
 from pathlib import Path
 
@@ -56,8 +57,10 @@ def export_model(model, config, out_dir, weights_path=None):
     check_writable(out_dir)
     transforms = transforms_for(config, "Eval")
     if transforms.is_random:
-        log.warning("DataLoader.Eval transform_ops contain random ops (%s): exported predictions will vary",
-                    [type(op).__name__ for op in transforms.ops if op.random])
+        log.warning(
+            "DataLoader.Eval transform_ops contain random ops (%s): exported predictions will vary",
+            [type(op).__name__ for op in transforms.ops if op.random],
+        )
     names = class_names(config)
     _remove_stale(out_dir)
     model.eval()
@@ -96,8 +99,9 @@ def export_from_config(config):
     """What tools/export_model.py does: load Global.pretrained_model, export to save_inference_dir."""
     g = config["Global"]
     if not g["pretrained_model"]:
-        raise ConfigError("tools/export_model.py needs trained weights: "
-                          "-o Global.pretrained_model=output/.../best_model")
+        raise ConfigError(
+            "tools/export_model.py needs trained weights: -o Global.pretrained_model=output/.../best_model"
+        )
     weights = resolve_weights(g["pretrained_model"])
     model = build_model(dict(config["Arch"], pretrained=False), g["image_shape"])
     load_model_weights(model, weights)

@@ -1,4 +1,5 @@
 """What ``tools/infer.py --input PATH`` means: one image, a folder (recursive) or a list file."""
+
 from pathlib import Path
 
 from paddle_dx.data.image_header import REQUEST_PIXELS, PixelBudget, declared_size

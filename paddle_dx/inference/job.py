@@ -1,4 +1,5 @@
 """What tools/infer.py does: predict many files, skip unreadable ones, write a CSV."""
+
 import csv
 import sys
 from dataclasses import dataclass, field
@@ -10,8 +11,8 @@ from paddle_dx.utils.files import atomic_path
 
 @dataclass
 class InferenceResult:
-    rows: list = field(default_factory=list)      # Predictor.describe() dicts, input order
-    skipped: list = field(default_factory=list)   # (path, reason)
+    rows: list = field(default_factory=list)  # Predictor.describe() dicts, input order
+    skipped: list = field(default_factory=list)  # (path, reason)
 
 
 def predict_files(predictor, paths, batch_size=8, on_skip=None, max_batch_pixels=REQUEST_PIXELS):
@@ -46,8 +47,13 @@ def save_csv(rows, class_names, output):
 def run_inference_job(predictor, paths, batch_size=8, output=None, report=None, max_batch_pixels=REQUEST_PIXELS):
     """Predict, write the CSV (to ``output`` or stdout), report skips and a final count line."""
     report = report or (lambda text: print(text, file=sys.stderr))
-    result = predict_files(predictor, paths, batch_size, on_skip=lambda p, why: report(f"skipped {p}: {why}"),
-                           max_batch_pixels=max_batch_pixels)
+    result = predict_files(
+        predictor,
+        paths,
+        batch_size,
+        on_skip=lambda p, why: report(f"skipped {p}: {why}"),
+        max_batch_pixels=max_batch_pixels,
+    )
     if output:
         save_csv(result.rows, predictor.class_names, output)
     else:

@@ -3,6 +3,7 @@
 The pipeline is rebuilt by ``paddle_dx.data.transforms.build_transforms`` from the spec the
 export stored, so a deployment cannot drift from what evaluation measured.
 """
+
 import logging
 import os
 import threading
@@ -22,8 +23,11 @@ log = logging.getLogger(__name__)
 def check_rgb(image, name):
     """Arrays given to the predictor must be what ``read_image`` returns: HxWx3 RGB uint8."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        got = (f"{type(image).__name__} {getattr(image, 'dtype', '')} {getattr(image, 'shape', '')}"
-               if isinstance(image, np.ndarray) else type(image).__name__)
+        got = (
+            f"{type(image).__name__} {getattr(image, 'dtype', '')} {getattr(image, 'shape', '')}"
+            if isinstance(image, np.ndarray)
+            else type(image).__name__
+        )
         raise ImageReadError(name, f"expected an HxWx3 RGB uint8 array or an image path, got {got}")
     return image
 
@@ -39,8 +43,9 @@ class Predictor:
         self.spec = load_spec(self.model_dir)
         self.class_names = list(self.spec["class_names"])
         self.image_shape = tuple(self.spec["image_shape"])
-        self.transforms = build_transforms(self.spec["preprocess"], self.image_shape,
-                                           where=f"{self.model_dir / SPEC_FILE}: preprocess")
+        self.transforms = build_transforms(
+            self.spec["preprocess"], self.image_shape, where=f"{self.model_dir / SPEC_FILE}: preprocess"
+        )
         program, params = model_files(self.model_dir, self.spec)
         self._session = InferenceSession(program, params, use_gpu, enable_mkldnn, threads)
         self.device = self._session.device
@@ -50,8 +55,10 @@ class Predictor:
         """HxWx3 RGB uint8 -> CHW float32, exactly as evaluation preprocessed it."""
         chw = self.transforms(check_rgb(rgb, name))
         if chw.shape != self.image_shape:
-            raise DataError(f"{self.model_dir / SPEC_FILE}: preprocessing gives shape {list(chw.shape)} but the "
-                            f"model takes {list(self.image_shape)} (a resize or crop op missing?)")
+            raise DataError(
+                f"{self.model_dir / SPEC_FILE}: preprocessing gives shape {list(chw.shape)} but the "
+                f"model takes {list(self.image_shape)} (a resize or crop op missing?)"
+            )
         return chw
 
     def _run(self, batch):
@@ -62,7 +69,7 @@ class Predictor:
         """Probabilities [N, C] for a list of HxWx3 RGB uint8 arrays."""
         out = [np.zeros((0, len(self.class_names)), np.float32)]
         for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
+            chunk = images[start : start + batch_size]
             batch = np.stack([self.preprocess(img, f"<array {start + i}>") for i, img in enumerate(chunk)])
             out.append(self._run(np.ascontiguousarray(batch, dtype=np.float32)))
         return np.concatenate(out)
@@ -80,7 +87,7 @@ class Predictor:
             images = [images]  # one image given on its own, not a list
         results = []
         for start in range(0, len(images), batch_size):
-            loaded = [self._load(item, start + i) for i, item in enumerate(images[start:start + batch_size])]
+            loaded = [self._load(item, start + i) for i, item in enumerate(images[start : start + batch_size])]
             probs = self.predict_arrays([img for _, img in loaded], batch_size)
             results += [self.describe(row, path) for (path, _), row in zip(loaded, probs)]
         return results
@@ -88,5 +95,9 @@ class Predictor:
     def describe(self, probs, path=None):
         """One prediction as a dict: the top class and every class's probability."""
         best = int(np.argmax(probs))
-        return {"path": path, "class_id": best, "class_name": self.class_names[best],
-                "probs": {name: float(p) for name, p in zip(self.class_names, probs)}}
+        return {
+            "path": path,
+            "class_id": best,
+            "class_name": self.class_names[best],
+            "probs": {name: float(p) for name, p in zip(self.class_names, probs)},
+        }

@@ -4,6 +4,7 @@ It records what a deployment needs to reproduce evaluation exactly (class names,
 the resolved Eval preprocessing ops) and where the numbers came from (architecture, SHA-256 of
 the trained weights and of the exported parameters, paddle_dx and Paddle versions).
 """
+
 from pathlib import Path
 
 import yaml
@@ -54,6 +55,8 @@ def model_files(model_dir, spec):
             raise WeightsError(f"{f}: named in {model_dir / SPEC_FILE} but not found")
     expected = spec.get("params_sha256")
     if expected and file_sha256(params) != expected:
-        raise WeightsError(f"{params}: SHA-256 differs from the one in {model_dir / SPEC_FILE}; "
-                           f"the parameters were replaced after export: export again")
+        raise WeightsError(
+            f"{params}: SHA-256 differs from the one in {model_dir / SPEC_FILE}; "
+            f"the parameters were replaced after export: export again"
+        )
     return program, params

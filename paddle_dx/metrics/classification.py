@@ -1,6 +1,7 @@
 """Diagnostic metrics of one evaluation as plain JSON-able values, built from the registry:
 accuracy, per-class precision / sensitivity / specificity / F1, macro averages, ROC-AUC (binary
 or one-vs-rest) and the confusion matrix."""
+
 import numpy as np
 from sklearn.metrics import roc_curve
 
@@ -28,8 +29,12 @@ def classification_metrics(labels, probs, class_names, loss=None):
     (rows = true, cols = predicted), loss when given, and any other registered scalar.
     """
     pred = Predictions(labels, probs, loss)
-    report = {"n": pred.n, "class_names": list(class_names), "per_class": {name: {} for name in class_names},
-              "macro": {}}
+    report = {
+        "n": pred.n,
+        "class_names": list(class_names),
+        "per_class": {name: {} for name in class_names},
+        "macro": {},
+    }
     for metric in all_metrics():
         metric.record(pred, report)
     for name, count in zip(class_names, pred.support[0]):

@@ -1,6 +1,7 @@
 """The built-in metrics. Each is one class; registering it is all it takes for it to appear in
 reports, per-epoch history, VisualDL, ``Metric.best_metric`` choices and (with ``headline``)
 the study tables and bootstrap intervals."""
+
 import warnings
 
 import numpy as np
@@ -19,6 +20,7 @@ class Accuracy(Metric):
 @register
 class Precision(CountRatio):
     """TP / (TP + FP): of the images called this class, the share that are."""
+
     name, label = "precision", "precision"
     numerator, denominator = {"tp": 1}, {"tp": 1, "fp": 1}
 
@@ -26,6 +28,7 @@ class Precision(CountRatio):
 @register
 class Sensitivity(CountRatio):
     """TP / (TP + FN), recall: of the images of this class, the share found."""
+
     name, label, headline = "sensitivity", "sensitivity", 2
     numerator, denominator = {"tp": 1}, {"tp": 1, "fn": 1}
 
@@ -33,6 +36,7 @@ class Sensitivity(CountRatio):
 @register
 class Specificity(CountRatio):
     """TN / (TN + FP): of the images not of this class, the share not called it."""
+
     name, label, headline = "specificity", "specificity", 3
     numerator, denominator = {"tn": 1}, {"tn": 1, "fp": 1}
 
@@ -40,6 +44,7 @@ class Specificity(CountRatio):
 @register
 class F1(CountRatio):
     """2 TP / (2 TP + FP + FN), the harmonic mean of precision and sensitivity."""
+
     name, label = "f1", "F1"
     numerator, denominator = {"tp": 2}, {"tp": 2, "fp": 1, "fn": 1}
 
@@ -48,6 +53,7 @@ class F1(CountRatio):
 class AUC(Metric):
     """ROC-AUC: of the positive class (label 1, or ``positive``) for two classes, else the mean
     one-vs-rest AUC over the classes present; undefined with fewer than two classes present."""
+
     name, label, headline = "auc", "AUC", 4
 
     def values(self, pred):
@@ -67,6 +73,7 @@ class AUC(Metric):
 @register
 class Loss(Metric):
     """The Loss.Eval value the evaluator passes in (not computable from probabilities alone)."""
+
     name, label, higher_is_better = "loss", "loss", False
 
     def values(self, pred):
@@ -80,6 +87,7 @@ class Loss(Metric):
 @register
 class ConfusionMatrix(Metric):
     """Counts, rows = true class, columns = predicted; logged as an image, not a scalar."""
+
     name, label = "confusion_matrix", "confusion matrix"
 
     def values(self, pred):

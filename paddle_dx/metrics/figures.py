@@ -4,6 +4,7 @@ Figures are built with the object-oriented API (``matplotlib.figure.Figure`` on 
 and never through pyplot, so drawing them leaves the user's backend alone: Jupyter's inline
 plots keep working after a run in the same kernel.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,8 @@ def confusion_matrix_figure(metrics, title="Confusion matrix"):
     fig = new_figure(size + 0.5, size)
     ax = fig.add_subplot()
     ConfusionMatrixDisplay(np.asarray(metrics["confusion_matrix"]), display_labels=names).plot(
-        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=30, values_format="d")
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=30, values_format="d"
+    )
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
     ax.set_xlabel("predicted")
@@ -80,7 +82,8 @@ def roc_figure(labels, probs, class_names, title="ROC"):
     for c, (fpr, tpr) in curves.items():
         area = auc(fpr, tpr)
         RocCurveDisplay(fpr=fpr, tpr=tpr, roc_auc=area, name=class_names[c]).plot(
-            ax=ax, curve_kwargs={"label": f"{class_names[c]} (AUC = {area:.3f})"})
+            ax=ax, curve_kwargs={"label": f"{class_names[c]} (AUC = {area:.3f})"}
+        )
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
     ax.set_xlabel("1 - specificity (false positive rate)")
     ax.set_ylabel("sensitivity (true positive rate)")
@@ -102,7 +105,8 @@ def curves_figure(history, keys=("loss", "accuracy"), title="Training curves", b
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     for ax, key in zip(axes, keys):
         series = [("train", f"train_{key}", "o-"), ("validation", f"val_{key}", "s-")] + (
-            [("validation AUC", "val_auc", "^:")] if key == "accuracy" else [])
+            [("validation AUC", "val_auc", "^:")] if key == "accuracy" else []
+        )
         ylabel = key
         for label, field, style in series:
             points = [(h["epoch"], h[field]) for h in history if h.get(field) is not None]
@@ -120,8 +124,7 @@ def curves_figure(history, keys=("loss", "accuracy"), title="Training curves", b
     return fig
 
 
-def run_figures(result, class_names, weights_name="best_model.pdparams", val_predictions=None,
-                test_predictions=None):
+def run_figures(result, class_names, weights_name="best_model.pdparams", val_predictions=None, test_predictions=None):
     """{name: Figure} for one training run (see write_run_figures); missing data, no figure."""
     history, epoch = result.get("history") or [], result.get("best_epoch")
     boundaries = [s["end_epoch"] for s in (result.get("stages") or [])[:-1]]
@@ -132,15 +135,18 @@ def run_figures(result, class_names, weights_name="best_model.pdparams", val_pre
     for split, predictions in (("val", val_predictions), ("test", test_predictions)):
         if result.get(split):
             drawn[f"{split}_confusion_matrix"] = confusion_matrix_figure(
-                result[split], figure_title(split, epoch, weights_name, "confusion matrix"))
+                result[split], figure_title(split, epoch, weights_name, "confusion matrix")
+            )
         if predictions is not None and len(np.unique(predictions[0])) > 1:
-            drawn[f"{split}_roc"] = roc_figure(*predictions, class_names,
-                                               figure_title(split, epoch, weights_name, "ROC"))
+            drawn[f"{split}_roc"] = roc_figure(
+                *predictions, class_names, figure_title(split, epoch, weights_name, "ROC")
+            )
     return drawn
 
 
-def write_run_figures(output_dir, result, class_names, weights_name="best_model.pdparams",
-                      val_predictions=None, test_predictions=None):
+def write_run_figures(
+    output_dir, result, class_names, weights_name="best_model.pdparams", val_predictions=None, test_predictions=None
+):
     """Write ``output_dir/figures/*.png`` for one training run; returns {name: path}.
 
     ``result`` is metrics.json's dict (history, best_epoch, val, test, stages); the confusion

@@ -6,6 +6,7 @@ values behind its confidence interval come from the same definition. Scoring res
 time with scikit-learn took ~15 s per run on a busy 2-core machine; the tests check the batch
 definitions against scikit-learn instead.
 """
+
 from functools import cached_property
 
 import numpy as np

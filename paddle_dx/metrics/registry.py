@@ -5,6 +5,7 @@ A metric is defined once, on a batch of prediction sets (``Predictions``), and k
 write itself into the report dict, read itself back from it and what to log per epoch. Adding a
 metric is one decorated class in ``definitions.py`` (or anywhere, with ``@register``).
 """
+
 import math
 
 from paddle_dx.errors import ConfigError
@@ -91,8 +92,10 @@ class ClassMetric(Metric):
         return report["per_class"][report["class_names"][positive]].get(self.name)
 
     def logged(self, report):
-        return ({f"macro_{self.name}": report["macro"][self.name]},
-                {cls: {self.name: m[self.name]} for cls, m in report["per_class"].items()})
+        return (
+            {f"macro_{self.name}": report["macro"][self.name]},
+            {cls: {self.name: m[self.name]} for cls, m in report["per_class"].items()},
+        )
 
 
 class CountRatio(ClassMetric):
@@ -122,8 +125,9 @@ def scalar_metric(name):
     for metric in all_metrics():
         if name in metric.scalar_names():
             return metric
-    raise ConfigError(f"unknown metric '{name}'{METRICS.suggest(name, scalar_names())}; "
-                      f"scalar metrics: {scalar_names()}")
+    raise ConfigError(
+        f"unknown metric '{name}'{METRICS.suggest(name, scalar_names())}; scalar metrics: {scalar_names()}"
+    )
 
 
 def headline_metrics():

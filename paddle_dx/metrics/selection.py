@@ -5,6 +5,7 @@ paddle_dx configs have always used (``Accuracy``, ``PerClass``, ``AUC``, ``Confu
 ``Metric.Eval: null`` logs every registered metric. The loss and ``Metric.best_metric`` are
 always logged: the epoch log line and the choice of the best epoch need them.
 """
+
 from paddle_dx.metrics.registry import METRICS, ClassMetric, all_metrics, scalar_metric
 from paddle_dx.utils.registry import LiveNames
 

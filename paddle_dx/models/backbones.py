@@ -5,6 +5,7 @@ Networks come from ``paddleclas.ppcls.arch.backbone``; the registry only records
 transfer learning needs to know about each of them. Adding a backbone is one registration
 here (its name is then a valid ``Arch.name``).
 """
+
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -50,6 +51,7 @@ class BackboneSpec:
 
 def _paddleclas():
     from paddleclas.ppcls.arch import backbone  # imported lazily: it is slow and loads faiss
+
     return backbone
 
 
@@ -69,8 +71,21 @@ def _resnet_sequence(net):
 
 
 def _vgg_sequence(net):
-    return [net.conv_block_1, net.conv_block_2, net.conv_block_3, net.conv_block_4, net.conv_block_5,
-            net.flatten, net.fc1, net.relu, net.drop, net.fc2, net.relu, net.drop, net.fc3]
+    return [
+        net.conv_block_1,
+        net.conv_block_2,
+        net.conv_block_3,
+        net.conv_block_4,
+        net.conv_block_5,
+        net.flatten,
+        net.fc1,
+        net.relu,
+        net.drop,
+        net.fc2,
+        net.relu,
+        net.drop,
+        net.fc3,
+    ]
 
 
 def _vgg_build(fn):
@@ -80,6 +95,7 @@ def _vgg_build(fn):
         # (as torchvision does) makes any input size work and is the identity at 224 px.
         net.flatten = nn.Sequential(nn.AdaptiveAvgPool2D(7), nn.Flatten())
         return net
+
     return build
 
 
@@ -98,27 +114,53 @@ def _register_paddleclas(name, head, stages, last_conv, wrap=None, sequence=None
     def build(class_num, **options):
         fn = getattr(_paddleclas(), name)
         return wrap(fn)(class_num) if wrap else fn(pretrained=False, class_num=class_num, **options)
+
     extra = {"sequence": sequence} if sequence else {}
     extra["channels_last"] = channels_last
-    BACKBONES.register(BackboneSpec(build, head, stages, last_conv, pretrained=PretrainedConfig(
-        PADDLECLAS_WEIGHTS.format(name)), **extra), name=name)
+    BACKBONES.register(
+        BackboneSpec(
+            build, head, stages, last_conv, pretrained=PretrainedConfig(PADDLECLAS_WEIGHTS.format(name)), **extra
+        ),
+        name=name,
+    )
 
 
-for _name in ("ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
-              "ResNet18_vd", "ResNet34_vd", "ResNet50_vd", "ResNet101_vd"):
-    _register_paddleclas(_name, "fc", _resnet_stages, lambda net: net.blocks[len(net.blocks) - 1],
-                         sequence=_resnet_sequence, channels_last=True)  # PaddleClas ResNets take data_format
+for _name in (
+    "ResNet18",
+    "ResNet34",
+    "ResNet50",
+    "ResNet101",
+    "ResNet152",
+    "ResNet18_vd",
+    "ResNet34_vd",
+    "ResNet50_vd",
+    "ResNet101_vd",
+):
+    _register_paddleclas(
+        _name,
+        "fc",
+        _resnet_stages,
+        lambda net: net.blocks[len(net.blocks) - 1],
+        sequence=_resnet_sequence,
+        channels_last=True,
+    )  # PaddleClas ResNets take data_format
 for _name in ("VGG11", "VGG13", "VGG16", "VGG19"):
-    _register_paddleclas(_name, "fc3", _vgg_stages, lambda net: net.conv_block_5,
-                         wrap=lambda fn: _vgg_build(fn), sequence=_vgg_sequence)
-_register_paddleclas("InceptionV3", "fc", _inception_stages,
-                     lambda net: net.inception_block_list[len(net.inception_block_list) - 1])
+    _register_paddleclas(
+        _name, "fc3", _vgg_stages, lambda net: net.conv_block_5, wrap=lambda fn: _vgg_build(fn), sequence=_vgg_sequence
+    )
+_register_paddleclas(
+    "InceptionV3", "fc", _inception_stages, lambda net: net.inception_block_list[len(net.inception_block_list) - 1]
+)
 
-BACKBONES.register(BackboneSpec(
-    build=lambda class_num: LeNet5(class_num=class_num),
-    head="fc3",
-    stages=lambda net: [[net.conv1], [net.conv2]],
-    last_conv=lambda net: net.conv2), name="LeNet5")  # no pretrained weights: trained from scratch
+BACKBONES.register(
+    BackboneSpec(
+        build=lambda class_num: LeNet5(class_num=class_num),
+        head="fc3",
+        stages=lambda net: [[net.conv1], [net.conv2]],
+        last_conv=lambda net: net.conv2,
+    ),
+    name="LeNet5",
+)  # no pretrained weights: trained from scratch
 
 
 def get_backbone(name):

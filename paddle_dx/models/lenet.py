@@ -1,4 +1,5 @@
 """LeNet-5 (LeCun et al., 1998), written here for the lung-nodule comparison study."""
+
 import paddle.nn as nn
 
 

@@ -4,6 +4,7 @@
 downloads from PaddleClas's known hosts (unless PADDLE_DX_ALLOW_ANY_WEIGHTS_URL=1) and never
 loads weights a user uploads to the server.
 """
+
 import logging
 import os
 import tempfile
@@ -15,8 +16,7 @@ from paddle_dx.errors import WeightsError
 from paddle_dx.models.backbones import pretrained_url
 
 log = logging.getLogger(__name__)
-TRUSTED_HOSTS = ("paddle-imagenet-models-name.bj.bcebos.com", "paddleclas.bj.bcebos.com",
-                 "paddle-hapi.bj.bcebos.com")
+TRUSTED_HOSTS = ("paddle-imagenet-models-name.bj.bcebos.com", "paddleclas.bj.bcebos.com", "paddle-hapi.bj.bcebos.com")
 DOWNLOAD_TIMEOUT_S = 10
 
 
@@ -28,9 +28,11 @@ def weights_home():
 def check_trusted_url(url):
     host = urlparse(url).hostname or ""
     if host not in TRUSTED_HOSTS and os.environ.get("PADDLE_DX_ALLOW_ANY_WEIGHTS_URL") != "1":
-        raise WeightsError(f"refusing to download weights from {url}: .pdparams files are pickles and "
-                           f"can run code; trusted hosts are {list(TRUSTED_HOSTS)} "
-                           f"(set PADDLE_DX_ALLOW_ANY_WEIGHTS_URL=1 to override)")
+        raise WeightsError(
+            f"refusing to download weights from {url}: .pdparams files are pickles and "
+            f"can run code; trusted hosts are {list(TRUSTED_HOSTS)} "
+            f"(set PADDLE_DX_ALLOW_ANY_WEIGHTS_URL=1 to override)"
+        )
 
 
 def download(url, target):
@@ -55,8 +57,10 @@ def resolve_pretrained(arch_name, pretrained):
     if pretrained is True or pretrained in ("true", "True"):
         url = pretrained_url(arch_name)
         if url is None:
-            raise WeightsError(f"PaddleClas has no ImageNet weights for '{arch_name}': "
-                               f"set Arch.pretrained to false or to a local .pdparams file")
+            raise WeightsError(
+                f"PaddleClas has no ImageNet weights for '{arch_name}': "
+                f"set Arch.pretrained to false or to a local .pdparams file"
+            )
         return fetch(url)
     if str(pretrained).startswith(("http://", "https://")):
         return fetch(str(pretrained))
@@ -81,7 +85,8 @@ def fetch(url):
         raise WeightsError(
             f"could not download pretrained weights from {url} ({type(exc).__name__}: {exc}).\n"
             f"Offline? Download that file on another machine and place it at:\n  {cached}\n"
-            f"(or set PADDLE_DX_WEIGHTS_HOME, or point Arch.pretrained at a local .pdparams file)") from None
+            f"(or set PADDLE_DX_WEIGHTS_HOME, or point Arch.pretrained at a local .pdparams file)"
+        ) from None
     return cached
 
 
@@ -105,10 +110,17 @@ def load_matching(layer, state, source):
             report["loaded"].append(name)
     report["missing"] = [n for n in own if n not in usable]
     if not usable:
-        raise WeightsError(f"{source}: none of its {len(state)} tensors fit this model "
-                           f"(weights for another architecture?)")
+        raise WeightsError(
+            f"{source}: none of its {len(state)} tensors fit this model (weights for another architecture?)"
+        )
     layer.set_state_dict(usable)
-    log.info("weights from %s: %d tensors loaded, %d skipped (%s), %d shape-mismatched, %d missing",
-             source, len(report["loaded"]), len(report["skipped"]), ", ".join(report["skipped"][:4]) or "-",
-             len(report["mismatched"]), len(report["missing"]))
+    log.info(
+        "weights from %s: %d tensors loaded, %d skipped (%s), %d shape-mismatched, %d missing",
+        source,
+        len(report["loaded"]),
+        len(report["skipped"]),
+        ", ".join(report["skipped"][:4]) or "-",
+        len(report["mismatched"]),
+        len(report["missing"]),
+    )
     return report

@@ -1,5 +1,6 @@
 """Transfer learning as in the esophageal paper: a pretrained network, its 1000-class
 classifier dropped, a new fully connected layer sized to the dataset's classes."""
+
 import logging
 import re
 
@@ -78,8 +79,9 @@ class TransferModel(nn.Layer):
 
 def _active_dropout(layer):
     """The first dropout inside ``layer`` (itself included) that draws masks in training, or None."""
-    return next((sub for sub in layer.sublayers(include_self=True)
-                 if isinstance(sub, _DROPOUT_TYPES) and sub.p > 0), None)
+    return next(
+        (sub for sub in layer.sublayers(include_self=True) if isinstance(sub, _DROPOUT_TYPES) and sub.p > 0), None
+    )
 
 
 def _fixed(layer, frozen_bn):
@@ -105,7 +107,9 @@ def parse_freeze(freeze):
 def apply_freeze(model, freeze):
     """Set which parameters train; return the number of frozen parameters (tensors)."""
     what = parse_freeze(freeze)
-    statistics = {id(t) for layer in model.sublayers() if isinstance(layer, _BN_TYPES) for t in (layer._mean, layer._variance)}
+    statistics = {
+        id(t) for layer in model.sublayers() if isinstance(layer, _BN_TYPES) for t in (layer._mean, layer._variance)
+    }
     for p in model.parameters():
         p.stop_gradient = id(p) in statistics  # BatchNorm running statistics are buffers, never trained
     model.frozen_bn = []
@@ -116,9 +120,11 @@ def apply_freeze(model, freeze):
     else:
         stages = model.stages()
         if what > len(stages) - 1:
-            raise ConfigError(f"config key 'Arch.freeze' = {freeze!r}: {model.arch_name} has only "
-                              f"{len(stages) - 1} stages after its stem")
-        layers = [layer for group in stages[:what + 1] for layer in group]
+            raise ConfigError(
+                f"config key 'Arch.freeze' = {freeze!r}: {model.arch_name} has only "
+                f"{len(stages) - 1} stages after its stem"
+            )
+        layers = [layer for group in stages[: what + 1] for layer in group]
     frozen = 0
     for layer in layers:
         for p in layer.parameters():
@@ -165,12 +171,16 @@ def check_state_fits(model, state, path):
         raise WeightsError(f"{path}: checkpoint has {head.shape[1]} classes but Arch.class_num is {own_head.shape[1]}")
     missing = [k for k in own if k not in state]
     if missing:
-        raise WeightsError(f"{path}: not a checkpoint of this model ({model.arch_name}); "
-                           f"{len(missing)} tensors missing, e.g. {missing[:3]}")
+        raise WeightsError(
+            f"{path}: not a checkpoint of this model ({model.arch_name}); "
+            f"{len(missing)} tensors missing, e.g. {missing[:3]}"
+        )
     for k, v in own.items():
         if list(state[k].shape) != list(v.shape):
-            raise WeightsError(f"{path}: tensor {k} has shape {list(state[k].shape)}, model expects {list(v.shape)} "
-                               f"(a checkpoint of another architecture?)")
+            raise WeightsError(
+                f"{path}: tensor {k} has shape {list(state[k].shape)}, model expects {list(v.shape)} "
+                f"(a checkpoint of another architecture?)"
+            )
 
 
 def load_model_weights(model, path):
@@ -187,5 +197,3 @@ def count_parameters(model):
     total = sum(int(p.size) for p in model.parameters())
     trainable = sum(int(p.size) for p in model.parameters() if not p.stop_gradient)
     return total, trainable
-
-

@@ -6,6 +6,7 @@ The models layer owns them so that everything serving a trained model (export, p
 Grad-CAM) reads and writes weights without importing the training engine; checkpoints
 (engine/checkpoint.py) use the same two functions.
 """
+
 from pathlib import Path
 
 import paddle

@@ -5,6 +5,7 @@ could move with another draw of the same size. The headline metrics are the regi
 (``Metric.headline``) and every resample is scored by the same definition as the point value:
 all resamples at once, as one batch of ``Predictions``.
 """
+
 import numpy as np
 
 from paddle_dx.metrics.predictions import Predictions
@@ -36,6 +37,9 @@ def bootstrap_ci(labels, probs, positive=None, n_resamples=1000, seed=0, level=0
     out = {}
     for metric, values in draws.items():
         values = values[~np.isnan(values)]
-        out[metric] = (float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))) \
-            if len(values) else (None, None)
+        out[metric] = (
+            (float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
+            if len(values)
+            else (None, None)
+        )
     return out

@@ -3,6 +3,7 @@ every number they publish, each with the line of the paper it stands on.
 
 ``STUDIES`` (name -> Study) is filled from papers.yaml when this module loads; it is the one
 list of study names (``tools/reproduce.py --study`` takes its choices from it)."""
+
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ SPLITS = ("validation", "test", "training", "training+validation", "all")
 class Number:
     """One number a paper prints: ``value`` as printed, in ``unit``, measured on ``split``, on
     1-based ``line`` of the paper file (``text``: how it is printed there when not plain)."""
+
     name: str
     value: float
     unit: str
@@ -46,8 +48,10 @@ def expand_row(row):
     keys = ["/".join(k) for k in itertools.product(*row["columns"])]
     if len(keys) != len(row["values"]):
         raise DataError(f"{PAPERS}: row '{row['name']}' has {len(row['values'])} values for {len(keys)} columns")
-    return [Number(f"{row['name']}/{k}", v, row["unit"], row["split"], row["line"], row=row["name"])
-            for k, v in zip(keys, row["values"])]
+    return [
+        Number(f"{row['name']}/{k}", v, row["unit"], row["split"], row["line"], row=row["name"])
+        for k, v in zip(keys, row["values"])
+    ]
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,13 @@ class Study:
 
     def paper_numbers(self, run=None, metric=None, split=None):
         """The published Numbers linked to ``run`` / ``metric`` / ``split`` (None: any)."""
-        return [n for n in self.numbers if (run is None or n.run == run) and (metric is None or n.metric == metric)
-                and (split is None or n.split == split)]
+        return [
+            n
+            for n in self.numbers
+            if (run is None or n.run == run)
+            and (metric is None or n.metric == metric)
+            and (split is None or n.split == split)
+        ]
 
     def paper_value(self, run, metric, split="test"):
         """The published value in % of ``run``'s ``metric`` on ``split``, or None when not reported."""
@@ -97,8 +106,10 @@ class Study:
             if all((data_dir / c).is_dir() for c in layout):
                 return list(layout)
         found = sorted(p.name for p in data_dir.iterdir() if p.is_dir()) if data_dir.is_dir() else []
-        raise DataError(f"--data {data_dir}: study '{self.name}' needs class folders "
-                        f"{' or '.join(str(list(c)) for c in self.classes)} (or --classes); found {found}")
+        raise DataError(
+            f"--data {data_dir}: study '{self.name}' needs class folders "
+            f"{' or '.join(str(list(c)) for c in self.classes)} (or --classes); found {found}"
+        )
 
 
 def _build_study(name, s):
@@ -107,12 +118,24 @@ def _build_study(name, s):
     for n in numbers:
         if n.split not in SPLITS:
             raise DataError(f"{PAPERS}: {name} number '{n.name}' has split '{n.split}', not one of {SPLITS}")
-    return Study(name=name, title=s["title"], setting=s["setting"], ratios=tuple(s["ratios"]),
-                 classes=tuple(tuple(c) for c in s["classes"]), stand_in=s["stand_in"], runs=dict(s["runs"]),
-                 paper=s.get("paper", ""), paper_setup=dict(s.get("paper_setup") or {}), numbers=numbers,
-                 rows=rows, conflicts=list(s.get("conflicts") or []), schedule=dict(s.get("schedule") or {}),
-                 stand_in_reason=s.get("stand_in_reason", "stand-in data"), positive=s.get("positive"),
-                 group_regex=s.get("group_regex"))
+    return Study(
+        name=name,
+        title=s["title"],
+        setting=s["setting"],
+        ratios=tuple(s["ratios"]),
+        classes=tuple(tuple(c) for c in s["classes"]),
+        stand_in=s["stand_in"],
+        runs=dict(s["runs"]),
+        paper=s.get("paper", ""),
+        paper_setup=dict(s.get("paper_setup") or {}),
+        numbers=numbers,
+        rows=rows,
+        conflicts=list(s.get("conflicts") or []),
+        schedule=dict(s.get("schedule") or {}),
+        stand_in_reason=s.get("stand_in_reason", "stand-in data"),
+        positive=s.get("positive"),
+        group_regex=s.get("group_regex"),
+    )
 
 
 def load_studies(path=PAPERS):

@@ -1,15 +1,25 @@
 """Compare like with like: a report prints a difference to a paper's number only where this run's
 data, network, input size, initialisation and split all match what the paper measured on; any
 other cell reads ``not comparable: <reasons>``. The data's provenance comes from its SOURCE.md."""
+
 from pathlib import Path
 
 from paddle_dx.studies.catalog import NOT_REPORTED
 
-INIT_LABELS = {"imagenet": "ImageNet", "random": "random init", "source": "source-task pretraining",
-               "other": "other weights"}
+INIT_LABELS = {
+    "imagenet": "ImageNet",
+    "random": "random init",
+    "source": "source-task pretraining",
+    "other": "other weights",
+}
 # RunPlan.init's opening words -> kind (plan.py writes them)
-INIT_PREFIXES = (("ImageNet", "imagenet"), ("source-pretrained", "source"), ("random", "random"),
-                 ("**random**", "random"), ("weights from", "other"))
+INIT_PREFIXES = (
+    ("ImageNet", "imagenet"),
+    ("source-pretrained", "source"),
+    ("random", "random"),
+    ("**random**", "random"),
+    ("weights from", "other"),
+)
 
 
 def init_kind(init_text):
@@ -31,8 +41,11 @@ def provenance(source_md):
     origin = ""
     for i, line in enumerate(lines):
         if line.strip().startswith("- Original dataset:"):
-            more = [l.strip() for l in lines[i + 1:i + 4] if l.startswith("  ") and l.strip()
-                    and not l.strip().startswith("`")]
+            more = [
+                l.strip()
+                for l in lines[i + 1 : i + 4]
+                if l.startswith("  ") and l.strip() and not l.strip().startswith("`")
+            ]
             origin = " ".join([line.strip()[2:]] + more)
             break
     return title, origin
@@ -54,8 +67,12 @@ def data_reasons(study, data_dir, folders, n_images):
 def run_setup(plan, config, data_why):
     """What a run really trained on, in the terms of papers.yaml's ``paper_setup``."""
     shape = config["Global"]["image_shape"]
-    return {"data_reasons": list(data_why), "arch": plan.arch, "init": init_kind(plan.init),
-            "input_size": shape[1] if shape[1] == shape[2] else f"{shape[1]} x {shape[2]}"}
+    return {
+        "data_reasons": list(data_why),
+        "arch": plan.arch,
+        "init": init_kind(plan.init),
+        "input_size": shape[1] if shape[1] == shape[2] else f"{shape[1]} x {shape[2]}",
+    }
 
 
 def reasons(study, run, ours, our_split, paper_split):

@@ -1,6 +1,7 @@
 """The report's PNG figures: training curves, confusion matrix, ROC curve, test-image grid, and
 the papers' own figures (models overlaid per stage, per-class curves, accuracy vs data size)
 (drawn by paddle_dx.metrics.figures, off pyplot, so the user's matplotlib backend is kept)."""
+
 import math
 
 import cv2
@@ -8,8 +9,7 @@ import numpy as np
 
 from paddle_dx.data.io import read_image
 from paddle_dx.engine.stages import stage_bounds
-from paddle_dx.metrics.figures import (confusion_matrix_figure, curves_figure, new_figure, roc_figure,
-                                       save_figure)
+from paddle_dx.metrics.figures import confusion_matrix_figure, curves_figure, new_figure, roc_figure, save_figure
 
 DPI = 80
 
@@ -36,8 +36,8 @@ def prediction_grid(paths, labels, probs, class_names, title, path, count=16, th
     preds = np.asarray(probs).argmax(axis=1)
 
     def caption(i):
-        return (f"{class_names[labels[i]]} / {class_names[preds[i]]}",
-                "green" if preds[i] == labels[i] else "red")
+        return (f"{class_names[labels[i]]} / {class_names[preds[i]]}", "green" if preds[i] == labels[i] else "red")
+
     return _image_grid(paths, picks, caption, f"{title}\n(true / predicted)", path, 4, thumb, top=0.86)
 
 
@@ -77,11 +77,17 @@ def models_overlay(histories, bounds, title, path):
     start, end = bounds
     fig = new_figure(10, 7)
     axes = fig.subplots(2, 2).ravel()
-    panels = (("train_accuracy", "A: training accuracy"), ("train_loss", "B: training loss"),
-              ("val_accuracy", "C: validation accuracy"), ("val_loss", "D: validation loss"))
+    panels = (
+        ("train_accuracy", "A: training accuracy"),
+        ("train_loss", "B: training loss"),
+        ("val_accuracy", "C: validation accuracy"),
+        ("val_loss", "D: validation loss"),
+    )
     for ax, (key, label) in zip(axes, panels):
-        series = {model: [(h["epoch"], h[key]) for h in history[start:end] if h.get(key) is not None]
-                  for model, history in histories.items()}
+        series = {
+            model: [(h["epoch"], h[key]) for h in history[start:end] if h.get(key) is not None]
+            for model, history in histories.items()
+        }
         _line_panel(ax, series, label, key.split("_")[1])
         ax.set_xlabel("epoch")
     fig.suptitle(title, fontsize=10)
@@ -89,8 +95,9 @@ def models_overlay(histories, bounds, title, path):
     return save_figure(fig, path, DPI)
 
 
-def per_class_curves(history, title, path, keys=(("precision", "A: precision"), ("sensitivity", "B: sensitivity"),
-                                                  ("f1", "C: F1-score"))):
+def per_class_curves(
+    history, title, path, keys=(("precision", "A: precision"), ("sensitivity", "B: sensitivity"), ("f1", "C: F1-score"))
+):
     """The gastric paper's Figure 4: per-class validation precision, sensitivity and F1 per epoch
     from the history's ``val_per_class``; None when the history has none."""
     records = [h for h in history if h.get("val_per_class")]
@@ -99,8 +106,10 @@ def per_class_curves(history, title, path, keys=(("precision", "A: precision"), 
     classes = list(records[0]["val_per_class"])
     fig = new_figure(12, 3.8)
     for ax, (key, label) in zip(fig.subplots(1, len(keys)), keys):
-        series = {c: [(h["epoch"], h["val_per_class"][c][key]) for h in records if key in h["val_per_class"].get(c, {})]
-                  for c in classes}
+        series = {
+            c: [(h["epoch"], h["val_per_class"][c][key]) for h in records if key in h["val_per_class"].get(c, {})]
+            for c in classes
+        }
         _line_panel(ax, series, label, key)
         ax.set_xlabel("epoch")
     fig.suptitle(title, fontsize=10)

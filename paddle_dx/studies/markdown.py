@@ -1,4 +1,5 @@
 """Markdown building blocks for reports: tables and number formats (values shown in %)."""
+
 from paddle_dx.studies.catalog import NOT_REPORTED
 
 
@@ -22,30 +23,44 @@ def interval(ci):
 
 def table(headers, rows):
     """A GitHub-flavoured Markdown table; every cell is str()-ed, pipes escaped."""
+
     def cell(v):
         return str(v).replace("|", "\\|")
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
-             "|" + "|".join("---" for _ in headers) + "|"]
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def per_class_table(metrics):
-    rows = [[name, pct(m["precision"]), pct(m["sensitivity"]), pct(m["specificity"]), pct(m["f1"]), m["support"]]
-            for name, m in metrics["per_class"].items()]
+    rows = [
+        [name, pct(m["precision"]), pct(m["sensitivity"]), pct(m["specificity"]), pct(m["f1"]), m["support"]]
+        for name, m in metrics["per_class"].items()
+    ]
     mac = metrics["macro"]
-    rows.append(["macro", pct(mac["precision"]), pct(mac["sensitivity"]), pct(mac["specificity"]), pct(mac["f1"]),
-                 metrics["n"]])
+    rows.append(
+        ["macro", pct(mac["precision"]), pct(mac["sensitivity"]), pct(mac["specificity"]), pct(mac["f1"]), metrics["n"]]
+    )
     return table(["class", "precision", "sensitivity", "specificity", "F1", "support"], rows)
 
 
 def confusion_table(metrics):
     names = metrics["class_names"]
-    return table(["true \\ predicted"] + names,
-                 [[name] + list(row) for name, row in zip(names, metrics["confusion_matrix"])])
+    return table(
+        ["true \\ predicted"] + names, [[name] + list(row) for name, row in zip(names, metrics["confusion_matrix"])]
+    )
 
 
 def history_table(history):
-    rows = [[h["epoch"], f"{h['lr']:.6g}", num(h["train_loss"]), pct(h["train_accuracy"]),
-             num(h.get("val_loss")), pct(h.get("val_accuracy"))] for h in history]
+    rows = [
+        [
+            h["epoch"],
+            f"{h['lr']:.6g}",
+            num(h["train_loss"]),
+            pct(h["train_accuracy"]),
+            num(h.get("val_loss")),
+            pct(h.get("val_accuracy")),
+        ]
+        for h in history
+    ]
     return table(["epoch", "lr", "train loss", "train accuracy", "val loss", "val accuracy"], rows)

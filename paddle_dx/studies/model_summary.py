@@ -1,5 +1,6 @@
 """A model's layer / output shape / parameter table, walked over its layers in forward order
 (the brain paper's Table 1 prints one for its ResNet-18)."""
+
 import numpy as np
 import paddle
 
@@ -22,8 +23,14 @@ def layer_summary(model, image_shape):
     with paddle.no_grad():
         for layer in layers:
             x = layer(x)
-            rows.append({"layer": names.get(id(layer), type(layer).__name__), "type": type(layer).__name__,
-                         "output_shape": [int(d) for d in x.shape], "params": own_parameters(layer)})
+            rows.append(
+                {
+                    "layer": names.get(id(layer), type(layer).__name__),
+                    "type": type(layer).__name__,
+                    "output_shape": [int(d) for d in x.shape],
+                    "params": own_parameters(layer),
+                }
+            )
     if was_training:
         model.train()
     return rows

@@ -4,6 +4,7 @@ Everything a reproduction changes in a paper config is an override string, so th
 print the command that rebuilds each run bit for bit: data paths, output folder, seed, the
 initialisation actually available here, and (with --quick) the small-size substitutions.
 """
+
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,15 @@ from paddle_dx.studies.catalog import REPO_ROOT
 QUICK = {
     "image_size": 64,
     "per_class": 40,
-    "epochs": 2,          # runs without Stages
-    "stage_epochs": 1,    # each stage of a staged run
-    "arch": {"ResNet50": "ResNet18", "ResNet101": "ResNet18", "VGG16": "ResNet18", "VGG19": "ResNet18",
-             "InceptionV3": "ResNet18"},
+    "epochs": 2,  # runs without Stages
+    "stage_epochs": 1,  # each stage of a staged run
+    "arch": {
+        "ResNet50": "ResNet18",
+        "ResNet101": "ResNet18",
+        "VGG16": "ResNet18",
+        "VGG19": "ResNet18",
+        "InceptionV3": "ResNet18",
+    },
 }
 MODES = (("Train", "train"), ("Eval", "val"), ("Test", "test"))
 
@@ -54,16 +60,20 @@ def data_overrides(split, test=True):
     out = []
     for mode, name in MODES:
         path = str(Path(split.lists_dir) / f"{name}_list.txt") if (test or mode != "Test") else ""
-        out += [f"DataLoader.{mode}.dataset.image_root={split.image_root}",
-                f"DataLoader.{mode}.dataset.cls_label_path={path or flow('')}"]
+        out += [
+            f"DataLoader.{mode}.dataset.image_root={split.image_root}",
+            f"DataLoader.{mode}.dataset.cls_label_path={path or flow('')}",
+        ]
     return out
 
 
 def quick_overrides(raw):
     """Small image size, fewer epochs (per stage), the small model substitution."""
     shape = raw.get("Global", {}).get("image_shape", [3, 224, 224])
-    out = [f"Global.image_shape={flow([shape[0], QUICK['image_size'], QUICK['image_size']])}",
-           "Global.use_visualdl=false"]
+    out = [
+        f"Global.image_shape={flow([shape[0], QUICK['image_size'], QUICK['image_size']])}",
+        "Global.use_visualdl=false",
+    ]
     arch = raw.get("Arch", {}).get("name")
     if arch in QUICK["arch"]:
         out.append(f"Arch.name={QUICK['arch'][arch]}")
@@ -87,6 +97,7 @@ def effective_arch(raw, quick, extra=()):
 def imagenet_available(arch):
     """(True, '') when PaddleClas's ImageNet weights for ``arch`` are cached or downloadable."""
     from paddle_dx.models.pretrained import resolve_pretrained
+
     try:
         resolve_pretrained(arch, True)
         return True, ""
@@ -111,8 +122,10 @@ def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None
             plan.init = f"ImageNet ({plan.arch}, PaddleClas weights), new head"
         else:
             plan.overrides.append("Arch.pretrained=false")
-            plan.init = (f"**random** - ImageNet weights were requested (Arch.pretrained: true) but are not "
-                         f"available on this machine ({why}); this row is NOT a transfer-learning result")
+            plan.init = (
+                f"**random** - ImageNet weights were requested (Arch.pretrained: true) but are not "
+                f"available on this machine ({why}); this row is NOT a transfer-learning result"
+            )
     elif pretrained:
         plan.init = f"weights from {pretrained}"
     else:
@@ -136,13 +149,22 @@ def plan_source(arch_run, split, out_dir, seed, quick, extra=(), epochs=None):
     if quick:
         plan.overrides += [o for o in quick_overrides(raw) if not o.startswith(("Stages=", "Global.epochs="))]
     if epochs is None:
-        epochs = QUICK["epochs"] if quick else (
-            sum(int(s["epochs"]) for s in stages) if stages else raw.get("Global", {}).get("epochs", 10))
+        epochs = (
+            QUICK["epochs"]
+            if quick
+            else (sum(int(s["epochs"]) for s in stages) if stages else raw.get("Global", {}).get("epochs", 10))
+        )
         extra = [o for o in extra if not o.startswith("Stages=")]
     else:
         extra = [o for o in extra if not o.startswith(("Stages=", "Global.epochs="))]
-    plan.overrides += ["Stages=null", f"Global.epochs={epochs}", "Arch.pretrained=false", "Arch.freeze=none",
-                       f"Arch.class_num={len(split.folders)}", f"Global.class_names={flow(split.folders)}"]
+    plan.overrides += [
+        "Stages=null",
+        f"Global.epochs={epochs}",
+        "Arch.pretrained=false",
+        "Arch.freeze=none",
+        f"Arch.class_num={len(split.folders)}",
+        f"Global.class_names={flow(split.folders)}",
+    ]
     plan.overrides += extra
     return plan
 
@@ -153,8 +175,10 @@ def plan_sizes(plan, sizes, train_lists):
     out = []
     for n in sizes:
         name = f"{plan.name}@{n}"
-        overrides = [o[:-len(plan.name)] + name if o.startswith("Global.output_dir=") and o.endswith(plan.name)
-                     else o for o in plan.overrides]
+        overrides = [
+            o[: -len(plan.name)] + name if o.startswith("Global.output_dir=") and o.endswith(plan.name) else o
+            for o in plan.overrides
+        ]
         overrides.append(f"DataLoader.Train.dataset.cls_label_path={train_lists[n]}")
         out.append(RunPlan(name, plan.config, overrides, plan.init, plan.arch))
     return out

@@ -1,5 +1,6 @@
 """What tools/reproduce.py does: split the data as the paper did, run the paper's runs
 (optionally after pretraining on a --source task), write the side-by-side report."""
+
 import datetime
 import logging
 import re
@@ -22,13 +23,25 @@ log = logging.getLogger(__name__)
 
 
 def _command(study, data, out, quick, source, seed, classes, overrides, per_class, options):
-    parts = ["python", "tools/reproduce.py", "--study", study, "--data", str(data), "--out", str(out),
-             "--seed", str(seed)]
+    parts = [
+        "python",
+        "tools/reproduce.py",
+        "--study",
+        study,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--seed",
+        str(seed),
+    ]
     parts += ["--quick"] if quick else []
     parts += ["--source", str(source)] if source else []
     parts += ["--source-epochs", str(options["source_epochs"])] if options.get("source_epochs") else []
     parts += ["--ignore-groups"] if options.get("ignore_groups") else []
-    parts += ["--near-duplicates", str(options["near_duplicates"])] if options.get("near_duplicates") is not None else []
+    parts += (
+        ["--near-duplicates", str(options["near_duplicates"])] if options.get("near_duplicates") is not None else []
+    )
     parts += ["--sizes"] + [str(n) for n in options["sizes"]] if options.get("sizes") else []
     parts += ["--publish", str(options["publish"])] if options.get("publish") else []
     parts += ["--classes", ",".join(classes)] if classes else []
@@ -58,8 +71,11 @@ def _size_runs(plans, split, sizes, seed):
     if not sizes:
         return {}
     lists = {n: train_subset(split, n, seed) for n in sizes}
-    results = {(plan.name, int(run.plan.name.rsplit("@", 1)[1])): run
-               for plan in plans for run in map(run_target, plan_sizes(plan, sizes, lists))}
+    results = {
+        (plan.name, int(run.plan.name.rsplit("@", 1)[1])): run
+        for plan in plans
+        for run in map(run_target, plan_sizes(plan, sizes, lists))
+    }
     return size_points(results)
 
 
@@ -82,8 +98,10 @@ def publish(root, dest):
     def link(match):
         if not SHOWS_DATA.search(match.group(2)):
             return match.group(0)
-        return (f"*({match.group(1)}: not committed, it shows the data's own images; "
-                f"`{root / match.group(2)}` after a rerun)*")
+        return (
+            f"*({match.group(1)}: not committed, it shows the data's own images; "
+            f"`{root / match.group(2)}` after a rerun)*"
+        )
 
     report = (root / "report.md").read_text(encoding="utf-8")
     (dest / "report.md").write_text(IMAGE_LINK.sub(link, report), encoding="utf-8")
@@ -93,9 +111,23 @@ def publish(root, dest):
     return dest / "report.md"
 
 
-def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42, classes=None, overrides=(),
-              n_resamples=1000, per_class=None, sizes=(), source_epochs=None, ignore_groups=False, publish_dir=None,
-              near_duplicates=None):
+def reproduce(
+    study_name,
+    data,
+    out="reports",
+    quick=False,
+    source=None,
+    seed=42,
+    classes=None,
+    overrides=(),
+    n_resamples=1000,
+    per_class=None,
+    sizes=(),
+    source_epochs=None,
+    ignore_groups=False,
+    publish_dir=None,
+    near_duplicates=None,
+):
     """Run a whole study; return the path of its report.md. ``per_class``: use at most that many
     images of each class (default with ``quick``: QUICK["per_class"]); ``sizes``: also train each
     run on that many training images (a curve of accuracy vs data size, as the lung-nodule paper);
@@ -112,27 +144,56 @@ def reproduce(study_name, data, out="reports", quick=False, source=None, seed=42
     group_regex = None if ignore_groups else study.group_regex
     split = split_study_data(data, folders, study.ratios, seed, root / "splits", subset, group_regex, near_duplicates)
     runs_dir = root / "runs"
-    plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, extra=overrides)
-             for name in study.runs]
-    weights, source_runs, source_split = _source_weights(plans, split, root, seed, quick, source, overrides, subset,
-                                                         source_epochs, near_duplicates)
+    plans = [
+        plan_run(name, study.config_path(name), split, runs_dir, seed, quick, extra=overrides) for name in study.runs
+    ]
+    weights, source_runs, source_split = _source_weights(
+        plans, split, root, seed, quick, source, overrides, subset, source_epochs, near_duplicates
+    )
     if weights:
-        plans = [plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch),
-                          overrides) for name, plan in zip(study.runs, plans)]
+        plans = [
+            plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch), overrides)
+            for name, plan in zip(study.runs, plans)
+        ]
     results = [run_target(plan) for plan in plans]
     data_why = data_reasons(study, data, folders, sum(sum(c.values()) for c in split.counts.values()))
-    ctx = {"split": split, "source_split": source_split, "results": results, "sources": source_runs,
-           "data_reasons": data_why, "source_md": find_source_md(data),
-           "setups": {r.plan.name: run_setup(r.plan, r.config, data_why) for r in results},
-           "sizes": _size_runs(plans, split, sizes, seed),
-           "quick": quick, "seed": seed, "n_resamples": n_resamples, "per_class": subset,
-           "overrides": list(overrides), "class_names": results[0].metrics["test"]["class_names"],
-           "groups_ignored": study.group_regex if ignore_groups else None,
-           "started": started, "wall_seconds": time.monotonic() - clock,
-           "command": _command(study.name, data, out, quick, source, seed, classes, overrides, per_class,
-                               {"source_epochs": source_epochs, "ignore_groups": ignore_groups, "sizes": sizes,
-                                "near_duplicates": near_duplicates,
-                                "publish": publish_dir})}
+    ctx = {
+        "split": split,
+        "source_split": source_split,
+        "results": results,
+        "sources": source_runs,
+        "data_reasons": data_why,
+        "source_md": find_source_md(data),
+        "setups": {r.plan.name: run_setup(r.plan, r.config, data_why) for r in results},
+        "sizes": _size_runs(plans, split, sizes, seed),
+        "quick": quick,
+        "seed": seed,
+        "n_resamples": n_resamples,
+        "per_class": subset,
+        "overrides": list(overrides),
+        "class_names": results[0].metrics["test"]["class_names"],
+        "groups_ignored": study.group_regex if ignore_groups else None,
+        "started": started,
+        "wall_seconds": time.monotonic() - clock,
+        "command": _command(
+            study.name,
+            data,
+            out,
+            quick,
+            source,
+            seed,
+            classes,
+            overrides,
+            per_class,
+            {
+                "source_epochs": source_epochs,
+                "ignore_groups": ignore_groups,
+                "sizes": sizes,
+                "near_duplicates": near_duplicates,
+                "publish": publish_dir,
+            },
+        ),
+    }
     path = write_report(study, ctx, root)
     log.info("wrote %s", path)
     if publish_dir:

@@ -1,5 +1,6 @@
 """The table of committed study results (``results/<study>/report.json``) that README.md,
 docs/studies.md and results/README.md quote: read from the reports, never typed by hand."""
+
 import json
 from pathlib import Path
 
@@ -49,13 +50,28 @@ def results_table(link_prefix="results/", results_dir=RESULTS):
         for run, r in report["runs"].items():
             setup = report["setups"][run]
             test, ci = r["test"], r.get("ci95", {})
-            rows.append([f"[{name}]({link_prefix}{name}/report.md)", run,
-                         f"{setup['arch']}, {setup['input_size']} px", INIT.get(setup["init"], setup["init"]),
-                         _pct(test["accuracy"]) + _ci(ci.get("accuracy")),
-                         _pct(test.get("auc")) + _ci(ci.get("auc")), _paper_accuracy(study, run),
-                         _minutes(report["wall_seconds"]["study"])])
+            rows.append(
+                [
+                    f"[{name}]({link_prefix}{name}/report.md)",
+                    run,
+                    f"{setup['arch']}, {setup['input_size']} px",
+                    INIT.get(setup["init"], setup["init"]),
+                    _pct(test["accuracy"]) + _ci(ci.get("accuracy")),
+                    _pct(test.get("auc")) + _ci(ci.get("auc")),
+                    _paper_accuracy(study, run),
+                    _minutes(report["wall_seconds"]["study"]),
+                ]
+            )
     if not rows:
         return "No study results are committed yet (`make reproduce` writes them to `results/`)."
-    head = ["study", "run", "network, input", "init", "test accuracy % [95 % CI]", "test AUC % [95 % CI]",
-            "paper accuracy % (split)", "study wall time"]
+    head = [
+        "study",
+        "run",
+        "network, input",
+        "init",
+        "test accuracy % [95 % CI]",
+        "test AUC % [95 % CI]",
+        "paper accuracy % (split)",
+        "study wall time",
+    ]
     return table(head, rows)

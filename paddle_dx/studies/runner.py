@@ -1,4 +1,5 @@
 """Train one planned run in this process and collect what its report needs."""
+
 import csv
 import json
 import logging
@@ -23,8 +24,8 @@ log = logging.getLogger(__name__)
 class RunResult:
     plan: object
     config: dict
-    metrics: dict          # metrics.json
-    probs: np.ndarray      # test-set probabilities of the best epoch's weights
+    metrics: dict  # metrics.json
+    probs: np.ndarray  # test-set probabilities of the best epoch's weights
     labels: np.ndarray
     paths: list
     wall_seconds: float = 0.0  # training + test prediction of this run
@@ -53,8 +54,10 @@ def run_target(plan):
     probs, labels, _ = predict(trainer.model, loader)  # fit() left the best epoch's weights loaded
     accuracy = float((probs.argmax(axis=1) == labels).mean())
     if abs(accuracy - metrics["test"]["accuracy"]) > 1e-9:
-        raise PaddleDxError(f"run '{plan.name}': test predictions disagree with metrics.json "
-                            f"({accuracy} vs {metrics['test']['accuracy']})")
+        raise PaddleDxError(
+            f"run '{plan.name}': test predictions disagree with metrics.json "
+            f"({accuracy} vs {metrics['test']['accuracy']})"
+        )
     paths = [p for p, _ in test_set.samples]
     _write_predictions(Path(config["Global"]["output_dir"]) / "test_predictions.csv", paths, labels, probs)
     return RunResult(plan, config, metrics, probs, labels, paths, time.monotonic() - start)
@@ -66,7 +69,7 @@ def run_source(plan):
     _, config = train(plan)
     out = Path(config["Global"]["output_dir"])
     state = load_state(out / "best_model.pdparams")
-    backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    backbone = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     paddle.save(backbone, str(out / "backbone.pdparams"))
     return out / "backbone.pdparams", config, time.monotonic() - start
 

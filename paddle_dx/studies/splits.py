@@ -3,6 +3,7 @@ per-class subset (--quick), and build a source task that cannot see the target's
 
 Images are compared by decoded pixels, as the split tool does: identical copies stay on one side
 of a split, and a source task drops copies of the target's held-out images."""
+
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ class SplitInfo:
     lists_dir: str
     folders: List[str]
     counts: Dict[str, Dict[str, int]]  # split -> folder -> images
-    excluded: int = 0                  # source images dropped because the target holds them out
+    excluded: int = 0  # source images dropped because the target holds them out
     grouping: List[str] = field(default_factory=list)  # what was kept on one side, for the report
 
 
@@ -62,8 +63,7 @@ def _write(out_dir, paths, labels, folders, splits, image_root, excluded=0, grou
     return SplitInfo(str(image_root), str(out), list(folders), counts, excluded, list(grouping))
 
 
-def split_study_data(data_dir, folders, ratios, seed, out_dir, per_class=None, group_regex=None,
-                     near_duplicates=None):
+def split_study_data(data_dir, folders, ratios, seed, out_dir, per_class=None, group_regex=None, near_duplicates=None):
     """Stratified train/val/test lists of ``data_dir/<folder>/*`` in ``out_dir``. Kept on one
     side: identical images, near-duplicates (pHash within ``near_duplicates`` bits, when given),
     the groups of the data's MANIFEST.csv ``group_id`` column (when it has one) and patients
@@ -72,16 +72,25 @@ def split_study_data(data_dir, folders, ratios, seed, out_dir, per_class=None, g
     chosen = _subset(labels, per_class, seed) if per_class else np.arange(len(labels))
     paths, labels = [paths[i] for i in chosen], labels[chosen]
     manifest = manifest_groups(data_dir, paths)
-    groups, _ = image_groups(data_dir, paths, labels, group_regex, near_duplicates,
-                             [] if manifest is None else [manifest])
-    return _write(out_dir, paths, labels, folders, split_indices(labels, ratios, seed, groups), data_dir,
-                  grouping=_grouping(group_regex, manifest, near_duplicates))
+    groups, _ = image_groups(
+        data_dir, paths, labels, group_regex, near_duplicates, [] if manifest is None else [manifest]
+    )
+    return _write(
+        out_dir,
+        paths,
+        labels,
+        folders,
+        split_indices(labels, ratios, seed, groups),
+        data_dir,
+        grouping=_grouping(group_regex, manifest, near_duplicates),
+    )
 
 
 @dataclass
 class HeldOut:
     """What a source task must not train on: the target's validation and test images, by pixel
     hash, pHash bits (for near-duplicates) and MANIFEST.csv group (augmentations of one tile)."""
+
     hashes: set
     bits: Optional[np.ndarray] = None
     groups: set = field(default_factory=set)
@@ -91,9 +100,12 @@ class HeldOut:
 def held_out_images(split, near_duplicates=None):
     """The target's validation and test images as a HeldOut (a source task must not see them)."""
     root = Path(split.image_root)
-    rel = [line.rsplit(maxsplit=1)[0] for name in ("val", "test")
-           for line in (Path(split.lists_dir) / f"{name}_list.txt").read_text(encoding="utf-8").splitlines()
-           if line.strip()]
+    rel = [
+        line.rsplit(maxsplit=1)[0]
+        for name in ("val", "test")
+        for line in (Path(split.lists_dir) / f"{name}_list.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     hashes, bits, _ = image_fingerprints([root / p for p in rel], near=near_duplicates is not None)
     groups = manifest_groups(root, rel)
     return HeldOut(set(hashes), bits, set() if groups is None else set(groups.tolist()), near_duplicates)
@@ -125,8 +137,9 @@ def split_source_data(source_dir, held, seed, out_dir, per_class=None):
     keep = np.flatnonzero(~mask)
     excluded = len(paths) - len(keep)
     if excluded:
-        log.info("source task: %d image(s) left out because the target holds them (or copies) out for val/test",
-                 excluded)
+        log.info(
+            "source task: %d image(s) left out because the target holds them (or copies) out for val/test", excluded
+        )
     paths, labels, hashes = [paths[i] for i in keep], labels[keep], [hashes[i] for i in keep]
     groups = None if groups is None else groups[keep]
     if len(np.unique(labels)) < 2:
@@ -135,8 +148,7 @@ def split_source_data(source_dir, held, seed, out_dir, per_class=None):
     paths, labels, hashes = [paths[i] for i in chosen], labels[chosen], [hashes[i] for i in chosen]
     keys = [hashes] + ([] if groups is None else [groups[chosen]])
     splits = split_indices(labels, (8, 2, 0), seed, merge_groups(len(paths), keys))
-    return _write(out_dir, paths, labels, folders, splits, source_dir, excluded,
-                  _grouping(None, groups, None))
+    return _write(out_dir, paths, labels, folders, splits, source_dir, excluded, _grouping(None, groups, None))
 
 
 def train_subset(split, size, seed):

@@ -10,6 +10,7 @@ Uploads stay in memory (the request class never spools to a temporary file) and 
 stored nor logged. Every error is a JSON ``{"error": message}`` with a 4xx status; an
 unexpected failure is a 500 with a generic message, never a traceback.
 """
+
 import base64
 import logging
 import threading
@@ -76,17 +77,22 @@ class Assistant:
         self.lock = threading.Lock()
 
     def info(self):
-        return {"class_names": self.predictor.class_names, "arch": self.predictor.spec.get("arch"),
-                "gradcam": self.explainer is not None, "speech": self.speech.available,
-                "speech_message": self.speech.reason, "limits": self.limits.as_dict(), "disclaimer": DISCLAIMER}
+        return {
+            "class_names": self.predictor.class_names,
+            "arch": self.predictor.spec.get("arch"),
+            "gradcam": self.explainer is not None,
+            "speech": self.speech.available,
+            "speech_message": self.speech.reason,
+            "limits": self.limits.as_dict(),
+            "disclaimer": DISCLAIMER,
+        }
 
     def _uploads(self):
         files = request.files.getlist(FIELD)
         if not files:
             got = sorted(request.files) or sorted(request.form)
             hint = f"; got field(s) {got}" if got else ""
-            raise ApiError(400, f"send multipart/form-data with one or more image files in the field "
-                                f"'{FIELD}'{hint}")
+            raise ApiError(400, f"send multipart/form-data with one or more image files in the field '{FIELD}'{hint}")
         if len(files) > self.limits.max_files:
             raise ApiError(413, f"{len(files)} files sent; at most {self.limits.max_files} per request")
         return [(f.filename or f"image {i + 1}", f.read()) for i, f in enumerate(files)]
@@ -104,14 +110,23 @@ class Assistant:
         images = [img for _, img in decoded]
         with self.lock:
             rows = self.predictor.predict(images)
-            overlays = (self.explainer.overlays(images, [r["class_id"] for r in rows])
-                        if self.explainer is not None and _flag("gradcam") else None)
+            overlays = (
+                self.explainer.overlays(images, [r["class_id"] for r in rows])
+                if self.explainer is not None and _flag("gradcam")
+                else None
+            )
         results = []
         for i, ((name, img), row) in enumerate(zip(decoded, rows)):
             p = row["probs"][row["class_name"]]
-            item = {"name": name, "class_id": row["class_id"], "class_name": row["class_name"],
-                    "probability": p, "probs": row["probs"], "sentence": sentence(row["class_name"], p, self.phrases),
-                    "spoken": sentence(row["class_name"], p, self.phrases, advice=True)}
+            item = {
+                "name": name,
+                "class_id": row["class_id"],
+                "class_name": row["class_name"],
+                "probability": p,
+                "probs": row["probs"],
+                "sentence": sentence(row["class_name"], p, self.phrases),
+                "spoken": sentence(row["class_name"], p, self.phrases, advice=True),
+            }
             if _flag("preview"):
                 item["preview_png"] = png_data_url(img, PREVIEW_SIDE)
             if overlays is not None:
@@ -137,8 +152,10 @@ class Assistant:
 
 
 def _security_headers(response):
-    response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data: blob:; "
-                                                   "media-src 'self' blob:; object-src 'none'; frame-ancestors 'none'")
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob:; object-src 'none'; frame-ancestors 'none'"
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -155,15 +172,20 @@ def _origin_guard(allowed_hosts):
     """Refuse a Host header that is not a name of this server (DNS rebinding: evil.example
     re-pointed at 127.0.0.1) and a POST whose Origin is another site (a page elsewhere posting
     to the local server). ``allowed_hosts`` None: bound to every address, any Host."""
+
     def check():
         if allowed_hosts is not None and _host_name(request.host) not in allowed_hosts:
-            raise ApiError(403, f"Host {request.host[:100]!r} is not this server; open it as "
-                                f"http://localhost or with the address it was started on")
+            raise ApiError(
+                403,
+                f"Host {request.host[:100]!r} is not this server; open it as "
+                f"http://localhost or with the address it was started on",
+            )
         origin = request.headers.get("Origin")
         if request.method == "POST" and origin is not None:
             parts = urlsplit(origin) if origin != "null" else None
             if parts is None or parts.netloc.lower() != request.host.lower():
                 raise ApiError(403, "cross-site request refused: the page posting here is not served by this server")
+
     return check
 
 
@@ -209,8 +231,10 @@ def create_app(assistant, host="127.0.0.1", allowed_hosts=()):
         if exc.code == 413 and (request.content_length or 0) > limits.max_request_bytes:
             message = f"upload too large: at most {limits.max_files} files of {limits.max_file_bytes:,} bytes each"
         elif exc.code == 413:  # Werkzeug's MAX_FORM_PARTS: a small body cut into very many parts
-            message = (f"too many form parts: at most {app.config['MAX_FORM_PARTS']} "
-                       f"(up to {limits.max_files} files in field '{FIELD}' and a few options)")
+            message = (
+                f"too many form parts: at most {app.config['MAX_FORM_PARTS']} "
+                f"(up to {limits.max_files} files in field '{FIELD}' and a few options)"
+            )
         elif isinstance(exc, ClientDisconnected):  # the body stopped short or stalled past the read timeout
             return jsonify(error="the request body ended early or stopped arriving"), 408
         return jsonify(error=message), exc.code
@@ -227,14 +251,17 @@ def create_app(assistant, host="127.0.0.1", allowed_hosts=()):
 def build_assistant(model_dir, gradcam=True, phrases_file=None, limits=None, **predictor_args):
     """An Assistant over the export in ``model_dir`` (Grad-CAM needs its dygraph weights)."""
     from paddle_dx.inference import Predictor
+
     predictor = Predictor(model_dir, **predictor_args)
     explainer = None
     if gradcam:
         from paddle_dx.explain.exported import Explainer
+
         explainer = Explainer(predictor)
     phrases = None
     if phrases_file:
         from paddle_dx.config.loader import read_yaml
+
         phrases = {str(k): str(v) for k, v in read_yaml(phrases_file).items()}
     return Assistant(predictor, explainer, limits=limits, phrases=phrases)
 
@@ -266,8 +293,9 @@ class BoundedServer(ThreadedWSGIServer):
             self.slots.release()
 
 
-def make_app_server(assistant, host="127.0.0.1", port=8050, allowed_hosts=(), timeout=READ_TIMEOUT,
-                    max_connections=MAX_CONNECTIONS):
+def make_app_server(
+    assistant, host="127.0.0.1", port=8050, allowed_hosts=(), timeout=READ_TIMEOUT, max_connections=MAX_CONNECTIONS
+):
     """The bound (not yet serving) server; ``port`` 0 picks a free one (``server.server_port``)."""
     return BoundedServer(host, port, create_app(assistant, host, allowed_hosts), timeout, max_connections)
 
@@ -275,8 +303,11 @@ def make_app_server(assistant, host="127.0.0.1", port=8050, allowed_hosts=(), ti
 def serve(assistant, host="127.0.0.1", port=8050, allowed_hosts=()):
     """Run the app until interrupted (a bounded threaded server; the model is behind a lock)."""
     if host not in LOCAL_NAMES:
-        log.warning("serving on %s: reachable from other machines; uploads are medical images - use a "
-                    "trusted network or a reverse proxy with authentication", host)
+        log.warning(
+            "serving on %s: reachable from other machines; uploads are medical images - use a "
+            "trusted network or a reverse proxy with authentication",
+            host,
+        )
     server = make_app_server(assistant, host, port, allowed_hosts)
     log.info("diagnosis assistant on http://%s:%d/ (Ctrl+C to stop)", host, server.server_port)
     try:

@@ -3,6 +3,7 @@
 Nothing is written to disk: espeak-ng reads the text on stdin and writes the WAV to stdout.
 Without espeak-ng the server still runs and the page says speech is unavailable.
 """
+
 import re
 import shutil
 import subprocess
@@ -14,16 +15,21 @@ DISCLAIMER = "This is an aid, not a diagnosis."
 _NORMAL_WORDS = {"normal", "healthy", "benign", "negative", "notumor", "nofinding"}
 _NORMAL_PHRASES = ("no tumor", "no tumour", "no finding", "no abnormality", "no lesion")
 # the next step spoken with "speak results as they appear": worded as an aid ("may"), never an order
-NEXT_STEPS = {"finding": "A clinician may wish to review this image",
-              "normal": "Any follow-up is for your clinician to decide"}
+NEXT_STEPS = {
+    "finding": "A clinician may wish to review this image",
+    "normal": "Any follow-up is for your clinician to decide",
+}
 
 
 def is_normal_class(name):
     """``normal``, ``normal-cecum``, ``no_tumor``, ``lung_n`` (LC25000's benign tissue) -> True."""
     words = [w for w in re.split(r"[\s_\-]+", str(name).lower()) if w]
     text = " ".join(words)
-    return (bool(_NORMAL_WORDS.intersection(words)) or text.startswith(_NORMAL_PHRASES)
-            or (len(words) > 1 and words[-1] == "n"))
+    return (
+        bool(_NORMAL_WORDS.intersection(words))
+        or text.startswith(_NORMAL_PHRASES)
+        or (len(words) > 1 and words[-1] == "n")
+    )
 
 
 def humanise(name):
@@ -38,7 +44,7 @@ def next_step(class_name):
 
 
 def sentence(class_name, probability, phrases=None, advice=False):
-    """"<Class> suspected, probability 93 percent. This is an aid, not a diagnosis."
+    """ "<Class> suspected, probability 93 percent. This is an aid, not a diagnosis."
 
     ``phrases`` maps class names to what to say instead of "<Class> suspected"; ``advice`` adds the
     next step before the disclaimer, which always comes last."""
@@ -68,8 +74,13 @@ class Speech:
         return None if self.available else "speech unavailable: espeak-ng is not installed (apt-get install espeak-ng)"
 
     def wav(self, text):
-        proc = subprocess.run([self.binary, "--stdout", "-s", str(self.speed)], input=text.encode("utf-8"),
-                              capture_output=True, timeout=self.timeout, check=True)
+        proc = subprocess.run(
+            [self.binary, "--stdout", "-s", str(self.speed)],
+            input=text.encode("utf-8"),
+            capture_output=True,
+            timeout=self.timeout,
+            check=True,
+        )
         return _fix_wav_header(proc.stdout)
 
 

@@ -3,6 +3,7 @@
 Limits are enforced before decoding where the header tells the size (a 1 kB PNG can declare
 40 000 x 40 000 pixels) and again after it.
 """
+
 import logging
 import threading
 import warnings
@@ -37,8 +38,12 @@ class UploadLimits:
         return self.max_files * self.max_file_bytes + 64 * 1024  # multipart overhead
 
     def as_dict(self):
-        return {"max_file_bytes": self.max_file_bytes, "max_pixels": self.max_pixels,
-                "max_files": self.max_files, "max_request_pixels": self.max_request_pixels}
+        return {
+            "max_file_bytes": self.max_file_bytes,
+            "max_pixels": self.max_pixels,
+            "max_files": self.max_files,
+            "max_request_pixels": self.max_request_pixels,
+        }
 
 
 class UploadTooLarge(ImageReadError):
@@ -46,7 +51,7 @@ class UploadTooLarge(ImageReadError):
 
 
 def is_dicom(data):
-    return data[DICOM_MAGIC_OFFSET:DICOM_MAGIC_OFFSET + 4] == DICOM_MAGIC
+    return data[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4] == DICOM_MAGIC
 
 
 _QUIET = threading.Lock()
@@ -71,6 +76,7 @@ def _decode(data, name, limits, budget):
     per-file ImageReadError whose message names its type only (pydicom's messages can quote
     the header)."""
     from paddle_dx.data.dicom import decode_dicom_bytes
+
     try:
         with _quiet_decoders():
             size = check_declared_size(data, name, max_pixels=limits.max_pixels)

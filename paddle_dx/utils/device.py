@@ -1,4 +1,5 @@
 """Choose the device: GPU when Paddle is built with CUDA and one is present, else CPU."""
+
 import logging
 import os
 
@@ -38,8 +39,10 @@ def select_device(requested="auto", num_threads=0):
     Paddle's own default is one thread (FLAGS_paddle_num_threads=1): on a 2-core machine that
     alone made ResNet18 training ~1.6x slower (benchmarks/README.md)."""
     if requested == "gpu" and not gpu_available():
-        raise ConfigError("Global.device is 'gpu' but no CUDA device is available "
-                          "(install paddlepaddle-gpu, or set Global.device=auto)")
+        raise ConfigError(
+            "Global.device is 'gpu' but no CUDA device is available "
+            "(install paddlepaddle-gpu, or set Global.device=auto)"
+        )
     device = "gpu" if requested == "gpu" or (requested == "auto" and gpu_available()) else "cpu"
     paddle.set_device(device)
     if device == "cpu":

@@ -1,4 +1,5 @@
 """Atomic writes: a crash mid-write never leaves a half-written file under the real name."""
+
 import json
 import os
 import tempfile
@@ -52,6 +53,7 @@ def _jsonable(value):
 def check_writable(directory):
     """Fail at start-up, not after an hour, if ``directory`` cannot be written."""
     from paddle_dx.errors import PaddleDxError
+
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -66,11 +68,14 @@ def check_free_space(directory, needed_bytes):
     """Fail at start-up if the disk holding ``directory`` has less room than the run will need."""
     import shutil
     from paddle_dx.errors import PaddleDxError
+
     free = shutil.disk_usage(directory).free
     if free < needed_bytes:
-        raise PaddleDxError(f"output directory {directory}: only {free / 2**20:.0f} MiB free, this run needs "
-                            f"about {needed_bytes / 2**20:.0f} MiB (checkpoints + best model); free some space "
-                            f"or set Global.output_dir to another disk")
+        raise PaddleDxError(
+            f"output directory {directory}: only {free / 2**20:.0f} MiB free, this run needs "
+            f"about {needed_bytes / 2**20:.0f} MiB (checkpoints + best model); free some space "
+            f"or set Global.output_dir to another disk"
+        )
 
 
 def walk_files(root, suffixes=None):
@@ -89,6 +94,5 @@ def walk_files(root, suffixes=None):
             continue
         seen.add(real)
         subfolders.sort()
-        found += [Path(folder) / n for n in names
-                  if suffixes is None or os.path.splitext(n)[1].lower() in suffixes]
+        found += [Path(folder) / n for n in names if suffixes is None or os.path.splitext(n)[1].lower() in suffixes]
     return sorted(p for p in found if p.is_file())

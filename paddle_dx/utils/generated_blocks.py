@@ -1,6 +1,7 @@
 """Generated blocks in hand-written Markdown pages: the text between ``<!-- generated:NAME -->``
 and ``<!-- /generated:NAME -->`` is rendered from code or committed results, so a page cannot
 drift from what it quotes; everything outside the markers is left untouched."""
+
 from pathlib import Path
 
 from paddle_dx.errors import PaddleDxError

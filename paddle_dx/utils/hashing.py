@@ -1,5 +1,6 @@
 """SHA-256 identities: of files (leakage checks, manifests, checkpoints, exports), of text
 (cache keys) and of JSON-able data independent of key order (config hashes)."""
+
 import hashlib
 import json
 

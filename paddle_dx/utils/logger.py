@@ -1,6 +1,7 @@
 """Console logging for tools/: short lines in one format, no noise from Paddle's C++ INFO lines,
 the ccache warning or PaddleClas's deprecation notices (they break the progress bar and say
 nothing a user can act on)."""
+
 import logging
 import os
 import sys
@@ -31,8 +32,13 @@ def setup_logging(level=logging.INFO, logfile=None):
     handlers = [logging.StreamHandler(sys.stdout)]
     if logfile:
         handlers.append(logging.FileHandler(logfile, encoding="utf-8"))
-    logging.basicConfig(level=level, format="[%(asctime)s] %(levelname)s %(message)s",
-                        datefmt=DATE_FORMAT, handlers=handlers, force=True)
+    logging.basicConfig(
+        level=level,
+        format="[%(asctime)s] %(levelname)s %(message)s",
+        datefmt=DATE_FORMAT,
+        handlers=handlers,
+        force=True,
+    )
     for noisy in ("faiss", "faiss.loader", "ppcls", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ppcls = logging.getLogger("ppcls")

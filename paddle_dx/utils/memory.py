@@ -8,6 +8,7 @@ several steps; with the mmap threshold at glibc's maximum (32 MiB) and the heap 
 above 2 GiB of free top, every step took ~0.44 s (benchmarks/results/static_levers.md). Either
 setting alone kept the slow phases. The memory kept is what the next step allocates again.
 """
+
 import ctypes
 import ctypes.util
 import logging
@@ -15,7 +16,7 @@ import logging
 log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc malloc.h
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit on 64-bit systems
-TRIM_THRESHOLD = 2 ** 31 - 1
+TRIM_THRESHOLD = 2**31 - 1
 _applied = None
 
 
@@ -36,4 +37,6 @@ def _mallopt():
         libc.gnu_get_libc_version  # only glibc has mallopt with these parameters (not musl, macOS, Windows)
     except (OSError, AttributeError, TypeError):
         return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )

@@ -3,6 +3,7 @@
 Shared by the exported-model Predictor and the frozen-backbone feature cache, so device,
 oneDNN and thread settings are decided in one place.
 """
+
 import logging
 from pathlib import Path
 

@@ -5,6 +5,7 @@ With ``PADDLE_DX_PAUSE_AT="name:count"`` set, the ``count``-th time a process pa
 run is there) and sleeps for up to ``PADDLE_DX_PAUSE_SECONDS`` (default 60), returning early
 once ``until()`` is true (e.g. a stop signal arrived). Unset, a pause point costs one lookup.
 """
+
 import os
 import time
 from collections import Counter

@@ -1,4 +1,5 @@
 """Name -> component registries, so configs choose components without if-chains."""
+
 import difflib
 import importlib
 import inspect
@@ -18,6 +19,7 @@ class Registry:
         def wrap(item):
             self._items[name or item.__name__] = item
             return item
+
         return wrap(obj) if obj is not None else wrap
 
     @staticmethod
@@ -28,8 +30,10 @@ class Registry:
     def get(self, name, where=None):
         if name not in self._items:
             place = f"{where}: " if where else ""
-            raise ConfigError(f"{place}unknown {self.kind} '{name}'{self.suggest(name, self._items)}; "
-                              f"available: {sorted(self._items)}")
+            raise ConfigError(
+                f"{place}unknown {self.kind} '{name}'{self.suggest(name, self._items)}; "
+                f"available: {sorted(self._items)}"
+            )
         return self._items[name]
 
     def resolve(self, item, where, internal=()):
@@ -49,8 +53,9 @@ class Registry:
         accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", *internal)]
         for key in params:
             if key not in accepted:
-                raise ConfigError(f"{where}.{name}: unknown parameter '{key}'"
-                                  f"{self.suggest(key, accepted)}; accepted: {accepted}")
+                raise ConfigError(
+                    f"{where}.{name}: unknown parameter '{key}'{self.suggest(key, accepted)}; accepted: {accepted}"
+                )
         return cls, params
 
     def names(self):

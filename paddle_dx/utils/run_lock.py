@@ -6,6 +6,7 @@ run's best model beside the other's metrics. The lock is ``flock`` on a file in 
 there is no stale lock to clean up by hand. The file keeps the holder's pid, host, start time and
 command, which a refused run prints.
 """
+
 import json
 import os
 import socket
@@ -54,11 +55,17 @@ class RunLock:
         except OSError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise RunFolderBusy(f"{self.path.parent} is in use by another training ({holder}); wait for it to "
-                                f"finish or set another Global.output_dir") from None
+            raise RunFolderBusy(
+                f"{self.path.parent} is in use by another training ({holder}); wait for it to "
+                f"finish or set another Global.output_dir"
+            ) from None
         os.ftruncate(fd, 0)
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "command": " ".join(sys.argv)[:300]}
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv)[:300],
+        }
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps(info).encode())
         self._fd = fd

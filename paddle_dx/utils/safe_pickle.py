@@ -6,6 +6,7 @@ numbers and NumPy arrays, so an unpickler that admits those NumPy constructors a
 reads every genuine file (paddle.save from Paddle 2.x and 3.x, PaddleClas's ImageNet weights)
 and refuses a hostile one before any of its code runs.
 """
+
 import pickle
 
 import numpy as np
@@ -16,10 +17,15 @@ from paddle_dx.errors import WeightsError
 # (module renamed numpy.core -> numpy._core in NumPy 2), dtypes and scalars, and the two
 # harmless builtins older pickles use (latin-1 bytes via _codecs.encode; OrderedDict).
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("_codecs", "encode"), ("collections", "OrderedDict"), ("builtins", "tuple"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+    ("collections", "OrderedDict"),
+    ("builtins", "tuple"),
 }
 
 
@@ -49,12 +55,15 @@ def load_pickled_state(path):
     except FileNotFoundError:
         raise WeightsError(f"{path}: weights file not found") from None
     except _Refused as exc:
-        raise WeightsError(f"{path}: refused to load: the file {exc} (weights files are pickles, and this "
-                           f"one could run code; only plain Paddle weights files are loaded)") from None
+        raise WeightsError(
+            f"{path}: refused to load: the file {exc} (weights files are pickles, and this "
+            f"one could run code; only plain Paddle weights files are loaded)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - truncated or foreign files all need the same message
         raise WeightsError(f"{path}: not a readable Paddle weights file ({type(exc).__name__}: {exc})") from None
     if isinstance(state, dict):
         from paddle.framework.io import _pack_loaded_dict  # re-joins tensors paddle.save split at 4 GB
+
         state = _pack_loaded_dict(state)
         state.pop(_NAME_TABLE, None)
     return state
@@ -64,6 +73,7 @@ def to_tensors(obj):
     """NumPy arrays -> Paddle tensors, recursively through dicts, lists and tuples, as
     ``paddle.load`` returns them (Paddle 2.1's ``(name, array)`` pairs become the array's tensor)."""
     import paddle
+
     if isinstance(obj, np.ndarray):
         return paddle.to_tensor(obj)
     if isinstance(obj, dict):

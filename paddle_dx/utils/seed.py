@@ -1,4 +1,5 @@
 """The one place that seeds every random number generator paddle_dx uses."""
+
 import os
 import random
 
@@ -14,7 +15,7 @@ def set_seed(seed, deterministic=True):
     uses the global ``random`` / ``numpy.random`` inside a DataLoader worker.
     """
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     paddle.seed(seed)
     if deterministic:
         os.environ.setdefault("FLAGS_cudnn_deterministic", "1")
@@ -24,10 +25,10 @@ def set_seed(seed, deterministic=True):
 
 def step_seed(seed, epoch, step):
     """A distinct, reproducible Paddle seed for one training step (dropout etc.)."""
-    return (int(seed) * 1_000_003 + int(epoch) * 10_007 + int(step)) % (2 ** 31 - 1)
+    return (int(seed) * 1_000_003 + int(epoch) * 10_007 + int(step)) % (2**31 - 1)
 
 
 def seed_worker(seed, worker_id):
     """DataLoader ``worker_init_fn`` (bind ``seed`` with functools.partial): each worker's global
     generators become a function of (seed, worker id) instead of whatever the fork inherited."""
-    set_seed((int(seed) * 1_000_003 + 7919 * (int(worker_id) + 1)) % (2 ** 31 - 1), deterministic=False)
+    set_seed((int(seed) * 1_000_003 + 7919 * (int(worker_id) + 1)) % (2**31 - 1), deterministic=False)

@@ -12,6 +12,7 @@ side, padded with the slice's lowest value at borders), windowed to 8 bit. File 
 with the case ID, so ``tools/split_dataset.py --group-regex '^(LIDC-IDRI-\\d+)'`` keeps a
 patient on one side of a split.
 """
+
 import csv
 import logging
 from collections import Counter, defaultdict
@@ -28,8 +29,21 @@ from paddle_dx.prepare.lidc.series import cluster_marks, find_readings, find_ser
 from paddle_dx.utils.files import atomic_path
 
 log = logging.getLogger(__name__)
-CSV_COLUMNS = ("file", "class", "patient_id", "series_uid", "sop_uid", "z", "x", "y", "readers",
-               "reader", "nodule", "malignancy", "window")
+CSV_COLUMNS = (
+    "file",
+    "class",
+    "patient_id",
+    "series_uid",
+    "sop_uid",
+    "z",
+    "x",
+    "y",
+    "readers",
+    "reader",
+    "nodule",
+    "malignancy",
+    "window",
+)
 FORMATS = ("png", "npy")
 
 
@@ -38,7 +52,7 @@ def cut_crop(hu, x, y, size):
     half = size // 2
     padded = np.pad(hu, half, mode="constant", constant_values=hu.min())
     x, y = int(round(x)), int(round(y))
-    return padded[y:y + size, x:x + size]  # rows y - half .. y + half - 1 of hu
+    return padded[y : y + size, x : x + size]  # rows y - half .. y + half - 1 of hu
 
 
 def _write(path, grey, fmt):
@@ -63,8 +77,9 @@ def _crop_items(findings, per_reader, min_readers):
 
 def _series_rows(series, readings, out, options):
     """Cut and write the crops of one series; return their CSV rows."""
-    findings = cluster_marks(series_marks(series, readings, options["skip_bad"]), series.spacing_mm,
-                             options["cluster_mm"])
+    findings = cluster_marks(
+        series_marks(series, readings, options["skip_bad"]), series.spacing_mm, options["cluster_mm"]
+    )
     by_slice = defaultdict(list)
     for item in _crop_items(findings, options["per_reader"], options["min_readers"]):
         by_slice[item[3]].append(item)
@@ -77,11 +92,23 @@ def _series_rows(series, readings, out, options):
             grey = apply_window(cut_crop(hu, x, y, options["crop"]), *options["level_width"], invert=is_inverted(ds))
             _write(out / rel, grey, options["format"])
             malignancy = mark.malignancy if mark else finding.malignancy()
-            rows.append({"file": rel.as_posix(), "class": finding.kind, "patient_id": series.patient_id,
-                         "series_uid": series.uid, "sop_uid": series.sop_uids[index], "z": f"{series.z[index]:g}",
-                         "x": int(round(x)), "y": int(round(y)), "readers": finding.readers,
-                         "reader": mark.reader if mark else "", "nodule": number,
-                         "malignancy": "" if malignancy is None else f"{malignancy:g}", "window": options["window"]})
+            rows.append(
+                {
+                    "file": rel.as_posix(),
+                    "class": finding.kind,
+                    "patient_id": series.patient_id,
+                    "series_uid": series.uid,
+                    "sop_uid": series.sop_uids[index],
+                    "z": f"{series.z[index]:g}",
+                    "x": int(round(x)),
+                    "y": int(round(y)),
+                    "readers": finding.readers,
+                    "reader": mark.reader if mark else "",
+                    "nodule": number,
+                    "malignancy": "" if malignancy is None else f"{malignancy:g}",
+                    "window": options["window"],
+                }
+            )
     return rows
 
 
@@ -96,35 +123,46 @@ def parse_window(text):
         raise ConfigError(f"--window {text!r}: expected a name or LEVEL,WIDTH") from None
 
 
-def prepare_lidc(lidc_root, out, crop=64, window="lung", min_readers=1, fmt="png", per_reader=False,
-                 cluster_mm=5.0, skip_bad=False):
+def prepare_lidc(
+    lidc_root, out, crop=64, window="lung", min_readers=1, fmt="png", per_reader=False, cluster_mm=5.0, skip_bad=False
+):
     """Write the crop dataset; return a summary {crops: {class: n}, series, series_without_xml, csv}.
 
     ``window``: a name, [level, width], or the text of ``--window`` (see :func:`parse_window`)."""
     from tqdm import tqdm
+
     root, out = Path(lidc_root), Path(out)
     if not root.is_dir():
         raise DataError(f"--lidc-root {root} is not a folder")
     if out.exists() and any(out.iterdir()):
-        raise DataError(f"--out {out} is not empty; choose a new folder or delete it (crops of different "
-                        f"settings must not mix)")
+        raise DataError(
+            f"--out {out} is not empty; choose a new folder or delete it (crops of different settings must not mix)"
+        )
     if fmt not in FORMATS:
         raise DataError(f"--format {fmt!r} is not one of {list(FORMATS)}")
     if crop < 2 or min_readers < 1:
         raise DataError(f"--crop must be >= 2 and --min-readers >= 1, got {crop} and {min_readers}")
     window = parse_window(window) if isinstance(window, str) else window
-    options = {"crop": int(crop), "level_width": resolve_window(window, auto=WINDOWS["lung"], where="--window"),
-               "window": window if isinstance(window, str) else "/".join(f"{v:g}" for v in window),
-               "min_readers": min_readers, "format": fmt, "per_reader": per_reader, "cluster_mm": cluster_mm,
-               "skip_bad": skip_bad}
+    options = {
+        "crop": int(crop),
+        "level_width": resolve_window(window, auto=WINDOWS["lung"], where="--window"),
+        "window": window if isinstance(window, str) else "/".join(f"{v:g}" for v in window),
+        "min_readers": min_readers,
+        "format": fmt,
+        "per_reader": per_reader,
+        "cluster_mm": cluster_mm,
+        "skip_bad": skip_bad,
+    }
     series, readings = find_series(root, skip_bad), find_readings(root, skip_bad)
     matched = [s for s in series if s.uid in readings]
     unmatched = [s for s in series if s.uid not in readings]
     for s in unmatched:
         log.warning("series %s in %s has no LIDC XML (no <SeriesInstanceUid> names it); skipped", s.uid, s.folder)
     if not matched:
-        raise DataError(f"{root}: none of the {len(series)} DICOM series has an LIDC XML naming its "
-                        f"SeriesInstanceUID ({len(readings)} LIDC XML file(s) found)")
+        raise DataError(
+            f"{root}: none of the {len(series)} DICOM series has an LIDC XML naming its "
+            f"SeriesInstanceUID ({len(readings)} LIDC XML file(s) found)"
+        )
     rows = []
     for s in tqdm(matched, desc="cutting crops", unit="series"):
         rows += _series_rows(s, readings[s.uid], out, options)
@@ -136,5 +174,9 @@ def prepare_lidc(lidc_root, out, crop=64, window="lung", min_readers=1, fmt="png
             writer.writeheader()
             writer.writerows(rows)
     counts = Counter(r["class"] for r in rows)
-    return {"crops": {c: counts.get(c, 0) for c in CLASSES}, "series": len(matched),
-            "series_without_xml": [s.uid for s in unmatched], "csv": str(out / "crops.csv")}
+    return {
+        "crops": {c: counts.get(c, 0) for c in CLASSES},
+        "series": len(matched),
+        "series_without_xml": [s.uid for s in unmatched],
+        "csv": str(out / "crops.csv"),
+    }

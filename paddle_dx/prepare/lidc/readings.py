@@ -7,6 +7,7 @@ nodule with ``roi``/``edgeMap`` points on each slice; < 3 mm ones are a single p
 grouping them into nodules is done later (``paddle_dx.prepare.lidc.series.cluster_marks``).
 Only the standard library parses the file (``xml.etree``).
 """
+
 import logging
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -83,8 +84,12 @@ def _roi(node, path, where, point_tag):
     points = _points(node, point_tag, path, where)
     if not len(points):
         raise DataError(f"{path}: {where}: no <{point_tag}> point")
-    return Roi(sop_uid=_text(node, "imageSOP_UID"), z=_number(node, "imageZposition", path, where), points=points,
-               inclusion=(_text(node, "inclusion") or "TRUE").upper() != "FALSE")
+    return Roi(
+        sop_uid=_text(node, "imageSOP_UID"),
+        z=_number(node, "imageZposition", path, where),
+        points=points,
+        inclusion=(_text(node, "inclusion") or "TRUE").upper() != "FALSE",
+    )
 
 
 def _nodule(node, reader, path):

@@ -7,6 +7,7 @@ by SeriesInstanceUID and every LIDC XML is matched to its series by the UID it n
 find their slice by SOP Instance UID, else by z (ImagePositionPatient[2]); slices are ordered
 by z, never by file name. The patient is named by the LIDC case ID only (``LIDC-IDRI-0002``).
 """
+
 import hashlib
 import logging
 import re
@@ -87,8 +88,11 @@ class Finding:
 
     def centre(self):
         """(slice index, x, y): the mean of the members' centres, on the nearest slice."""
-        return (int(round(np.mean([m.slice_index for m in self.marks]))),
-                float(np.mean([m.x for m in self.marks])), float(np.mean([m.y for m in self.marks])))
+        return (
+            int(round(np.mean([m.slice_index for m in self.marks]))),
+            float(np.mean([m.x for m in self.marks])),
+            float(np.mean([m.y for m in self.marks])),
+        )
 
     def malignancy(self):
         ratings = [m.malignancy for m in self.marks if m.malignancy is not None]
@@ -114,11 +118,17 @@ def _slice_header(path):
     position = ds.get("ImagePositionPatient")
     z = float(position[2]) if position is not None and len(position) == 3 else ds.get("SliceLocation")
     if z is None or "SeriesInstanceUID" not in ds or "SOPInstanceUID" not in ds:
-        raise ImageReadError(path, "DICOM slice without ImagePositionPatient/SliceLocation, "
-                                   "SeriesInstanceUID or SOPInstanceUID")
+        raise ImageReadError(
+            path, "DICOM slice without ImagePositionPatient/SliceLocation, SeriesInstanceUID or SOPInstanceUID"
+        )
     spacing = ds.get("PixelSpacing")
-    return {"series": str(ds.SeriesInstanceUID), "sop": str(ds.SOPInstanceUID), "z": float(z),
-            "spacing": float(spacing[0]) if spacing else 1.0, "patient": ds.get("PatientID")}
+    return {
+        "series": str(ds.SeriesInstanceUID),
+        "sop": str(ds.SOPInstanceUID),
+        "z": float(z),
+        "spacing": float(spacing[0]) if spacing else 1.0,
+        "patient": ds.get("PatientID"),
+    }
 
 
 def _or_skip(call, skip_bad, *args):
@@ -135,6 +145,7 @@ def _or_skip(call, skip_bad, *args):
 def find_series(root, skip_bad=False):
     """All DICOM series under ``root`` (headers only), slices sorted by z."""
     from tqdm import tqdm
+
     files = walk_files(root, (".dcm",))
     if not files:
         raise DataError(f"{root}: no .dcm files found (expected LIDC-IDRI-XXXX/.../*.dcm)")
@@ -148,9 +159,17 @@ def find_series(root, skip_bad=False):
         items.sort(key=lambda item: (item[1]["z"], item[0].name))
         folder = items[0][0].parent
         first = items[0][1]
-        series.append(Series(uid=uid, patient_id=case_id(folder, root, first["patient"], uid), folder=folder,
-                             paths=[p for p, _ in items], z=np.asarray([h["z"] for _, h in items]),
-                             sop_uids=[h["sop"] for _, h in items], spacing_mm=first["spacing"]))
+        series.append(
+            Series(
+                uid=uid,
+                patient_id=case_id(folder, root, first["patient"], uid),
+                folder=folder,
+                paths=[p for p, _ in items],
+                z=np.asarray([h["z"] for _, h in items]),
+                sop_uids=[h["sop"] for _, h in items],
+                spacing_mm=first["spacing"],
+            )
+        )
     return series
 
 
@@ -171,17 +190,27 @@ def locate_read(read, series, xml_path, reader):
     for roi in rois:
         index = series.slice_index(roi.sop_uid, roi.z)
         if index is None:
-            raise DataError(f"{xml_path}: reader {read.reader} {read.kind} {read.mark_id!r}: ROI names SOP UID "
-                            f"{roi.sop_uid} at z={roi.z} mm, which matches no slice of series {series.uid} "
-                            f"in {series.folder}")
+            raise DataError(
+                f"{xml_path}: reader {read.reader} {read.kind} {read.mark_id!r}: ROI names SOP UID "
+                f"{roi.sop_uid} at z={roi.z} mm, which matches no slice of series {series.uid} "
+                f"in {series.folder}"
+            )
         slices.append(index)
     areas = [cv2.contourArea(r.points) if len(r.points) > 2 else 0.0 for r in rois]
     best = int(np.argmax(areas))
     x, y = rois[best].points.mean(axis=0)
-    return Mark(kind=read.kind, reader=reader, mark_id=read.mark_id, slice_index=slices[best],
-                first=min(slices), last=max(slices), x=float(x), y=float(y),
-                radius_mm=float(np.sqrt(areas[best] / np.pi)) * series.spacing_mm,
-                malignancy=read.malignancy)
+    return Mark(
+        kind=read.kind,
+        reader=reader,
+        mark_id=read.mark_id,
+        slice_index=slices[best],
+        first=min(slices),
+        last=max(slices),
+        x=float(x),
+        y=float(y),
+        radius_mm=float(np.sqrt(areas[best] / np.pi)) * series.spacing_mm,
+        malignancy=read.malignancy,
+    )
 
 
 def series_marks(series, readings, skip_bad=False):
