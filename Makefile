@@ -4,7 +4,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 EXTRAS ?= [cpu]
 
-.PHONY: install install-test demo test reproduce
+.PHONY: install install-test demo lint test reproduce
 
 install:
 	$(PIP) install -c constraints.txt -e ".$(EXTRAS)"
@@ -20,7 +20,11 @@ demo: install
 	$(PYTHON) -m paddle_dx eval -c demo -o Global.pretrained_model=output/demo/best_model.pdparams \
 		-o DataLoader.Eval.dataset.cls_label_path=demo_data/lists/test_list.txt
 
-test: install-test
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+test: install-test lint
 	$(PYTHON) -m pytest -q tests
 
 # Rerun the studies whose reports are committed under results/ (about 2 hours on 2 CPU cores;

@@ -3,15 +3,19 @@
 python benchmarks/executor_serial.py serial|parallel  (one process per mode; prints seconds per step)
 """
 
-import time, sys, numpy as np, paddle
+import sys
+import time
+
+import numpy as np
+import paddle
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from paddle_dx.utils.device import select_device
 
 select_device("cpu", 2)
-from paddle_dx.models import build_model
-from paddle_dx.engine.static_step import StaticTrainStep
 import paddle_dx.engine.static_step as ss
+from paddle_dx.engine.static_step import StaticTrainStep
+from paddle_dx.models import build_model
 
 arch = {"name": "ResNet18", "class_num": 2, "pretrained": False, "freeze": "none", "dropout": 0.0}
 m = build_model(arch, [3, 128, 128])

@@ -6,7 +6,6 @@
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -78,8 +77,8 @@ def paddle_step(variant, size, batch):
 
     if variant.startswith("static graph"):
         return static_step(variant, size, batch)
-    from paddle_dx.engine.optimizer import build_optimizer
     from paddle_dx.config import load_config
+    from paddle_dx.engine.optimizer import build_optimizer
     from paddle_dx.models import build_model
 
     if "1 thread" not in variant:
@@ -111,6 +110,7 @@ def paddle_step(variant, size, batch):
 
 def torch_step(size, batch):
     import torch
+
     from benchmarks.torch_resnet import adam_step, build
 
     torch.set_num_threads(threads())

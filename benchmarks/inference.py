@@ -35,6 +35,7 @@ def _reps(batch):
 
 def paddle_case(engine, batch):
     import paddle
+
     from paddle_dx.config import load_config
     from paddle_dx.models import build_model
     from paddle_dx.utils.device import select_device
@@ -68,6 +69,7 @@ def paddle_case(engine, batch):
 
 def torch_case(batch):
     import torch
+
     from benchmarks.torch_resnet import build
 
     torch.set_num_threads(threads())

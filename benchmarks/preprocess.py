@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import fmt, machine, write_results  # noqa: E402
+from benchmarks.train import _eso_ops  # noqa: E402
 from paddle_dx.data.io import read_image  # noqa: E402
 from paddle_dx.data.preprocess_cache import PrefixCache, use_prefix_cache  # noqa: E402
 from paddle_dx.data.transforms import build_transforms  # noqa: E402
-from benchmarks.train import _eso_ops  # noqa: E402
 
 SHAPE = [3, 224, 224]
 BASE = [{"ResizeImage": {"resize_short": 256}}, {"CenterCrop": {}}, {"NormalizeImage": {}}]

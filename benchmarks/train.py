@@ -74,6 +74,7 @@ def _batch():
 
 def paddle_full(arch, warmup, reps, engine="dygraph"):
     import paddle
+
     from paddle_dx.config import load_config
     from paddle_dx.engine.loss import build_loss
     from paddle_dx.engine.optimizer import build_optimizer
@@ -121,6 +122,7 @@ def paddle_full(arch, warmup, reps, engine="dygraph"):
 
 def torch_full(arch, warmup, reps):
     import torch
+
     from benchmarks.torch_resnet import adam_step, build
 
     torch.set_num_threads(threads())
@@ -218,6 +220,7 @@ def paddle_evaluations(n_images, eval_engine):
 
 def torch_evaluations(n_images):
     import torch
+
     from benchmarks.torch_resnet import build
 
     torch.set_num_threads(threads())
@@ -269,6 +272,7 @@ def paddle_epochs(kind, n_images, engine="dygraph"):
 
 def torch_epochs(kind, n_images):
     import torch
+
     from benchmarks.torch_resnet import build
 
     torch.set_num_threads(threads())

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from conftest import tiny_config
 
 CLASSES = ("plain", "corner")

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import ROOT, make_tiny_dataset, tiny_config
+
 from paddle_dx.errors import ConfigError, DataError, ImageReadError, PaddleDxError, WeightsError
 
 RNG = np.random.default_rng(0)

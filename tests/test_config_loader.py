@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 import yaml
-
 from conftest import make_tiny_dataset, tiny_config
+
 from paddle_dx.config import config_hash, dump_config, load_config
 from paddle_dx.config.schema import SCHEMA
 from paddle_dx.errors import ConfigError
@@ -324,8 +324,9 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, monkeypatch, 
     import runpy
     import sys
 
-    import paddle_dx.config
     from conftest import ROOT
+
+    import paddle_dx.config
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -10,8 +10,8 @@ import numpy as np
 import paddle
 import pytest
 import yaml
-
 from conftest import make_tiny_dataset
+
 from paddle_dx.config import dump_config, load_config
 from paddle_dx.config.loader import read_yaml
 from paddle_dx.config.paddleclas import Translation, is_paddleclas, parse_scale, translate, translate_ops

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from dicom_testdata import SECRET_ID, SECRET_NAME, write_ct_slice
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -27,7 +28,6 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from dicom_testdata import SECRET_ID, SECRET_NAME, write_ct_slice
 from paddle_dx.data.dicom import decode_dicom_bytes
 from paddle_dx.data.image_header import (
     DICOM_HEADER_PREFIX,

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-
 from conftest import ROOT, make_tiny_dataset
+
 from paddle_dx.data.loader import SafeDataLoader, SampleFailure, collate_or_fail
 from paddle_dx.errors import DataError
 
@@ -135,6 +135,6 @@ def test_the_loader_yields_pairs_then_raises_the_failure_in_the_main_process():
     loader = SafeDataLoader(Flaky(), where="DataLoader.Eval", batch_size=2, num_workers=0)
     seen = []
     with pytest.raises(DataError, match=r"^DataLoader.Eval: img5.png: OSError: gone$"):
-        for images, labels in loader:
+        for _images, labels in loader:
             seen.append(labels.numpy().tolist())
     assert seen == [[0, 1], [0, 1]]

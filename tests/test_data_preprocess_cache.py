@@ -4,8 +4,8 @@ Denoise runs after resizing unless the config says otherwise."""
 import logging
 
 import numpy as np
-
 from conftest import make_tiny_dataset, tiny_config
+
 from paddle_dx.data.builder import build_dataset
 from paddle_dx.data.preprocess_cache import PrefixCache
 from paddle_dx.data.transforms import build_transforms

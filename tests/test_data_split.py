@@ -267,7 +267,7 @@ def test_symlinked_sub_folders_of_a_class_are_collected(tmp_path):
 def test_write_config_gives_a_config_that_trains_without_path_overrides(tmp_path, monkeypatch, capsys):
     from paddle_dx.config import load_config
 
-    images = write_tree(tmp_path / "images", {"polyp": 6, "normal": 6, "ulcer": 6}, size=20)
+    write_tree(tmp_path / "images", {"polyp": 6, "normal": 6, "ulcer": 6}, size=20)
     monkeypatch.chdir(tmp_path)
     split_tool(
         monkeypatch,
@@ -343,6 +343,7 @@ def test_write_config_refuses_an_unknown_base_before_splitting(tmp_path, monkeyp
 
 def test_class_num_left_out_is_the_label_list_size_and_the_run_records_it(tmp_path):
     from conftest import make_tiny_dataset, tiny_config
+
     from paddle_dx.config import load_config
     from paddle_dx.engine.trainer import Trainer
 
@@ -357,6 +358,7 @@ def test_class_num_left_out_is_the_label_list_size_and_the_run_records_it(tmp_pa
 
 def test_class_num_without_any_class_names_is_a_clear_error(tmp_path):
     from conftest import tiny_config
+
     from paddle_dx.data.builder import class_names
     from paddle_dx.errors import ConfigError
 

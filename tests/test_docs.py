@@ -6,8 +6,8 @@ import importlib.util
 import re
 
 import pytest
-
 from conftest import ROOT
+
 from paddle_dx.config.reference import display_key, leaves
 from paddle_dx.config.schema import SCHEMA
 from paddle_dx.data.transforms import TRANSFORMS
@@ -97,6 +97,7 @@ def test_results_tables_quote_the_committed_reports():
 
 def test_results_table_rows_are_the_reports_numbers(tmp_path):
     import json
+
     from paddle_dx.studies.results_index import results_table
 
     report = {

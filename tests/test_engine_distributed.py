@@ -19,7 +19,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, make_tiny_dataset, tiny_config
 
 # 10 train images (5 per rank, batch 4: 2 steps per rank and epoch), 5 val and 5 test
@@ -37,6 +36,7 @@ def _worker_logs(log_dir):
 def _calibrated_weights(config, path):
     """Random ResNet18 weights whose BatchNorm statistics match the training images."""
     import paddle
+
     from paddle_dx.data.builder import build_dataset
     from paddle_dx.models import build_model
 

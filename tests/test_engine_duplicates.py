@@ -5,7 +5,6 @@ import logging
 from pathlib import Path
 
 import cv2
-
 from conftest import make_tiny_dataset, tiny_config
 
 

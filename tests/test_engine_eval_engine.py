@@ -6,8 +6,8 @@ import logging
 
 import numpy as np
 import pytest
-
 from conftest import make_tiny_dataset, tiny_config
+
 from paddle_dx.engine.eval_engine import MIN_IMAGES, EvalEngine
 from paddle_dx.engine.evaluation_job import run_evaluation
 from paddle_dx.engine.trainer import Trainer

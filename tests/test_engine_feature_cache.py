@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import paddle
 import pytest
-
 from conftest import make_tiny_dataset, tiny_config
+
 from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import ConfigError
 

@@ -5,8 +5,8 @@ from collections import Counter
 import numpy as np
 import paddle
 import pytest
-
 from conftest import make_tiny_dataset, tiny_config
+
 from paddle_dx.data.builder import build_dataset, build_loader
 from paddle_dx.data.sampler import EpochBatchSampler
 from paddle_dx.engine.loss import build_loss

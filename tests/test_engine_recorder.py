@@ -4,12 +4,12 @@ import json
 import logging
 
 import numpy as np
-
 from conftest import make_tiny_dataset, tiny_config
-from paddle_dx.utils.hashing import file_sha256
+
 from paddle_dx.engine.manifest import MANIFEST
 from paddle_dx.engine.recorder import RunRecorder
 from paddle_dx.metrics import classification_metrics
+from paddle_dx.utils.hashing import file_sha256
 
 
 def _metrics(seed):

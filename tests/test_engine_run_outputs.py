@@ -3,11 +3,10 @@
 import json
 
 import cv2
-
 import numpy as np
 import yaml
-
 from conftest import tiny_config
+
 from paddle_dx.config import load_config
 
 SCALARS = {

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import paddle
 import pytest
-
 from conftest import tiny_config
+
 from paddle_dx.errors import ConfigError
 
 STAGES = [

@@ -6,8 +6,8 @@ import signal
 
 import numpy as np
 import pytest
-
 from conftest import make_tiny_dataset, tiny_config
+
 from paddle_dx.engine import static_step
 from paddle_dx.engine import trainer as trainer_module
 from paddle_dx.engine.steps import DygraphStep, StaticProgramStep

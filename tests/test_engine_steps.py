@@ -5,8 +5,8 @@ import logging
 
 import numpy as np
 import pytest
-
 from conftest import make_tiny_dataset, tiny_config
+
 from paddle_dx.engine.feature_cache import CachedForward
 from paddle_dx.engine.static_step import StaticTrainStep
 from paddle_dx.engine.steps import DygraphStep, StaticProgramStep, choose_step, resolve_engine

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from corner_model import SIZE, corner_image, train_corner_model
 
 
@@ -105,7 +104,7 @@ def test_gradcam_tool_writes_overlays_for_a_folder_and_skips_bad_files(exported_
     predictor = Predictor(exported_corner)
     rows = write_overlay_pngs(Explainer(predictor), collect_inputs(folder), tmp_path / "out", root=folder)
     assert sorted(r[4].rsplit("/", 1)[1] for r in rows) == ["a_gradcam.png", "sub__a_gradcam.png"]
-    for path, predicted, prob, explained, overlay in rows:
+    for path, predicted, _prob, explained, overlay in rows:
         img = cv2.imread(overlay)
         assert img.shape == (SIZE, SIZE, 3)
         assert predicted == explained == predictor.predict([path])[0]["class_name"]
@@ -115,8 +114,8 @@ def test_explainer_refuses_weights_that_are_not_the_exported_ones(exported_corne
     import shutil
 
     from paddle_dx.errors import WeightsError
-    from paddle_dx.inference.dygraph import load_dygraph_model
     from paddle_dx.inference import load_spec
+    from paddle_dx.inference.dygraph import load_dygraph_model
 
     copy = tmp_path / "export"
     shutil.copytree(exported_corner, copy)

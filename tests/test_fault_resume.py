@@ -17,11 +17,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, make_tiny_dataset, tiny_config
 
 # 12 training images, batch 2: 6 steps per epoch, 2 epochs, saves after each epoch.

@@ -11,8 +11,6 @@ import difflib
 import json
 from pathlib import Path
 
-import pytest
-
 from conftest import tiny_config
 
 GOLDEN = Path(__file__).parent / "golden" / "hyperkvasir_lenet5.json"

@@ -13,8 +13,8 @@ import numpy as np
 import paddle
 import pytest
 import yaml
-
 from conftest import ROOT, make_tiny_dataset, tiny_config
+
 from paddle_dx.config import dump_config
 from paddle_dx.data.builder import transforms_for
 from paddle_dx.data.io import read_image

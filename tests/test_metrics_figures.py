@@ -14,7 +14,6 @@ from sklearn.metrics import roc_auc_score
 
 from paddle_dx.metrics.classification import classification_metrics
 from paddle_dx.metrics.figures import (
-    DPI,
     confusion_matrix_figure,
     curves_figure,
     figure_to_rgb,

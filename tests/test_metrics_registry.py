@@ -3,9 +3,9 @@
 
 import numpy as np
 import pytest
+from conftest import tiny_config
 from sklearn.metrics import confusion_matrix
 
-from conftest import tiny_config
 from paddle_dx.config import load_config
 from paddle_dx.errors import ConfigError
 from paddle_dx.metrics import METRICS, CountRatio, classification_metrics, history_entry, key_metric

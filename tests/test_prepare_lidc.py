@@ -16,8 +16,8 @@ from dicom_testdata import (
     circle_points,
     disc_slice,
     lidc_xml,
-    non_nodule_xml,
     nodule_xml,
+    non_nodule_xml,
     roi_xml,
     write_ct_slice,
 )

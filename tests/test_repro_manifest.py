@@ -7,7 +7,6 @@ import sys
 
 import paddle
 import pytest
-
 from conftest import ROOT, make_tiny_dataset, tiny_config
 
 
@@ -94,8 +93,8 @@ def test_a_best_model_that_is_not_the_runs_own_is_detected(finished_run, tmp_pat
     training into the folder, a swap) is a DIFF even when the rerun's metrics match."""
     import shutil
 
-    from paddle_dx.utils.hashing import file_sha256
     from paddle_dx.engine.verification import format_report, verify_run
+    from paddle_dx.utils.hashing import file_sha256
 
     root = finished_run[0]
     manifest = json.loads((root / "run" / "manifest.json").read_text())

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-
 from conftest import make_tiny_dataset
+from test_studies_reproduce import tables
+
 from paddle_dx.metrics import classification_metrics
 from paddle_dx.studies.catalog import get_study
 from paddle_dx.studies.comparable import data_reasons, reasons, run_setup
@@ -17,7 +18,6 @@ from paddle_dx.studies.markdown import pct
 from paddle_dx.studies.plan import RunPlan, plan_sizes
 from paddle_dx.studies.report import write_report
 from paddle_dx.studies.splits import SplitInfo, train_subset
-from test_studies_reproduce import tables
 
 STAGES = [
     {"name": "pre-training", "epochs": 2, "freeze": "backbone", "lr": 0.001},

@@ -6,11 +6,10 @@ import re
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 import yaml
-
 from conftest import make_tiny_dataset
+
 from paddle_dx.studies.bootstrap import HEADLINE, headline
 from paddle_dx.studies.catalog import get_study
 from paddle_dx.studies.markdown import pct
@@ -21,7 +20,7 @@ LABELS = {"accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "
 
 def tables(markdown):
     """{heading: [table rows as lists of cells], ...}; the header row first."""
-    out, heading, rows = {}, None, None
+    out, heading = {}, None
     for line in markdown.splitlines():
         if line.startswith("#"):
             heading = line.lstrip("#").strip()
@@ -160,6 +159,7 @@ def test_the_study_names_are_those_of_papers_yaml(tmp_path):
     import sys
 
     from conftest import ROOT
+
     from paddle_dx.errors import ConfigError
     from paddle_dx.studies.catalog import PAPERS
 

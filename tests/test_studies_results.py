@@ -9,8 +9,8 @@ import re
 import cv2
 import numpy as np
 import pytest
-
 from conftest import make_tiny_dataset
+
 from paddle_dx.errors import DataError
 from paddle_dx.studies.catalog import get_study
 from paddle_dx.studies.plan import plan_source

@@ -7,10 +7,10 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-
 from corner_model import corner_image
-from paddle_dx.ui.speech import DISCLAIMER, NEXT_STEPS, next_step, sentence
 from test_ui_browser import browser, served, wait_for  # noqa: F401 - pytest fixtures
+
+from paddle_dx.ui.speech import DISCLAIMER, NEXT_STEPS, next_step, sentence
 
 
 def test_the_next_step_is_worded_as_an_aid_and_the_disclaimer_stays_last():

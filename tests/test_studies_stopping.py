@@ -7,8 +7,8 @@ import json
 import numpy as np
 import paddle
 import pytest
-
 from conftest import tiny_config
+
 from paddle_dx.engine.stopping import StopRule, stopped
 from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import ConfigError

@@ -192,8 +192,8 @@ def test_speak_returns_a_playable_wav(client, assistant):
 
 
 def test_without_speech_the_page_is_told_and_speak_is_503(exported):
-    from paddle_dx.ui.server import Assistant, create_app
     from paddle_dx.inference import Predictor
+    from paddle_dx.ui.server import Assistant, create_app
 
     speech = Speech()
     speech.binary = None

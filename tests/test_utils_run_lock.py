@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from paddle_dx.utils.run_lock import RunFolderBusy, RunLock
 
 HOLD = (

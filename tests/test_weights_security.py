@@ -31,7 +31,7 @@ def test_look_alike_weight_urls_are_refused(url, tmp_path, monkeypatch):
 def test_every_paddleclas_weight_url_is_on_a_trusted_host():
     urls = {name: pretrained_url(name) for name in BACKBONES.names()}
     assert sum(u is not None for u in urls.values()) >= 10
-    for name, url in urls.items():
+    for url in urls.values():
         if url is not None:
             pretrained_mod.check_trusted_url(url)  # raises if a registered backbone would be refused
 

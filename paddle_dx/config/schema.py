@@ -6,7 +6,7 @@ error, which is how a typo such as ``Global.epoch`` is caught before an hour of 
 """
 
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any
 
 from paddle_dx.metrics.registry import scalar_names
 from paddle_dx.metrics.selection import EvalChoices
@@ -25,9 +25,9 @@ class Key:
     loaded, because an ``epochs: 0`` or ``lr: .nan`` otherwise trains nothing, or nonsense.
     """
 
-    types: Tuple[type, ...]
+    types: tuple[type, ...]
     default: Any = None
-    choices: Tuple[Any, ...] = ()
+    choices: tuple[Any, ...] = ()
     nullable: bool = False
     doc: str = ""
     min: Any = None

@@ -8,9 +8,9 @@ from paddle_dx.data.coverage import check_class_coverage
 from paddle_dx.data.dataset import ImageListDataset, scan_images
 from paddle_dx.data.list_file import outside_root, read_list_file
 from paddle_dx.data.loader import SafeDataLoader
+from paddle_dx.data.pipelines import transforms_for
 from paddle_dx.data.preprocess_cache import PrefixCache, cache_root, use_prefix_cache
 from paddle_dx.data.sampler import SAMPLERS, EpochBatchSampler
-from paddle_dx.data.pipelines import transforms_for
 from paddle_dx.errors import ConfigError
 from paddle_dx.utils.seed import seed_worker
 

@@ -17,8 +17,9 @@ import inspect
 import itertools
 import logging
 import math
+import types
 import typing
-from typing import List, Optional, Union
+from typing import Union
 
 import cv2
 import numpy as np
@@ -47,8 +48,8 @@ NORMALIZE_PRESETS = {
 # Parameter annotations: the config loader checks each op's parameters against them
 # (check_params), so a wrong type is refused when the config is read, not inside the DataLoader.
 Number = float  # an int is accepted too
-Size = Union[int, List[int]]
-Numbers = List[float]
+Size = Union[int, list[int]]  # noqa: UP007 - check_params matches typing.Union
+Numbers = list[float]
 
 
 class Op:
@@ -150,7 +151,7 @@ class ResizeImage(Op):
 
     sized = True
 
-    def __init__(self, size: Optional[Size] = None, resize_short: Optional[int] = None, interpolation: str = "area"):
+    def __init__(self, size: Size | None = None, resize_short: int | None = None, interpolation: str = "area"):
         if interpolation not in INTERPOLATIONS:
             raise ConfigError(f"ResizeImage.interpolation '{interpolation}' is not one of {list(INTERPOLATIONS)}")
         self.size, self.resize_short, self.interpolation = size, resize_short, interpolation
@@ -171,7 +172,7 @@ class CenterCrop(Op):
 
     sized = True
 
-    def __init__(self, size: Optional[Size] = None):
+    def __init__(self, size: Size | None = None):
         self.size = size
 
     def __call__(self, img, rng):
@@ -191,7 +192,7 @@ class RandomResizedCrop(Op):
     random = True
     sized = True
 
-    def __init__(self, size: Optional[Size] = None, scale: Numbers = (0.08, 1.0), ratio: Numbers = (3 / 4, 4 / 3)):
+    def __init__(self, size: Size | None = None, scale: Numbers = (0.08, 1.0), ratio: Numbers = (3 / 4, 4 / 3)):
         self.size, self.scale, self.ratio = size, tuple(scale), tuple(ratio)
 
     def __call__(self, img, rng):
@@ -293,8 +294,8 @@ class NormalizeImage(Op):
     def __init__(
         self,
         preset: str = "minus_one_to_one",
-        mean: Optional[Numbers] = None,
-        std: Optional[Numbers] = None,
+        mean: Numbers | None = None,
+        std: Numbers | None = None,
         scale: Number = 1.0 / 255.0,
     ):
         if preset not in NORMALIZE_PRESETS and (mean is None or std is None):
@@ -386,7 +387,7 @@ def default_ops(train):
 
 def _accepts(value, hint):
     """Whether ``value`` (as YAML gives it) fits annotation ``hint``; an int is a valid float."""
-    if typing.get_origin(hint) is Union:
+    if typing.get_origin(hint) in (Union, types.UnionType):
         return any(_accepts(value, h) for h in typing.get_args(hint))
     if typing.get_origin(hint) is list:
         return isinstance(value, (list, tuple)) and all(_accepts(v, typing.get_args(hint)[0]) for v in value)
@@ -398,7 +399,7 @@ def _accepts(value, hint):
 
 
 def _hint_text(hint):
-    if typing.get_origin(hint) is Union:
+    if typing.get_origin(hint) in (Union, types.UnionType):
         return " or ".join(dict.fromkeys(_hint_text(h) for h in typing.get_args(hint)))
     if typing.get_origin(hint) is list:
         return f"a list of {_hint_text(typing.get_args(hint)[0])}s"

@@ -44,7 +44,7 @@ def _git(args, cwd):
     return out.stdout.rstrip("\n")
 
 
-def git_state(source=Path(paddle_dx.__file__).resolve().parent):
+def git_state(source=Path(paddle_dx.__file__).resolve().parent):  # noqa: B008 - computed once, on purpose
     """Commit and dirty flag of the checkout paddle_dx runs from; None values when it is not one."""
     try:
         top = _git(["rev-parse", "--show-toplevel"], source).strip()

@@ -36,7 +36,7 @@ def flatten(value, prefix=""):
     elif isinstance(value, list) and value and not all(_is_number(v) for v in value):
         for i, v in enumerate(value):
             yield from flatten(v, f"{prefix}[{i}]")
-    elif not prefix.rsplit(".", 1)[-1] in IGNORED:
+    elif prefix.rsplit(".", 1)[-1] not in IGNORED:
         yield prefix, value
 
 

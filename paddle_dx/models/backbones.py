@@ -6,8 +6,8 @@ transfer learning needs to know about each of them. Adding a backbone is one reg
 here (its name is then a valid ``Arch.name``).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import paddle.nn as nn
 
@@ -45,7 +45,7 @@ class BackboneSpec:
     stages: Callable
     last_conv: Callable
     sequence: Callable = lambda net: [net]
-    pretrained: Optional[PretrainedConfig] = None
+    pretrained: PretrainedConfig | None = None
     channels_last: bool = False
 
 

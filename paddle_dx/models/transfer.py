@@ -4,7 +4,6 @@ classifier dropped, a new fully connected layer sized to the dataset's classes."
 import logging
 import re
 
-import paddle
 import paddle.nn as nn
 
 from paddle_dx.errors import ConfigError, WeightsError

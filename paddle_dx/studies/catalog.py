@@ -7,7 +7,6 @@ list of study names (``tools/reproduce.py --study`` takes its choices from it)."
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import yaml
 
@@ -32,10 +31,10 @@ class Number:
     unit: str
     split: str
     line: int
-    text: Optional[str] = None
-    run: Optional[str] = None
-    metric: Optional[str] = None
-    row: Optional[str] = None  # the table row it was read from (papers.yaml ``rows``)
+    text: str | None = None
+    run: str | None = None
+    metric: str | None = None
+    row: str | None = None  # the table row it was read from (papers.yaml ``rows``)
 
     @property
     def percent(self):
@@ -59,19 +58,19 @@ class Study:
     name: str
     title: str
     setting: str
-    ratios: Tuple[float, float, float]
-    classes: Tuple[Tuple[str, ...], ...]
+    ratios: tuple[float, float, float]
+    classes: tuple[tuple[str, ...], ...]
     stand_in: str
-    runs: Dict[str, str]
+    runs: dict[str, str]
     paper: str = ""
     paper_setup: dict = field(default_factory=dict)
-    numbers: List[Number] = field(default_factory=list)
-    rows: List[dict] = field(default_factory=list)
-    conflicts: List[dict] = field(default_factory=list)
+    numbers: list[Number] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    conflicts: list[dict] = field(default_factory=list)
     schedule: dict = field(default_factory=dict)
     stand_in_reason: str = "stand-in data"
-    positive: Optional[int] = None
-    group_regex: Optional[str] = None
+    positive: int | None = None
+    group_regex: str | None = None
 
     def config_path(self, run):
         """The run's shipped config (papers.yaml names it as ``configs/NAME.yaml`` of the repository)."""

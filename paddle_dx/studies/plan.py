@@ -8,7 +8,6 @@ initialisation actually available here, and (with --quick) the small-size substi
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List
 
 import yaml
 
@@ -37,7 +36,7 @@ MODES = (("Train", "train"), ("Eval", "val"), ("Test", "test"))
 class RunPlan:
     name: str
     config: str
-    overrides: List[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
     init: str = ""
     arch: str = ""
 

@@ -72,6 +72,7 @@ def _git_commit():
 def environment():
     """Where a report was made: the machine, the device and the code, for the committed results."""
     import paddle
+
     from paddle_dx.utils.device import usable_cores
 
     model, flags = _cpu()

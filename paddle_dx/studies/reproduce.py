@@ -135,7 +135,7 @@ def reproduce(
     patients (a one-patient sample); ``near_duplicates``: keep images whose pHashes differ in at
     most that many bits on one side (and out of the source task); ``publish_dir``: also copy the report and its figures to
     ``publish_dir/<study>/`` (the committed results)."""
-    started, clock = datetime.datetime.now(datetime.timezone.utc), time.monotonic()
+    started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
     study = get_study(study_name)
     root = Path(out) / study.name
     root.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,6 @@ of a split, and a source task drops copies of the target's held-out images."""
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -23,10 +22,10 @@ log = logging.getLogger(__name__)
 class SplitInfo:
     image_root: str
     lists_dir: str
-    folders: List[str]
-    counts: Dict[str, Dict[str, int]]  # split -> folder -> images
+    folders: list[str]
+    counts: dict[str, dict[str, int]]  # split -> folder -> images
     excluded: int = 0  # source images dropped because the target holds them out
-    grouping: List[str] = field(default_factory=list)  # what was kept on one side, for the report
+    grouping: list[str] = field(default_factory=list)  # what was kept on one side, for the report
 
 
 def _subset(labels, per_class, seed):
@@ -92,9 +91,9 @@ class HeldOut:
     hash, pHash bits (for near-duplicates) and MANIFEST.csv group (augmentations of one tile)."""
 
     hashes: set
-    bits: Optional[np.ndarray] = None
+    bits: np.ndarray | None = None
     groups: set = field(default_factory=set)
-    near_duplicates: Optional[int] = None
+    near_duplicates: int | None = None
 
 
 def held_out_images(split, near_duplicates=None):

@@ -67,6 +67,7 @@ def check_writable(directory):
 def check_free_space(directory, needed_bytes):
     """Fail at start-up if the disk holding ``directory`` has less room than the run will need."""
     import shutil
+
     from paddle_dx.errors import PaddleDxError
 
     free = shutil.disk_usage(directory).free

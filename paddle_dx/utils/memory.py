@@ -34,7 +34,7 @@ def _mallopt():
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
-        libc.gnu_get_libc_version  # only glibc has mallopt with these parameters (not musl, macOS, Windows)
+        _ = libc.gnu_get_libc_version  # only glibc has mallopt with these parameters (not musl, macOS, Windows)
     except (OSError, AttributeError, TypeError):
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(

@@ -10,7 +10,6 @@ Only the standard library parses the file (``xml.etree``).
 
 import logging
 from dataclasses import dataclass, field
-from typing import List, Optional
 from xml.etree import ElementTree
 
 import numpy as np
@@ -29,8 +28,8 @@ ROOT_TAG = "LidcReadMessage"
 class Roi:
     """Points a reader drew on one slice, named by SOP UID and z (either may be missing)."""
 
-    sop_uid: Optional[str]
-    z: Optional[float]
+    sop_uid: str | None
+    z: float | None
     points: np.ndarray  # (N, 2) x = column, y = row, pixels
     inclusion: bool = True
 
@@ -42,8 +41,8 @@ class Read:
     kind: str
     reader: int  # 1-based readingSession index inside the XML (not the radiologist's ID)
     mark_id: str
-    rois: List[Roi] = field(default_factory=list)
-    malignancy: Optional[int] = None
+    rois: list[Roi] = field(default_factory=list)
+    malignancy: int | None = None
 
 
 @dataclass
@@ -52,7 +51,7 @@ class Reading:
 
     path: str
     series_uid: str
-    reads: List[Read]
+    reads: list[Read]
 
 
 def _text(node, tag):

@@ -14,14 +14,13 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
 
-from paddle_dx.prepare.lidc.readings import CLASSES, parse_lidc_xml
 from paddle_dx.data.dicom import read_dataset
 from paddle_dx.errors import DataError, ImageReadError
+from paddle_dx.prepare.lidc.readings import CLASSES, parse_lidc_xml
 from paddle_dx.utils.files import walk_files
 
 log = logging.getLogger(__name__)
@@ -35,9 +34,9 @@ class Series:
     uid: str
     patient_id: str
     folder: Path
-    paths: List[Path]
+    paths: list[Path]
     z: np.ndarray
-    sop_uids: List[str]
+    sop_uids: list[str]
     spacing_mm: float  # in-plane pixel spacing (row direction)
 
     def __post_init__(self):
@@ -69,14 +68,14 @@ class Mark:
     x: float
     y: float
     radius_mm: float = 0.0
-    malignancy: Optional[int] = None
+    malignancy: int | None = None
 
 
 @dataclass
 class Finding:
     """Marks of the same finding by different readers (one cluster)."""
 
-    marks: List[Mark] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
 
     @property
     def readers(self):
@@ -234,7 +233,7 @@ def _links(a, b, spacing_mm, distance_mm):
 
 def cluster_marks(marks, spacing_mm, distance_mm=5.0):
     """Group marks of one class into findings; a finding has at most one mark per reader."""
-    findings: Dict[str, List[Finding]] = defaultdict(list)
+    findings: dict[str, list[Finding]] = defaultdict(list)
     for mark in marks:
         best, best_gap = None, None
         for finding in findings[mark.kind]:
