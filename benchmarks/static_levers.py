@@ -3,7 +3,7 @@ with PyTorch eager (ResNet-18 / ResNet-50, 224 px, batch 8, Adam, random weights
 
     python benchmarks/static_levers.py [--rounds 2] [--arch ResNet18 ResNet50]
 
-Each lever is one layout (NHWC or NCHW) and choice of ops for oneDNN (static_step's channels_last
+Each lever is one layout (NHWC or NCHW) and choice of ops for oneDNN (accel/onednn_program.py's wants_nhwc
 and use_onednn, patched in a fresh worker process); the rows are images/s (median, min-max over
 rounds) and the ratio to PyTorch of the same run. Writes benchmarks/results/static_levers.md.
 """
@@ -33,12 +33,12 @@ LEVERS = {
 
 def patch(lever):
     """Set static_step's layout and op choice, and the malloc settings, to the lever's."""
-    import paddle_dx.engine.static_step as static_step
+    import paddle_dx.accel.onednn_program as static_step
     import paddle_dx.utils.memory as memory
 
     layout, added, removed = LEVERS[lever]
     default, nhwc = static_step.use_onednn, layout == "NHWC"
-    static_step.channels_last = lambda spec, cached_front: nhwc and not cached_front and spec.channels_last
+    static_step.wants_nhwc = lambda channels_last, cached_front: nhwc and not cached_front and channels_last
     if lever == MALLOC_DEFAULTS:
         memory._applied = False  # keep_freed_memory() then leaves glibc as it is
 
@@ -98,7 +98,7 @@ def main():
             "each variant is paddle_dx's static engine with its layout and oneDNN op choice patched, in "
             "its own process; the NHWC variants put every convolution on oneDNN, the NCHW ones the spatial "
             "convolutions, except 'no oneDNN'",
-            "the NHWC rows include the Program's rewrites (static_step._nhwc_rewrites: k x k weight "
+            "the NHWC rows include the Program's rewrites (accel/onednn_program.nhwc_rewrites: k x k weight "
             "gradients transposed back to OIHW, plain copies of gradients for relu_grad)",
             "freed memory kept: glibc's mmap threshold at 32 MiB and trim threshold at 2 GiB "
             "(paddle_dx/utils/memory.py, set by select_device); every row but 'glibc malloc defaults' "

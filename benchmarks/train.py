@@ -95,18 +95,14 @@ def paddle_full(arch, warmup, reps, engine="dygraph"):
     optimizer, _ = build_optimizer(config["Optimizer"], model, 1)
     x, y = (paddle.to_tensor(a) for a in _batch())
     if engine == "static":  # what Trainer runs per step with Global.engine: static
-        from paddle_dx.engine.static_step import StaticTrainStep
+        from paddle_dx.engine.steps import StageSpec, compile_checked
 
-        static = StaticTrainStep(
-            model,
-            config["Arch"],
-            config["Global"]["image_shape"],
-            config["Loss"]["Train"],
-            config["Optimizer"],
-            "none",
-            optimizer.get_lr(),
-            [0, 1],
+        spec = StageSpec(
+            config["Arch"], config["Global"]["image_shape"], config["Loss"]["Train"], config["Optimizer"], "none", [0, 1]
         )
+        static, failures = compile_checked(model, spec, optimizer.get_lr(), None, loss_fn)
+        if static is None:
+            raise SystemExit(f"the static step did not pass its parity check: {failures}")
         static.push()
         return BATCH / time_repeated(lambda: float(static(x, y)[0]), warmup, reps)
 

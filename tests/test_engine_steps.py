@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import make_tiny_dataset, tiny_config
 
+from paddle_dx.accel.static_program import StaticTrainStep
 from paddle_dx.engine.feature_cache import CachedForward
-from paddle_dx.engine.static_step import StaticTrainStep
-from paddle_dx.engine.steps import DygraphStep, StaticProgramStep, choose_step, resolve_engine
+from paddle_dx.engine.steps import CompiledStep, DygraphStep, choose_step, resolve_engine
 from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import ConfigError
 
@@ -63,7 +63,7 @@ def test_dygraph_trains_whole_images_with_the_stage_optimizer(data, tmp_path):
 def test_static_compiles_the_whole_network_when_nothing_is_cached(data, tmp_path):
     trainer = _trainer(data, tmp_path / "run", **{"Global.engine": "static"})
     step = trainer._stage_step()
-    assert type(step) is StaticProgramStep and isinstance(step.optimizer_state_owner, StaticTrainStep)
+    assert type(step) is CompiledStep and isinstance(step.optimizer_state_owner, StaticTrainStep)
     assert step.compiled.program.global_block().var("images").shape[1:] == (3, 32, 32)
 
 
@@ -81,7 +81,7 @@ def test_static_over_cached_stage_maps_trains_on_them(data, tmp_path):
         },
     )
     step = trainer._stage_step()
-    assert type(step) is StaticProgramStep
+    assert type(step) is CompiledStep
     assert step.compiled.program.global_block().var("images").shape[1:] == (128, 4, 4)
     trainer.model.train()
     trainer.train_sampler.set_epoch(0, 0)

@@ -88,7 +88,6 @@ def is_paddleclas(raw):
         any(k in raw for k in PADDLECLAS_SECTIONS)
         or any(k in g for k in PADDLECLAS_GLOBAL)
         or isinstance(opt.get("lr"), dict)
-        or "regularizer" in opt
         or "Train" in metric
         or any(isinstance(d, dict) and d.get("name") == "ImageNetDataset" for d in datasets)
         or any(name in PADDLECLAS_OPS for _, ops in _transform_lists(raw) for name in _op_names(ops))
@@ -232,13 +231,10 @@ def _translate_optimizer(t):
         return
     if isinstance(opt.get("lr"), dict):
         _translate_lr(t, opt)
-    reg = opt.pop("regularizer", None)
-    if isinstance(reg, dict):
-        if reg.get("name") == "L2" and set(reg) <= {"name", "coeff"}:
-            opt["weight_decay"] = reg.get("coeff", 0.0)
-            t.mapped("Optimizer.regularizer {name: L2, coeff}", "Optimizer.weight_decay", f"{opt['weight_decay']}")
-        else:
-            t.refuse("Optimizer.regularizer", f"{reg!r}: only {{name: L2, coeff}} maps (to Optimizer.weight_decay)")
+    reg = opt.get("regularizer")
+    if isinstance(reg, dict) and not (reg.get("name") == "L2" and set(reg) <= {"name", "coeff"}):
+        opt.pop("regularizer")
+        t.refuse("Optimizer.regularizer", f"{reg!r}: only {{name: L2, coeff}} is supported")
     if isinstance(opt.get("name"), str) and opt["name"] not in OPTIMIZER_NAMES:
         t.refuse("Optimizer.name", f"'{opt['name']}' is not a paddle_dx optimizer; use one of {list(OPTIMIZER_NAMES)}")
 

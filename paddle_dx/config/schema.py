@@ -139,8 +139,9 @@ SCHEMA = {
             (str,),
             "dygraph",
             choices=("dygraph", "static"),
-            doc="static = run each training step as a compiled static Program with oneDNN convolutions "
-            "(CPU, one device; see engine/static_step.py); dygraph = Paddle's eager mode",
+            doc="dygraph = Paddle's eager mode (the reference, every device); static = on one CPU process, "
+            "each step as a compiled static Program with oneDNN kernels, used only after one step of it "
+            "matches dygraph's (paddle_dx/accel/); otherwise dygraph, with one line saying why",
         ),
         "feature_cache": Key(
             (str, bool),
@@ -218,7 +219,17 @@ SCHEMA = {
             doc="always Paddle's multi-tensor kernels",
         ),
         "lr": Key(NUMBER, 0.001, min=0, min_open=True, doc="learning rate"),
-        "weight_decay": Key(NUMBER, 0.0, min=0, doc="L2 (Adam, Momentum) or decoupled (AdamW) weight decay"),
+        "weight_decay": Key(
+            NUMBER,
+            0.0,
+            min=0,
+            doc="decoupled weight decay, w *= 1 - lr * weight_decay before each update (AdamW only; "
+            "for L2 use regularizer)",
+        ),
+        "regularizer": {
+            "name": Key((str,), "L2", choices=("L2",), doc="L2: coeff * weight added to the gradient"),
+            "coeff": Key(NUMBER, 0.0, min=0, doc="L2 regularisation coefficient (any optimizer; 0 = none)"),
+        },
         "momentum": Key(NUMBER, 0.9, min=0, max=1, doc="Momentum only"),
         "lr_schedule": Key(
             (str,),

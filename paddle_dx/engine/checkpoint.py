@@ -18,6 +18,7 @@ from paddle_dx.errors import WeightsError
 from paddle_dx.models.weights import load_state
 from paddle_dx.utils.hashing import file_sha256
 from paddle_dx.utils.pause import pause_point
+from paddle_dx.utils.state_names import rename_optimizer_state
 
 FILES = ("model.pdparams", "model.pdopt")
 
@@ -70,22 +71,6 @@ def find_checkpoint(path):
     raise WeightsError(
         f"no checkpoint found at {path} (expected a folder with state.json, model.pdparams, model.pdopt)"
     )
-
-
-def rename_optimizer_state(opt_state, names):
-    """Rename the per-parameter keys (``<parameter name>_moment1_0`` ...) by ``names``.
-
-    Paddle names parameters from a process-wide counter (``conv2d_2.w_0``), so the same model
-    gets other names in a process that built other layers first (a notebook, a test, a study
-    script). Checkpoints therefore store the optimizer keyed by structured names
-    (``backbone.conv1.weight_moment1_0``), mapped back to the live names on load.
-    """
-    by_length = sorted(names, key=len, reverse=True)
-    out = {}
-    for key, value in opt_state.items():
-        old = next((n for n in by_length if key.startswith(n + "_")), None)
-        out[names[old] + key[len(old) :] if old else key] = value
-    return out
 
 
 def load_checkpoint(path, model=None):

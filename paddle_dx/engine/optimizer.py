@@ -1,6 +1,15 @@
-"""Optimizers by name. Adam, AdamW and Momentum always use Paddle's multi-tensor kernels:
-on CPU the per-tensor Adam slows every later matmul/conv in the process 4-5x
-(see ../shared/PERF_NOTES.md); tests/test_engine_optimizer_speed.py keeps this fix in place."""
+"""Optimizers by name, with their two kinds of weight decay kept apart in the config:
+
+- ``Optimizer.regularizer: {name: L2, coeff}`` (PaddleClas's spelling): L2 regularisation, the
+  coefficient times the weight added to its gradient before the update, for every optimizer;
+- ``Optimizer.weight_decay``: decoupled decay (Loshchilov & Hutter), ``w *= 1 - lr * coeff``
+  before the update, which AdamW applies; the other optimizers refuse a non-zero value rather
+  than silently change what it means.
+
+Adam, AdamW and Momentum always use Paddle's multi-tensor kernels: on CPU the per-tensor Adam
+slows every later matmul/conv in the process 4-5x (../shared/PERF_NOTES.md, pitfall 1;
+benchmarks/optimizer_slowdown.py measures it, tests/test_engine_optimizer.py keeps the choice).
+"""
 
 import paddle
 
@@ -10,27 +19,44 @@ from paddle_dx.utils.registry import Registry
 OPTIMIZERS = Registry("optimizer")
 
 
+def _regularizer(cfg):
+    reg = cfg.get("regularizer") or {}
+    return paddle.regularizer.L2Decay(float(reg["coeff"])) if reg.get("coeff") else None
+
+
+def _no_decoupled_decay(cfg):
+    if cfg.get("weight_decay"):
+        raise ConfigError(
+            f"Optimizer.weight_decay {cfg['weight_decay']} is decoupled decay, which only AdamW applies; for L2 "
+            f"regularisation with {cfg['name']} write Optimizer.regularizer: {{name: L2, coeff: {cfg['weight_decay']}}}"
+        )
+
+
 @OPTIMIZERS.register(name="Adam")
 def _adam(lr, params, cfg, clip):
+    _no_decoupled_decay(cfg)
     return paddle.optimizer.Adam(
-        learning_rate=lr,
-        parameters=params,
-        weight_decay=cfg["weight_decay"] or None,
-        grad_clip=clip,
-        use_multi_tensor=True,
+        learning_rate=lr, parameters=params, weight_decay=_regularizer(cfg), grad_clip=clip, use_multi_tensor=True
     )
 
 
 class MultiTensorAdamW(paddle.optimizer.Adam):
-    """AdamW (decoupled weight decay, Loshchilov & Hutter) on the multi-tensor Adam kernel.
+    """AdamW (decoupled weight decay) on the multi-tensor Adam kernel.
 
     Paddle 3.3's ``AdamW`` has no ``use_multi_tensor`` option, and its per-tensor path is the
     one that slows the process. Decay is applied as ``p *= 1 - lr * weight_decay`` before the
-    Adam update, which is what ``paddle.optimizer.AdamW`` does (tested to match it).
+    Adam update, which is what ``paddle.optimizer.AdamW`` does (tested to match it). The static
+    program applies the same decay as ops of its own (accel/static_program.py).
     """
 
-    def __init__(self, learning_rate, parameters, weight_decay, grad_clip=None):
-        super().__init__(learning_rate=learning_rate, parameters=parameters, grad_clip=grad_clip, use_multi_tensor=True)
+    def __init__(self, learning_rate, parameters, weight_decay, grad_clip=None, regularizer=None):
+        super().__init__(
+            learning_rate=learning_rate,
+            parameters=parameters,
+            weight_decay=regularizer,
+            grad_clip=grad_clip,
+            use_multi_tensor=True,
+        )
         self.decoupled_weight_decay = float(weight_decay)
 
     @paddle.no_grad()
@@ -45,20 +71,33 @@ class MultiTensorAdamW(paddle.optimizer.Adam):
 
 @OPTIMIZERS.register(name="AdamW")
 def _adamw(lr, params, cfg, clip):
-    return MultiTensorAdamW(learning_rate=lr, parameters=params, weight_decay=cfg["weight_decay"], grad_clip=clip)
+    return MultiTensorAdamW(
+        learning_rate=lr,
+        parameters=params,
+        weight_decay=cfg["weight_decay"],
+        grad_clip=clip,
+        regularizer=_regularizer(cfg),
+    )
 
 
 @OPTIMIZERS.register(name="Momentum")
 def _momentum(lr, params, cfg, clip):
-    decay = paddle.regularizer.L2Decay(cfg["weight_decay"]) if cfg["weight_decay"] else None
+    _no_decoupled_decay(cfg)
     return paddle.optimizer.Momentum(
         learning_rate=lr,
         momentum=cfg["momentum"],
         parameters=params,
-        weight_decay=decay,
+        weight_decay=_regularizer(cfg),
         grad_clip=clip,
         use_multi_tensor=True,
     )
+
+
+def make_optimizer(cfg, lr, params):
+    """The configured optimizer at ``lr`` (a float or an LRScheduler) over ``params`` (None: the
+    parameters of the static Program being built)."""
+    clip = paddle.nn.ClipGradByGlobalNorm(cfg["grad_clip"]) if cfg["grad_clip"] else None
+    return OPTIMIZERS.get(cfg["name"], where="Optimizer.name")(lr, params, cfg, clip)
 
 
 SCHEDULES = Registry("lr_schedule")  # Optimizer.lr_schedule -> per-epoch scheduler (None: constant)
@@ -112,7 +151,9 @@ def build_optimizer(cfg, model, epochs, lr=None):
     scheduler = SCHEDULES.get(cfg["lr_schedule"], where="Optimizer.lr_schedule")(base_lr, max(1, epochs - warmup), cfg)
     if warmup:
         scheduler = _with_warmup(scheduler, base_lr, warmup)
-    params = [p for p in model.parameters() if not p.stop_gradient]
-    clip = paddle.nn.ClipGradByGlobalNorm(cfg["grad_clip"]) if cfg["grad_clip"] else None
-    optimizer = OPTIMIZERS.get(cfg["name"], where="Optimizer.name")(scheduler or base_lr, params, cfg, clip)
+    optimizer = make_optimizer(cfg, scheduler or base_lr, trainable_parameters(model))
     return optimizer, scheduler
+
+
+def trainable_parameters(model):
+    return [p for p in model.parameters() if not p.stop_gradient]

@@ -6,6 +6,11 @@ the step trains on), ``step`` trains one batch, ``end_epoch`` leaves the trained
 dygraph model (the source of truth for evaluation, checkpoints and export), and
 ``optimizer_state_owner`` is what checkpoints save and resume the optimizer's state from.
 ``choose_step`` picks one per stage (a stage brings a new freeze and a new optimizer).
+
+``dygraph`` is the reference on every device and Paddle version. ``static`` asks the
+acceleration layer (paddle_dx/accel/, imported only then) for a compiled step, and uses it only
+when one step of it matches the dygraph step (accel/parity.py); otherwise the stage trains in
+dygraph and one log line says why.
 """
 
 import logging
@@ -14,7 +19,10 @@ from typing import Any
 
 import paddle
 
-from paddle_dx.engine.static_step import StaticTrainStep
+from paddle_dx.engine.feature_cache import CachedForward
+from paddle_dx.engine.loss import build_loss
+from paddle_dx.engine.optimizer import make_optimizer, trainable_parameters
+from paddle_dx.models import apply_freeze, build_model
 from paddle_dx.utils.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -37,22 +45,23 @@ class StepParts:
 
 
 @dataclass
-class StaticSpec:
-    """The config values a compiled static step needs (engine/static_step.py)."""
+class StageSpec:
+    """The config sections a compiled step is built from (Arch, Loss.Train, Optimizer), the
+    stage's freeze and the training labels (class-weighted losses)."""
 
     arch: dict
     image_shape: list
-    loss: list  # Loss.Train
-    optimizer: dict  # Optimizer
+    loss: list
+    optimizer: dict
     freeze: str
     train_labels: list
 
 
 def resolve_engine(wanted, device, world_size):
-    """The engine that runs here: static is for one CPU process (oneDNN convolutions)."""
+    """The engine that runs here: static is for one CPU process (oneDNN kernels)."""
     if wanted == "static" and (device != "cpu" or world_size > 1):
         log.info(
-            "Global.engine: static is for one CPU process (oneDNN convolutions); using dygraph on %s",
+            "Global.engine: static is for one CPU process (oneDNN kernels); using dygraph on %s",
             "several devices" if world_size > 1 else "the GPU",
         )
         return "dygraph"
@@ -105,9 +114,9 @@ def _dygraph(parts, spec):
     return DygraphStep(parts)
 
 
-class StaticProgramStep(TrainStep):
-    """A compiled static Program (``StaticTrainStep``): weights pushed in at an epoch's start,
-    pulled back at its end; the Program's scope holds the optimizer's moments."""
+class CompiledStep(TrainStep):
+    """An accelerated step from paddle_dx/accel/: weights pushed in at an epoch's start, pulled
+    back at its end; the compiled step holds the optimizer's moments."""
 
     def __init__(self, parts, compiled):
         super().__init__(parts)
@@ -134,40 +143,82 @@ class StaticProgramStep(TrainStep):
 
 @STEPS.register(name="static")
 def _static_or_dygraph(parts, spec):
-    """The stage's step as a static Program, over whole images or cached front outputs; dygraph
-    when only the head trains on cached vectors (no convolution to speed up, dygraph is faster)
-    or when Paddle's legacy static mode cannot compile it."""
+    """The stage's step as a static Program that proved itself against dygraph, over whole images
+    or cached front outputs; dygraph when only the head trains on cached vectors (no convolution
+    to speed up, dygraph is faster), on an untested Paddle, or when no compiled form passes."""
     model, cache = parts.model, parts.feature_cache
     front_shape = cache.front_shape(model) if cache.applies(model) else None
     if front_shape is not None and not model.frozen_front()[1]:
         return DygraphStep(parts)
-    try:
-        compiled = StaticTrainStep(
-            model,
-            spec.arch,
-            spec.image_shape,
-            spec.loss,
-            spec.optimizer,
-            spec.freeze,
-            parts.scheduler or parts.optimizer.get_lr(),
-            spec.train_labels,
-            front_shape,
-        )
-    except Exception as exc:  # Paddle 3.3's legacy static mode lacks some APIs (e.g. grad clipping)
+    from paddle_dx import accel  # private Paddle internals: imported only when asked for
+
+    reason = accel.refusal()
+    if reason:
+        log.warning("Global.engine: static: %s; this stage trains in dygraph", reason)
+        return DygraphStep(parts)
+    lr = parts.optimizer.get_lr()
+    compiled, failures = compile_checked(parts.model, spec, lr, parts.scheduler, parts.loss_fn, front_shape)
+    if compiled is None:
         log.warning(
-            "Global.engine: static could not compile this training step in Paddle %s's legacy "
-            "static mode (%s: %s); this stage trains in dygraph",
-            paddle.__version__,
-            type(exc).__name__,
-            str(exc).strip().splitlines()[0][:200],
+            "Global.engine: static: this stage trains in dygraph, as the compiled step does not match it (%s)",
+            "; ".join(failures),
         )
         return DygraphStep(parts)
     log.info(
-        "static engine: training step compiled (freeze %s%s), oneDNN convolutions",
+        "static engine: training step compiled (freeze %s%s, %s) and checked against dygraph",
         spec.freeze,
         f", from cached front outputs {list(front_shape)}" if front_shape else "",
+        "NHWC" if compiled.channels_last else "NCHW",
     )
-    return StaticProgramStep(parts, compiled)
+    return CompiledStep(parts, compiled)
+
+
+def compile_checked(model, spec, lr, scheduler, loss_fn, front_shape=None):
+    """The first compiled form of the stage's step (NHWC where the backbone has one, then NCHW)
+    whose step matches the dygraph step from ``model``'s weights; (None, why each failed) when
+    none does. ``lr``: the stage's current rate; ``scheduler``: its LRScheduler or None."""
+    from paddle_dx.accel.onednn_program import wants_nhwc
+    from paddle_dx.accel.parity import SAME_KERNELS, SAME_PROGRAM, dygraph_reference, probe_batch, step_gap
+    from paddle_dx.accel.static_program import ProgramRecipe, StaticTrainStep
+
+    recipe = ProgramRecipe(
+        network=lambda nhwc: _frozen(build_model(dict(spec.arch, pretrained=False), channels_last=nhwc), spec.freeze),
+        forward=(lambda net: CachedForward(net, net.frozen_front()[1])) if front_shape else (lambda net: net),
+        loss=lambda: build_loss(spec.loss, "Loss.Train", spec.train_labels, spec.arch["class_num"]),
+        optimizer=lambda rate: make_optimizer(spec.optimizer, rate, None),
+        input_shape=list(front_shape or spec.image_shape),
+        cached_front=front_shape is not None,
+        channels_last=model.spec.channels_last,
+    )
+    forward = CachedForward(model, model.frozen_front()[1]) if front_shape else model
+
+    def fresh_optimizer():
+        return make_optimizer(spec.optimizer, lr, trainable_parameters(model))
+
+    batch = probe_batch(recipe.input_shape, spec.arch["class_num"])
+    reference = dygraph_reference(model, forward, loss_fn, fresh_optimizer, batch)
+    layouts = (True, False) if wants_nhwc(recipe.channels_last, recipe.cached_front) else (False,)
+    failures = []
+    # first the Program on dygraph's kernels (same function, same update rule), then the fast one
+    for nhwc, onednn, tol in ((False, False, SAME_PROGRAM), *((n, True, SAME_KERNELS) for n in layouts)):
+        kind = f"{'NHWC' if nhwc else 'NCHW'}{', oneDNN' if onednn else ', plain kernels'}"
+        try:
+            compiled = StaticTrainStep(model, recipe, scheduler or lr, nhwc, onednn)
+            gap = step_gap(compiled, reference, batch, tol)
+        except Exception as exc:  # noqa: BLE001 - Paddle's legacy static mode lacks some APIs (e.g. grad clipping)
+            gap = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+        if gap is not None:
+            failures.append(f"{kind}: {gap}")
+            if not onednn:
+                break  # another function or update rule: no faster kernel can fix that
+        elif onednn:
+            return compiled, []
+    return None, failures
+
+
+def _frozen(net, freeze):
+    apply_freeze(net, freeze)
+    return net
 
 
 def choose_step(engine, parts, spec):

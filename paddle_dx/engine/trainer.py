@@ -31,7 +31,7 @@ from paddle_dx.engine.resume_check import check_resume_config
 from paddle_dx.engine.resume_outputs import carry_best_model
 from paddle_dx.engine.stages import is_stage_end, stage_at
 from paddle_dx.engine.startup_checks import check_list_files, removed_if_empty_on_error
-from paddle_dx.engine.steps import StaticSpec, StepParts, choose_step, resolve_engine
+from paddle_dx.engine.steps import StageSpec, StepParts, choose_step, resolve_engine
 from paddle_dx.engine.stopping import StopRule, stopped
 from paddle_dx.engine.visualdl_logger import VisualDLLogger
 from paddle_dx.metrics import history_entry, key_metric
@@ -136,7 +136,7 @@ class Trainer:
                 self.parallel,
                 self.scaler,
             )
-            spec = StaticSpec(
+            spec = StageSpec(
                 self.config["Arch"],
                 self.config["Global"]["image_shape"],
                 self.config["Loss"]["Train"],

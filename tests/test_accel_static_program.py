@@ -1,5 +1,6 @@
 """``Global.engine: static``: each training step runs as a compiled static Program with oneDNN
-convolutions (engine/static_step.py), while the dygraph model stays the source of truth."""
+kernels (paddle_dx/accel/), proven against the dygraph step before it trains, while the dygraph
+model stays the source of truth."""
 
 import logging
 import signal
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import make_tiny_dataset, tiny_config
 
-from paddle_dx.engine import static_step
+from paddle_dx.accel import onednn_program
 from paddle_dx.engine import trainer as trainer_module
-from paddle_dx.engine.steps import DygraphStep, StaticProgramStep
+from paddle_dx.engine.steps import CompiledStep, DygraphStep
 from paddle_dx.engine.trainer import Interrupted, Trainer
 
 STATIC = {"Global.engine": "static"}
@@ -44,10 +45,10 @@ def test_without_onednn_the_program_trains_exactly_like_dygraph(data, tmp_path, 
     extra = {"Stages": STAGES, "Optimizer.lr_schedule": "cosine"}
     dygraph = Trainer(_config(data, tmp_path / "dygraph", **extra))
     dygraph_result = dygraph.fit()
-    monkeypatch.setattr(static_step, "ONEDNN_OPS", ())
+    monkeypatch.setattr(onednn_program, "ONEDNN_OPS", ())
     static = Trainer(_config(data, tmp_path / "static", **extra, **STATIC))
     static_result = static.fit()
-    assert isinstance(static.strategy, StaticProgramStep) and static.engine == "static"
+    assert isinstance(static.strategy, CompiledStep) and static.engine == "static"
     assert [h["step_losses"] for h in static_result["history"]] == [h["step_losses"] for h in dygraph_result["history"]]
     want = _weights(dygraph)
     for name, value in _weights(static).items():
@@ -84,23 +85,21 @@ def test_onednn_convolutions_give_the_dygraph_update(data, tmp_path):
     assert moved > 60  # every conv, BatchNorm and the head moved
 
 
-def _compiled(arch_name, **kwargs):
+def _compiled(arch_name, front_shape=None, freeze="none"):
+    """The checked compiled step the static engine would train with (None: it chose dygraph)."""
     from paddle_dx.config import load_config
-    from paddle_dx.models import build_model
+    from paddle_dx.engine.loss import build_loss
+    from paddle_dx.engine.steps import StageSpec, compile_checked
+    from paddle_dx.models import apply_freeze, build_model
 
     config = load_config(raw={"Global": {"image_shape": [3, 32, 32]}, "Arch": {"name": arch_name, "class_num": 2}})
     model = build_model(config["Arch"])
-    return static_step.StaticTrainStep(
-        model,
-        config["Arch"],
-        config["Global"]["image_shape"],
-        config["Loss"]["Train"],
-        config["Optimizer"],
-        "none",
-        0.001,
-        [0, 1],
-        **kwargs,
+    apply_freeze(model, freeze)
+    spec = StageSpec(
+        config["Arch"], config["Global"]["image_shape"], config["Loss"]["Train"], config["Optimizer"], freeze, [0, 1]
     )
+    loss_fn = build_loss(spec.loss, "Loss.Train", [0, 1], 2)
+    return compile_checked(model, spec, 0.001, None, loss_fn, front_shape)
 
 
 def _onednn_types(step):
@@ -109,12 +108,13 @@ def _onednn_types(step):
 
 def test_whole_images_compile_in_nhwc_with_batch_norm_and_max_pool_on_onednn():
     """A ResNet over whole images computes in NHWC (no reorder after each oneDNN convolution),
-    with batch norm, relu and max pooling (forward and backward) on oneDNN too; each k x k
-    convolution's weight gradient is transposed back to OIHW before the optimizer, and each
-    relu_grad reads a plain copy of a convolution's input gradient (the update itself is checked
-    against dygraph above). Over cached stage maps, and for networks
-    without an NHWC form, the Program stays NCHW."""
-    step = _compiled("ResNet18")
+    with batch norm, relu and max pooling (forward and backward) on oneDNN too; each
+    convolution's weight gradient is transposed back to OIHW before the optimizer (1 x 1 ones too:
+    an L2 regulariser adds the weight, of OIHW shape, to it), and each relu_grad reads a plain copy
+    of a convolution's input gradient. Over cached stage maps, and for networks without an NHWC
+    form, the Program stays NCHW."""
+    step, failures = _compiled("ResNet18")
+    assert step is not None, failures
     ops = step.program.global_block().ops
     assert step.channels_last
     assert {op.attr("data_format") for op in ops if op.type == "conv2d"} == {"NHWC"}
@@ -129,48 +129,63 @@ def test_whole_images_compile_in_nhwc_with_batch_norm_and_max_pool_on_onednn():
         "pool2d_grad",
     }
     assert all(op.attr("pooling_type") == "max" for op in ops if op.type == "pool2d" and op.attr("use_mkldnn"))
-    spatial = [
-        op
-        for op in ops
-        if op.type == "conv2d_grad" and max(step.program.global_block().var(op.input("Filter")[0]).shape[-2:]) > 1
-    ]
+    conv_grads = [op for op in ops if op.type == "conv2d_grad"]
     transposes = [op for op in ops if op.type == "transpose2" and op.output("Out")[0].endswith("@OIHW")]
-    assert len(transposes) == len(spatial) == 17  # ResNet-18: stem + 16 block convolutions are 3x3 or 7x7
+    assert len(transposes) == len(conv_grads) >= 20  # every convolution of the ResNet-18
+    transposed = {t.input("X")[0] for t in transposes}
     assert not any(
-        n.endswith("@GRAD") and not n.endswith("@OIHW")
-        for op in ops
-        if op.type == "merged_adam"
-        for n in op.input("Grad")
-        if n in {t.input("X")[0] for t in transposes}
-    )
+        n in transposed for op in ops if op.type == "merged_adam" for n in op.input("Grad")
+    )  # the optimizer reads the OIHW copies
     # each relu_grad reading a convolution's input gradient reads its plain copy
-    conv_input_grads = {
-        op.output("Input@GRAD")[0] for op in ops if op.type == "conv2d_grad" and op.output("Input@GRAD")
-    }
+    conv_input_grads = {op.output("Input@GRAD")[0] for op in conv_grads if op.output("Input@GRAD")}
     copies = {op.output("Out")[0]: op.input("X")[0] for op in ops if op.type == "transfer_layout"}
     relu_inputs = [op.input("Out@GRAD")[0] for op in ops if op.type == "relu_grad"]
     assert not set(relu_inputs) & conv_input_grads
     assert {copies[n] for n in relu_inputs if n in copies} <= conv_input_grads and len(copies) >= 8
 
-    cached = _compiled("ResNet18", front_shape=[128, 4, 4])
+    cached, _ = _compiled("ResNet18", front_shape=[128, 4, 4], freeze="until stage 2")
     assert not cached.channels_last and "batch_norm" not in _onednn_types(cached)
     assert {op.attr("data_format") for op in cached.program.global_block().ops if op.type == "conv2d"} == {"NCHW"}
-    assert not _compiled("LeNet5").channels_last
+    assert not _compiled("LeNet5")[0].channels_last
 
 
-def test_a_paddle_that_converts_weight_gradients_otherwise_gets_an_nchw_program(monkeypatch, caplog):
-    """The NHWC rewrites suit Paddle 3.3's conversions only; where a scratch step shows other
-    ones, the step is compiled in NCHW, with a warning, rather than scrambling the update. A
-    Paddle of another minor version gets NCHW without trying."""
-    probes = []
-    monkeypatch.setattr(static_step, "_nhwc_rewrites_hold", lambda *args: probes.append(args) or False)
-    step = _compiled("ResNet18")
-    assert probes and not step.channels_last
+def test_the_parity_check_catches_a_scrambled_layout_and_falls_back(monkeypatch):
+    """Without the weight-gradient transposes, the NHWC Program hands the optimizer rotated
+    gradients: the check sees them differ from dygraph's and the NCHW Program is used instead."""
+    monkeypatch.setattr(onednn_program, "_insert_reading", _only_plain_copies(onednn_program._insert_reading))
+    step, _ = _compiled("ResNet18")
+    assert step is not None and not step.channels_last
     assert {op.attr("data_format") for op in step.program.global_block().ops if op.type == "conv2d"} == {"NCHW"}
-    assert not [op for op in step.program.global_block().ops if op.type == "transpose2"]
-    assert "computing in NCHW" in caplog.text
-    monkeypatch.setattr(static_step.paddle, "__version__", "3.4.0")
-    assert not _compiled("ResNet18").channels_last and len(probes) == 1
+
+
+def _only_plain_copies(insert):
+    def patched(block, position, op_type, name, suffix, attrs):
+        return insert(block, position, op_type, name, suffix, attrs) if op_type != "transpose2" else name
+
+    return patched
+
+
+def test_a_different_update_rule_is_refused_and_the_stage_trains_in_dygraph(data, tmp_path, monkeypatch, caplog):
+    """A Program whose optimizer differs from the dygraph one (here: AdamW's decoupled decay left
+    out) fails the plain-kernel check to the last bit; the stage trains in dygraph, and one log line
+    says which tensor differed."""
+    from paddle_dx.accel import static_program
+
+    monkeypatch.setattr(static_program, "_insert_decoupled_decay", lambda block, coeff: None)
+    adamw = {"Optimizer.name": "AdamW", "Optimizer.weight_decay": 0.5, "Global.epochs": 1, **STATIC}
+    trainer = Trainer(_config(data, tmp_path / "run", **adamw))
+    assert type(trainer._stage_step()) is DygraphStep
+    assert "this stage trains in dygraph" in caplog.text and "plain kernels: the update of" in caplog.text
+
+
+def test_an_untested_paddle_gets_the_dygraph_step(data, tmp_path, monkeypatch, caplog):
+    import paddle_dx.accel as accel
+
+    assert accel.refusal("3.3.1") is None
+    monkeypatch.setattr(accel.paddle, "__version__", "3.4.0")
+    trainer = Trainer(_config(data, tmp_path / "run", **{"Global.epochs": 1, **STATIC}))
+    assert type(trainer._stage_step()) is DygraphStep
+    assert "Paddle 3.4.0 is not one the static program was tested on" in caplog.text
 
 
 def test_interrupted_static_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
@@ -212,7 +227,7 @@ def test_static_step_over_cached_stage_maps_equals_dygraph(data, tmp_path, monke
     }
     dygraph = Trainer(_config(data, tmp_path / "dygraph", **cached))
     dygraph_result = dygraph.fit()
-    monkeypatch.setattr(static_step, "ONEDNN_OPS", ())
+    monkeypatch.setattr(onednn_program, "ONEDNN_OPS", ())
     static = Trainer(_config(data, tmp_path / "static", **cached, **STATIC))
     static_result = static.fit()
     assert "from cached front outputs [128, 4, 4]" in caplog.text
@@ -231,7 +246,7 @@ def test_a_step_legacy_static_mode_cannot_compile_trains_in_dygraph(data, tmp_pa
     dygraph.fit()
     static = Trainer(_config(data, tmp_path / "static", **clipped, **STATIC))
     static.fit()
-    assert "could not compile this training step" in caplog.text and type(static.strategy) is DygraphStep
+    assert "this stage trains in dygraph" in caplog.text and type(static.strategy) is DygraphStep
     want = _weights(dygraph)
     for name, value in _weights(static).items():
         np.testing.assert_array_equal(value, want[name], err_msg=name)
@@ -243,10 +258,10 @@ def test_class_weighted_loss_compiles_and_matches_dygraph(data, tmp_path, monkey
     weighted = {"Loss.Train": [{"CELoss": {"class_weights": [1.0, 3.0], "label_smoothing": 0.1}}], "Global.epochs": 1}
     dygraph = Trainer(_config(data, tmp_path / "dygraph", **weighted))
     dygraph.fit()
-    monkeypatch.setattr(static_step, "ONEDNN_OPS", ())
+    monkeypatch.setattr(onednn_program, "ONEDNN_OPS", ())
     static = Trainer(_config(data, tmp_path / "static", **weighted, **STATIC))
     static.fit()
-    assert isinstance(static.strategy, StaticProgramStep)  # compiled, not the dygraph fallback
+    assert isinstance(static.strategy, CompiledStep)  # compiled, not the dygraph fallback
     want = _weights(dygraph)
     for name, value in _weights(static).items():
         np.testing.assert_array_equal(value, want[name], err_msg=name)
@@ -263,16 +278,7 @@ def test_compiling_a_step_leaves_the_process_parameter_names_unique():
 
     config = load_config(raw={"Global": {"image_shape": [3, 32, 32]}, "Arch": {"name": "LeNet5", "class_num": 2}})
     first = build_model(config["Arch"])
-    step = static_step.StaticTrainStep(
-        first,
-        config["Arch"],
-        config["Global"]["image_shape"],
-        config["Loss"]["Train"],
-        config["Optimizer"],
-        "none",
-        0.001,
-        [0, 1],
-    )
+    step, _ = _compiled("LeNet5")
     step(paddle.randn([2, 3, 32, 32]), paddle.to_tensor([0, 1]))
     second = build_model(config["Arch"])
     assert not {p.name for p in first.parameters()} & {p.name for p in second.parameters()}
