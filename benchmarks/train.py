@@ -98,7 +98,12 @@ def paddle_full(arch, warmup, reps, engine="dygraph"):
         from paddle_dx.engine.steps import StageSpec, compile_checked
 
         spec = StageSpec(
-            config["Arch"], config["Global"]["image_shape"], config["Loss"]["Train"], config["Optimizer"], "none", [0, 1]
+            config["Arch"],
+            config["Global"]["image_shape"],
+            config["Loss"]["Train"],
+            config["Optimizer"],
+            "none",
+            [0, 1],
         )
         static, failures = compile_checked(model, spec, optimizer.get_lr(), None, loss_fn)
         if static is None:
