@@ -64,6 +64,24 @@ def check_writable(directory):
         raise PaddleDxError(f"output directory {directory} is not writable: {exc.strerror or exc}") from None
 
 
+def check_output_file(path, option="--output"):
+    """Fail before any work if the file ``path`` cannot be written (a folder, a read-only or
+    missing-and-uncreatable folder): a long job must not end by losing its results."""
+    from paddle_dx.errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{option} {path} exists and is not a regular file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write in {path.parent} ({exc.strerror or exc})") from None
+
+
 def check_free_space(directory, needed_bytes):
     """Fail at start-up if the disk holding ``directory`` has less room than the run will need."""
     import shutil
