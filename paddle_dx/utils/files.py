@@ -1,7 +1,9 @@
 """Atomic writes: a crash mid-write never leaves a half-written file under the real name."""
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +50,37 @@ def _jsonable(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def why_not_a_file(path):
+    """None when ``path`` is a regular file, else why not ("file not found", "is a folder, not a
+    file", "is a FIFO (named pipe), not a file", "path too long"). Opening a FIFO would block
+    forever and ``Path.is_file`` raises on a path longer than the system allows, so every reader
+    asks this first and says what the path really is."""
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "broken symbolic link" if os.path.islink(path) else "file not found"
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return f"path too long ({len(path):,} characters)"
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"cannot open ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return f"is {kind}, not a file"
 
 
 def check_writable(directory):
