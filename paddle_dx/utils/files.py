@@ -2,6 +2,7 @@
 
 import errno
 import json
+import logging
 import os
 import stat
 import tempfile
@@ -39,6 +40,11 @@ def _process_umask():
 
 
 _UMASK = _process_umask()
+
+
+def umask_mode(mode=0o777):
+    """``mode`` as the process umask lets a new file or folder have it (mkstemp/mkdtemp give 0600/0700)."""
+    return mode & ~_UMASK
 
 
 def write_json(path, data):
@@ -135,16 +141,27 @@ def walk_files(root, suffixes=None):
 
     ``Path.rglob`` does not follow a symlinked folder (a dataset assembled from links to case
     folders on another disk would look empty); ``os.walk(followlinks=True)`` does, and the set of
-    visited real paths keeps a link pointing back up the tree from looping forever.
+    visited real paths keeps a link from looping forever, and a link to ``root`` or above it is not
+    followed at all (it would list the folders beside ``root``: another class's images under
+    this one's label).
     ``suffixes``: lower-case extensions to keep (e.g. ``(".dcm",)``); None keeps every file.
     """
-    seen, found = set(), []
+    seen, found, top = set(), [], os.path.realpath(root)
     for folder, subfolders, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             subfolders[:] = []
             continue
         seen.add(real)
-        subfolders.sort()
+        subfolders[:] = [name for name in sorted(subfolders) if not _link_up(os.path.join(folder, name), top)]
         found += [Path(folder) / n for n in names if suffixes is None or os.path.splitext(n)[1].lower() in suffixes]
     return sorted(p for p in found if p.is_file())
+
+
+def _link_up(path, top):
+    """True (with a warning) for a folder link to ``top`` or one of its parents: a loop."""
+    target = os.path.realpath(path)
+    if not os.path.islink(path) or os.path.commonpath([top, target]) != target:
+        return False
+    logging.getLogger(__name__).warning("%s: a link back up to %s (a loop); not followed", path, target)
+    return True
