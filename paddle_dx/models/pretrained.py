@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from paddle_dx.errors import WeightsError
 from paddle_dx.models.backbones import pretrained_url
+from paddle_dx.models.weights import tensor_problem
 
 log = logging.getLogger(__name__)
 TRUSTED_HOSTS = ("paddle-imagenet-models-name.bj.bcebos.com", "paddleclas.bj.bcebos.com", "paddle-hapi.bj.bcebos.com")
@@ -103,8 +104,12 @@ def load_matching(layer, state, source):
     for name, value in state.items():
         if name not in own:
             report["skipped"].append(name)
-        elif list(value.shape) != list(own[name].shape):
+            continue
+        problem = tensor_problem(name, value, own[name])
+        if problem and " has shape " in problem:  # e.g. the 1000-class head: expected, reported
             report["mismatched"].append(f"{name}: file {list(value.shape)} vs model {list(own[name].shape)}")
+        elif problem:
+            raise WeightsError(f"{source}: {problem}")
         else:
             usable[name] = value
             report["loaded"].append(name)
