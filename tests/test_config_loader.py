@@ -388,3 +388,13 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path):
     path.write_bytes("Global:\n  output_dir: runs/caf\xe9\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"latin1\.yaml: not UTF-8 text"):
         load_config(path)
+
+
+def test_a_config_path_that_is_a_folder_or_a_megabyte_is_one_line(tmp_path):
+    from paddle_dx.config.shipped import resolve_config
+
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
+        load_config(resolve_config(str(tmp_path)))
+    with pytest.raises(ConfigError, match="path too long") as err:
+        load_config(resolve_config(str(tmp_path / ("c" * 1_000_000)) + ".yaml"))
+    assert len(str(err.value)) < 400

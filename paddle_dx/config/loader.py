@@ -11,7 +11,8 @@ import yaml
 
 from paddle_dx.config.paddleclas import translate as translate_paddleclas
 from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA, Key
-from paddle_dx.errors import ConfigError
+from paddle_dx.errors import ConfigError, shown_path
+from paddle_dx.utils.files import why_not_a_file
 from paddle_dx.utils.hashing import json_sha256
 
 
@@ -241,8 +242,11 @@ def safe_load_bounded(text, source):
 
 def read_yaml(path):
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    problem = why_not_a_file(path)
+    if problem == "file not found":
+        raise ConfigError(f"config file not found: {shown_path(path)}")
+    if problem:
+        raise ConfigError(f"config file {shown_path(path)}: {problem}")
     try:
         data = safe_load_bounded(path.read_text(encoding="utf-8"), str(path))
     except UnicodeDecodeError as exc:
