@@ -19,7 +19,13 @@ class ImageReadError(DataError):
     def __init__(self, path, problem):
         self.path = str(path)
         self.problem = problem
-        super().__init__(f"{path}: {problem}")
+        super().__init__(f"{shown_path(path)}: {problem}")
+
+
+def shown_path(path, most=300):
+    """``path`` as an error line shows it: a path of a megabyte is cut, with its length."""
+    text = str(path)
+    return text if len(text) <= most else f"{text[: most - 40]}... ({len(text):,} characters)"
 
 
 class WeightsError(PaddleDxError):

@@ -186,7 +186,7 @@ def read_list(tmp_path, text, class_num=2, newline="\n"):
         ("a.png 2\n", ["line 1: label 2 is out of range 0..1", "Arch.class_num=2"]),
         ("a.png -1\n", ["line 1: label -1 is out of range 0..1"]),
         ("a.png zero\n", ["line 1: label 'zero' is not an integer"]),
-        ("a.png 0\na.png 1\n", ["line 2: a.png is listed again with label 1 (label 0 earlier)"]),
+        ("a.png 0\na.png 1\n", ["line 2: a.png is listed again with label 1 (label 0 earlier, line 1)"]),
         ("", ["the list is empty"]),
         ("# only a comment\n\n", ["the list is empty"]),
     ],
@@ -220,7 +220,7 @@ def test_one_image_under_two_spellings_is_one_sample(tmp_path, caplog, second):
     with pytest.raises(
         DataError,
         match=rf"line 2: normal/a.png is listed again \(as {re.escape(second)}\) "
-        r"with label 1 \(label 0 earlier\)",
+        r"with label 1 \(label 0 earlier, line 1\)",
     ):
         read_list_file(tmp_path / "list.txt", tmp_path, 2)
 

@@ -343,3 +343,58 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert code == 130
     assert err.strip() == "interrupted (Ctrl-C)"
+
+
+def test_a_hash_in_an_override_value_is_not_a_comment():
+    config = load_config(
+        raw={},
+        overrides=[
+            "Global.output_dir=runs/a #2",
+            "Global.image_shape=[3,64,64]",
+            "DataLoader.Train.sampler.shuffle=False",
+        ],
+    )
+    assert config["Global"]["output_dir"] == "runs/a #2"
+    assert config["Global"]["image_shape"] == [3, 64, 64]  # YAML typing is kept
+    assert config["DataLoader"]["Train"]["sampler"]["shuffle"] is False
+    with pytest.raises(ConfigError, match="'#' inside a list"):
+        load_config(raw={}, overrides=["Global.image_shape=[3, 64, 64] #x"])
+
+
+def test_a_megabyte_override_is_refused_in_one_short_line():
+    with pytest.raises(ConfigError) as err:
+        load_config(raw={}, overrides=["Global.output_dir" + "x" * 1_000_000])
+    assert len(str(err.value)) < 300 and "1,000,017 characters" in str(err.value)
+
+
+def test_a_duplicate_key_names_the_file_key_and_line(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("Global:\n  epochs: 3\n  seed: 1\n  epochs: 30\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"dup\.yaml: line 4: duplicate key 'epochs' \(first given at line 2\)"):
+        load_config(path)
+    path.write_text("Global: {seed: 1, seed: 2}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="duplicate key 'seed'"):
+        load_config(path)
+    # a << merge may be overridden: that is what it is for
+    path.write_text("base: &b {epochs: 1}\nGlobal:\n  <<: *b\n  epochs: 2\n", encoding="utf-8")
+    assert yaml.safe_load(path.read_text())["Global"]["epochs"] == 2
+    from paddle_dx.config.loader import read_yaml
+
+    assert read_yaml(path)["Global"] == {"epochs": 2}
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("Global:\n  output_dir: runs/caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.yaml: not UTF-8 text"):
+        load_config(path)
+
+
+def test_a_config_path_that_is_a_folder_or_a_megabyte_is_one_line(tmp_path):
+    from paddle_dx.config.shipped import resolve_config
+
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
+        load_config(resolve_config(str(tmp_path)))
+    with pytest.raises(ConfigError, match="path too long") as err:
+        load_config(resolve_config(str(tmp_path / ("c" * 1_000_000)) + ".yaml"))
+    assert len(str(err.value)) < 400

@@ -164,3 +164,44 @@ def test_readers_are_chosen_by_extension_and_dicom_is_registered_by_the_data_pac
         assert read_image(tmp_path / "a.toy") is image
     finally:
         READERS._items.pop(".toy")
+
+
+def with_rescale_slope(good, path, value):
+    """A copy of ``good`` whose RescaleSlope element holds ``value`` as written (pydicom refuses to write 'abc')."""
+    data = good.read_bytes()
+    element = b"\x28\x00\x53\x10DS\x04\x001.0 "
+    assert data.count(element) == 1
+    value += b" " * (len(value) % 2)
+    path.write_bytes(data.replace(element, b"\x28\x00\x53\x10DS" + len(value).to_bytes(2, "little") + value))
+    return path
+
+
+@pytest.mark.parametrize(
+    "slope, words",
+    [
+        (b"abc", "RescaleSlope 'abc' is not a number"),
+        (b"NaN", "RescaleSlope is nan"),
+        (b"inf", "RescaleSlope is inf"),
+        (b"0", "RescaleSlope is 0"),
+        (b"1e308", "beyond float32"),
+    ],
+)
+def test_a_bad_rescale_slope_is_a_clear_error_and_does_not_stop_the_other_files(tmp_path, slope, words):
+    from paddle_dx.inference.inputs import read_batches
+
+    good = tmp_path / "good.dcm"
+    write_ct_slice(good, disc_slice(32, (16, 16)), generate_uid(), generate_uid(), 1.0)
+    bad = with_rescale_slope(good, tmp_path / "bad.dcm", slope)
+    with pytest.raises(ImageReadError, match=rf"bad\.dcm: .*{words}"):
+        read_image(bad)
+    skipped = []
+    batches = list(read_batches([str(good), str(bad), str(good)], 8, lambda p, why: skipped.append((p, why))))
+    assert [paths for paths, _ in batches] == [[str(good), str(good)]]
+    assert skipped and skipped[0][0] == str(bad) and words.split()[-1] in skipped[0][1]
+
+
+def test_a_one_pixel_dicom_is_refused_like_a_one_pixel_png(tmp_path):
+    path = tmp_path / "dot.dcm"
+    write_ct_slice(path, np.zeros((1, 1), np.int16), generate_uid(), generate_uid(), 1.0)
+    with pytest.raises(ImageReadError, match=r"dot\.dcm: image is only 1x1 pixels"):
+        read_image(path)

@@ -387,3 +387,27 @@ def test_manifest_group_id_keeps_each_group_on_one_side(tmp_path, monkeypatch, c
             group = rel.split("/")[0] + str(int(Path(rel).stem[-3:]) // 4)
             assert side.setdefault(group, split) == split, rel
     assert set(side.values()) == {"train", "val", "test"}
+
+
+def test_a_link_loop_in_an_image_tree_does_not_list_one_class_under_another(tmp_path, caplog):
+    from paddle_dx.data.split import collect_images
+
+    images = write_tree(tmp_path / "images", {"a": 2, "b": 2})
+    (images / "a" / "loop").symlink_to(images)  # a/loop/b/... would be class b's images labelled a
+    (images / "a" / "deeper").mkdir()
+    (images / "a" / "deeper" / "up").symlink_to(images / "a")
+    with caplog.at_level(logging.WARNING):
+        paths, labels, names = collect_images(images)
+    assert [(p, names[label]) for p, label in zip(paths, labels)] == [
+        ("a/img_000.png", "a"),
+        ("a/img_001.png", "a"),
+        ("b/img_000.png", "b"),
+        ("b/img_001.png", "b"),
+    ]
+    assert "a/loop: a link back up to" in caplog.text and "not followed" in caplog.text
+    (images / "a" / "loop").unlink()
+    (images / "a" / "other").symlink_to(images / "b")  # not a loop, but the same files in two classes
+    with pytest.raises(
+        DataError, match=r"a/other/img_000.png \(class 'a'\) and b/img_000.png \(class 'b'\) are the same"
+    ):
+        collect_images(images)

@@ -126,3 +126,16 @@ def test_explainer_refuses_weights_that_are_not_the_exported_ones(exported_corne
     spec["weights"] = None  # no fallback to the training output
     with pytest.raises(WeightsError, match="SHA-256"):
         load_dygraph_model(copy, spec)
+
+
+def test_gradcam_tool_with_nothing_readable_fails_instead_of_exiting_0(exported_corner, tmp_path):
+    from paddle_dx.commands.gradcam import main
+    from paddle_dx.errors import DataError
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "empty.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match="no image could be explained"):
+        main(["--model-dir", str(exported_corner), "--input", str(folder), "--out", str(tmp_path / "out")])
+    assert not list((tmp_path / "out").glob("*.png"))

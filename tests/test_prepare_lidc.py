@@ -219,3 +219,54 @@ def test_a_symlinked_case_folder_is_followed_and_a_link_loop_does_not_hang(tmp_p
     (tmp_path / "lidc" / "loop").symlink_to(tmp_path / "lidc")  # points back up the tree
     summary = prepare_lidc(tmp_path / "lidc", tmp_path / "out")
     assert summary["crops"] == {"nodule_ge3mm": 1, "nodule_lt3mm": 1, "non_nodule": 1}
+
+
+def test_crop_side_is_bounded_and_only_the_crop_is_allocated(tmp_path):
+    from paddle_dx.prepare.lidc.crops import MAX_CROP, cut_crop
+
+    for crop in (100000, MAX_CROP + 1, 1):
+        with pytest.raises(DataError, match=rf"--crop {crop} is out of range: accepted 2\.\.{MAX_CROP}"):
+            prepare_lidc(tmp_path, tmp_path / "out", crop=crop)
+    hu = np.arange(12 * 10, dtype=np.float32).reshape(12, 10) - 500
+    for x, y, size in [(0, 0, 6), (9, 11, 7), (5, 6, 30), (-40, 3, 4), (4.6, 2.4, 5)]:
+        half = size // 2
+        padded = np.pad(hu, half, mode="constant", constant_values=hu.min())  # the former way
+        want = padded[int(round(y)) : int(round(y)) + size, int(round(x)) : int(round(x)) + size]
+        got = cut_crop(hu, x, y, size)
+        assert got.shape == (size, size)
+        assert np.array_equal(got[: want.shape[0], : want.shape[1]], want)
+        assert (got[want.shape[0] :] == hu.min()).all() and (got[:, want.shape[1] :] == hu.min()).all()
+
+
+def truncate_pixels(path, keep=200):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - keep])
+
+
+def test_an_error_part_way_leaves_no_partial_crops_and_skip_bad_skips_the_slice(tmp_path, caplog):
+    folder = tmp_path / "lidc" / "LIDC-IDRI-0001"
+    make_series(folder)
+    truncate_pixels(folder / "000003.dcm")  # slice 2: the >= 3 mm nodule's; slice 0 (< 3 mm) is cut before it
+    with pytest.raises(DataError, match=r"000003\.dcm: "):
+        prepare_lidc(tmp_path / "lidc", tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lidc"]  # no out, no hidden partial folder
+    with caplog.at_level(logging.WARNING):
+        summary = prepare_lidc(tmp_path / "lidc", tmp_path / "out", skip_bad=True)
+    assert summary["crops"] == {"nodule_ge3mm": 0, "nodule_lt3mm": 1, "non_nodule": 1}
+    assert "000003.dcm" in caplog.text and len(read_rows(tmp_path / "out")) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lidc", "out"]
+
+
+@pytest.mark.parametrize("point", [(500, 40), (40, -3), ("nan", 40)])
+def test_an_roi_outside_the_slice_is_a_clear_error_or_skipped(tmp_path, caplog, point):
+    folder = tmp_path / "lidc" / "LIDC-IDRI-0001"
+    series, sops = make_series(folder, xml_name=None)
+    marks = default_marks(sops)
+    marks[1].append(nodule_xml("offside", [roi_xml([point], sops[1], Z[1])]))
+    (folder / "071.xml").write_text(lidc_xml(series, marks))
+    with pytest.raises(
+        DataError, match=r"071\.xml: reader 2 nodule_lt3mm 'offside': ROI points .* lie outside the 96 x 96"
+    ):
+        prepare_lidc(tmp_path / "lidc", tmp_path / "out")
+    summary = prepare_lidc(tmp_path / "lidc", tmp_path / "out", skip_bad=True)
+    assert summary["crops"] == {"nodule_ge3mm": 1, "nodule_lt3mm": 1, "non_nodule": 1} and "offside" in caplog.text

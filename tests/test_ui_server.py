@@ -473,3 +473,77 @@ def test_a_request_whose_images_add_up_past_the_pixel_budget_refuses_the_one_tha
         r"request, above the per-request limit of 5,000 pixels",
     ):
         decode_upload(image, "c.png", limits, budget)
+
+
+@pytest.fixture
+def paced_server(assistant):
+    """A real server: 2 s to receive a request plus what its bytes earn, 2 connections per client."""
+    import threading
+
+    from paddle_dx.ui.server import make_app_server
+
+    server = make_app_server(assistant, "127.0.0.1", 0, timeout=2, max_connections=8, max_per_client=2)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_client_sending_one_byte_at_a_time_is_dropped_and_others_are_served(paced_server):
+    import select
+    import socket
+    import urllib.request
+
+    port = paced_server.server_port
+    slow = socket.create_connection(("127.0.0.1", port), timeout=5)
+    request = b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100
+    closed_after = None
+    for sent, byte in enumerate(request[:80]):  # one byte every 0.1 s: no recv waits 2 s, the request never ends
+        if select.select([slow], [], [], 0.1)[0]:
+            closed_after = sent
+            break
+        slow.sendall(bytes([byte]))
+        if sent == 5:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=10) as res:
+                assert res.status == 200  # served while the slow client trickles
+    reply = _read_all(slow) if closed_after is not None else b""
+    slow.close()
+    assert closed_after is not None, "a trickling client kept its connection"
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 408"), reply[:200]
+
+
+def test_connections_per_client_are_bounded_with_a_json_503(paced_server):
+    import json
+
+    port = paced_server.server_port
+    held = [_stalled_upload(port) for _ in range(2)]
+    extra = _stalled_upload(port)
+    reply = _read_all(extra)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503") and b"Retry-After: 5" in head
+    assert "2 connections from your address already" in json.loads(body)["error"]
+    for sock in held + [extra]:
+        sock.close()
+
+
+def test_uploads_waiting_server_wide_are_bounded_and_released(exported):
+    from paddle_dx.ui.server import Assistant, create_app
+
+    assistant = Assistant(predictor=None, limits=UploadLimits(max_pending=1))
+    client = create_app(assistant).test_client()
+    assert assistant.admission.enter(1000)  # one upload already being received or analysed
+    busy = client.post("/api/predict", data={}, content_type="multipart/form-data")
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "5" and "server busy" in busy.get_json()["error"]
+    assistant.admission.leave(1000)
+    assert client.post("/api/predict", data={}, content_type="multipart/form-data").status_code == 400
+    assert assistant.admission.requests == 0 and assistant.admission.bytes == 0  # released after each request
+
+
+def test_a_413_says_which_limit_was_hit(client):
+    field = client.post(
+        "/api/predict",
+        data={"note": "x" * 600_000, "images": (io.BytesIO(b"123"), "a.png")},
+        content_type="multipart/form-data",
+    )
+    assert field.status_code == 413 and "a form field other than the 'images' files" in field.get_json()["error"]

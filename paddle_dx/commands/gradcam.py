@@ -33,6 +33,10 @@ def main(argv=None, prog=None):
     root = args.input if os.path.isdir(args.input) else None
     explainer = Explainer(Predictor(args.model_dir))
     rows = write_overlay_pngs(explainer, paths, args.out, root, args.class_name, args.batch_size)
+    if not rows:
+        from paddle_dx.errors import DataError
+
+        raise DataError(f"{args.input}: no image could be explained (all {len(paths)} unreadable, listed above)")
     for path, predicted, prob, explained, overlay in rows:
         print(f"{path}\t{predicted}\t{prob:.4f}\texplains {explained}\t{overlay}")
     print(f"wrote {len(rows)} overlay(s) to {args.out}", file=sys.stderr)

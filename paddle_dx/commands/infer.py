@@ -49,7 +49,10 @@ def main(argv=None, prog=None):
     from paddle_dx.inference import Predictor
     from paddle_dx.inference.inputs import collect_inputs
     from paddle_dx.inference.job import run_inference_job
+    from paddle_dx.utils.files import check_output_file
 
+    if args.output:
+        check_output_file(args.output)
     paths = collect_inputs(args.input, args.image_root)
     predictor = Predictor(args.model_dir, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn, threads=args.threads)
     result = run_inference_job(predictor, paths, args.batch_size, args.output)

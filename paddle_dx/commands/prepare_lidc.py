@@ -16,7 +16,9 @@ def build_parser(prog=None):
     )
     parser.add_argument("--lidc-root", required=True, help="folder holding LIDC-IDRI-XXXX case folders (or one case)")
     parser.add_argument("--out", required=True, help="new or empty folder for the crops and crops.csv")
-    parser.add_argument("--crop", type=int, default=64, help="crop side in pixels (crop/2 each side of the centre)")
+    parser.add_argument(
+        "--crop", type=int, default=64, help="crop side in pixels, 2..2048 (crop/2 each side of the centre)"
+    )
     parser.add_argument("--window", default="lung", help="lung | mediastinum | bone | LEVEL,WIDTH")
     parser.add_argument("--min-readers", type=int, default=1, help="keep findings marked by at least this many readers")
     parser.add_argument("--format", choices=("png", "npy"), default="png", help="lossless PNG or .npy (uint8 HxW)")

@@ -11,7 +11,8 @@ import yaml
 
 from paddle_dx.config.paddleclas import translate as translate_paddleclas
 from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA, Key
-from paddle_dx.errors import ConfigError
+from paddle_dx.errors import ConfigError, shown_path
+from paddle_dx.utils.files import why_not_a_file
 from paddle_dx.utils.hashing import json_sha256
 
 
@@ -108,16 +109,38 @@ def _merge(path, schema, user):
     return merged
 
 
+def _shown(text, most=120):
+    """``text`` cut for an error line: a pasted megabyte must not become a megabyte of terminal."""
+    return text if len(text) <= most else f"{text[: most - 20]}... ({len(text):,} characters)"
+
+
 def parse_override(text):
     """Split ``Section.key=value`` into (['Section', 'key'], parsed YAML value)."""
     if "=" not in text:
-        raise ConfigError(f"override '{text}' must look like Section.key=value")
+        raise ConfigError(f"override '{_shown(text)}' must look like Section.key=value")
     dotted, raw = text.split("=", 1)
     try:
-        value = safe_load_bounded(raw, f"override '{text}'") if raw.strip() else None
+        value = _override_value(raw, text) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from None
+        raise ConfigError(f"override '{_shown(text)}': value is not valid YAML ({exc})") from None
     return dotted.strip().split("."), value
+
+
+def _override_value(raw, text):
+    """The YAML value of ``raw`` (``[3,224,224]``, ``True``, ``1e-4`` keep their types), except that
+    a ``#`` is never a comment: ``runs/a #2`` is a path a shell passed whole, not ``runs/a``. A
+    scalar cut short by a comment is the whole text instead; a list or mapping is refused."""
+    source = f"override '{_shown(text)}'"
+    try:
+        node = yaml.compose(raw, Loader=_StrictLoader)
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply to read; a config is a few levels") from None
+    end = node.end_mark.index if node is not None else 0
+    if end >= len(raw.rstrip()):
+        return safe_load_bounded(raw, source)
+    if node is None or isinstance(node, yaml.ScalarNode):
+        return raw.strip()
+    raise ConfigError(f"{source}: '#' inside a list or mapping value would be read as a YAML comment; quote it")
 
 
 def apply_overrides(raw, overrides):
@@ -134,7 +157,7 @@ def apply_overrides(raw, overrides):
             if not isinstance(schema, dict) or key not in schema:
                 where = ".".join(keys[: i + 1])
                 raise ConfigError(
-                    f"override '{text}': unknown config key '{where}'"
+                    f"override '{_shown(text)}': unknown config key '{where}'"
                     f"{_closest(key, schema if isinstance(schema, dict) else [])}"
                 )
             schema = schema[key]
@@ -173,9 +196,38 @@ def _expanded_size(node, source, sizes, depth=0):
     return total
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently,
+    so a second ``lr:`` further down a section would quietly win). ``<<`` merges may still be
+    overridden: that is what they are for."""
+
+    source = "YAML"
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in first:
+                        raise ConfigError(
+                            f"{self.source}: line {line}: duplicate key {key!r} (first given at line "
+                            f"{first[key]}); keep one"
+                        )
+                    first[key] = line
+                except TypeError:
+                    continue  # an unhashable key: SafeLoader reports it
+        return super().construct_mapping(node, deep)
+
+
 def safe_load_bounded(text, source):
-    """``yaml.safe_load`` that refuses alias bombs and absurd nesting with one line naming ``source``."""
-    loader = yaml.SafeLoader(text)
+    """``yaml.safe_load`` that refuses alias bombs, absurd nesting and duplicate keys with one line
+    naming ``source``."""
+    loader = _StrictLoader(text)
+    loader.source = source
     try:
         node = loader.get_single_node()
         if node is None:
@@ -190,10 +242,15 @@ def safe_load_bounded(text, source):
 
 def read_yaml(path):
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    problem = why_not_a_file(path)
+    if problem == "file not found":
+        raise ConfigError(f"config file not found: {shown_path(path)}")
+    if problem:
+        raise ConfigError(f"config file {shown_path(path)}: {problem}")
     try:
         data = safe_load_bounded(path.read_text(encoding="utf-8"), str(path))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): a YAML config is a text file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: YAML syntax error: {exc}") from None
     if not isinstance(data, dict):

@@ -2,6 +2,7 @@
 ``pip install``: the repository keeps them in ``configs/``, a wheel maps that folder to
 ``paddle_dx/configs`` (pyproject.toml ``package-dir``)."""
 
+import os
 from pathlib import Path
 
 from paddle_dx.errors import ConfigError
@@ -39,7 +40,7 @@ def resolve_config(value):
     """``-c VALUE`` -> a file path: an existing file wins; a bare name (no folder, no extension)
     names a shipped config; anything else is returned unchanged for the loader to report."""
     path = Path(value)
-    if path.exists() or path.suffix or len(path.parts) != 1:
+    if os.path.lexists(value) or path.suffix or len(path.parts) != 1:
         return value
     shipped = shipped_configs()
     if value not in shipped:

@@ -7,8 +7,10 @@ applies the configured window. Nothing here logs header fields: error messages n
 file and the problem only, never the patient.
 """
 
+import math
 from io import BytesIO
 
+import numpy as np
 import pydicom
 from pydicom import uid as dicom_uid
 from pydicom.errors import InvalidDicomError
@@ -55,7 +57,7 @@ def _pixels(ds, path):
         raise ImageReadError(path, f"multi-frame DICOM ({frames} frames); paddle_dx reads one slice per file")
     syntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
     try:
-        return ds.pixel_array
+        pixels = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - pydicom raises RuntimeError/NotImplementedError/ValueError
         if syntax is not None and not syntax.is_transfer_syntax:  # is_compressed would raise ValueError
             raise ImageReadError(path, f"unknown DICOM transfer syntax {str(syntax)[:64]!r}") from None
@@ -68,6 +70,23 @@ def _pixels(ds, path):
                 f"installed codecs; install one: {options} (pydicom: {reason})",
             ) from None
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({type(exc).__name__}: {exc})") from None
+    if pixels.ndim >= 2 and min(pixels.shape[:2]) < 2:
+        raise ImageReadError(path, f"image is only {pixels.shape[1]}x{pixels.shape[0]} pixels")
+    return pixels
+
+
+def _check_rescale(ds, path, keyword):
+    """Refuse a ``RescaleSlope`` / ``RescaleIntercept`` that is not a finite number (or a zero
+    slope): pydicom keeps an unparsable DS (``'abc'``) as text and multiplies NaN through."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ImageReadError(path, f"DICOM {keyword} {str(value)[:32]!r} is not a number") from None
+    if not math.isfinite(number) or (keyword == "RescaleSlope" and number == 0):
+        raise ImageReadError(path, f"DICOM {keyword} is {number:g}: pixel values would mean nothing")
 
 
 def _file_window(ds, hu):
@@ -93,18 +112,29 @@ def load_slice(path, ds=None):
     pixels = _pixels(ds, path)
     if pixels.ndim != 2:
         raise ImageReadError(path, f"expected a greyscale slice, got pixel array of shape {pixels.shape}")
-    return ds, apply_modality_lut(pixels, ds).astype("float32")
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        _check_rescale(ds, path, keyword)
+    with np.errstate(over="ignore", invalid="ignore"):
+        hu = apply_modality_lut(pixels, ds).astype("float32")
+    if not np.isfinite(hu).all():
+        raise ImageReadError(path, "DICOM rescale gives values beyond float32 (RescaleSlope/Intercept too large)")
+    return ds, hu
 
 
 @register_reader(".dcm")
 def read_dicom(path, ds=None):
     """``read_image`` for ``.dcm``: a DicomImage (RGB uint8, default window, carrying HU)."""
     ds = ds if ds is not None else read_dataset(path)
-    if int(ds.get("SamplesPerPixel", 1) or 1) == 3:  # colour (ultrasound, photos): no HU to window
-        return to_rgb_uint8(_pixels(ds, path)[:, :, ::-1], path)
-    ds, hu = load_slice(path, ds)
-    auto = WINDOWS[DEFAULT_CT_WINDOW] if ds.get("Modality") == "CT" else _file_window(ds, hu)
-    return DicomImage(hu, invert=is_inverted(ds), auto_window=auto)
+    try:
+        if int(ds.get("SamplesPerPixel", 1) or 1) == 3:  # colour (ultrasound, photos): no HU to window
+            return to_rgb_uint8(_pixels(ds, path)[:, :, ::-1], path)
+        ds, hu = load_slice(path, ds)
+        auto = WINDOWS[DEFAULT_CT_WINDOW] if ds.get("Modality") == "CT" else _file_window(ds, hu)
+        return DicomImage(hu, invert=is_inverted(ds), auto_window=auto)
+    except (ValueError, TypeError, ArithmeticError, KeyError, IndexError) as exc:
+        # a header value of the wrong kind (text where a number belongs): this file is bad,
+        # not the run; a reader that skips bad files must be able to skip it
+        raise ImageReadError(path, f"malformed DICOM header value ({type(exc).__name__})") from None
 
 
 def decode_dicom_bytes(data, name="<upload>"):

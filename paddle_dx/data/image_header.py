@@ -15,6 +15,7 @@ from io import BytesIO
 from pathlib import Path
 
 from paddle_dx.errors import ImageReadError
+from paddle_dx.utils.files import why_not_a_file
 
 MAX_PIXELS = 100_000_000  # per image (all frames): larger images are refused before decoding
 # reading a DICOM slice peaks at ~11 bytes a pixel (raw, float HU, RGB; measured), several times
@@ -236,6 +237,9 @@ class _Source:
         elif hasattr(src, "read"):
             self.fp, self.close, self.start = src, False, src.tell()
         else:
+            problem = why_not_a_file(src)
+            if problem:
+                raise ImageReadError(self.name, problem)
             try:
                 self.fp, self.close, self.start = open(Path(src), "rb"), True, 0
             except FileNotFoundError:

@@ -13,6 +13,7 @@ import numpy as np
 
 from paddle_dx.data.image_header import RASTER_FORMATS, check_declared_size
 from paddle_dx.errors import ImageReadError
+from paddle_dx.utils.files import why_not_a_file
 from paddle_dx.utils.registry import Registry
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm")
@@ -25,18 +26,26 @@ def register_reader(extension):
 
 
 def to_rgb_uint8(img, path="<array>"):
-    """Normalise a decoded array (grey, BGR, BGRA, 16-bit) to HxWx3 uint8 RGB."""
-    if img.dtype == np.uint16:
-        img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
-    elif img.dtype != np.uint8:
+    """Normalise a decoded array (grey, BGR, BGRA, 16-bit) to HxWx3 uint8 RGB.
+
+    16 bit becomes round(v / 257) by OpenCV, a strip of rows at a time, straight to uint8: a float
+    copy of a whole 8000 x 8000 RGBA image would take gigabytes for a 2 MB PNG."""
+    if img.dtype not in (np.uint8, np.uint16):
         raise ImageReadError(path, f"unsupported pixel type {img.dtype}")
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    if img.shape[2] == 1:
-        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    code = cv2.COLOR_GRAY2RGB if img.ndim == 2 else (cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    if img.dtype == np.uint8:
+        return cv2.cvtColor(img, code)
+    out = np.empty((*img.shape[:2], 3), np.uint8)
+    step = max(1, _STRIP_VALUES // max(1, img[:1].size))
+    for top in range(0, img.shape[0], step):
+        strip = np.ascontiguousarray(img[top : top + step])
+        out[top : top + step] = cv2.cvtColor(cv2.convertScaleAbs(strip, alpha=1.0 / 257.0), code)
+    return out
+
+
+_STRIP_VALUES = 1 << 22  # 16-bit values converted at once (8 MB)
 
 
 def decode_bytes(data, path="<upload>"):
@@ -54,8 +63,9 @@ def decode_bytes(data, path="<upload>"):
 def read_image(path):
     """Return the image at ``path`` as an HxWx3 uint8 RGB array; raise ImageReadError otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(path, "file not found")
+    problem = why_not_a_file(path)
+    if problem:
+        raise ImageReadError(path, problem)
     if path.stat().st_size == 0:
         raise ImageReadError(path, "empty file")
     if path.suffix.lower() in READERS:

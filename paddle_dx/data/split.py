@@ -7,6 +7,7 @@ near-identical ones) are kept on one side, because copies across splits inflate 
 
 import csv
 import logging
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -37,9 +38,10 @@ def collect_images(image_root, classes=None):
     missing = [c for c in names if c not in found]
     if missing:
         raise DataError(f"{root}: class folder(s) not found: {missing}; present: {found}")
-    paths, labels, empty = [], [], []
+    paths, labels, empty, owner = [], [], [], {}
     for label, name in enumerate(names):
         files = walk_files(root / name, IMAGE_EXTENSIONS)
+        _check_one_class(files, name, owner, root)
         empty += [p.relative_to(root).as_posix() for p in files if p.stat().st_size == 0]
         files = [p for p in files if p.stat().st_size > 0]
         if not files:
@@ -55,6 +57,19 @@ def collect_images(image_root, classes=None):
             " ..." if len(empty) > 10 else "",
         )
     return paths, np.asarray(labels), names
+
+
+def _check_one_class(files, name, owner, root):
+    """Refuse a file reached from two class folders (a link from one class into another): it
+    would be listed under both labels. ``owner`` maps real paths to (class, path) seen so far."""
+    for path in files:
+        first = owner.setdefault(os.path.realpath(path), (name, path))
+        if first[0] != name:
+            raise DataError(
+                f"{root}: {first[1].relative_to(root)} (class '{first[0]}') and {path.relative_to(root)} "
+                f"(class '{name}') are the same file (a symbolic link between class folders?); "
+                f"an image belongs to one class"
+            )
 
 
 def group_ids(paths, group_regex):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import cv2
 
-from paddle_dx.errors import ConfigError
+from paddle_dx.errors import ConfigError, DataError
 from paddle_dx.inference.inputs import read_batches
 from paddle_dx.utils.files import atomic_path, check_writable
 
@@ -44,6 +44,8 @@ def write_overlay_pngs(explainer, paths, out_dir, root=None, class_name=None, ba
             target = out_dir / overlay_name(path, root or Path(path).parent)
             with atomic_path(target) as tmp:
                 ok, png = cv2.imencode(".png", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+                if not ok:
+                    raise DataError(f"{target}: the overlay of {path} could not be encoded as PNG")
                 tmp.write_bytes(png.tobytes())
             best = int(p.argmax())
             rows.append(

@@ -4,7 +4,9 @@ from pathlib import Path
 
 from paddle_dx.data.image_header import REQUEST_PIXELS, PixelBudget, declared_size
 from paddle_dx.data.io import IMAGE_EXTENSIONS, read_image
-from paddle_dx.errors import DataError, ImageReadError
+from paddle_dx.data.list_file import read_text_lines
+from paddle_dx.errors import DataError, ImageReadError, shown_path
+from paddle_dx.utils.files import why_not_a_file
 
 
 def is_image_file(path):
@@ -17,7 +19,7 @@ def read_path_list(list_file, image_root=None):
     list_file = Path(list_file)
     root = Path(image_root) if image_root else list_file.parent
     paths = []
-    for line in list_file.read_text(encoding="utf-8-sig").splitlines():
+    for line in read_text_lines(list_file, "list file"):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -32,13 +34,16 @@ def read_path_list(list_file, image_root=None):
 def collect_inputs(path, image_root=None):
     """Sorted image paths named by ``path``; an error if there is nothing to predict."""
     path = Path(path)
-    if path.is_dir():
+    problem = why_not_a_file(path)
+    if problem == "is a folder, not a file":
         found = sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_file(p))
         if not found:
             raise DataError(f"{path}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
         return found
-    if not path.is_file():
-        raise DataError(f"input not found: {path}")
+    if problem == "file not found":
+        raise DataError(f"input not found: {shown_path(path)}")
+    if problem:
+        raise DataError(f"input {shown_path(path)}: {problem}")
     if is_image_file(path):
         return [str(path)]
     return read_path_list(path, image_root)

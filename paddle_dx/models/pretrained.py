@@ -5,6 +5,8 @@ downloads from PaddleClas's known hosts (unless PADDLE_DX_ALLOW_ANY_WEIGHTS_URL=
 loads weights a user uploads to the server.
 """
 
+import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -12,8 +14,13 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tqdm import tqdm
+
 from paddle_dx.errors import WeightsError
 from paddle_dx.models.backbones import pretrained_url
+from paddle_dx.models.weights import tensor_problem
+from paddle_dx.utils.files import write_json
+from paddle_dx.utils.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 TRUSTED_HOSTS = ("paddle-imagenet-models-name.bj.bcebos.com", "paddleclas.bj.bcebos.com", "paddle-hapi.bj.bcebos.com")
@@ -35,19 +42,91 @@ def check_trusted_url(url):
         )
 
 
-def download(url, target):
-    """Fetch ``url`` to ``target`` atomically, once, with a short timeout (no retry storms)."""
+MAX_DOWNLOAD_BYTES = 4 << 30  # the largest PaddleClas weights are ~0.6 GB
+
+
+def download(url, target, sha256=None):
+    """Fetch ``url`` to ``target`` atomically, once, with a short timeout (no retry storms), and
+    record its SHA-256 in a sidecar (:func:`digest_path`). A body shorter than its Content-Length
+    is refused: urllib returns a short read without raising, which would cache a truncated file
+    as complete. ``sha256``: the digest the file must have, when one is known."""
     check_trusted_url(url)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     try:
+        digest, received = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
+            expected = _content_length(resp)
+            if expected is not None and expected > MAX_DOWNLOAD_BYTES:
+                raise WeightsError(f"{url}: {expected:,} bytes announced, more than any weights file; refused")
+            with tqdm(total=expected, unit="B", unit_scale=True, desc=target.name, disable=None) as bar:
+                while chunk := resp.read(1 << 20):
+                    received += len(chunk)
+                    if received > MAX_DOWNLOAD_BYTES:
+                        raise WeightsError(f"{url}: more than {MAX_DOWNLOAD_BYTES:,} bytes; refused")
+                    digest.update(chunk)
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        if expected is not None and received != expected:
+            raise WeightsError(
+                f"download of {url} was cut short: {received:,} of {expected:,} bytes; nothing was cached, "
+                f"run again to retry"
+            )
+        got = digest.hexdigest()
+        if sha256 and got != sha256.lower():
+            raise WeightsError(f"download of {url} has SHA-256 {got}, expected {sha256}; nothing was cached")
         os.replace(tmp, target)
+        write_json(digest_path(target), {"url": url, "sha256": got, "bytes": received})
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _content_length(resp):
+    headers = getattr(resp, "headers", None)
+    value = headers.get("Content-Length") if headers is not None else None
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def digest_path(cached):
+    """The sidecar beside a downloaded file: its URL, SHA-256 and size, checked on every later use."""
+    return cached.with_name(cached.name + ".sha256.json")
+
+
+def cache_path(url):
+    """Where ``url`` is cached, keyed by the whole URL: PaddleClas's own URLs keep their file name
+    in the cache (PaddleClas's downloads and files placed by hand are reused); any other URL gets
+    a folder of its own, so two URLs ending in the same file name never share a file."""
+    name = Path(urlparse(url).path).name or "weights.pdparams"
+    if url in _registered_urls():
+        return weights_home() / name
+    return weights_home() / "by-url" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+
+
+def _registered_urls():
+    from paddle_dx.models.backbones import BACKBONES
+
+    return {pretrained_url(name) for name in BACKBONES.names()} - {None}
+
+
+def check_cached(cached, url, sha256=None):
+    """Refuse a cached file whose bytes differ from the digest recorded at download (or given)."""
+    sidecar = digest_path(cached)
+    recorded = None
+    if sidecar.is_file():
+        try:
+            recorded = json.loads(sidecar.read_text(encoding="utf-8"))["sha256"]
+        except (ValueError, KeyError, TypeError):
+            raise WeightsError(f"{sidecar}: unreadable digest record; delete it and {cached.name}") from None
+    want = (sha256 or recorded or "").lower()
+    if want and file_sha256(cached) != want:
+        raise WeightsError(
+            f"{cached}: its SHA-256 differs from the one {'given' if sha256 else 'recorded when it was downloaded'} "
+            f"(truncated or changed since); delete it to download {url} again"
+        )
 
 
 def resolve_pretrained(arch_name, pretrained):
@@ -72,13 +151,15 @@ def resolve_pretrained(arch_name, pretrained):
     return path
 
 
-def fetch(url):
-    cached = weights_home() / Path(urlparse(url).path).name
+def fetch(url, sha256=None):
+    """The local copy of ``url``, downloaded once into the cache and checked on every use."""
+    cached = cache_path(url)
     if cached.is_file():
+        check_cached(cached, url, sha256)
         return cached
     log.info("downloading %s -> %s", url, cached)
     try:
-        download(url, cached)
+        download(url, cached, sha256)
     except WeightsError:
         raise
     except Exception as exc:  # noqa: BLE001 - any network failure gets the same advice
@@ -103,8 +184,12 @@ def load_matching(layer, state, source):
     for name, value in state.items():
         if name not in own:
             report["skipped"].append(name)
-        elif list(value.shape) != list(own[name].shape):
+            continue
+        problem = tensor_problem(name, value, own[name])
+        if problem and " has shape " in problem:  # e.g. the 1000-class head: expected, reported
             report["mismatched"].append(f"{name}: file {list(value.shape)} vs model {list(own[name].shape)}")
+        elif problem:
+            raise WeightsError(f"{source}: {problem}")
         else:
             usable[name] = value
             report["loaded"].append(name)

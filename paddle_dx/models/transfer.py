@@ -9,7 +9,7 @@ import paddle.nn as nn
 from paddle_dx.errors import ConfigError, WeightsError
 from paddle_dx.models.backbones import get_backbone
 from paddle_dx.models.pretrained import load_matching, resolve_pretrained
-from paddle_dx.models.weights import load_state, resolve_weights
+from paddle_dx.models.weights import load_state, resolve_weights, tensor_problem
 
 log = logging.getLogger(__name__)
 _BN_TYPES = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
@@ -166,7 +166,11 @@ def check_state_fits(model, state, path):
     """
     own = model.state_dict()
     head, own_head = state.get("head.weight"), own["head.weight"]
-    if head is not None and head.shape[0] == own_head.shape[0] and head.shape[1] != own_head.shape[1]:
+    if (
+        len(getattr(head, "shape", ())) == 2
+        and head.shape[0] == own_head.shape[0]
+        and head.shape[1] != own_head.shape[1]
+    ):
         raise WeightsError(f"{path}: checkpoint has {head.shape[1]} classes but Arch.class_num is {own_head.shape[1]}")
     missing = [k for k in own if k not in state]
     if missing:
@@ -175,11 +179,11 @@ def check_state_fits(model, state, path):
             f"{len(missing)} tensors missing, e.g. {missing[:3]}"
         )
     for k, v in own.items():
-        if list(state[k].shape) != list(v.shape):
-            raise WeightsError(
-                f"{path}: tensor {k} has shape {list(state[k].shape)}, model expects {list(v.shape)} "
-                f"(a checkpoint of another architecture?)"
-            )
+        problem = tensor_problem(k, state[k], v)
+        if problem and "shape" in problem:
+            raise WeightsError(f"{path}: {problem} (a checkpoint of another architecture?)")
+        if problem:
+            raise WeightsError(f"{path}: {problem}")
 
 
 def load_model_weights(model, path):

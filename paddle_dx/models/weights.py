@@ -9,6 +9,7 @@ Grad-CAM) reads and writes weights without importing the training engine; checkp
 
 from pathlib import Path
 
+import numpy as np
 import paddle
 
 from paddle_dx.errors import WeightsError
@@ -40,3 +41,26 @@ def load_state(path):
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
     return state
+
+
+def tensor_problem(name, value, own):
+    """Why ``value`` (from a weights file) cannot stand for the model tensor ``own``, or None when
+    it can. Paddle's own ``set_state_dict`` would warn and skip a shape mismatch, raise a bare
+    AssertionError on another dtype and load NaN without a word."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is None or dtype is None:
+        return f"tensor {name} is a {type(value).__name__}, not an array"
+    if list(shape) != list(own.shape):
+        return f"tensor {name} has shape {list(shape)}, model expects {list(own.shape)}"
+    have, want = _dtype_name(dtype), _dtype_name(own.dtype)
+    if have != want:
+        return f"tensor {name} is {have}, model expects {want} (convert the file, e.g. with numpy astype)"
+    values = np.asarray(value)
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        return f"tensor {name} holds NaN or infinite values (weights of a diverged run?)"
+    return None
+
+
+def _dtype_name(dtype):
+    """'float32' for a NumPy dtype or ``paddle.float32``."""
+    return str(dtype).replace("paddle.", "")

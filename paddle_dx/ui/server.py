@@ -12,8 +12,12 @@ unexpected failure is a 500 with a generic message, never a traceback.
 """
 
 import base64
+import json
 import logging
 import threading
+import time
+import traceback
+from collections import Counter
 from io import BytesIO
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,9 +38,13 @@ PREVIEW_SIDE = 512
 _TRUE = ("1", "true", "yes", "on")
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 ANY_ADDRESS = ("0.0.0.0", "::", "")
-READ_TIMEOUT = 30  # seconds a connection may stay silent (a body never finished) before it is dropped
+READ_TIMEOUT = 30  # seconds a request may take to arrive, plus what its bytes earn at MIN_UPLOAD_RATE
+MIN_UPLOAD_RATE = 32 * 1024  # bytes/s: a client sending one byte a second is dropped after READ_TIMEOUT
 MAX_CONNECTIONS = 32  # connections served at once; more are answered 503 at once, not given a thread
+MAX_PER_CLIENT = 8  # of which from one client address (a browser opens about 6)
 EXTRA_FORM_PARTS = 16  # form fields besides the files (gradcam, preview, ...)
+MAX_FORM_FIELD_BYTES = 500_000  # a form field that is not a file (gradcam=1); Flask's default, also its parse buffer
+RETRY_AFTER_S = 5
 
 
 class MemoryRequest(Request):
@@ -75,6 +83,7 @@ class Assistant:
         self.limits = limits or UploadLimits()
         self.phrases = dict(phrases or {})
         self.lock = threading.Lock()
+        self.admission = Admission(self.limits.max_pending, self.limits.max_server_bytes)
 
     def info(self):
         return {
@@ -151,6 +160,74 @@ class Assistant:
         return self.speech.wav(sentence(name, prob, self.phrases, advice=body.get("advice", False)))
 
 
+class Admission:
+    """Server-wide bounds on uploads in progress: at most ``max_requests`` being received or
+    waiting for the model and ``max_bytes`` of their bodies. Per-request limits alone let 32
+    requests of 300 MB each queue behind the model lock."""
+
+    def __init__(self, max_requests, max_bytes):
+        self.max_requests, self.max_bytes = max_requests, max_bytes
+        self.requests = self.bytes = 0
+        self._lock = threading.Lock()
+
+    def enter(self, size):
+        """Reserve a request of ``size`` body bytes; False when the server is full."""
+        with self._lock:
+            if self.requests >= self.max_requests or (self.requests and self.bytes + size > self.max_bytes):
+                return False
+            self.requests += 1
+            self.bytes += size
+            return True
+
+    def leave(self, size):
+        with self._lock:
+            self.requests -= 1
+            self.bytes -= size
+
+
+def _admit(assistant):
+    """Before a POST's body is read: reserve its size in the server-wide budget, or answer 503."""
+
+    def check():
+        if request.method != "POST":
+            return None
+        size = request.content_length or assistant.limits.max_request_bytes
+        if not assistant.admission.enter(size):
+            response = jsonify(
+                error=f"server busy: {assistant.admission.max_requests} uploads are being received or "
+                f"analysed; retry in a few seconds"
+            )
+            response.status_code = 503
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
+        request.environ["paddle_dx.admitted"] = size
+        return None
+
+    def release(_exc=None):
+        size = request.environ.pop("paddle_dx.admitted", None)
+        if size is not None:
+            assistant.admission.leave(size)
+
+    return check, release
+
+
+def _too_large_message(exc, app, limits):
+    """Say which limit a 413 from Werkzeug's form parser hit: the body size, the number of form
+    parts, or one non-file field's size (it raises the same exception for all three)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = (frames[-1].name, Path(frames[-1].filename).name) if frames else ("", "")
+    if (request.content_length or 0) <= limits.max_request_bytes and where[0] == "next_event":
+        return (  # werkzeug.sansio.multipart counts the parts there
+            f"too many form parts: at most {app.config['MAX_FORM_PARTS']} "
+            f"(up to {limits.max_files} files in field '{FIELD}' and a few options)"
+        )
+    if (request.content_length or 0) <= limits.max_request_bytes and (
+        where[0] == "receive_data" or where[1] == "formparser.py"
+    ):
+        return f"a form field other than the '{FIELD}' files is above {MAX_FORM_FIELD_BYTES:,} bytes"
+    return f"upload too large: at most {limits.max_files} files of {limits.max_file_bytes:,} bytes each"
+
+
 def _security_headers(response):
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; img-src 'self' data: blob:; "
@@ -196,8 +273,12 @@ def create_app(assistant, host="127.0.0.1", allowed_hosts=()):
     app.request_class = MemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = assistant.limits.max_request_bytes
     app.config["MAX_FORM_PARTS"] = assistant.limits.max_files + EXTRA_FORM_PARTS
+    app.config["MAX_FORM_MEMORY_SIZE"] = MAX_FORM_FIELD_BYTES
     names = None if host in ANY_ADDRESS else {n.lower() for n in (*LOCAL_NAMES, host, *allowed_hosts)}
     app.before_request(_origin_guard(names))
+    admit, release = _admit(assistant)
+    app.before_request(admit)
+    app.teardown_request(release)
     app.after_request(_security_headers)
 
     @app.get("/")
@@ -227,14 +308,8 @@ def create_app(assistant, host="127.0.0.1", allowed_hosts=()):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         message = exc.description
-        limits = assistant.limits
-        if exc.code == 413 and (request.content_length or 0) > limits.max_request_bytes:
-            message = f"upload too large: at most {limits.max_files} files of {limits.max_file_bytes:,} bytes each"
-        elif exc.code == 413:  # Werkzeug's MAX_FORM_PARTS: a small body cut into very many parts
-            message = (
-                f"too many form parts: at most {app.config['MAX_FORM_PARTS']} "
-                f"(up to {limits.max_files} files in field '{FIELD}' and a few options)"
-            )
+        if exc.code == 413:
+            message = _too_large_message(exc, app, assistant.limits)
         elif isinstance(exc, ClientDisconnected):  # the body stopped short or stalled past the read timeout
             return jsonify(error="the request body ended early or stopped arriving"), 408
         return jsonify(error=message), exc.code
@@ -266,38 +341,142 @@ def build_assistant(model_dir, gradcam=True, phrases_file=None, limits=None, **p
     return Assistant(predictor, explainer, limits=limits, phrases=phrases)
 
 
-class BoundedServer(ThreadedWSGIServer):
-    """Werkzeug's threaded server with at most ``max_connections`` connections in service (more
-    are answered 503 by the accepting thread) and a read timeout on each: 200 clients that never
-    finish their body no longer hold 200 threads."""
+class PacedReader:
+    """The request stream of one connection, with a deadline: ``timeout`` seconds plus one second
+    for every ``min_rate`` bytes received. A per-recv timeout alone lets a client sending one
+    byte a second hold its connection (and its thread) forever."""
 
-    def __init__(self, host, port, app, timeout=READ_TIMEOUT, max_connections=MAX_CONNECTIONS):
-        handler = type("TimedRequestHandler", (WSGIRequestHandler,), {"timeout": timeout})
+    def __init__(self, stream, sock, timeout, min_rate):
+        self._stream, self._sock, self.timeout, self.min_rate = stream, sock, timeout, min_rate
+        self.restart()
+
+    def restart(self):
+        """A new request on the connection: a new allowance."""
+        self.started, self.received = time.monotonic(), 0
+
+    def _wait(self):
+        left = self.started + self.timeout + self.received / self.min_rate - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request arrived too slowly")
+        self._sock.settimeout(min(left, self.timeout))
+
+    def _count(self, data):
+        self.received += len(data) if data else 0
+        return data
+
+    def read(self, size=-1):
+        self._wait()
+        return self._count(self._stream.read(size))
+
+    def read1(self, size=-1):
+        self._wait()
+        return self._count(self._stream.read1(size))
+
+    def readline(self, size=-1):
+        self._wait()
+        return self._count(self._stream.readline(size))
+
+    def readinto(self, buffer):
+        self._wait()
+        n = self._stream.readinto(buffer)
+        self.received += n or 0
+        return n
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class PacedRequestHandler(WSGIRequestHandler):
+    """Reads each request through a :class:`PacedReader` (a deadline per request, not per recv)."""
+
+    min_rate = MIN_UPLOAD_RATE
+
+    def setup(self):
+        super().setup()
+        self.rfile = PacedReader(self.rfile, self.connection, self.timeout, self.min_rate)
+
+    def handle_one_request(self):
+        self.rfile.restart()
+        super().handle_one_request()
+
+
+def _busy_reply(reason):
+    body = json.dumps({"error": f"server busy: {reason}; retry in a few seconds"}).encode()
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        + f"Retry-After: {RETRY_AFTER_S}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+
+
+class BoundedServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server with at most ``max_connections`` connections in service, at
+    most ``max_per_client`` of them from one address (more are answered 503 by the accepting
+    thread), each request paced by :class:`PacedRequestHandler`: clients that never finish, or
+    trickle, their body no longer hold every thread."""
+
+    def __init__(
+        self,
+        host,
+        port,
+        app,
+        timeout=READ_TIMEOUT,
+        max_connections=MAX_CONNECTIONS,
+        max_per_client=MAX_PER_CLIENT,
+        min_rate=MIN_UPLOAD_RATE,
+    ):
+        handler = type("TimedRequestHandler", (PacedRequestHandler,), {"timeout": timeout, "min_rate": min_rate})
         super().__init__(host, port, app, handler=handler)
         self.slots = threading.BoundedSemaphore(max_connections)
+        self.max_per_client = max_per_client
+        self.per_client = Counter()
+        self.clients_lock = threading.Lock()
+
+    def _refuse(self, request, reason):
+        try:
+            request.sendall(_busy_reply(reason))
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
-            try:
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
+        client = client_address[0] if isinstance(client_address, tuple) else client_address
+        with self.clients_lock:
+            if self.per_client[client] >= self.max_per_client:
+                return self._refuse(request, f"{self.max_per_client} connections from your address already")
+            if not self.slots.acquire(blocking=False):
+                return self._refuse(request, "all connections are in use")
+            self.per_client[client] += 1
         super().process_request(request, client_address)
 
     def process_request_thread(self, request, client_address):
+        client = client_address[0] if isinstance(client_address, tuple) else client_address
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self.clients_lock:
+                self.per_client[client] -= 1
+                if not self.per_client[client]:
+                    del self.per_client[client]
             self.slots.release()
 
 
 def make_app_server(
-    assistant, host="127.0.0.1", port=8050, allowed_hosts=(), timeout=READ_TIMEOUT, max_connections=MAX_CONNECTIONS
+    assistant,
+    host="127.0.0.1",
+    port=8050,
+    allowed_hosts=(),
+    timeout=READ_TIMEOUT,
+    max_connections=MAX_CONNECTIONS,
+    max_per_client=MAX_PER_CLIENT,
+    min_rate=MIN_UPLOAD_RATE,
 ):
     """The bound (not yet serving) server; ``port`` 0 picks a free one (``server.server_port``)."""
-    return BoundedServer(host, port, create_app(assistant, host, allowed_hosts), timeout, max_connections)
+    app = create_app(assistant, host, allowed_hosts)
+    return BoundedServer(host, port, app, timeout, max_connections, max_per_client, min_rate)
 
 
 def serve(assistant, host="127.0.0.1", port=8050, allowed_hosts=()):

@@ -28,6 +28,12 @@ class UploadLimits:
     max_pixels: int = 40_000_000
     max_files: int = 16
     max_request_pixels: int = REQUEST_PIXELS
+    max_pending: int = 8  # uploads being received or waiting for the model, server-wide
+
+    @property
+    def max_server_bytes(self):
+        """Upload bytes the whole server holds at once: two of the largest requests."""
+        return 2 * self.max_request_bytes
 
     def budget(self):
         """A fresh per-request pixel budget."""
@@ -43,6 +49,7 @@ class UploadLimits:
             "max_pixels": self.max_pixels,
             "max_files": self.max_files,
             "max_request_pixels": self.max_request_pixels,
+            "max_pending": self.max_pending,
         }
 
 

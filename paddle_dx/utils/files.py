@@ -1,7 +1,10 @@
 """Atomic writes: a crash mid-write never leaves a half-written file under the real name."""
 
+import errno
 import json
+import logging
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +42,11 @@ def _process_umask():
 _UMASK = _process_umask()
 
 
+def umask_mode(mode=0o777):
+    """``mode`` as the process umask lets a new file or folder have it (mkstemp/mkdtemp give 0600/0700)."""
+    return mode & ~_UMASK
+
+
 def write_json(path, data):
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=_jsonable), encoding="utf-8")
@@ -48,6 +56,37 @@ def _jsonable(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def why_not_a_file(path):
+    """None when ``path`` is a regular file, else why not ("file not found", "is a folder, not a
+    file", "is a FIFO (named pipe), not a file", "path too long"). Opening a FIFO would block
+    forever and ``Path.is_file`` raises on a path longer than the system allows, so every reader
+    asks this first and says what the path really is."""
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "broken symbolic link" if os.path.islink(path) else "file not found"
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return f"path too long ({len(path):,} characters)"
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"cannot open ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return f"is {kind}, not a file"
 
 
 def check_writable(directory):
@@ -62,6 +101,24 @@ def check_writable(directory):
         probe.unlink()
     except OSError as exc:
         raise PaddleDxError(f"output directory {directory} is not writable: {exc.strerror or exc}") from None
+
+
+def check_output_file(path, option="--output"):
+    """Fail before any work if the file ``path`` cannot be written (a folder, a read-only or
+    missing-and-uncreatable folder): a long job must not end by losing its results."""
+    from paddle_dx.errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{option} {path} exists and is not a regular file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write in {path.parent} ({exc.strerror or exc})") from None
 
 
 def check_free_space(directory, needed_bytes):
@@ -84,16 +141,27 @@ def walk_files(root, suffixes=None):
 
     ``Path.rglob`` does not follow a symlinked folder (a dataset assembled from links to case
     folders on another disk would look empty); ``os.walk(followlinks=True)`` does, and the set of
-    visited real paths keeps a link pointing back up the tree from looping forever.
+    visited real paths keeps a link from looping forever, and a link to ``root`` or above it is not
+    followed at all (it would list the folders beside ``root``: another class's images under
+    this one's label).
     ``suffixes``: lower-case extensions to keep (e.g. ``(".dcm",)``); None keeps every file.
     """
-    seen, found = set(), []
+    seen, found, top = set(), [], os.path.realpath(root)
     for folder, subfolders, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             subfolders[:] = []
             continue
         seen.add(real)
-        subfolders.sort()
+        subfolders[:] = [name for name in sorted(subfolders) if not _link_up(os.path.join(folder, name), top)]
         found += [Path(folder) / n for n in names if suffixes is None or os.path.splitext(n)[1].lower() in suffixes]
     return sorted(p for p in found if p.is_file())
+
+
+def _link_up(path, top):
+    """True (with a warning) for a folder link to ``top`` or one of its parents: a loop."""
+    target = os.path.realpath(path)
+    if not os.path.islink(path) or os.path.commonpath([top, target]) != target:
+        return False
+    logging.getLogger(__name__).warning("%s: a link back up to %s (a loop); not followed", path, target)
+    return True

@@ -1,6 +1,7 @@
 """Console logging for tools/: short lines in one format, no noise from Paddle's C++ INFO lines,
 the ccache warning or PaddleClas's deprecation notices (they break the progress bar and say
-nothing a user can act on)."""
+nothing a user can act on). Every diagnostic goes to stderr: stdout carries only a command's
+result (``infer``'s CSV, ``gradcam``'s rows), so it can be piped or redirected whole."""
 
 import logging
 import os
@@ -29,7 +30,7 @@ class _ThroughOurHandlers(logging.Filter):
 
 
 def setup_logging(level=logging.INFO, logfile=None):
-    handlers = [logging.StreamHandler(sys.stdout)]
+    handlers = [logging.StreamHandler(sys.stderr)]
     if logfile:
         handlers.append(logging.FileHandler(logfile, encoding="utf-8"))
     logging.basicConfig(

@@ -15,7 +15,11 @@ patient on one side of a split.
 
 import csv
 import logging
+import os
+import shutil
+import tempfile
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -25,8 +29,8 @@ from paddle_dx.data.ct_window import WINDOWS, apply_window, resolve_window
 from paddle_dx.data.dicom import is_inverted, load_slice
 from paddle_dx.errors import ConfigError, DataError
 from paddle_dx.prepare.lidc.readings import CLASSES
-from paddle_dx.prepare.lidc.series import cluster_marks, find_readings, find_series, series_marks
-from paddle_dx.utils.files import atomic_path
+from paddle_dx.prepare.lidc.series import cluster_marks, find_readings, find_series, or_skip, series_marks
+from paddle_dx.utils.files import umask_mode
 
 log = logging.getLogger(__name__)
 CSV_COLUMNS = (
@@ -47,12 +51,22 @@ CSV_COLUMNS = (
 FORMATS = ("png", "npy")
 
 
+MAX_CROP = 2048  # pixels a side: four CT slices across; a larger crop is padding, and memory
+
+
 def cut_crop(hu, x, y, size):
-    """``size`` x ``size`` crop of ``hu`` with (x, y) at index size // 2, padded with hu.min()."""
+    """``size`` x ``size`` crop of ``hu`` with (x, y) at index size // 2, padded with hu.min().
+    Only the crop is allocated (padding the whole slice by size // 2 took size**2 * 4 bytes
+    more: 37 GiB at --crop 100000)."""
     half = size // 2
-    padded = np.pad(hu, half, mode="constant", constant_values=hu.min())
     x, y = int(round(x)), int(round(y))
-    return padded[y : y + size, x : x + size]  # rows y - half .. y + half - 1 of hu
+    out = np.full((size, size), hu.min(), dtype=hu.dtype)
+    top, left = y - half, x - half  # rows y - half .. y + half - 1 of hu
+    r0, r1 = max(top, 0), min(top + size, hu.shape[0])
+    c0, c1 = max(left, 0), min(left + size, hu.shape[1])
+    if r0 < r1 and c0 < c1:
+        out[r0 - top : r1 - top, c0 - left : c1 - left] = hu[r0:r1, c0:c1]
+    return out
 
 
 def _write(path, grey, fmt):
@@ -85,7 +99,10 @@ def _series_rows(series, readings, out, options):
         by_slice[item[3]].append(item)
     rows = []
     for index in sorted(by_slice):  # each slice decoded once
-        ds, hu = load_slice(series.paths[index])
+        loaded = or_skip(load_slice, options["skip_bad"], series.paths[index])
+        if loaded is None:
+            continue
+        ds, hu = loaded
         for number, finding, mark, _, x, y in by_slice[index]:
             name = f"{series.patient_id}_{series.uid[-6:]}_n{number:03d}" + (f"_r{mark.reader}" if mark else "")
             rel = Path(finding.kind) / f"{name}.{options['format']}"
@@ -112,6 +129,22 @@ def _series_rows(series, readings, out, options):
     return rows
 
 
+@contextmanager
+def _staging(out):
+    """A hidden folder beside ``out`` that becomes ``out`` only when every crop is written: an
+    error or Ctrl-C part-way leaves no partial dataset (which a split would take as complete)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        yield work
+        os.chmod(work, umask_mode())
+        if out.exists():
+            out.rmdir()  # empty: checked at start
+        os.replace(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def parse_window(text):
     """``--window``: ``'lung'`` | ``'mediastinum'`` | ``'bone'`` | ``'LEVEL,WIDTH'`` (HU) -> a name or
     [level, width], as :func:`~paddle_dx.data.ct_window.resolve_window` takes it."""
@@ -134,14 +167,18 @@ def prepare_lidc(
     root, out = Path(lidc_root), Path(out)
     if not root.is_dir():
         raise DataError(f"--lidc-root {root} is not a folder")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; give a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise DataError(
             f"--out {out} is not empty; choose a new folder or delete it (crops of different settings must not mix)"
         )
     if fmt not in FORMATS:
         raise DataError(f"--format {fmt!r} is not one of {list(FORMATS)}")
-    if crop < 2 or min_readers < 1:
-        raise DataError(f"--crop must be >= 2 and --min-readers >= 1, got {crop} and {min_readers}")
+    if not 2 <= crop <= MAX_CROP:
+        raise DataError(f"--crop {crop} is out of range: accepted 2..{MAX_CROP} pixels")
+    if min_readers < 1:
+        raise DataError(f"--min-readers must be >= 1, got {min_readers}")
     window = parse_window(window) if isinstance(window, str) else window
     options = {
         "crop": int(crop),
@@ -163,13 +200,13 @@ def prepare_lidc(
             f"{root}: none of the {len(series)} DICOM series has an LIDC XML naming its "
             f"SeriesInstanceUID ({len(readings)} LIDC XML file(s) found)"
         )
-    rows = []
-    for s in tqdm(matched, desc="cutting crops", unit="series"):
-        rows += _series_rows(s, readings[s.uid], out, options)
-    for kind in CLASSES:  # every class folder exists, even when empty
-        (out / kind).mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "crops.csv") as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with _staging(out) as work:
+        rows = []
+        for s in tqdm(matched, desc="cutting crops", unit="series"):
+            rows += _series_rows(s, readings[s.uid], work, options)
+        for kind in CLASSES:  # every class folder exists, even when empty
+            (work / kind).mkdir(parents=True, exist_ok=True)
+        with open(work / "crops.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)

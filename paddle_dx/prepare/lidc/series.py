@@ -38,6 +38,7 @@ class Series:
     z: np.ndarray
     sop_uids: list[str]
     spacing_mm: float  # in-plane pixel spacing (row direction)
+    shape: tuple[int, int] | None = None  # (Rows, Columns) of the first slice, when its header has them
 
     def __post_init__(self):
         self._by_sop = {uid: i for i, uid in enumerate(self.sop_uids)}
@@ -121,7 +122,12 @@ def _slice_header(path):
             path, "DICOM slice without ImagePositionPatient/SliceLocation, SeriesInstanceUID or SOPInstanceUID"
         )
     spacing = ds.get("PixelSpacing")
+    try:
+        shape = (int(ds.Rows), int(ds.Columns)) if "Rows" in ds and "Columns" in ds else None
+    except (TypeError, ValueError):
+        raise ImageReadError(path, "DICOM header with a malformed image size") from None
     return {
+        "shape": shape,
         "series": str(ds.SeriesInstanceUID),
         "sop": str(ds.SOPInstanceUID),
         "z": float(z),
@@ -130,7 +136,7 @@ def _slice_header(path):
     }
 
 
-def _or_skip(call, skip_bad, *args):
+def or_skip(call, skip_bad, *args):
     """``call(*args)``; with ``skip_bad`` a DataError becomes a warning and None instead of stopping."""
     try:
         return call(*args)
@@ -150,7 +156,7 @@ def find_series(root, skip_bad=False):
         raise DataError(f"{root}: no .dcm files found (expected LIDC-IDRI-XXXX/.../*.dcm)")
     groups = defaultdict(list)
     for path in tqdm(files, desc="reading DICOM headers", unit="file", leave=False):
-        header = _or_skip(_slice_header, skip_bad, path)
+        header = or_skip(_slice_header, skip_bad, path)
         if header is not None:
             groups[header["series"]].append((path, header))
     series = []
@@ -167,6 +173,7 @@ def find_series(root, skip_bad=False):
                 z=np.asarray([h["z"] for _, h in items]),
                 sop_uids=[h["sop"] for _, h in items],
                 spacing_mm=first["spacing"],
+                shape=first["shape"],
             )
         )
     return series
@@ -176,7 +183,7 @@ def find_readings(root, skip_bad=False):
     """{series UID: [Reading, ...]} for every LIDC XML under ``root``."""
     readings = defaultdict(list)
     for path in walk_files(root, (".xml",)):
-        reading = _or_skip(parse_lidc_xml, skip_bad, path)
+        reading = or_skip(parse_lidc_xml, skip_bad, path)
         if reading is not None:
             readings[reading.series_uid].append(reading)
     return readings
@@ -195,6 +202,7 @@ def locate_read(read, series, xml_path, reader):
                 f"in {series.folder}"
             )
         slices.append(index)
+        _check_inside(roi.points, series, f"{xml_path}: reader {read.reader} {read.kind} {read.mark_id!r}")
     areas = [cv2.contourArea(r.points) if len(r.points) > 2 else 0.0 for r in rois]
     best = int(np.argmax(areas))
     x, y = rois[best].points.mean(axis=0)
@@ -212,12 +220,25 @@ def locate_read(read, series, xml_path, reader):
     )
 
 
+def _check_inside(points, series, where):
+    """An ROI point off the slice (or NaN) would cut a crop of padding around nothing."""
+    rows, columns = series.shape or (np.inf, np.inf)
+    x, y = points[:, 0], points[:, 1]
+    inside = np.isfinite(points).all() and (x >= 0).all() and (y >= 0).all()
+    if not inside or (x >= columns).any() or (y >= rows).any():
+        size = f"the {columns} x {rows} slice" if series.shape else "the slice"
+        raise DataError(
+            f"{where}: ROI points x {float(x.min()):g}..{float(x.max()):g}, y {float(y.min()):g}..{float(y.max()):g} "
+            f"lie outside {size} (Columns x Rows)"
+        )
+
+
 def series_marks(series, readings, skip_bad=False):
     """Marks of every read of every XML of ``series`` (readers renumbered across XML files)."""
     marks, offset = [], 0
     for reading in readings:
         for read in reading.reads:
-            mark = _or_skip(locate_read, skip_bad, read, series, reading.path, offset + read.reader)
+            mark = or_skip(locate_read, skip_bad, read, series, reading.path, offset + read.reader)
             marks += [mark] if mark else []
         offset += max((r.reader for r in reading.reads), default=0)
     return marks
