@@ -194,7 +194,8 @@ def cast_to_model(model, state, path):
         if value.dtype != want:
             if value.dtype.kind != "f" or want.kind != "f":
                 raise WeightsError(f"{path}: tensor {k} is {value.dtype}, the model expects {want}")
-            cast = value.astype(want)
+            with np.errstate(over="ignore"):
+                cast = value.astype(want)
             if np.isfinite(value).all() and not np.isfinite(cast).all():
                 raise WeightsError(f"{path}: tensor {k} has values beyond {want}'s range; cannot load it as {want}")
             value = cast
