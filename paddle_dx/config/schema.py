@@ -124,6 +124,12 @@ SCHEMA = {
             (str,), "O1", choices=("O1", "O2"), doc="with use_amp: O1 = listed ops in low precision, O2 = almost all"
         ),
         "amp_dtype": Key((str,), "float16", choices=("float16", "bfloat16"), doc="with use_amp: the low precision"),
+        "amp_loss_scale": Key(
+            NUMBER, 65536.0, min=0, min_open=True, doc="with use_amp: the GradScaler's initial loss scale"
+        ),
+        "amp_dynamic_loss_scaling": Key(
+            (bool,), True, doc="with use_amp: the loss scale adapts (halves on overflow, grows when stable)"
+        ),
         "print_batch_step": Key(
             (int,),
             10,
