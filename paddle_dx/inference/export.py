@@ -17,7 +17,6 @@ import logging
 from pathlib import Path
 
 import paddle
-import paddle.nn as nn
 import yaml
 
 import paddle_dx
@@ -27,6 +26,7 @@ from paddle_dx.errors import ConfigError
 from paddle_dx.inference.legacy_program import write_legacy_program
 from paddle_dx.inference.onnx_export import ONNX_FILE, require_onnx_tools, write_onnx
 from paddle_dx.inference.paddleclas_deploy import PADDLECLAS_CONFIG, paddleclas_config
+from paddle_dx.inference.probabilities import Probabilities
 from paddle_dx.inference.spec import MODEL_PREFIX, PARAMS_SUFFIX, SPEC_FILE, write_spec
 from paddle_dx.models import build_model, load_model_weights
 from paddle_dx.models.weights import resolve_weights, save_weights
@@ -36,17 +36,6 @@ from paddle_dx.utils.paddle_inference import PROGRAM_SUFFIXES, find_program
 
 log = logging.getLogger(__name__)
 DYGRAPH_WEIGHTS = "weights.pdparams"
-
-
-class Probabilities(nn.Layer):
-    """``softmax(model(x))``: what evaluation computes, as one exportable graph."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return nn.functional.softmax(self.model(x), axis=1)
 
 
 # what an export writes: files of an earlier export that the new one lacks are not carried over

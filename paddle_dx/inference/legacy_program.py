@@ -38,7 +38,7 @@ def write_legacy_program(arch: dict[str, Any], image_shape: list[int], weights: 
 def main(argv: list[str]) -> None:
     import paddle
 
-    from paddle_dx.inference.export import Probabilities
+    from paddle_dx.inference.probabilities import Probabilities
     from paddle_dx.models import build_model, load_model_weights
 
     job = json.loads(argv[0])
