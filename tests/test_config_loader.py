@@ -100,7 +100,7 @@ def test_wrong_type_names_the_key_and_the_expected_type(override, key, expected)
 
 
 def test_bad_values_are_rejected_with_the_allowed_ones():
-    with pytest.raises(ConfigError, match=r"'Global.device' = 'cuda' is not one of \['auto', 'cpu', 'gpu'\]"):
+    with pytest.raises(ConfigError, match=r"'Global.device' = 'cuda' is not one of \['auto', 'cpu', 'gpu', 'gpu:N'\]"):
         load_config(raw={}, overrides=["Global.device=cuda"])
     with pytest.raises(ConfigError, match=r"'Optimizer.name' = 'adam' .*did you mean 'Adam'"):
         load_config(raw={}, overrides=["Optimizer.name=adam"])

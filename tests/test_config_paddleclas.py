@@ -100,7 +100,7 @@ def test_mobilenet_quick_start_is_refused_for_its_backbone_then_loads_with_one_w
 
 def test_every_unsupported_key_is_reported_in_one_error():
     raw = read_yaml(FIXTURES / "MobileNetV3_large_x1_0.yaml")
-    raw["AMP"] = {"scale_loss": 128.0, "use_dynamic_loss_scaling": True}
+    raw["AMP"] = {"scale_loss": 128.0, "use_dynamic_loss_scaling": True, "level": "O3"}
     raw["EMA"] = {"decay": 0.9999}
     raw["Global"].update(device="xpu", use_dali=True, Globl_typo=1)
     raw["Optimizer"]["regularizer"] = {"name": "L1", "coeff": 0.1}
@@ -116,7 +116,7 @@ def test_every_unsupported_key_is_reported_in_one_error():
     where = "DataLoader.Train.dataset.transform_ops"
     expected = [
         "Arch.name",
-        "AMP: mixed precision is Global.use_amp",
+        "AMP.level: 'O3'",
         "EMA:",
         "Global.device: 'xpu'",
         "Global.use_dali",
@@ -318,3 +318,82 @@ def test_infer_transforms_that_differ_from_eval_ops_are_warned_about(caplog):
     with caplog.at_level(logging.WARNING, logger="paddle_dx.config.paddleclas"):
         load_config(raw=raw)
     assert "Infer.transforms differ from DataLoader.Eval's ops" in caplog.text
+
+
+# ---- today's PaddleClas configs (with their AMP section) ------------------------------------------
+
+
+def current_config_tiny(tmp_path, name):
+    """A 2024 PaddleClas config pointed at a tiny dataset: data paths, class count, epochs and device
+    overridden, plus what this machine needs (32 px, no ImageNet download, no loader workers) and a
+    learning rate 100x lower: ImageNet's 0.1 on one batch of 4 images from scratch can reach NaN in
+    one step, which would test the optimiser, not the config."""
+    images, lists = make_tiny_dataset(tmp_path / "data", per_class=4)
+    raw = read_yaml(FIXTURES / name)
+    raw["Global"].update(device="cpu", epochs=1, image_shape=SHAPE, output_dir=str(tmp_path / "out"))
+    raw["Arch"].update(class_num=2, pretrained=False)
+    lr = raw["Optimizer"]["lr"]
+    lr["learning_rate"] /= 100
+    if "values" in lr:
+        lr["values"] = [v / 100 for v in lr["values"]]
+    for mode, split in (("Train", "train"), ("Eval", "val")):
+        section = raw["DataLoader"][mode]
+        section["dataset"].update(image_root=str(images), cls_label_path=str(lists / f"{split}_list.txt"))
+        section["loader"]["num_workers"] = 0
+        for item in section["dataset"]["transform_ops"]:
+            params = next(iter(item.values())) or {}
+            for key, value in {"size": 32, "resize_short": 36}.items():
+                if key in params:
+                    params[key] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    "name, arch, train",
+    [("ResNet50_2024.yaml", "ResNet50", True), ("VGG16_2024.yaml", "VGG16", False)],  # VGG16: 500 MB per save
+)
+def test_todays_paddleclas_configs_load_with_their_amp_section_and_train(tmp_path, caplog, name, arch, train):
+    from paddle_dx.engine.trainer import Trainer
+
+    raw = current_config_tiny(tmp_path, name)
+    assert raw["AMP"]["use_amp"] is False and raw["AMP"]["level"] == "O1"  # the file as PaddleClas ships it
+    with caplog.at_level(logging.INFO, logger="paddle_dx.config.paddleclas"):
+        config = load_config(raw=copy.deepcopy(raw))
+    g = config["Global"]
+    assert (g["use_amp"], g["amp_level"], g["amp_loss_scale"], g["amp_dynamic_loss_scaling"]) == (
+        False,
+        "O1",
+        128.0,
+        True,
+    )
+    assert "PaddleClas key AMP.use_amp -> paddle_dx Global.use_amp: False" in caplog.text
+    assert config["Arch"]["name"] == arch
+    if not train:
+        assert (config["Optimizer"]["lr_schedule"], config["Optimizer"]["weight_decay"]) == ("cosine", 0.0004)
+        return
+    result = Trainer(config).fit()
+    assert len(result["history"]) == 1 and (Path(g["output_dir"]) / "best_model.pdparams").is_file()
+
+
+def test_amp_section_maps_to_global_amp_keys_and_is_one_log_line_on_cpu(tmp_path, caplog):
+    from paddle_dx.engine.trainer import Trainer
+
+    raw = paddleclas_tiny(tmp_path)
+    raw["AMP"] = {"scale_loss": 1024.0, "use_dynamic_loss_scaling": False, "level": "O2", "use_promote": True}
+    config = load_config(raw=copy.deepcopy(raw))  # no use_amp: PaddleClas turns AMP on when the section is there
+    g = config["Global"]
+    assert (g["use_amp"], g["amp_level"], g["amp_loss_scale"], g["amp_dynamic_loss_scaling"]) == (
+        True,
+        "O2",
+        1024.0,
+        False,
+    )
+    raw["AMP"]["use_promote"] = False
+    with pytest.raises(ConfigError, match="AMP.use_promote: False at O2"):
+        load_config(raw=copy.deepcopy(raw))
+    raw["AMP"] = None  # `AMP:` with nothing under it is off in PaddleClas
+    assert load_config(raw=copy.deepcopy(raw))["Global"]["use_amp"] is False
+    with caplog.at_level(logging.WARNING):
+        Trainer(config).fit()
+    amp_lines = [r.getMessage() for r in caplog.records if "use_amp" in r.getMessage()]
+    assert amp_lines == ["Global.use_amp is only supported on GPU; training in float32 on CPU"]

@@ -1,7 +1,7 @@
 """Predict images with an exported model; preprocessing comes from its inference.yml.
 
 paddle_dx infer --model-dir inference/NAME --input PATH [--batch-size N] [--output preds.csv]
-                [--use-gpu] [--enable-mkldnn | --disable-mkldnn] [--threads N] [--image-root DIR]
+                [--use-gpu [--gpu-id N]] [--enable-mkldnn | --disable-mkldnn] [--threads N] [--image-root DIR]
 PATH: an image, a folder (searched recursively) or a list file of `path [label]` lines.
 """
 
@@ -17,6 +17,12 @@ def build_parser(prog=None):
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--output", default=None, help="CSV file (default: CSV on stdout)")
     parser.add_argument("--use-gpu", action="store_true", help="run on the GPU when one is available")
+    parser.add_argument(
+        "--gpu-id",
+        type=int,
+        default=None,
+        help="which GPU with --use-gpu (default: the launcher's FLAGS_selected_gpus, else 0)",
+    )
     parser.add_argument(
         "--enable-mkldnn",
         dest="enable_mkldnn",
@@ -41,6 +47,8 @@ def parse_args(argv=None, prog=None):
     args = parser.parse_args(argv)
     if args.batch_size < 1 or (args.threads is not None and args.threads < 1):
         parser.error("--batch-size and --threads must be >= 1")
+    if args.gpu_id is not None and args.gpu_id < 0:
+        parser.error("--gpu-id must be >= 0")
     return args
 
 
@@ -54,7 +62,13 @@ def main(argv=None, prog=None):
     if args.output:
         check_output_file(args.output)
     paths = collect_inputs(args.input, args.image_root)
-    predictor = Predictor(args.model_dir, use_gpu=args.use_gpu, enable_mkldnn=args.enable_mkldnn, threads=args.threads)
+    predictor = Predictor(
+        args.model_dir,
+        use_gpu=args.use_gpu,
+        enable_mkldnn=args.enable_mkldnn,
+        threads=args.threads,
+        gpu_id=args.gpu_id,
+    )
     result = run_inference_job(predictor, paths, args.batch_size, args.output)
     if not result.rows:
         from paddle_dx.errors import DataError

@@ -31,7 +31,6 @@ PADDLECLAS_SECTIONS = ("Infer", "AMP", "EMA", "Slim")
 # Keys with no paddle_dx meaning, and what to do instead (anything else unknown is refused
 # with the schema's did-you-mean).
 REFUSED = {
-    "AMP": "mixed precision is Global.use_amp: true (GPU only); remove the AMP section",
     "EMA": "paddle_dx keeps no moving average of the weights; remove the EMA section",
     "Slim": "quantization and pruning are not part of paddle_dx; remove the Slim section",
     "Global.use_dali": "paddle_dx decodes with OpenCV, not NVIDIA DALI; remove it or set it to false",
@@ -160,6 +159,45 @@ def _translate_global(t):
             "Global.device",
             f"'{device}': paddle_dx trains on cpu or gpu (or auto); Paddle's {device} builds are not supported",
         )
+
+
+def _translate_amp(t):
+    """PaddleClas's AMP section (on when present, unless ``use_amp: False``) -> Global.use_amp,
+    amp_level, amp_loss_scale, amp_dynamic_loss_scaling (ppcls/engine/engine.py ``_init_amp``)."""
+    if "AMP" not in t.out:
+        return
+    amp = t.out.pop("AMP") or {}
+    g = t.section("Global")
+    if g is None:
+        g = t.out["Global"] = {}
+    if not isinstance(amp, dict):
+        t.refuse("AMP", f"{amp!r}: expected a section of keys (use_amp, level, scale_loss, ...)")
+        return
+    amp = dict(amp)
+    g["use_amp"] = bool(amp) and bool(amp.pop("use_amp", True))
+    t.mapped("AMP.use_amp", f"Global.use_amp: {g['use_amp']}", "on the GPU; float32 on the CPU")
+    level = amp.pop("level", "O1")
+    if level in ("O1", "O2"):
+        g["amp_level"] = level
+        t.mapped("AMP.level", f"Global.amp_level: {level}")
+    else:
+        t.refuse("AMP.level", f"{level!r}: O1 (listed ops in float16) or O2 (almost all ops)")
+    for key, target in (("scale_loss", "amp_loss_scale"), ("use_dynamic_loss_scaling", "amp_dynamic_loss_scaling")):
+        if key in amp:
+            g[target] = amp.pop(key)
+            t.mapped(f"AMP.{key}", f"Global.{target}: {g[target]}")
+    promote = amp.pop("use_promote", False)
+    if g["use_amp"] and level == "O2" and not promote:
+        t.refuse(
+            "AMP.use_promote", "False at O2: paddle_dx runs O2 with Paddle's default use_promote=True; set it True"
+        )
+    else:
+        t.mapped("AMP.use_promote", "(dropped)", "it only matters at O2, where paddle_dx uses Paddle's default True")
+    if "use_fp16_test" in amp:
+        amp.pop("use_fp16_test")
+        t.mapped("AMP.use_fp16_test", "(dropped)", "paddle_dx evaluates in float32")
+    for key in amp:
+        t.refuse(f"AMP.{key}", "no paddle_dx equivalent; AMP maps use_amp, level, scale_loss, use_dynamic_loss_scaling")
 
 
 def _translate_arch(t):
@@ -482,6 +520,7 @@ def _unknown(node, schema, path, t):
 
 STEPS = (
     _translate_global,
+    _translate_amp,
     _translate_arch,
     _translate_optimizer,
     _translate_metric,

@@ -10,6 +10,7 @@ from typing import Any
 
 from paddle_dx.metrics.registry import scalar_names
 from paddle_dx.metrics.selection import EvalChoices
+from paddle_dx.utils.device_spec import DeviceChoices
 from paddle_dx.utils.registry import LiveNames, registry_names
 
 NUMBER = (int, float)
@@ -81,8 +82,9 @@ SCHEMA = {
         "device": Key(
             (str,),
             "auto",
-            choices=("auto", "cpu", "gpu"),
-            doc="auto = GPU if Paddle has CUDA and a GPU is present, else CPU",
+            choices=DeviceChoices(),
+            doc="auto = GPU if Paddle has CUDA and a GPU is present, else CPU; gpu:N = GPU N "
+            "(gpu alone: the launcher's FLAGS_selected_gpus, else 0)",
         ),
         "epochs": Key((int,), 10, min=1, doc="training epochs (the sum of Stages when given)"),
         "output_dir": Key(
@@ -117,7 +119,17 @@ SCHEMA = {
         ),
         "use_visualdl": Key((bool,), True, doc="VisualDL logs in output_dir/vdl"),
         "image_shape": Key((list,), [3, 224, 224], doc="network input [3, H, W]; sized ops without a size use H, W"),
-        "use_amp": Key((bool,), False, doc="mixed precision, GPU only"),
+        "use_amp": Key((bool,), False, doc="mixed precision, GPU only (float32 on CPU, with one log line)"),
+        "amp_level": Key(
+            (str,), "O1", choices=("O1", "O2"), doc="with use_amp: O1 = listed ops in low precision, O2 = almost all"
+        ),
+        "amp_dtype": Key((str,), "float16", choices=("float16", "bfloat16"), doc="with use_amp: the low precision"),
+        "amp_loss_scale": Key(
+            NUMBER, 65536.0, min=0, min_open=True, doc="with use_amp: the GradScaler's initial loss scale"
+        ),
+        "amp_dynamic_loss_scaling": Key(
+            (bool,), True, doc="with use_amp: the loss scale adapts (halves on overflow, grows when stable)"
+        ),
         "print_batch_step": Key(
             (int,),
             10,
@@ -128,6 +140,13 @@ SCHEMA = {
             (bool,), False, doc="drop unreadable images (listed in skipped_images.txt) instead of stopping"
         ),
         "save_inference_dir": Key((str,), "inference", doc="where tools/export_model.py writes"),
+        "export_format": Key(
+            (str,),
+            "paddle",
+            choices=("paddle", "paddle_legacy", "onnx"),
+            doc="paddle: inference.json (PIR); paddle_legacy: inference.pdmodel (PaddleClas's deploy predictor); "
+            "onnx: paddle + inference.onnx (needs the onnx extra)",
+        ),
         "num_threads": Key(
             (int,),
             0,

@@ -14,7 +14,7 @@ dygraph and one log line says why.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paddle
@@ -42,6 +42,7 @@ class StepParts:
     loader: Any
     parallel: Any  # engine/distributed.py's Parallel (a pass-through on one device)
     scaler: Any = None  # paddle.amp.GradScaler (GPU with Global.use_amp), kept across stages
+    amp: dict = field(default_factory=dict)  # auto_cast's level and dtype (Global.amp_level, amp_dtype)
 
 
 @dataclass
@@ -96,7 +97,7 @@ class DygraphStep(TrainStep):
 
     def step(self, images, labels):
         p = self.parts
-        with paddle.amp.auto_cast(enable=p.scaler is not None):
+        with paddle.amp.auto_cast(enable=p.scaler is not None, **p.amp):
             logits = p.parallel.wrap(self.forward)(images)
             loss = p.loss_fn(logits, labels)
         if p.scaler:

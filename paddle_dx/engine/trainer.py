@@ -103,7 +103,13 @@ class Trainer:
             config["Loss"]["Eval"], "Loss.Eval", self.train_set.labels, config["Arch"]["class_num"]
         )
         self.optimizer, self.scheduler = build_optimizer(config["Optimizer"], self.model, g["epochs"])
-        self.scaler = paddle.amp.GradScaler() if self.use_amp else None
+        self.scaler = (
+            paddle.amp.GradScaler(
+                init_loss_scaling=g["amp_loss_scale"], use_dynamic_loss_scaling=g["amp_dynamic_loss_scaling"]
+            )
+            if self.use_amp
+            else None
+        )
         self.vdl = VisualDLLogger(self.output_dir / "vdl", enabled=self.is_main and g["use_visualdl"])
         self.vdl.hparams(config)
         self.best_predictions = None  # (labels, probs) of the best epoch on the Eval list, for its ROC figure
@@ -135,6 +141,7 @@ class Trainer:
                 self.train_loader,
                 self.parallel,
                 self.scaler,
+                {"level": self.config["Global"]["amp_level"], "dtype": self.config["Global"]["amp_dtype"]},
             )
             spec = StageSpec(
                 self.config["Arch"],

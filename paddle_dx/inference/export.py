@@ -4,23 +4,33 @@ The exported graph ends in a softmax, so every runtime (this Predictor, C++, Ser
 probabilities. The dygraph weights are saved beside it (``weights.pdparams``) so tools that
 need the layers themselves (Grad-CAM) work from the export folder alone. The preprocessing
 stored is ``transforms_for(config, "Eval").spec()`` and nothing else: whatever ops evaluation
-used (including ones other modules register) travel with the model.
+used (including ones other modules register) travel with the model; ``inference_cls.yaml``
+restates it for PaddleClas's own predictor.
+
+``Global.export_format``: ``paddle`` (Paddle 3's PIR ``inference.json``), ``paddle_legacy``
+(``inference.pdmodel``, for PaddleClas's deploy predictor) or ``onnx`` (``paddle`` plus
+``inference.onnx``). The folder is built beside the old one and swapped in at the end, so a
+failed re-export leaves the previous export whole.
 """
 
 import logging
 from pathlib import Path
 
 import paddle
-import paddle.nn as nn
+import yaml
 
 import paddle_dx
 from paddle_dx.config import config_hash
 from paddle_dx.data.builder import class_names, transforms_for
 from paddle_dx.errors import ConfigError
+from paddle_dx.inference.legacy_program import write_legacy_program
+from paddle_dx.inference.onnx_export import ONNX_FILE, require_onnx_tools, write_onnx
+from paddle_dx.inference.paddleclas_deploy import PADDLECLAS_CONFIG, paddleclas_config
+from paddle_dx.inference.probabilities import Probabilities
 from paddle_dx.inference.spec import MODEL_PREFIX, PARAMS_SUFFIX, SPEC_FILE, write_spec
 from paddle_dx.models import build_model, load_model_weights
 from paddle_dx.models.weights import resolve_weights, save_weights
-from paddle_dx.utils.files import check_writable
+from paddle_dx.utils.files import atomic_path, check_writable, staged_directory
 from paddle_dx.utils.hashing import file_sha256
 from paddle_dx.utils.paddle_inference import PROGRAM_SUFFIXES, find_program
 
@@ -28,23 +38,25 @@ log = logging.getLogger(__name__)
 DYGRAPH_WEIGHTS = "weights.pdparams"
 
 
-class Probabilities(nn.Layer):
-    """``softmax(model(x))``: what evaluation computes, as one exportable graph."""
+# what an export writes: files of an earlier export that the new one lacks are not carried over
+EXPORT_FILES = (
+    *(f"{MODEL_PREFIX}{suffix}" for suffix in (*PROGRAM_SUFFIXES, PARAMS_SUFFIX, PARAMS_SUFFIX + ".info")),
+    SPEC_FILE,
+    DYGRAPH_WEIGHTS,
+    PADDLECLAS_CONFIG,
+    ONNX_FILE,
+)
 
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
 
-    def forward(self, x):
-        return nn.functional.softmax(self.model(x), axis=1)
-
-
-def _remove_stale(out_dir):
-    """Drop files of an earlier export so the directory holds exactly one model."""
-    for suffix in (*PROGRAM_SUFFIXES, PARAMS_SUFFIX, PARAMS_SUFFIX + ".info"):
-        (out_dir / f"{MODEL_PREFIX}{suffix}").unlink(missing_ok=True)
-    for name in (SPEC_FILE, DYGRAPH_WEIGHTS):
-        (out_dir / name).unlink(missing_ok=True)
+def _write_program(model, config, stage, dygraph):
+    """The inference program + params in ``stage`` in Global.export_format's IR."""
+    g = config["Global"]
+    if g["export_format"] == "paddle_legacy":
+        write_legacy_program(config["Arch"], g["image_shape"], dygraph, stage / MODEL_PREFIX)
+        return
+    spec_in = paddle.static.InputSpec([None, *g["image_shape"]], "float32", name="x")
+    static = paddle.jit.to_static(Probabilities(model), input_spec=[spec_in], full_graph=True)
+    paddle.jit.save(static, str(stage / MODEL_PREFIX))
 
 
 def export_model(model, config, out_dir, weights_path=None):
@@ -54,7 +66,7 @@ def export_model(model, config, out_dir, weights_path=None):
     """
     g = config["Global"]
     out_dir = Path(out_dir)
-    check_writable(out_dir)
+    check_writable(out_dir.absolute().parent)
     transforms = transforms_for(config, "Eval")
     if transforms.is_random:
         log.warning(
@@ -62,35 +74,43 @@ def export_model(model, config, out_dir, weights_path=None):
             [type(op).__name__ for op in transforms.ops if op.random],
         )
     names = class_names(config)
-    _remove_stale(out_dir)
+    if g["export_format"] == "onnx":
+        require_onnx_tools()
     model.eval()
-    spec_in = paddle.static.InputSpec([None, *g["image_shape"]], "float32", name="x")
-    static = paddle.jit.to_static(Probabilities(model), input_spec=[spec_in], full_graph=True)
-    paddle.jit.save(static, str(out_dir / MODEL_PREFIX))
-    program = find_program(out_dir, MODEL_PREFIX)
-    params = out_dir / f"{MODEL_PREFIX}{PARAMS_SUFFIX}"
-    dygraph = out_dir / DYGRAPH_WEIGHTS  # Grad-CAM (paddle_dx.explain) needs the dygraph model
-    save_weights(dygraph, model)
-    spec = {
-        "paddle_dx_version": paddle_dx.__version__,
-        "paddle_version": paddle.__version__,
-        "arch": model.arch_name,
-        "class_num": len(names),
-        "class_names": names,
-        "image_shape": [int(v) for v in g["image_shape"]],
-        "preprocess": transforms.spec(),
-        "input": {"name": "x", "layout": "NCHW", "dtype": "float32"},
-        "output": "probabilities (softmax over classes)",
-        "weights": str(weights_path) if weights_path else None,
-        "weights_sha256": file_sha256(weights_path) if weights_path else None,
-        "config_sha256": config_hash(config),
-        "model_file": program.name,
-        "params_file": params.name,
-        "params_sha256": file_sha256(params),
-        "dygraph_weights": dygraph.name,
-        "dygraph_weights_sha256": file_sha256(dygraph),
-    }
-    write_spec(out_dir, spec)
+    with staged_directory(out_dir, stale=EXPORT_FILES) as stage:
+        dygraph = stage / DYGRAPH_WEIGHTS  # Grad-CAM (paddle_dx.explain) needs the dygraph model
+        save_weights(dygraph, model)
+        _write_program(model, config, stage, dygraph)
+        program = find_program(stage, MODEL_PREFIX)
+        params = stage / f"{MODEL_PREFIX}{PARAMS_SUFFIX}"
+        spec = {
+            "paddle_dx_version": paddle_dx.__version__,
+            "paddle_version": paddle.__version__,
+            "arch": model.arch_name,
+            "class_num": len(names),
+            "class_names": names,
+            "image_shape": [int(v) for v in g["image_shape"]],
+            "preprocess": transforms.spec(),
+            "input": {"name": "x", "layout": "NCHW", "dtype": "float32"},
+            "output": "probabilities (softmax over classes)",
+            "weights": str(weights_path) if weights_path else None,
+            "weights_sha256": file_sha256(weights_path) if weights_path else None,
+            "config_sha256": config_hash(config),
+            "export_format": g["export_format"],
+            "model_file": program.name,
+            "params_file": params.name,
+            "params_sha256": file_sha256(params),
+            "dygraph_weights": dygraph.name,
+            "dygraph_weights_sha256": file_sha256(dygraph),
+        }
+        if g["export_format"] == "onnx":
+            spec["onnx"] = write_onnx(program, params, stage / ONNX_FILE, spec["image_shape"])
+        deploy = paddleclas_config(spec, out_dir)
+        if deploy is not None:
+            with atomic_path(stage / PADDLECLAS_CONFIG) as tmp:
+                tmp.write_text(yaml.safe_dump(deploy, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        spec["paddleclas_config"] = PADDLECLAS_CONFIG if deploy is not None else None
+        write_spec(stage, spec)
     log.info("exported %s to %s (%s, %s, %s)", model.arch_name, out_dir, program.name, params.name, SPEC_FILE)
     return spec
 

@@ -36,9 +36,10 @@ class Predictor:
     """``Predictor(model_dir).predict(["a.png", rgb_array])`` -> one dict per image.
 
     Runs are serialised by a lock, so one Predictor can serve several threads (e.g. a web UI).
+    ``gpu_id``: which GPU with ``use_gpu`` (default: the launcher's FLAGS_selected_gpus, else 0).
     """
 
-    def __init__(self, model_dir, use_gpu=False, enable_mkldnn=True, threads=None):
+    def __init__(self, model_dir, use_gpu=False, enable_mkldnn=True, threads=None, gpu_id=None):
         self.model_dir = Path(model_dir)
         self.spec = load_spec(self.model_dir)
         self.class_names = list(self.spec["class_names"])
@@ -47,7 +48,7 @@ class Predictor:
             self.spec["preprocess"], self.image_shape, where=f"{self.model_dir / SPEC_FILE}: preprocess"
         )
         program, params = model_files(self.model_dir, self.spec)
-        self._session = InferenceSession(program, params, use_gpu, enable_mkldnn, threads)
+        self._session = InferenceSession(program, params, use_gpu, enable_mkldnn, threads, gpu_id)
         self.device = self._session.device
         self._lock = threading.Lock()
 

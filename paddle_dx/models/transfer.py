@@ -4,6 +4,7 @@ classifier dropped, a new fully connected layer sized to the dataset's classes."
 import logging
 import re
 
+import numpy as np
 import paddle.nn as nn
 
 from paddle_dx.errors import ConfigError, WeightsError
@@ -186,13 +187,33 @@ def check_state_fits(model, state, path):
             raise WeightsError(f"{path}: {problem}")
 
 
+def cast_to_model(model, state, path):
+    """``state``'s tensors in the model's dtypes: another float width (a float64 .pdparams) is
+    cast when every value survives it; anything else is a WeightsError naming the tensor (Paddle's
+    own error is an assertion traceback)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        value = np.asarray(state[k])
+        want = np.dtype(str(v.dtype).rsplit(".", 1)[-1])
+        if value.dtype != want:
+            if value.dtype.kind != "f" or want.kind != "f":
+                raise WeightsError(f"{path}: tensor {k} is {value.dtype}, the model expects {want}")
+            with np.errstate(over="ignore"):
+                cast = value.astype(want)
+            if np.isfinite(value).all() and not np.isfinite(cast).all():
+                raise WeightsError(f"{path}: tensor {k} has values beyond {want}'s range; cannot load it as {want}")
+            value = cast
+        out[k] = value
+    return out
+
+
 def load_model_weights(model, path):
     """Load a paddle_dx checkpoint (whole TransferModel) strictly: class counts must agree.
     ``path`` may be the file or its prefix without ``.pdparams``, as in PaddleClas."""
     path = resolve_weights(path)
     state = load_state(path)
     check_state_fits(model, state, path)
-    model.set_state_dict({k: state[k] for k in model.state_dict()})
+    model.set_state_dict(cast_to_model(model, state, path))
     return model
 
 

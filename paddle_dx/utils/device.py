@@ -1,4 +1,6 @@
-"""Choose the device: GPU when Paddle is built with CUDA and one is present, else CPU."""
+"""Choose the device: GPU when Paddle is built with CUDA and one is present, else CPU.
+
+Which GPU (``gpu:N``, the launcher's, or 0) is decided by ``utils.device_spec``."""
 
 import logging
 import os
@@ -6,6 +8,7 @@ import os
 import paddle
 
 from paddle_dx.errors import ConfigError
+from paddle_dx.utils.device_spec import gpu_index, parse_device
 from paddle_dx.utils.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
@@ -32,19 +35,25 @@ def usable_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def select_gpu(index=None):
+    """The index of the GPU to run on (``gpu:N``'s N, else the launcher's, else 0)."""
+    return gpu_index(index, paddle.device.cuda.device_count())
+
+
 def select_device(requested="auto", num_threads=0):
     """Set and return 'gpu' or 'cpu', and Paddle's CPU math threads (0 = all usable cores); on
     CPU, keep freed memory for the next step (utils/memory.py).
 
     Paddle's own default is one thread (FLAGS_paddle_num_threads=1): on a 2-core machine that
     alone made ResNet18 training ~1.6x slower (benchmarks/README.md)."""
-    if requested == "gpu" and not gpu_available():
+    kind, index = parse_device(requested)
+    if kind == "gpu" and not gpu_available():
         raise ConfigError(
-            "Global.device is 'gpu' but no CUDA device is available "
+            f"Global.device is '{requested}' but no CUDA device is available "
             "(install paddlepaddle-gpu, or set Global.device=auto)"
         )
-    device = "gpu" if requested == "gpu" or (requested == "auto" and gpu_available()) else "cpu"
-    paddle.set_device(device)
+    device = "gpu" if kind == "gpu" or (kind == "auto" and gpu_available()) else "cpu"
+    paddle.set_device(f"gpu:{select_gpu(index)}" if device == "gpu" else "cpu")
     if device == "cpu":
         global _threads
         _threads = int(num_threads) or usable_cores()

@@ -4,6 +4,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -23,11 +24,7 @@ def atomic_path(target):
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync(target.parent)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -45,6 +42,57 @@ _UMASK = _process_umask()
 def umask_mode(mode=0o777):
     """``mode`` as the process umask lets a new file or folder have it (mkstemp/mkdtemp give 0600/0700)."""
     return mode & ~_UMASK
+
+
+def _fsync(path, flags=os.O_RDONLY):
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def staged_directory(target, stale=()):
+    """Yield an empty folder beside ``target``; when the block succeeds it takes ``target``'s
+    place by renames, when it fails it is removed and ``target`` is left exactly as it was.
+
+    For outputs made of several files (an export): written in place, a failure half-way (disk
+    full, a size limit) would leave neither the old set nor the new one. Entries of the old
+    folder that the new one lacks are moved over, unless named in ``stale`` (old outputs)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new"))
+    os.chmod(stage, umask_mode())  # mkdtemp makes 0700; outputs follow the umask
+    try:
+        yield stage
+        for f in stage.rglob("*"):
+            if f.is_file():
+                _fsync(f)
+        _swap(stage, target, set(stale))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _swap(stage, target, stale):
+    """Rename ``stage`` to ``target``; the old ``target`` is renamed aside first and back on failure."""
+    if not target.exists():
+        os.rename(stage, target)
+        _fsync(target.parent)
+        return
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+    os.rmdir(old)
+    os.rename(target, old)
+    try:
+        os.rename(stage, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    _fsync(target.parent)
+    for entry in old.iterdir():
+        if entry.name not in stale and not (target / entry.name).exists():
+            os.rename(entry, target / entry.name)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path, data):

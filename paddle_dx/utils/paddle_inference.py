@@ -11,7 +11,7 @@ import numpy as np
 from paddle import inference as paddle_infer
 
 from paddle_dx.errors import WeightsError
-from paddle_dx.utils.device import gpu_available, restore_threads, usable_cores
+from paddle_dx.utils.device import gpu_available, restore_threads, select_gpu, usable_cores
 
 log = logging.getLogger(__name__)
 PROGRAM_SUFFIXES = (".json", ".pdmodel")  # Paddle 3 (PIR) writes .json, Paddle 2 .pdmodel
@@ -29,14 +29,17 @@ def find_program(directory, prefix):
 class InferenceSession:
     """A created predictor with its first input and output handles.
 
-    GPU when asked and present (a warning and the CPU otherwise); on CPU, oneDNN on or off and
+    GPU when asked and present (a warning and the CPU otherwise): GPU ``gpu_id``, else the one
+    the launcher gave this process (FLAGS_selected_gpus), else 0. On CPU, oneDNN on or off and
     ``threads`` math threads (None or 0 = every core this process may use).
     """
 
-    def __init__(self, program, params, use_gpu=False, enable_mkldnn=True, threads=None):
+    def __init__(self, program, params, use_gpu=False, enable_mkldnn=True, threads=None, gpu_id=None):
         config = paddle_infer.Config(str(program), str(params))
+        self.gpu_id = None
         if use_gpu and gpu_available():
-            config.enable_use_gpu(256, 0)
+            self.gpu_id = select_gpu(gpu_id)
+            config.enable_use_gpu(256, self.gpu_id)
             self.device = "gpu"
         else:
             if use_gpu:
