@@ -1,7 +1,7 @@
 """Every optimizer with every kind of weight decay, in each engine, with the backbone trained or
 frozen: three steps give the same losses and weights as the dygraph reference.
 
-Decay is made strong (coefficients 0.05-0.5) so that applying it wrongly, twice or not at all
+Decay is made strong (L2 0.05, decoupled 5.0 at a learning rate of 1e-3) so that applying it wrongly, twice or not at all
 moves the weights visibly: each decayed cell also checks that its result is far from the same
 optimizer's undecayed one. The static engine must use its compiled step in every valid cell
 (no silent fallback to dygraph either), and a decoupled decay on an optimizer that has none is a
@@ -22,7 +22,7 @@ from paddle_dx.models import apply_freeze, build_model
 SHAPE, STEPS, CLASSES = [3, 32, 32], 3, 2
 NO_DECAY = {}
 L2 = {"regularizer": {"name": "L2", "coeff": 0.05}}
-DECOUPLED = {"weight_decay": 0.5}
+DECOUPLED = {"weight_decay": 5.0}
 CELLS = [  # (optimizer, decay, freeze)
     ("Momentum", NO_DECAY, "none"),
     ("Momentum", L2, "none"),
@@ -42,7 +42,7 @@ def _config(name, decay):
         raw={
             "Global": {"image_shape": SHAPE},
             "Arch": {"name": "ResNet18", "class_num": CLASSES},
-            "Optimizer": {"name": name, "lr": 0.05 if name == "Momentum" else 0.01, **decay},
+            "Optimizer": {"name": name, "lr": 0.01 if name == "Momentum" else 0.001, **decay},
         }
     )
 

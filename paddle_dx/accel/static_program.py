@@ -42,6 +42,7 @@ class ProgramRecipe:
 
 
 OPTIMIZER_OPS = ("adam", "adamw", "merged_adam", "momentum", "merged_momentum", "sgd")
+OPTIMIZE_ROLE = 0x0002  # OpRole::kOptimize: regulariser and optimizer ops
 
 
 class StaticTrainStep:
@@ -169,10 +170,12 @@ def _insert_decoupled_decay(block, coeff: float) -> None:
     """AdamW's decoupled decay, ``w *= 1 - lr * coeff`` before the update, as ops in front of the
     optimizer's: what engine/optimizer.py's multi-tensor AdamW does in ``step()``, which a Program
     never calls (Paddle's own per-tensor AdamW slows every later matmul in the process on CPU)."""
-    index = next(i for i, op in enumerate(block.ops) if op.type in OPTIMIZER_OPS)
-    first = block.ops[index]
+    first = next(op for op in block.ops if op.type in OPTIMIZER_OPS)
     lr = first.input("LearningRate")[0]
-    params = [p for op in block.ops[index:] if op.type in OPTIMIZER_OPS for p in op.input("Param")]
+    params = [p for op in block.ops if op.type in OPTIMIZER_OPS for p in op.input("Param")]
+    # before the optimize-role ops (an L2 regulariser's, then the update), as dygraph decays
+    # before its step() regularises and updates
+    index = next(i for i, op in enumerate(block.ops) if op.attr("op_role") & OPTIMIZE_ROLE)
     factor = block.create_var(name=f"{lr}@DECAY_FACTOR", shape=[1], dtype="float32")
     ops = [("scale", {"X": [lr]}, {"Out": [factor]}, {"scale": -float(coeff), "bias": 1.0, "bias_after_scale": True})]
     for param in params:

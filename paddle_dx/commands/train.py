@@ -22,10 +22,7 @@ def main(argv=None, prog=None):
     try:
         rank, world_size = init_distributed(config["Global"]["device"])  # (0, 1) unless launched on several
         trace = start_trace(config, rank, world_size)  # None unless PADDLE_DX_TRACE_DIR is set
-        trainer = Trainer(config, rank, world_size)
-        if trace:
-            trace.attach(trainer)
-        trainer.fit()
+        Trainer(config, rank, world_size, callbacks=[trace] if trace else []).fit()
     except Interrupted as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
         sys.exit(130)

@@ -154,6 +154,18 @@ SCHEMA = {
             doc="CPU threads for Paddle; 0 = every core this process may use (Paddle's own default is 1 thread)",
         ),
         "class_names": Key((list,), None, nullable=True, doc="overrides label_list.txt names"),
+        "overwrite_output_dir": Key(
+            (bool,),
+            False,
+            doc="a new (not resumed) training into a folder holding an earlier run's outputs: refused, "
+            "or with true those outputs are removed first",
+        ),
+        "early_stop": {
+            "patience": Key(
+                (int,), 0, min=0, doc="stop after this many validations without gain in Metric.best_metric (0 = off)"
+            ),
+            "min_delta": Key(NUMBER, 0.0, min=0, doc="smallest gain that counts as one"),
+        },
         "engine": Key(
             (str,),
             "dygraph",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import paddle
 
+from paddle_dx.engine.run_folder import CHECKPOINT_STATE, LATEST
 from paddle_dx.errors import WeightsError
 from paddle_dx.models.weights import load_state
 from paddle_dx.utils.hashing import file_sha256
@@ -44,8 +45,8 @@ def save_checkpoint(directory, model, optimizer, state):
         names = {p.name: n for n, p in model.named_parameters()}
         paddle.save(rename_optimizer_state(optimizer.state_dict(), names), str(tmp / FILES[1]))
         state = dict(state, sha256={f: file_sha256(tmp / f) for f in FILES})
-        (tmp / "state.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
-        for f in (*FILES, "state.json"):
+        (tmp / CHECKPOINT_STATE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+        for f in (*FILES, CHECKPOINT_STATE):
             with open(tmp / f, "rb") as fh:
                 os.fsync(fh.fileno())
         _fsync_dir(tmp)
@@ -65,8 +66,8 @@ def find_checkpoint(path):
     """Accept a checkpoint folder, or an output_dir containing ``latest``; fall back to
     ``latest.prev`` when a crash happened between the two renames of a save."""
     path = Path(path)
-    for candidate in (path, path / "latest", path.with_name(path.name + ".prev"), path / "latest.prev"):
-        if (candidate / "state.json").is_file():
+    for candidate in (path, path / LATEST, path.with_name(path.name + ".prev"), path / f"{LATEST}.prev"):
+        if (candidate / CHECKPOINT_STATE).is_file():
             return candidate
     raise WeightsError(
         f"no checkpoint found at {path} (expected a folder with state.json, model.pdparams, model.pdopt)"
@@ -80,13 +81,13 @@ def load_checkpoint(path, model=None):
     """
     directory = find_checkpoint(path)
     try:
-        state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+        state = json.loads((directory / CHECKPOINT_STATE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{directory / 'state.json'}: unreadable checkpoint state ({exc})") from None
+        raise WeightsError(f"{directory / CHECKPOINT_STATE}: unreadable checkpoint state ({exc})") from None
     hashes = state.get("sha256") if isinstance(state, dict) else None
     if not isinstance(hashes, dict) or sorted(hashes) != sorted(FILES):
         raise WeightsError(
-            f"{directory / 'state.json'}: no SHA-256 for {', '.join(FILES)}; a checkpoint is resumed "
+            f"{directory / CHECKPOINT_STATE}: no SHA-256 for {', '.join(FILES)}; a checkpoint is resumed "
             f"only when its files are the ones it wrote"
         )
     for f, digest in hashes.items():

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import paddle
 
+from paddle_dx.engine.callbacks import Callback
+
 TRACE_ENV = "PADDLE_DX_TRACE_DIR"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _CHANGE_EVENTS = {"os.rename", "os.mkdir", "os.remove", "os.rmdir", "shutil.rmtree", "os.truncate"}
@@ -50,8 +52,9 @@ class _RecordingSampler(paddle.io.Sampler):
         return len(self.inner)
 
 
-class Trace:
-    """Watches this process's writes under ``output_dir`` from creation; ``attach`` adds the rest."""
+class Trace(Callback):
+    """Watches this process's writes under ``output_dir`` from creation; as the trainer's callback
+    it records the sample keys and weight digests too."""
 
     def __init__(self, directory, output_dir, rank, world_size):
         self.path = Path(directory) / f"rank{rank}.json"
@@ -74,18 +77,14 @@ class Trace:
                 if path == self.output_dir or path.startswith(self.output_dir + os.sep):
                     self.data["writes"].append([event, os.path.relpath(path, self.output_dir)])
 
-    def attach(self, trainer):
-        """Record the trainer's sample keys and its weight digest after every training step."""
+    def on_train_begin(self, trainer):
+        """Record the sample keys the trainer's sampler hands out."""
         trainer.train_loader.batch_sampler = _RecordingSampler(trainer.train_sampler, self.data["keys"])
-        train_step = trainer.train_step
 
-        def traced_step(images, labels):
-            result = train_step(images, labels)
-            self.data["digests"].append(weights_digest(trainer.model))
-            self.save()
-            return result
-
-        trainer.train_step = traced_step
+    def on_train_batch_end(self, trainer, epoch, step):
+        """Record the weight digest after every training step."""
+        self.data["digests"].append(weights_digest(trainer.model))
+        self.save()
 
     def save(self):
         self.path.write_text(json.dumps(self.data), encoding="utf-8")

@@ -18,10 +18,10 @@ import paddle
 import paddle_dx
 from paddle_dx.config import config_hash
 from paddle_dx.data.list_file import outside_root, read_list_file
+from paddle_dx.engine.run_folder import BEST_MODEL, MANIFEST
 from paddle_dx.utils.files import write_json
 from paddle_dx.utils.hashing import file_sha256, text_sha256
 
-MANIFEST = "manifest.json"
 MODES = ("Train", "Eval", "Test")
 # package -> distributions that provide it (the first one installed is reported)
 PACKAGES = {
@@ -34,7 +34,7 @@ PACKAGES = {
 # metrics.json keys that are results (the rest, e.g. skipped images, is reported separately)
 RESULT_KEYS = ("history", "best_epoch", "best_metric", "val", "test", "stages")
 SOURCE_DIRS = ("paddle_dx", "tools")
-OUTPUT_FILES = ("best_model.pdparams",)
+OUTPUT_FILES = (BEST_MODEL,)
 
 
 def _git(args, cwd):

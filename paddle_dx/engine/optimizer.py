@@ -40,12 +40,15 @@ def _adam(lr, params, cfg, clip):
     )
 
 
-class MultiTensorAdamW(paddle.optimizer.Adam):
+class Adam(paddle.optimizer.Adam):
     """AdamW (decoupled weight decay) on the multi-tensor Adam kernel.
 
-    Paddle 3.3's ``AdamW`` has no ``use_multi_tensor`` option, and its per-tensor path is the
-    one that slows the process. Decay is applied as ``p *= 1 - lr * weight_decay`` before the
-    Adam update, which is what ``paddle.optimizer.AdamW`` does (tested to match it). The static
+    Named ``Adam`` on purpose: Paddle 3.3 takes its multi-tensor path, in dygraph and in a static
+    Program alike, only for an optimizer whose class is named exactly 'Adam' or 'Momentum'
+    (``self.__class__.__name__ in [...]`` in paddle/optimizer/optimizer.py); a subclass named
+    otherwise silently runs the per-tensor kernel that slows the process. ``paddle.optimizer.AdamW``
+    has no multi-tensor option at all. Decay is applied as ``p *= 1 - lr * weight_decay`` before
+    the Adam update, which is what ``paddle.optimizer.AdamW`` does (tested to match it); the static
     program applies the same decay as ops of its own (accel/static_program.py).
     """
 
@@ -71,7 +74,7 @@ class MultiTensorAdamW(paddle.optimizer.Adam):
 
 @OPTIMIZERS.register(name="AdamW")
 def _adamw(lr, params, cfg, clip):
-    return MultiTensorAdamW(
+    return Adam(
         learning_rate=lr,
         parameters=params,
         weight_decay=cfg["weight_decay"],

@@ -2,9 +2,10 @@
 and the final metric tables in the log. The trainer hands over its result; formats live here only."""
 
 import logging
-from pathlib import Path
 
+from paddle_dx.engine.callbacks import Callback
 from paddle_dx.engine.manifest import write_manifest
+from paddle_dx.engine.run_folder import BEST_MODEL, RunFolder
 from paddle_dx.metrics import format_table
 from paddle_dx.metrics.figures import write_run_figures
 from paddle_dx.utils.files import write_json
@@ -16,12 +17,15 @@ def _skipped(pairs):
     return [{"path": p, "reason": r} for p, r in pairs]
 
 
-class RunRecorder:
-    """Builds metrics.json's dict and writes the run's output files (on the main rank only)."""
+class RunRecorder(Callback):
+    """Builds metrics.json's dict and, as the trainer's callback at the end of training, writes
+    the run's output files (on the main rank only)."""
 
-    def __init__(self, output_dir, config, device, write=True, class_names=None):
-        """``config``: the run's resolved config, recorded whole in the manifest."""
-        self.output_dir, self.config, self.device, self.write = Path(output_dir), config, device, write
+    def __init__(self, run_folder, config, device, write=True, class_names=None):
+        """``run_folder``: a RunFolder or its path; ``config``: the run's resolved config,
+        recorded whole in the manifest."""
+        self.run_folder = run_folder if isinstance(run_folder, RunFolder) else RunFolder(run_folder)
+        self.output_dir, self.config, self.device, self.write = self.run_folder.root, config, device, write
         self.class_names = class_names
         self.best_metric = config["Metric"]["best_metric"]
 
@@ -46,17 +50,17 @@ class RunRecorder:
         """The best epoch's test-set metrics (and the test list's skipped images) into ``result``."""
         result["skipped_images"] += _skipped(skipped)
         result["test"] = metrics
-        log.info("test (best epoch %d, best_model.pdparams):\n%s", result["best_epoch"], format_table(metrics))
+        log.info("test (best epoch %d, %s):\n%s", result["best_epoch"], BEST_MODEL, format_table(metrics))
 
     def save(self, result, hashes, predictions=None):
         """Write metrics.json, the manifest (``hashes``: image path -> SHA-256), skipped_images.txt
         and figures/ (``predictions``: {"val"|"test": (labels, probs)} of the best epoch)."""
         if not self.write:
             return result
-        write_json(self.output_dir / "metrics.json", result)
+        write_json(self.run_folder.metrics, result)
         write_manifest(self.output_dir, self.config, self.device, hashes, result)
         if result["skipped_images"]:
-            (self.output_dir / "skipped_images.txt").write_text(
+            self.run_folder.skipped.write_text(
                 "".join(f"{s['path']}\t{s['reason']}\n" for s in result["skipped_images"]), encoding="utf-8"
             )
         predictions = predictions or {}
@@ -64,7 +68,7 @@ class RunRecorder:
             self.output_dir,
             result,
             self.class_names,
-            "best_model.pdparams",
+            BEST_MODEL,
             predictions.get("val"),
             predictions.get("test"),
         )
@@ -76,3 +80,6 @@ class RunRecorder:
                 format_table(result["val"]),
             )
         return result
+
+    def on_train_end(self, trainer, result, predictions):
+        self.save(result, trainer.hashes, predictions)

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 from paddle_dx.engine.checkpoint import find_checkpoint
+from paddle_dx.engine.run_folder import BEST_MODEL as BEST
 
 log = logging.getLogger(__name__)
-BEST = "best_model.pdparams"
 
 
 def carry_best_model(checkpoint, output_dir):

@@ -39,8 +39,3 @@ class StopRule:
             return False
         iterations = sum(len(h.get("step_losses") or []) for h in history)
         return iterations >= self.after_iterations and history[-1]["val_accuracy"] >= self.val_accuracy
-
-
-def stopped(history):
-    """True when the rule already fired in ``history`` (training is over, even after a resume)."""
-    return bool(history) and "stopped_by_rule" in history[-1]

@@ -12,7 +12,6 @@ import logging
 import signal
 import sys
 import time
-from pathlib import Path
 
 import paddle
 from tqdm import tqdm
@@ -20,6 +19,7 @@ from tqdm import tqdm
 from paddle_dx.config import config_hash, dump_config
 from paddle_dx.data.builder import build_dataset, build_loader, class_names
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
+from paddle_dx.engine.callbacks import CallbackList, default_callbacks, stopped
 from paddle_dx.engine.checkpoint import disk_bytes_needed, load_checkpoint, save_checkpoint
 from paddle_dx.engine.distributed import Parallel, resume_step
 from paddle_dx.engine.eval_engine import EvalEngine
@@ -29,18 +29,16 @@ from paddle_dx.engine.optimizer import build_optimizer
 from paddle_dx.engine.recorder import RunRecorder
 from paddle_dx.engine.resume_check import check_resume_config
 from paddle_dx.engine.resume_outputs import carry_best_model
+from paddle_dx.engine.run_folder import RunFolder
 from paddle_dx.engine.stages import is_stage_end, stage_at
 from paddle_dx.engine.startup_checks import check_list_files, removed_if_empty_on_error
 from paddle_dx.engine.steps import StageSpec, StepParts, choose_step, resolve_engine
-from paddle_dx.engine.stopping import StopRule, stopped
-from paddle_dx.engine.visualdl_logger import VisualDLLogger
 from paddle_dx.metrics import history_entry, key_metric
 from paddle_dx.models import apply_freeze, build_model, load_model_weights
 from paddle_dx.models.transfer import check_state_fits
 from paddle_dx.models.weights import save_weights
 from paddle_dx.utils.device import select_device
 from paddle_dx.utils.files import check_free_space, check_writable
-from paddle_dx.utils.pause import pause_point
 from paddle_dx.utils.run_lock import RunLock
 from paddle_dx.utils.seed import set_seed, step_seed
 
@@ -58,18 +56,20 @@ class _StopReached(Exception):
 class Trainer:
     """Builds everything a config describes and trains it. ``fit()`` returns metrics.json's dict."""
 
-    def __init__(self, config, rank=0, world_size=1):
+    def __init__(self, config, rank=0, world_size=1, callbacks=()):
+        """``callbacks``: more engine/callbacks.py Callbacks beside the ones the config asks for."""
         check_list_files(config)  # before anything is created: a fresh checkout gets the split command
         with removed_if_empty_on_error(config["Global"]["output_dir"]):
-            self._build(config, rank, world_size)
+            self._build(config, rank, world_size, callbacks)
 
-    def _build(self, config, rank, world_size):
+    def _build(self, config, rank, world_size, callbacks):
         self.config = config
         g = config["Global"]
         self.rank, self.world_size = rank, world_size
         self.parallel = Parallel(rank, world_size)  # pass-through on one device
         self.is_main = rank == 0
-        self.output_dir = Path(g["output_dir"])
+        self.run_folder = RunFolder(g["output_dir"])
+        self.output_dir = self.run_folder.root
         if self.is_main:
             check_writable(self.output_dir)
         self.device = select_device(g["device"], g["num_threads"])
@@ -110,18 +110,18 @@ class Trainer:
             if self.use_amp
             else None
         )
-        self.vdl = VisualDLLogger(self.output_dir / "vdl", enabled=self.is_main and g["use_visualdl"])
-        self.vdl.hparams(config)
         self.best_predictions = None  # (labels, probs) of the best epoch on the Eval list, for its ROC figure
         self.config_changes, self._changed_keys = [], None  # resumes with Global.allow_config_change
         self._stop_at = None  # (epoch, step) where fit() saves and stops (verify_run's replay)
-        self.stop_rule = StopRule.from_config(g)  # Global.stop_after_iterations / stop_val_accuracy
         self.recorder = RunRecorder(
-            self.output_dir, config, self.device, write=self.is_main, class_names=self.class_names
+            self.run_folder, config, self.device, write=self.is_main, class_names=self.class_names
+        )
+        self.callbacks = CallbackList(
+            [self.recorder, *default_callbacks(config, self.run_folder, self.is_main), *callbacks]
         )
         self.history, self.best, self.start_epoch, self.start_step = [], None, 0, 0
         self.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0}
-        self._stop_signal = None
+        self.stop_signal = None  # SIGINT / SIGTERM received: save and stop after this step
         self.stages, self.stage_index, self.stage_results = config.get("Stages") or [], None, []
         self._test = None  # (loader, scan report), built on first use
         self.freeze = config["Arch"]["freeze"]
@@ -175,7 +175,7 @@ class Trainer:
     def save_latest(self, epoch, step):
         if self.is_main:
             save_checkpoint(
-                self.output_dir / "latest",
+                self.run_folder.latest,
                 self.model,
                 self._stage_step().optimizer_state_owner,
                 self._state(epoch, step),
@@ -223,7 +223,7 @@ class Trainer:
     # ---- signals -------------------------------------------------------------------------
     def _install_signal_handlers(self):
         def handler(signum, _frame):
-            self._stop_signal = signum
+            self.stop_signal = signum
             log.warning(
                 "received %s: finishing this step, then saving a resumable checkpoint", signal.Signals(signum).name
             )
@@ -232,9 +232,6 @@ class Trainer:
         return previous
 
     # ---- training ------------------------------------------------------------------------
-    def train_step(self, images, labels):
-        return self.strategy.step(images, labels)
-
     def train_epoch(self, epoch):
         g = self.config["Global"]
         self.model.train()
@@ -254,14 +251,14 @@ class Trainer:
         step = self.start_step
         for images, labels in bar:
             paddle.seed(step_seed(g["seed"] + self.rank, epoch, step))  # dropout differs per rank
-            loss, logits = self.train_step(images, labels)
+            loss, logits = self.strategy.step(images, labels)
             n = int(labels.shape[0])
             self.partial["loss_sum"] += float(loss) * n
             self.partial["correct"] += int((logits.argmax(axis=1) == labels.reshape([-1])).sum())
             self.partial["seen"] += n
             self.partial.setdefault("step_losses", []).append(float(loss))
             step += 1
-            pause_point("train_step", until=lambda: self._stop_signal is not None)  # for fault tests
+            self.callbacks.on_train_batch_end(self, epoch, step)
             bar.set_postfix(loss=f"{self.partial['loss_sum'] / self.partial['seen']:.4f}")
             if self.is_main and not bar_visible and g["print_batch_step"] and step % g["print_batch_step"] == 0:
                 log.info(
@@ -276,13 +273,13 @@ class Trainer:
                 self.strategy.end_epoch()
                 self.save_latest(epoch, step)
                 raise _StopReached()
-            stop = self.parallel.stop_signal(self._stop_signal)  # all ranks stop after the same step
+            stop = self.parallel.stop_signal(self.stop_signal)  # all ranks stop after the same step
             if stop is not None:
                 self.strategy.end_epoch()
                 self.save_latest(epoch, step)
                 raise Interrupted(
                     f"stopped by {signal.Signals(stop).name} at epoch {epoch + 1}, "
-                    f"step {step}; resume with -o Global.checkpoints={self.output_dir / 'latest'}"
+                    f"step {step}; resume with -o Global.checkpoints={self.run_folder.latest}"
                 )
         bar.close()
         self.strategy.end_epoch()
@@ -331,8 +328,11 @@ class Trainer:
         g = self.config["Global"]
         if g["checkpoints"]:
             self.resume(g["checkpoints"])
+        elif self.is_main:
+            self.run_folder.claim_for_new_run(g["overwrite_output_dir"])
         if self.is_main:
-            dump_config(self.config, self.output_dir / "config.yaml")
+            dump_config(self.config, self.run_folder.config)
+        self.callbacks.on_train_begin(self)
         previous = self._install_signal_handlers()
         try:
             for epoch in range(self.start_epoch, g["epochs"]):
@@ -371,16 +371,15 @@ class Trainer:
             metrics, probs, labels = self.evaluate()
             record.update(history_entry(metrics, self.config["Metric"], prefix="val"))
             score = key_metric(metrics, self.config["Metric"]["best_metric"])
-            if self.stop_rule and self.stop_rule.reached(self.history + [record]):
-                record["stopped_by_rule"] = self.stop_rule.describe()  # keep this model, then stop
+            record["val_score"] = score  # the monitored metric, higher is better (early stopping reads it)
+            self.callbacks.on_eval_end(self, "validation", metrics, epoch + 1, probs, labels, record)
             if self.best is None or score > self.best["score"] or "stopped_by_rule" in record:
                 self.best = {"epoch": epoch + 1, "score": score, "metrics": metrics}
                 self.best_predictions = (labels, probs)
                 if self.is_main:
-                    save_weights(self.output_dir / "best_model.pdparams", self.model)
-            self.vdl.epoch("val", metrics, epoch + 1, probs, labels, self.config["Metric"])
-        self.vdl.scalars({"train/loss": train["loss"], "train/accuracy": train["accuracy"], "train/lr": lr}, epoch + 1)
+                    save_weights(self.run_folder.best_model, self.model)
         self.history.append(record)
+        self.callbacks.on_epoch_end(self, epoch, record)
         if self.is_main:
             val = (
                 f", val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.4f}" if "val_loss" in record else ""
@@ -453,7 +452,7 @@ class Trainer:
         predictions = {}
         if self.best:
             if self._has_test() or self.best_predictions is None:
-                self.parallel.load_weights(self.model, self.output_dir / "best_model.pdparams")
+                self.parallel.load_weights(self.model, self.run_folder.best_model)
             if self.best_predictions is None:  # resumed after its best epoch: evaluate that epoch again
                 _, probs, labels = self.evaluate()
                 self.best_predictions = (labels, probs)
@@ -464,6 +463,6 @@ class Trainer:
                 metrics, probs, labels = self.evaluate(loader, "test")
                 self.recorder.add_test(result, metrics, report["skipped"])
                 predictions["test"] = (labels, probs)
-        self.recorder.save(result, self.hashes, predictions)
-        self.vdl.close()
+                self.callbacks.on_eval_end(self, "test", metrics, self.best["epoch"], probs, labels, None)
+        self.callbacks.on_train_end(self, result, predictions)  # the recorder writes metrics.json, figures
         return result
