@@ -169,6 +169,7 @@ def _keep_classifier(model, state, head, report):
     kept = {f"{head}.{key}" for key in weights}
     report["skipped"] = [n for n in report["skipped"] if n not in kept]
     report["loaded"] += [f"head.{key}" for key in weights]
+    report["head_kept"] = True
     log.info("kept the pretrained %d-class classifier %s as the head", own["weight"].shape[1], head)
 
 

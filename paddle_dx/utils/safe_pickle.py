@@ -146,6 +146,11 @@ def _numpy_globals(budget: Budget) -> dict:
         budget.spend(items=len(text))
         return text.encode("latin1")
 
+    def empty_bytes(*args):  # protocol 2 writes b"" as bytes()
+        if args:
+            raise Refused("calls bytes() with arguments")
+        return b""
+
     def tuple_of(items=()):
         budget.spend(items=len(items))
         return tuple(items)
@@ -157,6 +162,7 @@ def _numpy_globals(budget: Budget) -> dict:
     allowed[("_codecs", "encode")] = latin1
     allowed[("collections", "OrderedDict")] = bounded_ordered_dict(budget)
     allowed[("builtins", "tuple")] = tuple_of
+    allowed[("builtins", "bytes")] = allowed[("__builtin__", "bytes")] = empty_bytes
     return allowed
 
 
