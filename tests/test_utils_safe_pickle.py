@@ -93,13 +93,16 @@ def _tuple_copies(elements=50_000, copies=5_000):
 
 
 class _ArrayClaiming:
-    """Pickles as an ndarray of ``shape`` and ``dtype`` whose data is ``data``."""
+    """Pickles as an ndarray of ``shape`` and ``dtype`` whose data is ``data``; ``empty``: as the
+    empty array of ``shape`` that NumPy's reconstruction allocates before any data arrives."""
 
-    def __init__(self, shape, dtype, data=b""):
-        self.shape, self.dtype, self.data = shape, dtype, data
+    def __init__(self, shape, dtype, data=b"", empty=False):
+        self.shape, self.dtype, self.data, self.empty = shape, dtype, data, empty
 
     def __reduce__(self):
         reconstruct = np.arange(1).__reduce__()[0]
+        if self.empty:
+            return reconstruct, (np.ndarray, self.shape, self.dtype.char.encode())
         return reconstruct, (np.ndarray, (0,), b"b"), (1, self.shape, self.dtype, False, self.data)
 
 
@@ -122,6 +125,10 @@ BOMBS = {
     "tuples.pdparams": (_tuple_copies, r"builds more than [\d,]+ elements"),
     "huge_array.pdparams": (
         lambda: pickle.dumps({"w": _ArrayClaiming((10**6, 10**6), np.dtype("float32"))}, protocol=2),
+        r"builds more than [\d,]+ bytes of arrays",
+    ),
+    "huge_empty.pdparams": (
+        lambda: pickle.dumps({"w": _ArrayClaiming((10**6, 10**6), np.dtype("float64"), empty=True)}, protocol=2),
         r"builds more than [\d,]+ bytes of arrays",
     ),
     "objects.pdparams": (

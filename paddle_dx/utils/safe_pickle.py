@@ -131,6 +131,7 @@ def _numpy_globals(budget: Budget) -> dict:
     def reconstruct(subtype, shape, dtype):
         if subtype is not ndarray:
             raise Refused("rebuilds an array of an unknown type")
+        budget.spend(nbytes=element_count(shape) * np.dtype(dtype).itemsize)  # allocated before __setstate__
         array = _reconstruct(_BoundedArray, shape, dtype)
         array._budget = budget
         return array

@@ -98,11 +98,16 @@ class _Reader:
         storage_type, key, _location, numel = pid[1:5]
         if self.legacy and pid[5] is not None:
             raise Refused("uses storage views (torch < 0.4), which paddle_dx does not read")
-        if not isinstance(storage_type, _StorageType) or not isinstance(key, str) or type(numel) is not int:
+        if (
+            not isinstance(storage_type, _StorageType)
+            or not isinstance(key, str)
+            or type(numel) is not int
+            or numel < 0
+        ):
             raise Refused(f"names a malformed storage {str(pid)[:80]}")
         known = self.storages.get(key)
         if known is None:
-            self.budget.spend(nbytes=max(numel, 0) * storage_type.dtype.itemsize)
+            self.budget.spend(nbytes=numel * storage_type.dtype.itemsize)
             known = self.storages[key] = _Storage(key, storage_type.dtype, numel)
         if known.numel != numel or known.dtype != storage_type.dtype:
             raise Refused(f"describes storage {key} twice, differently")
