@@ -1,8 +1,8 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
-# GPU: install paddlepaddle-gpu first, then `make install EXTRAS=[onnx]` (no CPU wheel beside it).
+# GPU: install paddlepaddle-gpu first, then `make install EXTRAS=[onnx,imagenet]` (no CPU wheel beside it).
 PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
-EXTRAS ?= [cpu,onnx]
+EXTRAS ?= [cpu,onnx,imagenet]
 
 .PHONY: install install-test demo lint test reproduce
 

@@ -10,7 +10,7 @@ import pytest
 
 from paddle_dx.engine.optimizer import build_optimizer
 from paddle_dx.errors import ConfigError, WeightsError
-from paddle_dx.models import build_model, pretrained_url
+from paddle_dx.models import build_model, get_backbone, pretrained_url
 from paddle_dx.models import pretrained as pretrained_mod
 from paddle_dx.models.transfer import TransferModel, apply_freeze, load_model_weights
 
@@ -198,3 +198,31 @@ def test_checkpoint_of_another_class_count_is_refused(tmp_path):
     again = load_model_weights(build_model({"name": "LeNet5", "class_num": 3}), tmp_path / "three.pdparams")
     assert isinstance(again, TransferModel)
     assert np.array_equal(again.head.weight.numpy(), three.head.weight.numpy())
+
+
+def test_a_pytorch_state_dict_is_renamed_and_transposed_for_the_paddle_network(tmp_path):
+    """Arch.pretrained may name a .pth with the network's own layer names: BatchNorm's
+    running_mean / running_var become _mean / _variance, num_batches_tracked is dropped, Linear
+    weights are transposed from PyTorch's (out, in); with class_num 1000 the classifier is kept."""
+    from torch_files import write_torch
+
+    paddle.seed(0)
+    net = get_backbone("EfficientNetLite0").build(1000)
+    paddle_state = {k: v.numpy() + 0.5 for k, v in net.state_dict().items()}
+    torch_state = {}
+    for name, value in paddle_state.items():
+        name = name.replace("._mean", ".running_mean").replace("._variance", ".running_var")
+        torch_state[name] = value.T.copy() if name == "_fc.weight" else value
+        if name.endswith(".running_var"):
+            torch_state[name.replace("running_var", "num_batches_tracked")] = np.array(7, dtype=np.int64)
+    path = write_torch(tmp_path / "lite0.pth", torch_state, "zip")
+    model = build_model({"name": "EfficientNetLite0", "class_num": 1000, "pretrained": str(path)})
+    report = model.pretrained_report
+    assert report["missing"] == [] and report["skipped"] == [] and report["head_kept"]
+    loaded = model.backbone.state_dict()
+    for name, value in paddle_state.items():
+        if not name.startswith("_fc."):
+            np.testing.assert_array_equal(loaded[name].numpy(), value, err_msg=name)
+    np.testing.assert_array_equal(model.head.weight.numpy(), paddle_state["_fc.weight"])
+    three = build_model({"name": "EfficientNetLite0", "class_num": 3, "pretrained": str(path)}).pretrained_report
+    assert sorted(three["skipped"]) == ["_fc.bias", "_fc.weight"] and "head_kept" not in three

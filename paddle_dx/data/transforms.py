@@ -42,6 +42,8 @@ NORMALIZE_PRESETS = {
     "minus_one_to_one": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
     "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
     "zero_to_one": ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
+    # Google's EfficientNet-Lite (TF): (x - 127) / 128, RGB; red (255, 0, 0) -> (1, -0.992, -0.992)
+    "efficientnet_lite": ([127 / 255] * 3, [128 / 255] * 3),
 }
 
 

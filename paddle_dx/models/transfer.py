@@ -9,8 +9,13 @@ import paddle.nn as nn
 
 from paddle_dx.errors import ConfigError, WeightsError
 from paddle_dx.models.backbones import get_backbone
+<<<<<<< HEAD
 from paddle_dx.models.pretrained import load_matching, resolve_pretrained
 from paddle_dx.models.weights import load_state, resolve_weights, tensor_problem
+=======
+from paddle_dx.models.pretrained import load_matching, load_pretrained_state, resolve_pretrained
+from paddle_dx.models.weights import load_state, resolve_weights
+>>>>>>> lite
 
 log = logging.getLogger(__name__)
 _BN_TYPES = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
@@ -147,16 +152,31 @@ def build_model(arch, image_shape=None, channels_last=False):
     # weights first: offline, a missing download should fail before minutes of network building
     weights = resolve_pretrained(name, arch.get("pretrained", False))
     net = spec.build(1000, data_format="NHWC") if channels_last else spec.build(1000)
-    old_head = getattr(net, spec.head)
-    in_features = old_head.weight.shape[0]
+    state = load_pretrained_state(weights, net) if weights is not None else None
+    in_features, pretrained_classes = getattr(net, spec.head).weight.shape
     setattr(net, spec.head, nn.Identity())
-    report = None
-    if weights is not None:
-        report = load_matching(net, load_state(weights), weights)
+    report = load_matching(net, state, weights) if state is not None else None
     model = TransferModel(name, net, in_features, class_num, dropout=float(arch.get("dropout") or 0.0))
+    if report is not None and class_num == pretrained_classes:
+        _keep_classifier(model, state, spec.head, report)
     model.pretrained_report = report
     apply_freeze(model, arch.get("freeze", "none"))
     return model
+
+
+def _keep_classifier(model, state, head, report):
+    """With ``Arch.class_num`` equal to the pretrained classifier's (1000 for ImageNet), keep that
+    classifier as the head: the model is then the ImageNet network itself."""
+    weights = {key: state.get(f"{head}.{key}") for key in ("weight", "bias")}
+    own = model.head.state_dict()
+    if any(v is None or list(v.shape) != list(own[k].shape) for k, v in weights.items()):
+        return
+    model.head.set_state_dict(weights)
+    kept = {f"{head}.{key}" for key in weights}
+    report["skipped"] = [n for n in report["skipped"] if n not in kept]
+    report["loaded"] += [f"head.{key}" for key in weights]
+    report["head_kept"] = True
+    log.info("kept the pretrained %d-class classifier %s as the head", own["weight"].shape[1], head)
 
 
 def check_state_fits(model, state, path):

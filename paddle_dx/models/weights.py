@@ -1,12 +1,14 @@
-"""Weight files (``.pdparams``, ``.pdopt``): written atomically, read with one clear error and
-without running code: they are pickles, so they are read by utils/safe_pickle.py's restricted
-unpickler (NumPy arrays, dicts, lists, strings, numbers), never by ``paddle.load``.
+"""Weight files (``.pdparams``, ``.pdopt``, and PyTorch ``.pth`` state dicts to start from):
+written atomically, read with one clear error and without running code: they are pickles, so
+they are read by utils/safe_pickle.py's restricted, bounded unpickler (NumPy arrays, dicts,
+lists, strings, numbers), never by ``paddle.load`` or ``torch.load``.
 
 The models layer owns them so that everything serving a trained model (export, prediction,
 Grad-CAM) reads and writes weights without importing the training engine; checkpoints
 (engine/checkpoint.py) use the same two functions.
 """
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,8 @@ import paddle
 
 from paddle_dx.errors import WeightsError
 from paddle_dx.utils.files import atomic_path
-from paddle_dx.utils.safe_pickle import safe_load
+from paddle_dx.utils.safe_pickle import load_pickled_state, to_tensors
+from paddle_dx.utils.torch_pickle import is_torch_file, load_torch_state
 
 
 def resolve_weights(path):
@@ -36,8 +39,9 @@ def save_weights(path, model):
 
 
 def load_state(path):
-    """The dict of tensors in a Paddle weights file; WeightsError naming the file otherwise."""
-    state = safe_load(path)
+    """The dict of tensors in a Paddle (or PyTorch) weights file; WeightsError naming the file otherwise."""
+    torch = Path(path).is_file() and is_torch_file(path)
+    state = to_tensors(load_torch_state(path) if torch else load_pickled_state(path))
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
     return state
@@ -64,3 +68,20 @@ def tensor_problem(name, value, own):
 def _dtype_name(dtype):
     """'float32' for a NumPy dtype or ``paddle.float32``."""
     return str(dtype).replace("paddle.", "")
+
+
+_TORCH_BUFFERS = {"running_mean": "_mean", "running_var": "_variance"}
+
+
+def from_torch_layout(state, layer):
+    """A PyTorch state dict renamed and laid out for ``layer`` (same module names): BatchNorm's
+    running statistics are Paddle's ``_mean`` / ``_variance``, ``num_batches_tracked`` has no
+    counterpart, and Linear weights are (out, in) in PyTorch, (in, out) in Paddle."""
+    linear = {f"{name}.weight" for name, sub in layer.named_sublayers() if isinstance(sub, paddle.nn.Linear)}
+    converted = {}
+    for name, value in state.items():
+        if name.endswith(".num_batches_tracked"):
+            continue
+        name = re.sub(r"(running_mean|running_var)$", lambda m: _TORCH_BUFFERS[m.group(1)], name)
+        converted[name] = paddle.transpose(value, [1, 0]) if name in linear and value.ndim == 2 else value
+    return converted
