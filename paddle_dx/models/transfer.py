@@ -9,13 +9,8 @@ import paddle.nn as nn
 
 from paddle_dx.errors import ConfigError, WeightsError
 from paddle_dx.models.backbones import get_backbone
-<<<<<<< HEAD
-from paddle_dx.models.pretrained import load_matching, resolve_pretrained
-from paddle_dx.models.weights import load_state, resolve_weights, tensor_problem
-=======
 from paddle_dx.models.pretrained import load_matching, load_pretrained_state, resolve_pretrained
-from paddle_dx.models.weights import load_state, resolve_weights
->>>>>>> lite
+from paddle_dx.models.weights import load_state, resolve_weights, tensor_problem
 
 log = logging.getLogger(__name__)
 _BN_TYPES = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
