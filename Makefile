@@ -16,7 +16,7 @@ install-test: install
 demo: install
 	$(PYTHON) -m paddle_dx make-demo-data --out demo_data/images
 	$(PYTHON) -m paddle_dx split --image-root demo_data/images --out demo_data/lists --classes normal,lesion
-	$(PYTHON) -m paddle_dx train -c demo
+	$(PYTHON) -m paddle_dx train -c demo -o Global.overwrite_output_dir=true
 	$(PYTHON) -m paddle_dx eval -c demo -o Global.pretrained_model=output/demo/best_model.pdparams \
 		-o DataLoader.Eval.dataset.cls_label_path=demo_data/lists/test_list.txt
 

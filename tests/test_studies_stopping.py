@@ -9,7 +9,8 @@ import paddle
 import pytest
 from conftest import tiny_config
 
-from paddle_dx.engine.stopping import StopRule, stopped
+from paddle_dx.engine.callbacks import stopped
+from paddle_dx.engine.stopping import StopRule
 from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import ConfigError
 

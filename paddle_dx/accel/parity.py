@@ -79,12 +79,7 @@ def dygraph_reference(model, forward: Callable, loss_fn: Callable, fresh_optimiz
         optimizer = fresh_optimizer()
         loss = loss_fn(forward(paddle.to_tensor(images)), paddle.to_tensor(labels))
         loss.backward()
-        # the gradients as the optimizer receives them: after the L2 regulariser, which the Program
-        # adds to its gradient variables in place
-        pairs = [(p, p.grad) for p in model.parameters() if p.grad is not None]
-        pairs = optimizer.append_regularization_ops(pairs, optimizer.regularization)
-        gradients = {names[p.name]: g.numpy().copy() for p, g in pairs}
-        optimizer.step()
+        gradients = _received_gradients(optimizer, names)
         optimizer.clear_grad()
         after = {k: v.numpy().copy() for k, v in model.state_dict().items()}
         return Reference(float(loss), gradients, before, after)
@@ -92,6 +87,27 @@ def dygraph_reference(model, forward: Callable, loss_fn: Callable, fresh_optimiz
         model.set_state_dict({k: paddle.to_tensor(v) for k, v in before.items()})
         if not was_training:
             model.eval()
+
+
+def _received_gradients(optimizer, names) -> dict:
+    """Run ``optimizer.step()`` and return the gradients its update used, by structured name: as
+    its own L2 regulariser left them (Paddle's dygraph step regularises in
+    ``append_regularization_ops``, after AdamW's decoupled decay), which is also what a Program's
+    gradient variables hold once its regulariser has added to them in place."""
+    received = {}
+    regularize = optimizer.append_regularization_ops
+
+    def recording(params_grads, regularization=None):
+        out = regularize(params_grads, regularization)
+        received.update({names[p.name]: g.numpy().copy() for p, g in out})
+        return out
+
+    optimizer.append_regularization_ops = recording
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.append_regularization_ops
+    return received
 
 
 def step_gap(compiled, reference: Reference, batch, tol: Tolerance) -> str | None:

@@ -16,8 +16,14 @@ from paddle_dx.errors import ImageReadError
 from paddle_dx.utils.files import why_not_a_file
 from paddle_dx.utils.registry import Registry
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm")
-READERS = Registry("image reader")  # ".ext" -> fn(path) -> HxWx3 uint8 RGB
+OPENCV_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # cv2.imread decodes these
+READERS = Registry("image reader")  # ".ext" -> fn(path) -> HxWx3 uint8 RGB, for formats OpenCV lacks
+
+
+def image_extensions() -> tuple[str, ...]:
+    """Every extension an image may have: OpenCV's and each registered reader's (``.dcm``...),
+    so a new reader makes its files count in splits and inputs with no other edit."""
+    return OPENCV_EXTENSIONS + tuple(e for e in READERS.names() if e not in OPENCV_EXTENSIONS)
 
 
 def register_reader(extension):

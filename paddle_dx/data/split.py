@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from paddle_dx.data.duplicates import image_fingerprints, merge_groups, multi_member_groups, near_duplicate_pairs
-from paddle_dx.data.io import IMAGE_EXTENSIONS
+from paddle_dx.data.io import image_extensions
 from paddle_dx.data.list_file import write_label_list
 from paddle_dx.errors import DataError
 from paddle_dx.utils.files import walk_files
@@ -40,7 +40,7 @@ def collect_images(image_root, classes=None):
         raise DataError(f"{root}: class folder(s) not found: {missing}; present: {found}")
     paths, labels, empty, owner = [], [], [], {}
     for label, name in enumerate(names):
-        files = walk_files(root / name, IMAGE_EXTENSIONS)
+        files = walk_files(root / name, image_extensions())
         _check_one_class(files, name, owner, root)
         empty += [p.relative_to(root).as_posix() for p in files if p.stat().st_size == 0]
         files = [p for p in files if p.stat().st_size > 0]

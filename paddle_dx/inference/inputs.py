@@ -3,14 +3,14 @@
 from pathlib import Path
 
 from paddle_dx.data.image_header import REQUEST_PIXELS, PixelBudget, declared_size
-from paddle_dx.data.io import IMAGE_EXTENSIONS, read_image
+from paddle_dx.data.io import image_extensions, read_image
 from paddle_dx.data.list_file import read_text_lines
 from paddle_dx.errors import DataError, ImageReadError, shown_path
 from paddle_dx.utils.files import why_not_a_file
 
 
 def is_image_file(path):
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    return Path(path).suffix.lower() in image_extensions()
 
 
 def read_path_list(list_file, image_root=None):
@@ -38,7 +38,7 @@ def collect_inputs(path, image_root=None):
     if problem == "is a folder, not a file":
         found = sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_file(p))
         if not found:
-            raise DataError(f"{path}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(f"{path}: no images found (extensions {', '.join(image_extensions())})")
         return found
     if problem == "file not found":
         raise DataError(f"input not found: {shown_path(path)}")

@@ -50,6 +50,10 @@ class RunPlan:
         return " ".join(shlex.quote(p) for p in parts)
 
 
+# a study reruns its runs on purpose: each replaces the run of the same name in the study's folder
+RERUN = "Global.overwrite_output_dir=true"
+
+
 def flow(value):
     """A value as a one-line YAML flow scalar, for ``Key=value`` overrides."""
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
@@ -108,7 +112,7 @@ def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None
     """The RunPlan of one table row; ``source_weights``: backbone weights from --source."""
     raw = read_yaml(config_path)
     plan = RunPlan(name, str(config_path), arch=effective_arch(raw, quick, extra))
-    plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}"] + data_overrides(split)
+    plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}", RERUN] + data_overrides(split)
     if quick:
         plan.overrides += quick_overrides(raw)
     pretrained = raw.get("Arch", {}).get("pretrained", False)
@@ -143,7 +147,7 @@ def plan_source(arch_run, split, out_dir, seed, quick, extra=(), epochs=None):
     stages = raw.get("Stages")
     name = f"source_{arch_run.arch}"
     plan = RunPlan(name, arch_run.config, arch=arch_run.arch, init="random (from scratch), source task")
-    plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}"]
+    plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}", RERUN]
     plan.overrides += data_overrides(split, test=False)
     if quick:
         plan.overrides += [o for o in quick_overrides(raw) if not o.startswith(("Stages=", "Global.epochs="))]

@@ -13,6 +13,7 @@ import paddle
 from paddle_dx.config import load_config
 from paddle_dx.data.builder import build_dataset, build_loader
 from paddle_dx.engine.evaluator import predict
+from paddle_dx.engine.run_folder import RunFolder
 from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import PaddleDxError
 from paddle_dx.models.weights import load_state
@@ -68,14 +69,14 @@ def run_source(plan):
     start = time.monotonic()
     _, config = train(plan)
     out = Path(config["Global"]["output_dir"])
-    state = load_state(out / "best_model.pdparams")
+    state = load_state(RunFolder(out).best_model)
     backbone = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     paddle.save(backbone, str(out / "backbone.pdparams"))
     return out / "backbone.pdparams", config, time.monotonic() - start
 
 
 def _read_metrics(config):
-    return json.loads((Path(config["Global"]["output_dir"]) / "metrics.json").read_text(encoding="utf-8"))
+    return json.loads(RunFolder(config["Global"]["output_dir"]).metrics.read_text(encoding="utf-8"))
 
 
 def _write_predictions(path, paths, labels, probs):
