@@ -94,12 +94,13 @@ def assign_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) 
     smallest = int(np.bincount(labels).min()) if len(labels) else 0
     if smallest < folds:
         log.warning("a class has only %d image(s) for %d folds: some folds will hold none of it", smallest, folds)
+    x = np.zeros(len(labels))
     if n_groups == len(labels):
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, labels)
     else:
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, labels, groups)
     fold = np.empty(len(labels), dtype=int)
-    for k, (_, held) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+    for k, (_, held) in enumerate(splits):
         fold[held] = k
     return fold
 
