@@ -94,3 +94,16 @@ def test_an_image_with_two_labels_in_two_lists_is_refused(data):
         fh.write(f"{path} {1 - int(label)}\n")
     with pytest.raises(DataError, match="has label .* an image belongs to one class"):
         make_folds(config, folds=2)
+
+
+def test_a_test_image_also_in_the_pool_is_warned_about(data, caplog):
+    images, lists, config = data
+    held = (lists / "test_list.txt").read_text().splitlines()[0].rsplit(" ", 1)
+    copy = images / held[0].split("/")[0] / "test_copy.png"
+    cv2.imwrite(str(copy), cv2.imread(str(images / held[0])), [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    with open(lists / "train_list.txt", "a") as fh:
+        fh.write(f"{copy.relative_to(images).as_posix()} {held[1]}\n")
+    with caplog.at_level("WARNING", logger="paddle_dx.data.split"):
+        make_folds(config, folds=2)
+    warned = [r.getMessage() for r in caplog.records if "same image content" in r.getMessage()]
+    assert len(warned) == 1 and "cv:" in warned[0] and f"test:{images / held[0]}" in warned[0]

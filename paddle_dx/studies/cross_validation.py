@@ -18,6 +18,7 @@ from paddle_dx.config import load_config
 from paddle_dx.data.builder import class_names
 from paddle_dx.data.folds import make_folds, write_fold_lists
 from paddle_dx.engine.resume_check import config_changes
+from paddle_dx.engine.trainer import Interrupted
 from paddle_dx.errors import ConfigError
 from paddle_dx.studies.cv_report import cv_results, write_cv_report
 from paddle_dx.studies.plan import RunPlan, flow
@@ -94,7 +95,10 @@ def cross_validate(config_path: str, overrides: list[str], settings: CVSettings)
             if (run_dir / "latest" / "state.json").is_file():
                 run.overrides.append(f"Global.checkpoints={flow(str(run_dir / 'latest'))}")
             log.info("fold %d/%d: training into %s", k, plan.folds, run_dir)
-            train(run)  # the Trainer is dropped here: one fold's model in memory at a time
+            try:
+                train(run)  # the Trainer is dropped here: one fold's model in memory at a time
+            except Interrupted as exc:  # its checkpoint is saved: a rerun of the command resumes the fold
+                raise Interrupted(f"fold {k} ({str(exc).split(';')[0]})") from None
             metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         results.append(metrics)
     summary = cv_results(results, plan, settings, names, commands)

@@ -28,11 +28,13 @@ PREDICTIONS = "test_predictions.csv"
 def read_run(run_dir: Path) -> dict:
     """metrics.json of a finished run, or one DataError naming the folder."""
     path = Path(run_dir) / "metrics.json"
+    if not Path(run_dir).is_dir():
+        raise DataError(f"{run_dir}: no such run folder")
     if not path.is_file():
         hint = (
             "a cross-validation folder: pass its fold_*/ folders"
             if (Path(run_dir) / "cv_results.json").is_file()
-            else "not a finished run folder (an interrupted run has latest/ only)"
+            else "not a finished run: a run writes it at its end, an interrupted one has only latest/"
         )
         raise DataError(f"{run_dir}: no metrics.json ({hint})")
     try:
