@@ -33,6 +33,8 @@ TOOLS = {
     "make_demo_data.py": "make-demo-data",
     "prepare_lidc.py": "prepare-lidc",
     "reproduce.py": "reproduce",
+    "cross_validate.py": "cross-validate",
+    "compare_runs.py": "compare-runs",
     "verify_run.py": "verify",
 }
 REPO_ONLY_TOOLS = {"config_reference.py", "results_table.py"}  # rewrite pages of the repository: no use once installed

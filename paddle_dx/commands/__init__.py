@@ -22,6 +22,8 @@ COMMANDS = {
     "make-demo-data": "make_demo_data",  # tools/make_demo_data.py
     "prepare-lidc": "prepare_lidc",  # tools/prepare_lidc.py
     "reproduce": "reproduce",  # tools/reproduce.py
+    "cross-validate": "cross_validate",  # tools/cross_validate.py
+    "compare-runs": "compare_runs",  # tools/compare_runs.py
     "verify": "verify",  # tools/verify_run.py
     "configs": "configs",
 }
