@@ -18,6 +18,7 @@ from paddle_dx.config import load_config
 from paddle_dx.data.builder import class_names
 from paddle_dx.data.folds import make_folds, write_fold_lists
 from paddle_dx.engine.resume_check import config_changes
+from paddle_dx.engine.run_folder import CHECKPOINT_STATE, RunFolder
 from paddle_dx.engine.trainer import Interrupted
 from paddle_dx.errors import ConfigError
 from paddle_dx.studies.cv_report import cv_results, write_cv_report
@@ -56,7 +57,7 @@ def fold_overrides(config: dict, lists: Path, run_dir: Path, names: list[str], i
 def finished_metrics(plan: RunPlan, run_dir: Path) -> dict | None:
     """metrics.json of a fold trained before, or None; refused when it was trained with another
     config than the one the command now builds (its result would not belong to this CV)."""
-    metrics = run_dir / "metrics.json"
+    metrics = RunFolder(run_dir).metrics
     if not metrics.is_file():
         return None
     saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
@@ -92,14 +93,17 @@ def cross_validate(config_path: str, overrides: list[str], settings: CVSettings)
         commands.append(run.command())
         metrics = finished_metrics(run, run_dir)
         if metrics is None:
-            if (run_dir / "latest" / "state.json").is_file():
-                run.overrides.append(f"Global.checkpoints={flow(str(run_dir / 'latest'))}")
+            folder = RunFolder(run_dir)
+            if (folder.latest / CHECKPOINT_STATE).is_file():
+                run.overrides.append(f"Global.checkpoints={flow(str(folder.latest))}")
+            else:  # never checkpointed: whatever an earlier attempt left there is started over
+                run.overrides.append("Global.overwrite_output_dir=true")
             log.info("fold %d/%d: training into %s", k, plan.folds, run_dir)
             try:
                 train(run)  # the Trainer is dropped here: one fold's model in memory at a time
             except Interrupted as exc:  # its checkpoint is saved: a rerun of the command resumes the fold
                 raise Interrupted(f"fold {k} ({str(exc).split(';')[0]})") from None
-            metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+            metrics = json.loads(folder.metrics.read_text(encoding="utf-8"))
         results.append(metrics)
     summary = cv_results(results, plan, settings, names, commands)
     return write_cv_report(root, summary)
