@@ -10,7 +10,7 @@ import pytest
 from conftest import make_tiny_dataset, tiny_config
 
 from paddle_dx.accel import onednn_program
-from paddle_dx.engine import trainer as trainer_module
+from paddle_dx.engine import callbacks as callbacks_module
 from paddle_dx.engine.steps import CompiledStep, DygraphStep
 from paddle_dx.engine.trainer import Interrupted, Trainer
 
@@ -200,9 +200,9 @@ def test_interrupted_static_run_resumes_to_the_same_weights(data, tmp_path, monk
     def stop_at_sixth_step(name, until=None):  # epoch 2 (fine-tuning), step 2 of 4
         steps["n"] += name == "train_step"
         if steps["n"] == 6:
-            run._stop_signal = signal.SIGTERM
+            run.stop_signal = signal.SIGTERM
 
-    monkeypatch.setattr(trainer_module, "pause_point", stop_at_sixth_step)
+    monkeypatch.setattr(callbacks_module, "pause_point", stop_at_sixth_step)
     with pytest.raises(Interrupted, match="epoch 2, step 2"):
         run.fit()
     monkeypatch.undo()

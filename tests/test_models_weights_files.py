@@ -32,7 +32,7 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(set(CASES) - {"float64"}))  # a float64 checkpoint is cast (export tests)
 def test_an_odd_checkpoint_for_eval_is_one_clear_line(lenet, tmp_path, case):
     model, state = lenet
     make, words = CASES[case]

@@ -68,7 +68,8 @@ class VisualDLDashboard(Callback):
         self.logger.hparams(self.config)
 
     def on_eval_end(self, trainer, split, metrics, epoch, probs, labels, record):
-        self.logger.epoch(split, metrics, epoch, probs, labels, self.config["Metric"])
+        tag = {"validation": "val"}.get(split, split)  # the dashboard's tags: train/, val/, test/
+        self.logger.epoch(tag, metrics, epoch, probs, labels, self.config["Metric"])
 
     def on_epoch_end(self, trainer, epoch, record):
         values = {

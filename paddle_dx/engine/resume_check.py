@@ -19,6 +19,7 @@ FREE_KEYS = (
     "Global.pretrained_model",
     "Global.print_batch_step",
     "Global.allow_config_change",
+    "Global.overwrite_output_dir",
     "Global.use_visualdl",
     "Global.feature_cache_max_gb",
     "Global.preprocess_cache",

@@ -195,7 +195,7 @@ def check_state_fits(model, state, path):
             f"{len(missing)} tensors missing, e.g. {missing[:3]}"
         )
     for k, v in own.items():
-        problem = tensor_problem(k, state[k], v)
+        problem = tensor_problem(k, state[k], v, cast_floats=True)  # cast_to_model casts them
         if problem and "shape" in problem:
             raise WeightsError(f"{path}: {problem} (a checkpoint of another architecture?)")
         if problem:

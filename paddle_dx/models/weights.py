@@ -47,17 +47,19 @@ def load_state(path):
     return state
 
 
-def tensor_problem(name, value, own):
+def tensor_problem(name, value, own, cast_floats=False):
     """Why ``value`` (from a weights file) cannot stand for the model tensor ``own``, or None when
     it can. Paddle's own ``set_state_dict`` would warn and skip a shape mismatch, raise a bare
-    AssertionError on another dtype and load NaN without a word."""
+    AssertionError on another dtype and load NaN without a word. ``cast_floats``: another float
+    width is fine (the caller casts it, checking the range)."""
     shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
     if shape is None or dtype is None:
         return f"tensor {name} is a {type(value).__name__}, not an array"
     if list(shape) != list(own.shape):
         return f"tensor {name} has shape {list(shape)}, model expects {list(own.shape)}"
     have, want = _dtype_name(dtype), _dtype_name(own.dtype)
-    if have != want:
+    floats = {have, want} <= {"float16", "float32", "float64"}
+    if have != want and not (cast_floats and floats):
         return f"tensor {name} is {have}, model expects {want} (convert the file, e.g. with numpy astype)"
     values = np.asarray(value)
     if values.dtype.kind in "fc" and not np.isfinite(values).all():
