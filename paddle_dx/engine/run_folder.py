@@ -20,7 +20,8 @@ FIGURES = "figures"
 VISUALDL = "vdl"
 SKIPPED = "skipped_images.txt"
 # what a finished or interrupted run leaves: a new run here would mix its outputs with these
-RUN_OUTPUTS = (BEST_MODEL, LATEST, LATEST + ".prev", METRICS, MANIFEST, CONFIG, FIGURES, VISUALDL, SKIPPED)
+# (config.yaml alone, from a run stopped before its first checkpoint, is simply rewritten)
+RUN_OUTPUTS = (BEST_MODEL, LATEST, LATEST + ".prev", METRICS, MANIFEST, FIGURES, VISUALDL, SKIPPED)
 
 
 @dataclass(frozen=True)
