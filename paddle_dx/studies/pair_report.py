@@ -60,12 +60,12 @@ def _seed_rows(pair):
             [
                 f"mean ± sd ({s['n']} run(s) not collapsed)",
                 ARM_LABELS[arm],
-                "",
+                "-",
                 f"{pct(s['accuracy'])} ± {_sd(s['accuracy_sd'])}",
-                "",
+                "-",
                 f"{pct(s['auc'])} ± {_sd(s['auc_sd'])}",
-                "",
-                "",
+                "-",
+                "-",
             ]
         )
     return rows
@@ -76,7 +76,7 @@ def _test_rows(pair):
     for row in pair["seeds"]:
         p = row["paired"]
         if p is None:
-            rows.append([row["seed"], "excluded: a run of this seed collapsed", "", "", "", ""])
+            rows.append([row["seed"], "excluded: a run of this seed collapsed", "-", "-", "-", "-"])
             continue
         rows.append(
             [row["seed"], p["a_only"], p["b_only"], f"{p['p_value']:.3g}", pct(p["difference"]), interval(p["ci"])]
