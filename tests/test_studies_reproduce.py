@@ -3,7 +3,6 @@ figures decode, the same seed gives the same report; --source transfers a pretra
 
 import json
 import re
-from pathlib import Path
 
 import cv2
 import pytest
