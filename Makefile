@@ -27,7 +27,8 @@ lint:
 test: install-test lint
 	$(PYTHON) -m pytest -q tests
 
-# Rerun the studies whose reports are committed under results/ (about 2 hours on 2 CPU cores;
-# data from ../shared/datasets, override with DATA=DIR; STUDIES="brain pcam" for some of them).
+# Rerun the studies whose reports are committed under results/, one study after the other
+# (hours on 2 CPU cores; each study prints and reports its wall time): `make reproduce STUDY=brain`
+# for one, STUDIES="brain pcam" for some; data from ../shared/datasets, override with DATA=DIR.
 reproduce: install
-	DATA=$(or $(DATA),../shared/datasets) PYTHON=$(PYTHON) bash results/reproduce_all.sh $(STUDIES)
+	DATA=$(or $(DATA),../shared/datasets) PYTHON=$(PYTHON) bash results/reproduce_all.sh $(or $(STUDY),$(STUDIES))

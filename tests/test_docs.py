@@ -110,5 +110,12 @@ def test_results_table_rows_are_the_reports_numbers(tmp_path):
     rows = results_table("x/", tmp_path).splitlines()
     assert rows[2] == (
         "| [esophagus](x/esophagus/report.md) | transfer | ResNet50, 224 px | source-pretrained | "
-        "87.5 [80.0, 95.0] | 90.0 | 92.32 (test) | 21 min |"
+        "87.5 [80.0, 95.0] | 90.0 | 92.32 (test) | 21 min | not checked (older report) |"
+    )
+    report["runs"]["transfer"]["collapsed"] = "predicts 'normal' for every test image"
+    (tmp_path / "esophagus" / "report.json").write_text(json.dumps(report))
+    assert (
+        results_table("x/", tmp_path)
+        .splitlines()[2]
+        .endswith("| 21 min | COLLAPSED: predicts 'normal' for every test image |")
     )

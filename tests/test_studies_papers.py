@@ -97,3 +97,51 @@ def test_gastric_tables_hold_every_cell_and_table4_gives_tables_1_3_sensitivitie
                 assert sum(matrix[i]) == 150  # 150 test images per class (line 7)
                 recall = round(100 * matrix[i][i] / 150)
                 assert recall == study.table_value(f"{table}/{model}/sensitivity/{stage}/{cls}"), (model, stage, cls)
+
+
+def test_recorded_inconsistencies_hold_in_the_papers_arithmetic():
+    """Each inconsistency of issue 24 recomputed from papers.yaml's numbers (read from the texts)."""
+    brain, eso, gastric, lung = (get_study(s) for s in ("brain", "esophagus", "gastric", "lung_nodule"))
+    counts = {n.name: n.value for n in brain.numbers}
+    assert counts["training images"] + counts["validation images"] + counts["test images"] == 263 != counts["images"]
+
+    def fits(values, n):  # every value printed to 3 decimals is some k / n
+        return all(abs(v * n - round(v * n)) <= 0.0005 * n for v in values)
+
+    val = [brain.table_value(f"Table 2/epoch {e}/val_accuracy") for e in range(1, 11)]
+    train = [brain.table_value(f"Table 2/epoch {e}/train_accuracy") for e in range(1, 11)]
+    assert fits(val, 25) and not fits(val, 28)
+    assert fits(train, 207) and not fits(train, 208)
+    assert any("263" in c["text"] and "1/25" in c["text"] for c in brain.conflicts)
+
+    n_val = sum(eso.table_value(f"Table 2/{c}/val") for c in ("pathological", "normal"))
+    for run in ("transfer", "scratch"):
+        accuracy = eso.paper_value(run, "accuracy", "validation")
+        assert all(abs(100 * k / n_val - accuracy) > 0.005 for k in range(n_val + 1)), run
+    assert any("not fractions of the 60" in c["text"] for c in eso.conflicts)
+
+    classes, mismatches = ("GC", "GU", "CG"), []
+    for model, table in {"VGG19": "Table 1", "ResNet50": "Table 2", "InceptionV3": "Table 3"}.items():
+        for stage in ("pre-training", "fine-tuning"):
+            m = [[gastric.table_value(f"Table 4/true {t}/{stage}/{model}/{p}") for p in classes] for t in classes]
+            for j, cls in enumerate(classes):
+                precision = 100 * m[j][j] / sum(row[j] for row in m)
+                if round(precision) != gastric.table_value(f"{table}/{model}/precision/{stage}/{cls}"):
+                    mismatches.append((model, stage, cls, round(precision, 1)))
+    assert mismatches == [("InceptionV3", "pre-training", "GU", 66.5)]
+    assert any("64 %" in c["text"] and "66.5 %" in c["text"] for c in gastric.conflicts)
+
+    lines = paper_lines(lung)
+    assert "1018" in lines[133 - 1] and "1008" in lines[146 - 1]
+    assert any(c["lines"] == [133, 146] for c in lung.conflicts)
+
+
+@pytest.mark.parametrize("name", STUDIES.names())
+def test_our_choices_are_settings_the_paper_does_not_state(name):
+    study = get_study(name)
+    text = "\n".join(paper_lines(study))
+    for choice in study.our_choices:
+        assert choice["setting"] and choice["why"] and choice["absent"], choice
+        for pattern in choice["absent"]:
+            assert not re.search(pattern, text, re.IGNORECASE), (name, choice["setting"], pattern)
+        assert "(299 px)" not in study.setting and "96 x 96" not in study.setting

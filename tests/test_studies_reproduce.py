@@ -3,7 +3,6 @@ figures decode, the same seed gives the same report; --source transfers a pretra
 
 import json
 import re
-from pathlib import Path
 
 import cv2
 import pytest
@@ -41,13 +40,13 @@ def check_report(root, study_name):
     metrics = {run: json.loads((root / "runs" / run / "metrics.json").read_text()) for run in study.runs}
 
     main = found["Test set: paper vs this run"]
-    assert main[0] == ["run", "metric", "paper", "this run", "difference", "95 % CI (bootstrap)"]
+    assert main[0] == ["run", "metric", "paper", "this run", "difference", "95 % CI", "status"]
     assert len(main) - 1 == len(study.runs) * len(HEADLINE)
     by_row = {(r[0], r[1]): r for r in main[1:]}
     for run, m in metrics.items():
         ours = headline(m["test"], study.positive)
         for metric in HEADLINE:
-            _, _, paper, value, diff, ci = by_row[(run, LABELS[metric])]
+            _, _, paper, value, diff, ci, _ = by_row[(run, LABELS[metric])]
             assert value == pct(ours[metric])
             published = study.paper_value(run, metric, "test")
             assert paper == ("n/r" if published is None else f"{published:.2f}")
@@ -87,8 +86,15 @@ def main_table(report):
     return tables(report)["Test set: paper vs this run"]
 
 
-# Smaller than --quick's defaults (40 images per class, 64 px) to keep the suite fast on 2 cores.
-SMALL = {"quick": True, "per_class": 20, "overrides": ["Global.image_shape=[3, 32, 32]"], "n_resamples": 300}
+# Smaller than --quick's defaults (40 images per class, 64 px) to keep the suite fast on 2 cores;
+# the ImageNet-vs-scratch pair is tested on synthetic images (tests/test_studies_pairs.py).
+SMALL = {
+    "quick": True,
+    "per_class": 20,
+    "overrides": ["Global.image_shape=[3, 32, 32]"],
+    "n_resamples": 300,
+    "seeds": 0,
+}
 
 
 def test_esophagus_quick_report_is_filled_from_its_runs(shared_datasets, tmp_path):
@@ -131,27 +137,50 @@ def test_same_seed_gives_the_same_report_numbers(brain_reports):
     assert ma["test"] == mb["test"]
 
 
-def test_source_pretraining_transfers_its_backbone_and_never_sees_the_targets_held_out_images(tmp_path):
+def test_source_pretraining_is_its_own_row_and_never_sees_any_target_image(tmp_path):
+    import shutil
+
     images, _ = make_tiny_dataset(tmp_path / "target", per_class=10, size=32, classes=("normal", "pathological"))
+    source, _ = make_tiny_dataset(tmp_path / "source", per_class=8, size=32, seed=9, classes=("a", "b"))
+    copied = sorted(images.rglob("*.png"))[::4]  # copies of target images (train, val or test) in the source
+    for i, png in enumerate(copied):
+        shutil.copy(png, source / ("a", "b")[i % 2] / f"copy_{i}.png")
     lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Loss.Train=[{CELoss: {weight: 1.0}}]"]
     path = reproduce(
-        "esophagus", images, tmp_path / "out", quick=True, source=images, seed=1, overrides=lenet, n_resamples=50
+        "esophagus",
+        images,
+        tmp_path / "out",
+        quick=True,
+        source=source,
+        seed=1,
+        overrides=lenet,
+        n_resamples=50,
+        seeds=0,
     )
     root = path.parent
-    split = {name: (root / "splits" / f"{name}_list.txt").read_text().split("\n") for name in ("val", "test")}
-    held_out = sum(len([line for line in lines if line]) for lines in split.values())
-    source_lists = "".join((root / "splits_source" / f"{n}_list.txt").read_text() for n in ("train", "val"))
-    assert not any(line.split()[0] in source_lists for lines in split.values() for line in lines if line)
-    assert f"{held_out} image(s) left out" in path.read_text()
-    config = yaml.safe_load((root / "runs" / "transfer" / "config.yaml").read_text())
+    target = {line.split()[0] for n in ("train", "val", "test") for line in (root / "splits" / f"{n}_list.txt").open()}
+    source_lists = [
+        line.split()[0] for n in ("train", "val") for line in (root / "splits_source" / f"{n}_list.txt").open()
+    ]
+    assert not any(rel.startswith("copy_") or "/copy_" in rel for rel in source_lists)
+    assert len(target) == 20 and len(source_lists) == 16
+    report = path.read_text()
+    assert f"{len(copied)} image(s) left out because they are target images" in report
+    assert "## Source pretraining (its own rows, not ImageNet transfer)" in report
+    row = root / "runs" / "source-init_transfer" / "config.yaml"
+    config = yaml.safe_load(row.read_text())
     assert config["Arch"]["pretrained"] == str(root / "runs" / "source_LeNet5" / "backbone.pdparams")
+    transfer = yaml.safe_load((root / "runs" / "transfer" / "config.yaml").read_text())["Arch"]["pretrained"]
+    assert "backbone.pdparams" not in str(transfer)  # the paper row keeps its own initialisation
     assert yaml.safe_load((root / "runs" / "scratch" / "config.yaml").read_text())["Arch"]["pretrained"] is False
     import paddle
 
     backbone = paddle.load(config["Arch"]["pretrained"])
     assert backbone and not any(k.startswith(("backbone.", "head.")) for k in backbone)
-    assert json.loads((root / "report.json").read_text())["runs"]["transfer"]["init"].startswith("source-pretrained")
-    assert Path(root / "runs" / "source_LeNet5" / "metrics.json").is_file()
+    runs = json.loads((root / "report.json").read_text())
+    assert runs["source_rows"]["source-init_transfer"]["init"].startswith("source-pretrained")
+    assert not runs["runs"]["transfer"]["init"].startswith("source-pretrained")
+    assert (root / "source_image_sha256.txt").read_text().count("\n") == 16
 
 
 def test_the_study_names_are_those_of_papers_yaml(tmp_path):
@@ -182,7 +211,15 @@ def test_lung_nodule_accuracy_vs_training_size_runs_every_model_at_every_size(tm
         png.rename(png.with_name(f"LIDC-IDRI-{int(png.stem[-3:]):04d}_{png.name}"))
     lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Global.epochs=1"]
     path = reproduce(
-        "lung_nodule", images, tmp_path / "out", quick=True, seed=2, overrides=lenet, n_resamples=50, sizes=[6, 18]
+        "lung_nodule",
+        images,
+        tmp_path / "out",
+        quick=True,
+        seed=2,
+        overrides=lenet,
+        n_resamples=50,
+        sizes=[6, 18],
+        seeds=0,
     )
     root = path.parent
     report = path.read_text()

@@ -34,7 +34,7 @@ def test_one_patient_cannot_be_split_by_patient_and_the_error_says_what_to_do(tm
         reproduce("lung_nodule", images, tmp_path / "out", quick=True, overrides=LENET, n_resamples=20)
 
 
-def test_ignore_groups_runs_says_so_and_publish_copies_report_and_figures_only(tmp_path):
+def test_ignore_groups_runs_says_so_and_publish_copies_report_figures_and_text_files_only(tmp_path):
     images = one_patient_crops(tmp_path)
     path = reproduce(
         "lung_nodule",
@@ -45,6 +45,7 @@ def test_ignore_groups_runs_says_so_and_publish_copies_report_and_figures_only(t
         n_resamples=20,
         ignore_groups=True,
         publish_dir=tmp_path / "results",
+        seeds=0,
     )
     report = path.read_text()
     assert "Patients NOT kept whole" in report and "not a classifier result" in report
@@ -53,7 +54,14 @@ def test_ignore_groups_runs_says_so_and_publish_copies_report_and_figures_only(t
     files = sorted(p.relative_to(published).as_posix() for p in published.rglob("*") if p.is_file())
     assert files[:2] == ["figures/LeNet5_confusion.png", "figures/LeNet5_curves.png"]
     assert {"report.md", "report.json"} <= set(files)
-    assert all(f in ("report.md", "report.json") or (f.startswith("figures/") and f.endswith(".png")) for f in files)
+    text_files = ("report.md", "report.json", "predictions.csv", "image_sha256.txt")
+    assert all(
+        f in text_files
+        or (f.startswith("figures/") and f.endswith(".png"))
+        or (f.startswith("splits/") and f.endswith(".txt"))
+        for f in files
+    )
+    assert {"predictions.csv", "image_sha256.txt", "splits/test_list.txt"} <= set(files)
     for png in published.glob("figures/*.png"):
         assert cv2.imread(str(png)) is not None, png
     # the test-image grids show the data's images: made locally, never published

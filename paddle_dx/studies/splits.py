@@ -96,18 +96,25 @@ class HeldOut:
     near_duplicates: int | None = None
 
 
-def held_out_images(split, near_duplicates=None):
-    """The target's validation and test images as a HeldOut (a source task must not see them)."""
+def held_out_images(split, near_duplicates=None, lists=("val", "test")):
+    """The target's images of ``lists`` (default: validation and test) as a HeldOut; a study's
+    source task is kept off every target image (``lists=SPLIT_NAMES``, see ``target_images``)."""
     root = Path(split.image_root)
     rel = [
         line.rsplit(maxsplit=1)[0]
-        for name in ("val", "test")
+        for name in lists
         for line in (Path(split.lists_dir) / f"{name}_list.txt").read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
     hashes, bits, _ = image_fingerprints([root / p for p in rel], near=near_duplicates is not None)
     groups = manifest_groups(root, rel)
     return HeldOut(set(hashes), bits, set() if groups is None else set(groups.tolist()), near_duplicates)
+
+
+def target_images(split, near_duplicates=None):
+    """Every target image (train, val and test) as a HeldOut: source pretraining counts as its
+    own row only when the source images are disjoint from all of them by decoded content."""
+    return held_out_images(split, near_duplicates, SPLIT_NAMES)
 
 
 def _held_out_mask(held, source_dir, paths):

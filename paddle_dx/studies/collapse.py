@@ -1,0 +1,53 @@
+"""A run that collapsed is not a result: it predicted one class for every test image, or its
+training loss diverged (NaN/inf, or above ``DIVERGED`` times where it started). Reports flag such
+runs with the cause and leave them out of every comparison; they are never averaged in."""
+
+import math
+
+import numpy as np
+
+DIVERGED = 10.0  # a training loss above this multiple of its first value has diverged
+
+
+def _losses(history: list[dict]) -> list[float]:
+    """Every training loss recorded, in order: each step's when logged, else each epoch's mean."""
+    out = []
+    for h in history:
+        out += list(h.get("step_losses") or []) or [h.get("train_loss")]
+    return [float("nan") if v is None else float(v) for v in out]
+
+
+def loss_cause(history: list[dict]) -> str | None:
+    """Why the training loss of ``history`` (metrics.json) diverged, or None."""
+    losses = _losses(history)
+    if not losses:
+        return None
+    bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+    if bad is not None:
+        return f"training loss became {losses[bad]} (step {bad + 1})"
+    start = losses[0]
+    epochs = [float(h["train_loss"]) for h in history if h.get("train_loss") is not None]
+    worst = max(epochs, default=start)
+    if start > 0 and worst > DIVERGED * start:
+        return f"training loss diverged: an epoch's mean {worst:.4g} > {DIVERGED:g} x its start {start:.4g}"
+    return None
+
+
+def prediction_cause(predicted, class_names: list[str], labels=None) -> str | None:
+    """Why the test predictions are degenerate (one class for every image), or None."""
+    predicted = np.asarray(predicted, dtype=int)
+    classes = np.unique(predicted)
+    if len(predicted) < 2 or len(classes) > 1 or len(class_names) < 2:
+        return None
+    name = class_names[int(classes[0])]
+    share = (
+        ""
+        if labels is None
+        else f", the accuracy of always guessing it: {np.mean(np.asarray(labels) == classes[0]):.0%}"
+    )
+    return f"predicts '{name}' for every test image (stalled at one class{share})"
+
+
+def collapse_cause(history: list[dict], probs, labels, class_names: list[str]) -> str | None:
+    """The cause of a run's collapse (loss first, then predictions), or None for a usable run."""
+    return loss_cause(history) or prediction_cause(np.asarray(probs).argmax(axis=1), class_names, labels)

@@ -1,0 +1,176 @@
+"""ImageNet transfer vs random init over seeds: per-seed rows, mean ± sd, paired tests on the
+vote of the seeds, the verdict, collapsed runs left out; and the whole report pipeline on tiny
+synthetic images (LeNet5, 1 epoch, 2 seeds) with its published text files."""
+
+import csv
+import hashlib
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import make_tiny_dataset
+
+from paddle_dx.errors import PaddleDxError
+from paddle_dx.metrics.intervals import exact_mcnemar
+from paddle_dx.studies.collapse import DIVERGED, collapse_cause, loss_cause, prediction_cause
+from paddle_dx.studies.markdown import pct
+from paddle_dx.studies.pairs import compare_pair
+from paddle_dx.studies.reproduce import reproduce
+
+CLASSES = ["normal", "lesion"]
+HEALTHY = [{"epoch": 1, "train_loss": 0.7, "step_losses": [0.71, 0.69]}, {"epoch": 2, "train_loss": 0.5}]
+
+
+def fake_run(name, seed, labels, predicted, init="ImageNet (x), new head", history=HEALTHY, paths=None):
+    """A RunResult-shaped object whose test probabilities put 0.8 on ``predicted``."""
+    probs = np.full((len(labels), 2), 0.2)
+    probs[np.arange(len(labels)), predicted] = 0.8
+    return SimpleNamespace(
+        plan=SimpleNamespace(name=name, init=init),
+        config={"Global": {"seed": seed}},
+        metrics={"history": history},
+        probs=probs,
+        labels=np.asarray(labels),
+        paths=paths or [f"img_{i}.png" for i in range(len(labels))],
+    )
+
+
+def flip(labels, wrong):
+    predicted = np.asarray(labels).copy()
+    predicted[list(wrong)] = 1 - predicted[list(wrong)]
+    return predicted
+
+
+LABELS = np.array([0, 1] * 20)
+
+
+def pair_of(imagenet_wrong, scratch_wrong, **kw):
+    return {
+        "imagenet": [fake_run(f"imagenet_s{s}", s, LABELS, flip(LABELS, w)) for s, w in enumerate(imagenet_wrong)],
+        "scratch": [
+            fake_run(f"scratch_s{s}", s, LABELS, flip(LABELS, w), init="random (from scratch)", **kw)
+            for s, w in enumerate(scratch_wrong)
+        ],
+    }
+
+
+def test_clearly_better_transfer_is_called_so_with_per_seed_rows_mean_sd_and_the_vote_test():
+    imagenet = [range(0, 2), range(2, 5), range(5, 6)]  # 2, 3, 1 errors of 40
+    scratch = [range(10, 25), range(12, 26), range(14, 30)]  # 15, 14, 16 errors
+    out = compare_pair(pair_of(imagenet, scratch), CLASSES, positive=1, n_resamples=300)
+    accs = [r["imagenet"]["accuracy"] for r in out["seeds"]]
+    assert accs == pytest.approx([38 / 40, 37 / 40, 39 / 40])
+    assert out["summary"]["imagenet"]["accuracy"] == pytest.approx(np.mean(accs))
+    assert out["summary"]["imagenet"]["accuracy_sd"] == pytest.approx(np.std(accs, ddof=1))
+    first = out["seeds"][0]["paired"]
+    wanted = exact_mcnemar(out_correct := flip(LABELS, imagenet[0]) == LABELS, flip(LABELS, scratch[0]) == LABELS)
+    assert (first["a_only"], first["b_only"], first["p_value"]) == (
+        wanted["a_only"],
+        wanted["b_only"],
+        wanted["p_value"],
+    )
+    assert first["difference"] == pytest.approx(out_correct.mean() - 25 / 40)
+    vote = out["vote"]  # every image is wrong in at most one ImageNet seed: the vote is always right
+    wrong_in_most = sum(sum(i in w for w in scratch) >= 2 for i in range(40))  # no ties with 3 seeds
+    assert vote["imagenet"] == 1.0 and vote["scratch"] == pytest.approx(1 - wrong_in_most / 40)
+    assert vote["p_value"] < 0.05 and vote["ci"][0] > 0
+    assert out["verdict"].startswith("**Transfer beats scratch here**")
+
+
+def test_equal_arms_give_no_evidence_and_a_missing_imagenet_init_no_comparison():
+    same = [range(0, 5), range(5, 10)]
+    out = compare_pair(pair_of(same, same), CLASSES, positive=1, n_resamples=100)
+    assert out["verdict"].startswith("**No evidence here that transfer beats scratch")
+    assert out["vote"]["difference"] == 0 and out["vote"]["ci"][0] < 0 < out["vote"]["ci"][1]
+    runs = pair_of(same, same)
+    for r in runs["imagenet"]:
+        r.plan.init = "**random** - ImageNet weights were requested ..."
+    assert compare_pair(runs, CLASSES, 1, 100)["verdict"].startswith("No transfer comparison")
+
+
+def test_a_collapsed_seed_is_flagged_and_left_out_of_every_test():
+    runs = pair_of([range(0, 2), range(2, 4), range(4, 6)], [range(10, 25), range(12, 26), range(14, 30)])
+    runs["scratch"][1] = fake_run("scratch_s1", 1, LABELS, np.zeros(40, int), init="random")
+    out = compare_pair(runs, CLASSES, positive=1, n_resamples=100)
+    assert "predicts 'normal' for every test image" in out["seeds"][1]["scratch"]["collapsed"]
+    assert out["seeds"][1]["paired"] is None and out["paired_seeds"] == [0, 2]
+    assert out["summary"]["scratch"]["n"] == 2 and out["summary"]["imagenet"]["n"] == 3
+    runs["imagenet"][0].paths = ["other.png"] * 40
+    with pytest.raises(PaddleDxError, match="other images"):
+        compare_pair(runs, CLASSES, positive=1)
+
+
+def test_collapse_causes_nan_and_tenfold_loss_and_one_predicted_class():
+    assert loss_cause(HEALTHY) is None
+    assert "nan" in loss_cause([{"train_loss": float("nan"), "step_losses": [0.7, float("nan")]}])
+    grown = [{"train_loss": 0.7, "step_losses": [0.7]}, {"train_loss": 0.7 * DIVERGED * 1.5}]
+    assert "diverged" in loss_cause(grown)
+    assert loss_cause([{"train_loss": 0.7, "step_losses": [0.7]}, {"train_loss": 0.7 * DIVERGED * 0.9}]) is None
+    gastric = prediction_cause([1] * 30, ["cancer", "ulcer", "gastritis"], labels=[1] * 15 + [0] * 15)
+    assert "'ulcer' for every test image" in gastric and "50%" in gastric
+    assert prediction_cause([0, 1, 1], CLASSES) is None
+    probs = np.tile([0.9, 0.1], (4, 1))
+    assert collapse_cause(HEALTHY, probs, [0, 1, 0, 1], CLASSES).startswith("predicts 'normal'")
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    """The brain study on 30 synthetic images: its ResNet18 row and the pair as LeNet5, 1 epoch, 2 seeds."""
+    tmp = tmp_path_factory.mktemp("pairs")
+    images, _ = make_tiny_dataset(
+        tmp / "data", per_class=10, size=32, classes=("aneurysm", "cancer", "malignant_tumor")
+    )
+    lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Global.epochs=1", "Global.use_visualdl=false"]
+    path = reproduce(
+        "brain", images, tmp / "out", seed=1, overrides=lenet, n_resamples=50, seeds=2, publish_dir=tmp / "results"
+    )
+    return path.parent, tmp / "results" / "brain", images
+
+
+def test_the_report_shows_each_seed_of_both_arms_and_a_verdict(tiny_study):
+    root, _, _ = tiny_study
+    report = (root / "report.md").read_text()
+    section = report.split("## ImageNet transfer vs random initialisation")[1].split("\n## ")[0]
+    for arm in ("imagenet", "scratch"):
+        for seed in (1, 2):
+            m = json.loads((root / "runs" / f"{arm}_s{seed}" / "metrics.json").read_text())
+            assert f"| {seed} | " in section and f"| {arm}_s{seed} | {pct(m['test']['accuracy'])} |" in section
+    # LeNet5 has no ImageNet weights: the report says both arms are random, not a transfer result
+    assert "No transfer comparison" in section
+    assert section.count("mean ± sd") == 2 and "McNemar p" in section
+    pair = json.loads((root / "report.json").read_text())["imagenet_vs_scratch"]
+    assert [r["seed"] for r in pair["seeds"]] == [1, 2]
+    assert "Not stated in the paper: our choice" in report and "adds up to 263 images" in report
+
+
+def test_the_published_folder_holds_per_image_predictions_split_lists_and_image_hashes(tiny_study):
+    root, published, images = tiny_study
+    test_list = [l.split() for l in (root / "splits" / "test_list.txt").read_text().splitlines()]
+    with open(published / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["run"] for r in rows} == {"ResNet18", "imagenet_s1", "imagenet_s2", "scratch_s1", "scratch_s2"}
+    for run in {r["run"] for r in rows}:
+        mine = [r for r in rows if r["run"] == run]
+        assert sorted((r["image"], r["label"]) for r in mine) == sorted((p, y) for p, y in test_list)
+        probs = np.array([[float(r[f"p_{c}"]) for c in ("aneurysm", "cancer", "malignant_tumor")] for r in mine])
+        assert [int(r["predicted"]) for r in mine] == list(probs.argmax(axis=1))
+        m = json.loads((root / "runs" / run / "metrics.json").read_text())
+        assert np.mean([r["predicted"] == r["label"] for r in mine]) == pytest.approx(m["test"]["accuracy"])
+    for name in ("train_list.txt", "val_list.txt", "test_list.txt", "label_list.txt"):
+        assert (published / "splits" / name).read_text() == (root / "splits" / name).read_text()
+    hashes = [l.split("  ") for l in (published / "image_sha256.txt").read_text().splitlines()]
+    assert len(hashes) == 30
+    for digest, rel in hashes:
+        assert hashlib.sha256((images / rel).read_bytes()).hexdigest() == digest
+    assert not list(published.rglob("*.pdparams")) and not list(published.rglob("*_test_grid.png"))
+
+
+def test_the_seeds_option_reaches_the_study():
+    from paddle_dx.commands.reproduce import build_parser
+    from paddle_dx.studies.catalog import STUDIES, get_study
+
+    assert build_parser().parse_args(["--study", "brain", "--data", "x", "--seeds", "3"]).seeds == 3
+    for name in STUDIES.names():
+        study = get_study(name)
+        assert study.pair["seeds"] >= 3 and study.pair_config_path().is_file(), name
