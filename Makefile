@@ -4,7 +4,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 EXTRAS ?= [cpu,onnx,imagenet]
 
-.PHONY: install install-test demo lint test reproduce
+.PHONY: install install-test demo lint test test-fast reproduce
 
 install:
 	$(PIP) install -c constraints.txt -e ".$(EXTRAS)"
@@ -26,6 +26,10 @@ lint:
 
 test: install-test lint
 	$(PYTHON) -m pytest -q tests
+
+# The edit-test loop (after one `make install-test`): lint and the tests not marked slow, under 2 minutes.
+test-fast: lint
+	$(PYTHON) -m pytest -q -m "not slow" tests
 
 # Rerun the studies whose reports are committed under results/, one study after the other
 # (hours on 2 CPU cores; each study prints and reports its wall time): `make reproduce STUDY=brain`

@@ -8,6 +8,7 @@ python benchmarks/preprocess.py --rounds "$ROUNDS"
 python benchmarks/flags.py --rounds "$ROUNDS"
 python benchmarks/inference.py --rounds "$ROUNDS"
 python benchmarks/static_levers.py --rounds "$ROUNDS"   # the static Program's layout and ops on oneDNN
+python benchmarks/optimizer_slowdown.py --rounds "$ROUNDS"   # does one optimizer step slow later matmuls?
 for part in full head partial esophagus eval; do  # results/train_<part>.md, the files docs/speed.md quotes
   python benchmarks/train.py --only "$part" --rounds "$ROUNDS"
 done

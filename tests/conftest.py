@@ -97,3 +97,35 @@ def tiny_run_config(tiny_dataset, tmp_path):
 
 
 os.environ.setdefault("FLAGS_call_stack_level", "0")
+
+
+# `make test-fast` (pytest -m "not slow") leaves these out: each trains real networks, runs
+# subprocesses or a browser for seconds to minutes (per-file times: docs/testing.md). `make test`
+# and CI run everything.
+SLOW_FILES = {
+    "test_fault_resume.py",
+    "test_engine_optimizer_matrix.py",
+    "test_accel_static_program.py",
+    "test_studies_reproduce.py",
+    "test_studies_pairs.py",
+    "test_studies_cross_validation.py",
+    "test_data_loader_errors.py",
+    "test_core_hyperkvasir_integration.py",
+    "test_inference_export_formats.py",
+    "test_engine_feature_cache.py",
+    "test_engine_stages.py",
+    "test_engine_distributed.py",
+    "test_engine_eval_engine.py",
+    "test_studies_paper_tables.py",
+    "test_engine_run_folder.py",
+    "test_engine_steps.py",
+    "test_studies_results.py",
+    "test_cli_terminal.py",
+    "test_ui_browser.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)

@@ -212,3 +212,26 @@ def test_no_module_changes_the_matplotlib_backend_or_uses_pyplot():
             if isinstance(node, ast.Attribute) and node.attr == "use" and getattr(node.value, "id", "") == "matplotlib":
                 offenders.append(f"{path.name}:{node.lineno} calls matplotlib.use")
     assert offenders == []
+
+
+PRIVATE_PADDLE = ("paddle.base.framework", "paddle.pir_utils", "paddle.base.core")
+
+
+def test_private_paddle_apis_live_in_accel_and_accel_is_imported_lazily():
+    """Only the acceleration layer touches Paddle internals, and the engine imports it inside the
+    function that needs it, so a Paddle without those internals still trains in dygraph."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        in_accel = path.relative_to(PACKAGE).parts[0] == "accel"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PRIVATE_PADDLE):
+                assert in_accel, f"{path.relative_to(PACKAGE)}:{node.lineno} imports {node.module}"
+            if isinstance(node, ast.Attribute) and node.attr in ("_insert_op", "_set_attr", "_rename_input"):
+                assert in_accel, f"{path.relative_to(PACKAGE)}:{node.lineno} uses Program internals ({node.attr})"
+        if not in_accel:
+            for node in tree.body:  # module level: no eager import of the acceleration layer
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                module = node.module if isinstance(node, ast.ImportFrom) else None
+                assert not any(n.startswith("paddle_dx.accel") for n in [*names, module or ""]), (
+                    f"{path.relative_to(PACKAGE)}:{node.lineno} imports paddle_dx.accel at module level"
+                )

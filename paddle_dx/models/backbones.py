@@ -58,7 +58,7 @@ class BackboneSpec:
     forward is not a plain chain); ``pretrained``: its ImageNet weights, None if it has none;
     ``channels_last``: ``build(class_num, data_format="NHWC")`` gives the same network (same
     parameter names and shapes) computing in NHWC, still taking NCHW images (the static
-    engine's layout on oneDNN, engine/static_step.py)."""
+    engine's layout on oneDNN, accel/onednn_program.py)."""
 
     build: Callable
     head: str
