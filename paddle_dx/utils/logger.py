@@ -29,8 +29,24 @@ class _ThroughOurHandlers(logging.Filter):
         return False
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record: pytest's capture and
+    notebooks swap it, and a handler holding the old, closed stream fails on every later line."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def setup_logging(level=logging.INFO, logfile=None):
-    handlers = [logging.StreamHandler(sys.stderr)]
+    handlers = [_CurrentStderr()]
     if logfile:
         handlers.append(logging.FileHandler(logfile, encoding="utf-8"))
     logging.basicConfig(
