@@ -41,7 +41,7 @@ def save_checkpoint(directory, model, optimizer, state):
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     remove_temp_files(directory.parent, [directory.name])  # left by a run killed mid-save
-    kept = f"the previous checkpoint {directory} is intact" if directory.exists() else "no checkpoint was saved"
+    kept = f"the previous checkpoint {directory} is intact" if directory.exists() else "nothing was saved there"
     tmp = None
     try:
         with disk_full_reported(directory, kept):

@@ -251,7 +251,7 @@ class Trainer:
         latest = self.run_folder.latest
         if (latest / CHECKPOINT_STATE).is_file():
             return f"resume with -o Global.checkpoints={latest}"
-        return "no checkpoint was saved: start the run again (-o Global.overwrite_output_dir=true replaces its outputs)"
+        return "start the run again with -o Global.overwrite_output_dir=true (no checkpoint was saved)"
 
     def _stop_before_training(self, wrote):
         """Stop here, before the first step, if a stop signal came during start-up (``wrote``: the

@@ -1,0 +1,66 @@
+"""A stop signal before training has begun ends the run with one line: SIGTERM while the trainer
+is being built used to end in Paddle's C++ "FatalError: Termination signal" dump."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, tiny_config
+
+
+def test_sigterm_while_the_trainer_is_built_is_one_line_and_exit_143(tiny_dataset, tmp_path):
+    from paddle_dx.config import dump_config
+
+    images, lists = tiny_dataset
+    dump_config(tiny_config(images, lists, tmp_path / "out" / "run"), tmp_path / "config.yaml")
+    marker = tmp_path / "paused"
+    env = dict(
+        os.environ, PADDLE_DX_PAUSE_AT="start_up", PADDLE_DX_PAUSE_MARKER=str(marker), PADDLE_DX_PAUSE_SECONDS="120"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the run never reached its start-up pause point"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    lines = [line for line in err.splitlines() if " INFO " not in line]
+    assert lines == ["interrupted: stopped by SIGTERM during start-up, before training began; nothing to resume"], err
+    assert not (tmp_path / "out").exists()  # the folders it had created, still empty, are removed
+
+
+def test_a_signal_during_start_up_of_fit_stops_before_the_first_step(tiny_dataset, tmp_path):
+    """A SIGTERM while fit() claims the folder and opens its callbacks is acted on before the first
+    step: nothing trained, and the line says how to start again (the claimed folder now holds this
+    start's config.yaml)."""
+    from paddle_dx.engine.callbacks import Callback
+    from paddle_dx.engine.trainer import Interrupted, Trainer
+
+    class SigtermAtTrainBegin(Callback):
+        def on_train_begin(self, trainer):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    images, lists = tiny_dataset
+    trainer = Trainer(tiny_config(images, lists, tmp_path / "run"), callbacks=[SigtermAtTrainBegin()])
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match="before the first step; nothing was trained: run the same command") as caught:
+        trainer.fit()
+    assert caught.value.exit_code == 128 + signal.SIGTERM
+    assert "-o Global.overwrite_output_dir=true" in str(caught.value)
+    assert trainer.history == [] and not (tmp_path / "run" / "latest").exists()
+    assert signal.getsignal(signal.SIGTERM) == handler  # fit() put the previous handler back
