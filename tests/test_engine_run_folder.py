@@ -106,3 +106,51 @@ def test_an_allowed_config_change_is_recorded_and_verify_run_replays_it(tiny_dat
     report = verify_run(tmp_path / "run", tmp_path / "rerun")
     assert report["ok"], "\n".join(format_report(report))
     assert any(r[0] == "history[1].step_losses" and r[4] for r in report["metrics"])
+
+
+def test_a_best_model_write_killed_mid_way_is_removed_by_the_next_start_holding_the_folder(tiny_dataset, tmp_path):
+    """SIGKILL while best_model.pdparams is written leaves it under a temporary name with a fixed
+    prefix; the next training into the folder removes it once it holds the run lock (not before),
+    and leaves files that are not a run output's leftovers alone."""
+    from paddle_dx.config import dump_config
+    from paddle_dx.engine.trainer import Trainer
+    from paddle_dx.utils.files import TEMP_PREFIX
+    from paddle_dx.utils.run_lock import RunFolderBusy, RunLock
+
+    images, lists = tiny_dataset
+    run = tmp_path / "run"
+    dump_config(tiny_config(images, lists, run), tmp_path / "config.yaml")
+    marker = tmp_path / "paused"
+    env = dict(
+        os.environ,
+        PADDLE_DX_PAUSE_AT="weights_write",
+        PADDLE_DX_PAUSE_MARKER=str(marker),
+        PADDLE_DX_PAUSE_SECONDS="120",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the run never reached the best model's write"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    left = [p for p in run.iterdir() if p.name.startswith(f"{TEMP_PREFIX}best_model.pdparams.")]
+    assert len(left) == 1 and left[0].stat().st_size > 0 and not (run / "best_model.pdparams").exists()
+    foreign = [run / f"{TEMP_PREFIX}notes.txt", run / ".notes"]
+    for path in foreign:
+        path.write_text("not ours")
+
+    again = tiny_config(images, lists, run, **{"Global.epochs": 1, "Global.overwrite_output_dir": True})
+    with RunLock(run), pytest.raises(RunFolderBusy):
+        Trainer(again).fit()
+    assert left[0].exists()  # another process holds the folder: its files are not touched
+    Trainer(again).fit()
+    assert not left[0].exists() and all(path.exists() for path in foreign)
+    assert not [p for p in run.iterdir() if p.name.startswith(f"{TEMP_PREFIX}best_model")]

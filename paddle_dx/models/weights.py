@@ -16,6 +16,7 @@ import paddle
 
 from paddle_dx.errors import WeightsError
 from paddle_dx.utils.files import atomic_path
+from paddle_dx.utils.pause import pause_point
 from paddle_dx.utils.safe_pickle import load_pickled_state, to_tensors
 from paddle_dx.utils.torch_pickle import is_torch_file, load_torch_state
 
@@ -36,6 +37,7 @@ def save_weights(path, model):
     """Save just the model weights (e.g. best_model.pdparams) atomically."""
     with atomic_path(path) as tmp:
         paddle.save(model.state_dict(), str(tmp))
+        pause_point("weights_write")  # fault tests kill the run here, the file written under its temporary name
 
 
 def load_state(path):
