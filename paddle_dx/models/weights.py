@@ -30,6 +30,10 @@ def resolve_weights(path):
     with_suffix = path.with_name(path.name + ".pdparams")
     if with_suffix.is_file():
         return with_suffix
+    if path.is_dir():  # a checkpoint or run folder: which file inside is meant is for the user to say
+        inside = sorted(p.name for p in path.glob("*.pdparams"))
+        choice = f"name one of its weights files: {', '.join(inside)}" if inside else "it holds no .pdparams file"
+        raise WeightsError(f"weights not found: {path} is a folder; {choice}")
     raise WeightsError(f"weights not found: {path} (nor {with_suffix.name})")
 
 

@@ -189,9 +189,9 @@ def check_writable(directory):
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write_test"
-        probe.write_bytes(b"0" * 1024)
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=directory) as probe:  # a name of its own: two runs may probe at once
+            probe.write(b"0" * 1024)
+            probe.flush()
     except OSError as exc:
         raise PaddleDxError(f"output directory {directory} is not writable: {exc.strerror or exc}") from None
 
