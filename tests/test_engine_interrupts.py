@@ -4,11 +4,9 @@ is being built used to end in Paddle's C++ "FatalError: Termination signal" dump
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import paused_training, tiny_config
 
 
 def test_sigterm_while_the_trainer_is_built_is_one_line_and_exit_143(tiny_dataset, tmp_path):
@@ -16,30 +14,11 @@ def test_sigterm_while_the_trainer_is_built_is_one_line_and_exit_143(tiny_datase
 
     images, lists = tiny_dataset
     dump_config(tiny_config(images, lists, tmp_path / "out" / "run"), tmp_path / "config.yaml")
-    marker = tmp_path / "paused"
-    env = dict(
-        os.environ, PADDLE_DX_PAUSE_AT="start_up", PADDLE_DX_PAUSE_MARKER=str(marker), PADDLE_DX_PAUSE_SECONDS="120"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), "the run never reached its start-up pause point"
+    with paused_training(tmp_path / "config.yaml", "start_up", stderr=subprocess.PIPE) as proc:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
-    lines = [line for line in err.splitlines() if " INFO " not in line]
+    lines = [line for line in err.splitlines() if not line.startswith("[")]  # not log lines
     assert lines == ["interrupted: stopped by SIGTERM during start-up, before training began; nothing to resume"], err
     assert not (tmp_path / "out").exists()  # the folders it had created, still empty, are removed
 
