@@ -4,6 +4,7 @@ is being built used to end in Paddle's C++ "FatalError: Termination signal" dump
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 from conftest import paused_training, tiny_config
@@ -43,3 +44,23 @@ def test_a_signal_during_start_up_of_fit_stops_before_the_first_step(tiny_datase
     assert "-o Global.overwrite_output_dir=true" in str(caught.value)
     assert trainer.history == [] and not (tmp_path / "run" / "latest").exists()
     assert signal.getsignal(signal.SIGTERM) == handler  # fit() put the previous handler back
+
+
+def test_a_second_signal_before_the_step_ends_stops_at_once(tiny_dataset, tmp_path):
+    """The first signal waits for the step's end (a checkpoint); a second one, as from a user whose
+    run seems stuck, stops at once and says where to go on from."""
+    from paddle_dx.engine.callbacks import Callback
+    from paddle_dx.engine.trainer import Interrupted, Trainer
+
+    class TwoSigterms(Callback):
+        def on_train_batch_end(self, trainer, epoch, step):
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler runs here
+            raise AssertionError("the second SIGTERM did not stop the run")
+
+    images, lists = tiny_dataset
+    trainer = Trainer(tiny_config(images, lists, tmp_path / "run"), callbacks=[TwoSigterms()])
+    with pytest.raises(Interrupted, match=r"stopped by SIGTERM again before the step ended; start the run again"):
+        trainer.fit()
+    assert trainer.stop_signal == signal.SIGTERM and not (tmp_path / "run" / "latest").exists()
