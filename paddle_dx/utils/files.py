@@ -60,7 +60,8 @@ def atomic_path(target):
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     kept = f"the earlier {target.name} is unchanged" if target.exists() else "nothing was written"
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target.name), suffix=".tmp")
+    with disk_full_reported(target, kept):  # no room for even an empty file (inodes used up)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target.name), suffix=".tmp")
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask like any other file
     try:
