@@ -30,3 +30,7 @@ def shown_path(path, most=300):
 
 class WeightsError(PaddleDxError):
     """Pretrained weights or a checkpoint cannot be found, fetched or loaded."""
+
+
+class DiskFull(PaddleDxError):
+    """A write failed because the disk (or the user's quota) is full; the message names the file."""

@@ -1,7 +1,10 @@
 """Shared fixtures: tiny generated datasets and configs, and the shared real datasets."""
 
+import contextlib
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +86,31 @@ def tiny_config(images, lists, output_dir, **overrides):
     }
     flat = [f"{k}={v}" for k, v in overrides.items()]
     return load_config(raw=raw, overrides=flat)
+
+
+@contextlib.contextmanager
+def paused_training(config_file, point, stderr=subprocess.DEVNULL):
+    """tools/train.py on ``config_file`` in a new process, handed over once it waits at the pause
+    point ``point`` ("name" or "name:count", paddle_dx/utils/pause.py); killed on leaving the block."""
+    marker = Path(config_file).with_name(f"paused-{point.replace(':', '-')}")
+    env = dict(os.environ, PADDLE_DX_PAUSE_AT=point, PADDLE_DX_PAUSE_MARKER=str(marker), PADDLE_DX_PAUSE_SECONDS="300")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(config_file)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), f"the training never reached its pause point {point}"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from conftest import make_tiny_dataset, tiny_config
 
 from paddle_dx.accel import onednn_program
-from paddle_dx.engine import callbacks as callbacks_module
+from paddle_dx.engine.callbacks import Callback
 from paddle_dx.engine.steps import CompiledStep, DygraphStep
 from paddle_dx.engine.trainer import Interrupted, Trainer
 
@@ -188,24 +188,24 @@ def test_an_untested_paddle_gets_the_dygraph_step(data, tmp_path, monkeypatch, c
     assert "Paddle 3.4.0 is not one the static program was tested on" in caplog.text
 
 
-def test_interrupted_static_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+def test_interrupted_static_run_resumes_to_the_same_weights(data, tmp_path):
     """Stopped (as by SIGTERM) mid-epoch in the fine-tuning stage, saved, resumed: the same weights
     as a run never stopped; the checkpoint carries the Program's Adam moments."""
     extra = {"Stages": STAGES, **STATIC}
     reference = Trainer(_config(data, tmp_path / "reference", **extra))
     reference.fit()
-    run = Trainer(_config(data, tmp_path / "run", **extra))
-    steps = {"n": 0}
 
-    def stop_at_sixth_step(name, until=None):  # epoch 2 (fine-tuning), step 2 of 4
-        steps["n"] += name == "train_step"
-        if steps["n"] == 6:
-            run.stop_signal = signal.SIGTERM
+    class StopAtSixthStep(Callback):  # epoch 2 (fine-tuning), step 2 of 4, as the SIGTERM handler notes it
+        steps = 0
 
-    monkeypatch.setattr(callbacks_module, "pause_point", stop_at_sixth_step)
+        def on_train_batch_end(self, trainer, epoch, step):
+            self.steps += 1
+            if self.steps == 6:
+                trainer.stop_signal = signal.SIGTERM
+
+    run = Trainer(_config(data, tmp_path / "run", **extra), callbacks=[StopAtSixthStep()])
     with pytest.raises(Interrupted, match="epoch 2, step 2"):
         run.fit()
-    monkeypatch.undo()
     resumed = Trainer(
         _config(data, tmp_path / "run", **extra, **{"Global.checkpoints": str(tmp_path / "run" / "latest")})
     )

@@ -153,6 +153,7 @@ def test_gathered_metrics_equal_a_single_process_evaluation_of_the_saved_weights
 def test_one_device_resumes_a_two_device_checkpoint(launched, tmp_path, caplog):
     """At an epoch boundary the run simply goes on; mid-epoch, the step is mapped so that the
     samples the 2 ranks had already trained on are not skipped."""
+    from paddle_dx.engine.checkpoint import write_state
     from paddle_dx.engine.trainer import Trainer
 
     root, settings, _ = launched
@@ -182,7 +183,7 @@ def test_one_device_resumes_a_two_device_checkpoint(launched, tmp_path, caplog):
 
     # As if the 2-rank run had been stopped after its first step of epoch 2 (8 samples seen).
     checkpoint = shutil.copytree(root / "out" / "latest", tmp_path / "mid_epoch")
-    (checkpoint / "state.json").write_text(json.dumps(dict(state, epoch=1, step=1)))
+    write_state(checkpoint, dict(state, epoch=1, step=1))  # signed as the trainer would have
     with caplog.at_level(logging.WARNING):
         trainer = Trainer(
             tiny_config(

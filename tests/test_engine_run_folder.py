@@ -3,14 +3,12 @@ with one line naming the first; once the first is killed the folder is free agai
 config would change the run is refused before anything is written."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import ROOT, tiny_config
+from conftest import ROOT, paused_training, tiny_config
 
 
 def test_a_second_training_into_a_busy_folder_is_refused_naming_the_holder(tiny_dataset, tmp_path):
@@ -21,21 +19,7 @@ def test_a_second_training_into_a_busy_folder_is_refused_naming_the_holder(tiny_
     images, lists = tiny_dataset
     config = tiny_config(images, lists, tmp_path / "run")
     dump_config(config, tmp_path / "config.yaml")
-    marker = tmp_path / "paused"
-    env = dict(
-        os.environ, PADDLE_DX_PAUSE_AT="train_step:1", PADDLE_DX_PAUSE_MARKER=str(marker), PADDLE_DX_PAUSE_SECONDS="300"
-    )
-    first = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "train.py"), "-c", str(tmp_path / "config.yaml")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marker.exists(), "the first training never reached its first step"
+    with paused_training(tmp_path / "config.yaml", "train_step:1") as first:
         with pytest.raises(RunFolderBusy, match=rf"run is in use by another training \(pid {first.pid} on .*train\.py"):
             Trainer(config).fit()
         second = subprocess.run(
@@ -43,13 +27,11 @@ def test_a_second_training_into_a_busy_folder_is_refused_naming_the_holder(tiny_
             capture_output=True,
             text=True,
         )
-        errors = [line for line in second.stderr.splitlines() if "INFO" not in line]  # diagnostics go to stderr
+        errors = [line for line in second.stderr.splitlines() if not line.startswith("[")]  # not log lines
         assert second.returncode == 2 and len(errors) == 1, second.stderr
-        assert f"pid {first.pid}" in second.stderr
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    result = Trainer(config).fit()  # the killed holder's lock died with it
+        assert f"pid {first.pid}" in errors[0]
+    again = tiny_config(images, lists, tmp_path / "run", **{"Global.overwrite_output_dir": True})
+    result = Trainer(again).fit()  # the killed holder's lock died with it (its config.yaml is replaced)
     assert result["best_epoch"] is not None
 
 
@@ -107,3 +89,32 @@ def test_an_allowed_config_change_is_recorded_and_verify_run_replays_it(tiny_dat
     report = verify_run(tmp_path / "run", tmp_path / "rerun")
     assert report["ok"], "\n".join(format_report(report))
     assert any(r[0] == "history[1].step_losses" and r[4] for r in report["metrics"])
+
+
+def test_a_best_model_write_killed_mid_way_is_removed_by_the_next_start_holding_the_folder(tiny_dataset, tmp_path):
+    """SIGKILL while best_model.pdparams is written leaves it under a temporary name with a fixed
+    prefix; the next training into the folder removes it once it holds the run lock (not before),
+    and leaves files that are not a run output's leftovers alone."""
+    from paddle_dx.config import dump_config
+    from paddle_dx.engine.trainer import Trainer
+    from paddle_dx.utils.files import TEMP_PREFIX
+    from paddle_dx.utils.run_lock import RunFolderBusy, RunLock
+
+    images, lists = tiny_dataset
+    run = tmp_path / "run"
+    dump_config(tiny_config(images, lists, run), tmp_path / "config.yaml")
+    with paused_training(tmp_path / "config.yaml", "weights_write") as proc:
+        proc.send_signal(signal.SIGKILL)
+    left = [p for p in run.iterdir() if p.name.startswith(f"{TEMP_PREFIX}best_model.pdparams.")]
+    assert len(left) == 1 and left[0].stat().st_size > 0 and not (run / "best_model.pdparams").exists()
+    foreign = [run / f"{TEMP_PREFIX}notes.txt", run / ".notes"]
+    for path in foreign:
+        path.write_text("not ours")
+
+    again = tiny_config(images, lists, run, **{"Global.epochs": 1, "Global.overwrite_output_dir": True})
+    with RunLock(run), pytest.raises(RunFolderBusy):
+        Trainer(again).fit()
+    assert left[0].exists()  # another process holds the folder: its files are not touched
+    Trainer(again).fit()
+    assert not left[0].exists() and all(path.exists() for path in foreign)
+    assert not [p for p in run.iterdir() if p.name.startswith(f"{TEMP_PREFIX}best_model")]

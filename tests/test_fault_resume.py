@@ -153,11 +153,11 @@ def test_sigkill_then_resume_from_last_complete_checkpoint(name, interrupted_run
     assert rc == -signal.SIGKILL
     assert (_state(run)["epoch"], _state(run)["step"]) == (1, 0)  # the end-of-epoch-1 checkpoint survived
     if name == "sigkill_checkpoint_write":
-        partial = list(run.glob(".latest.tmp*"))
+        partial = list(run.glob(".paddle_dx-tmp.latest.*"))
         assert partial and (partial[0] / "model.pdparams").is_file() and not (partial[0] / "model.pdopt").exists()
     _resume(interrupted_runs, run)
     assert_same_result(run, reference)
-    assert not list(run.glob(".latest.tmp*"))  # the half-written folder was cleaned up
+    assert not list(run.glob(".paddle_dx-tmp.latest.*"))  # the half-written folder was cleaned up
 
 
 def test_sigkill_between_checkpoint_renames_falls_back_to_previous(interrupted_runs, reference):

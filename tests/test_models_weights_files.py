@@ -60,3 +60,15 @@ def test_good_weights_still_load(lenet, tmp_path):
         {"name": "LeNet5", "class_num": 2, "pretrained": str(save(tmp_path / "bb.pdparams", backbone))}
     )
     assert len(loaded.pretrained_report["loaded"]) == len(backbone)
+
+
+def test_a_checkpoint_folder_as_weights_names_the_files_inside(lenet, tmp_path):
+    """Global.pretrained_model=<run>/latest (a checkpoint folder) says which files it holds, not "not found"."""
+    model, state = lenet
+    (tmp_path / "latest").mkdir()
+    save(tmp_path / "latest" / "model.pdparams", state)
+    with pytest.raises(WeightsError, match=r"latest is a folder; name one of its weights files: model\.pdparams$"):
+        load_model_weights(model, tmp_path / "latest")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WeightsError, match=r"empty is a folder; it holds no \.pdparams file$"):
+        load_model_weights(model, tmp_path / "empty")

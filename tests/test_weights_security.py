@@ -113,7 +113,15 @@ def test_every_way_in_refuses_a_weights_pickle_that_would_run_code(tiny_run_conf
     for name in ("model.pdparams", "model.pdopt"):
         _hostile(ckpt / name, target)
     (ckpt / "state.json").write_text(
-        json.dumps({"epoch": 1, "sha256": {n: file_sha256(ckpt / n) for n in ("model.pdparams", "model.pdopt")}})
+        json.dumps(
+            {
+                "epoch": 1,
+                "step": 0,
+                "history": [],
+                "best": None,
+                "sha256": {n: file_sha256(ckpt / n) for n in ("model.pdparams", "model.pdopt")},
+            }
+        )
     )
     with pytest.raises(WeightsError, match=r"model\.pdopt: refused to load"):
         load_checkpoint(ckpt)

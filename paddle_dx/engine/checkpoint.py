@@ -2,8 +2,10 @@
 
 A checkpoint is a folder (``model.pdparams``, ``model.pdopt``, ``state.json``) built under a
 temporary name, fsynced, then renamed into place; the previous one is kept as ``latest.prev``
-until the new one is in place, so there is always one complete checkpoint on disk.
-``state.json`` records the SHA-256 of the other two files and is checked on load.
+until the new one is in place, so there is always one complete checkpoint on disk (also when
+the disk fills up during a save: that is one line, DiskFull, and the previous one stays).
+``state.json`` records the SHA-256 of the other two files and of its own content, all checked
+on load with each of its fields (engine/checkpoint_state.py).
 """
 
 import json
@@ -14,9 +16,11 @@ from pathlib import Path
 
 import paddle
 
+from paddle_dx.engine.checkpoint_state import check_digest, check_fields, signed
 from paddle_dx.engine.run_folder import CHECKPOINT_STATE, LATEST
 from paddle_dx.errors import WeightsError
 from paddle_dx.models.weights import load_state
+from paddle_dx.utils.files import disk_full_reported, remove_temp_files, temp_prefix
 from paddle_dx.utils.hashing import file_sha256
 from paddle_dx.utils.pause import pause_point
 from paddle_dx.utils.state_names import rename_optimizer_state
@@ -36,20 +40,21 @@ def save_checkpoint(directory, model, optimizer, state):
     """Write ``directory`` atomically with model, optimizer and the JSON-able ``state``."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    for stale in directory.parent.glob(f".{directory.name}.tmp*"):  # left by a run killed mid-save
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
+    remove_temp_files(directory.parent, [directory.name])  # left by a run killed mid-save
+    kept = f"the previous checkpoint {directory} is intact" if directory.exists() else "nothing was saved there"
+    tmp = None
     try:
-        paddle.save(model.state_dict(), str(tmp / FILES[0]))
-        pause_point("checkpoint_write")  # fault tests kill the run here
-        names = {p.name: n for n, p in model.named_parameters()}
-        paddle.save(rename_optimizer_state(optimizer.state_dict(), names), str(tmp / FILES[1]))
-        state = dict(state, sha256={f: file_sha256(tmp / f) for f in FILES})
-        (tmp / CHECKPOINT_STATE).write_text(json.dumps(state, indent=2), encoding="utf-8")
-        for f in (*FILES, CHECKPOINT_STATE):
-            with open(tmp / f, "rb") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        with disk_full_reported(directory, kept):
+            tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=temp_prefix(directory.name)))
+            paddle.save(model.state_dict(), str(tmp / FILES[0]))
+            pause_point("checkpoint_write")  # fault tests kill the run here
+            names = {p.name: n for n, p in model.named_parameters()}
+            paddle.save(rename_optimizer_state(optimizer.state_dict(), names), str(tmp / FILES[1]))
+            write_state(tmp, dict(state, sha256={f: file_sha256(tmp / f) for f in FILES}))
+            for f in FILES:
+                with open(tmp / f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            _fsync_dir(tmp)
         previous = directory.with_name(directory.name + ".prev")
         if directory.exists():
             shutil.rmtree(previous, ignore_errors=True)
@@ -59,7 +64,18 @@ def save_checkpoint(directory, model, optimizer, state):
         _fsync_dir(directory.parent)
         shutil.rmtree(previous, ignore_errors=True)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_state(directory, state):
+    """Write ``state.json`` into the checkpoint folder ``directory`` with its digest (fsynced)."""
+    plain = json.loads(json.dumps(state))  # as a reader will see it: tuples are lists, keys strings
+    path = Path(directory) / CHECKPOINT_STATE
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(signed(plain), indent=2))
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def find_checkpoint(path):
@@ -74,22 +90,27 @@ def find_checkpoint(path):
     )
 
 
-def load_checkpoint(path, model=None):
-    """Return (model state, optimizer state, state dict) after verifying the file hashes.
+def load_checkpoint(path, model=None, epochs=None, stages=0):
+    """Return (model state, optimizer state, state dict) after verifying the state's fields and
+    digest and the file hashes.
 
-    Give ``model`` to get the optimizer state keyed by that model's live parameter names.
+    Give ``model`` to get the optimizer state keyed by that model's live parameter names, and
+    the resuming config's ``epochs`` and number of ``stages`` to bound the state's fields.
     """
     directory = find_checkpoint(path)
+    file = directory / CHECKPOINT_STATE
     try:
-        state = json.loads((directory / CHECKPOINT_STATE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{directory / CHECKPOINT_STATE}: unreadable checkpoint state ({exc})") from None
+        state = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise WeightsError(f"{file}: unreadable checkpoint state ({exc})") from None
     hashes = state.get("sha256") if isinstance(state, dict) else None
     if not isinstance(hashes, dict) or sorted(hashes) != sorted(FILES):
         raise WeightsError(
             f"{directory / CHECKPOINT_STATE}: no SHA-256 for {', '.join(FILES)}; a checkpoint is resumed "
             f"only when its files are the ones it wrote"
         )
+    check_fields(state, file, epochs, stages)
+    check_digest(state, file)
     for f, digest in hashes.items():
         if not (directory / f).is_file() or file_sha256(directory / f) != digest:
             raise WeightsError(f"{directory / f}: checkpoint file is incomplete or changed (hash mismatch)")
@@ -99,8 +120,10 @@ def load_checkpoint(path, model=None):
     return load_state(directory / FILES[0]), opt_state, state
 
 
-def disk_bytes_needed(model, margin=64 << 20):
-    """Bytes a run writes at its peak: during a save, the new checkpoint (weights + two Adam
-    moments) and the previous one coexist, plus best_model and a margin for logs."""
+def disk_bytes_needed(model, held=0, margin=64 << 20):
+    """Bytes a run still needs at its peak: during a save, the new checkpoint (weights + two Adam
+    moments) and the previous one coexist, plus best_model and a margin for logs. ``held``: bytes
+    of those files the run folder already holds (a resume overwrites them, an overwrite removes
+    them), so a resume needs room for one more checkpoint only."""
     weights = sum(int(p.size) * p.element_size() for p in model.parameters())
-    return weights * 3 * 2 + weights + margin
+    return max(weights * 3 * 2 + weights - held, weights * 3) + margin

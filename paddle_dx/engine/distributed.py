@@ -14,6 +14,7 @@ With ``world_size == 1`` every method is a pass-through, so the Trainer has one 
 """
 
 import logging
+import math
 import os
 
 import numpy as np
@@ -22,6 +23,7 @@ import paddle.distributed as dist
 from paddle.distributed.parallel import sync_params_buffers
 
 from paddle_dx.engine.evaluator import evaluate, predict
+from paddle_dx.errors import WeightsError
 from paddle_dx.metrics import classification_metrics
 from paddle_dx.models import load_model_weights
 from paddle_dx.utils.device import gpu_available
@@ -158,7 +160,7 @@ class Parallel:
         }
 
 
-def resume_step(state, sampler):
+def resume_step(state, sampler, checkpoint="the checkpoint"):
     """The step of the checkpoint's epoch at which this run, with ``sampler``, carries on.
 
     Rank r's step s trains positions ``(s*b + j)*W + r`` of the epoch's order (b images per
@@ -170,6 +172,12 @@ def resume_step(state, sampler):
     step = int(state["step"])
     old = (int(state.get("world_size", 1)), int(state.get("batch_size", sampler.batch_size)))
     new = (sampler.world_size, sampler.batch_size)
+    steps = math.ceil(math.ceil(len(sampler.labels) / old[0]) / old[1])  # of an epoch of the saving run
+    if step > steps:
+        raise WeightsError(
+            f"{checkpoint}: field 'step' = {step} is not valid: an epoch of this run has {steps} steps "
+            f"({len(sampler.labels)} images, {old[0]} device(s) x {old[1]} per step)"
+        )
     if step == 0 or old == new:
         return step
     seen = step * old[0] * old[1]

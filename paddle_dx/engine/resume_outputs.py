@@ -7,6 +7,7 @@ from pathlib import Path
 
 from paddle_dx.engine.checkpoint import find_checkpoint
 from paddle_dx.engine.run_folder import BEST_MODEL as BEST
+from paddle_dx.utils.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def carry_best_model(checkpoint, output_dir):
             source,
         )
         return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, target)
+    with atomic_path(target) as tmp:  # a copy cut short must not pass for the best model
+        shutil.copy2(source, tmp)
     log.info("copied %s from %s into the new output_dir", BEST, source.parent)
     return target

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paddle_dx.errors import ConfigError
+from paddle_dx.utils.files import remove_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ SKIPPED = "skipped_images.txt"
 # what a finished or interrupted run leaves: a new run here would mix its outputs with these
 # (config.yaml alone, from a run stopped before its first checkpoint, is simply rewritten)
 RUN_OUTPUTS = (BEST_MODEL, LATEST, LATEST + ".prev", METRICS, MANIFEST, FIGURES, VISUALDL, SKIPPED)
+LEGACY_TEMP = ".latest.tmp*"  # a checkpoint save killed mid-way, before temporary names had TEMP_PREFIX
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,23 @@ class RunFolder:
             path = self.root / name
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         log.warning("Global.overwrite_output_dir: removed the earlier run's %s from %s", ", ".join(found), self.root)
+
+    def bytes_held(self) -> int:
+        """Bytes of the checkpoints and best model here: room a resume (which overwrites them) or
+        an overwrite (which removes them) gets back."""
+        files = [self.best_model, *(p for d in (self.latest, self.root / f"{LATEST}.prev") for p in _files(d))]
+        return sum(p.stat().st_size for p in files if p.is_file())
+
+    def remove_temp_files(self) -> None:
+        """Remove what a run killed mid-write left here: temporary files of the run's own outputs
+        (a half-written best model is as large as the model). Only while holding the run lock."""
+        removed = remove_temp_files(self.root, RUN_OUTPUTS)
+        for path in self.root.glob(LEGACY_TEMP):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        if removed:
+            log.info("removed %d temporary file(s) left by an interrupted write in %s", len(removed), self.root)
+
+
+def _files(folder):
+    return list(folder.iterdir()) if folder.is_dir() else []

@@ -20,33 +20,32 @@ from paddle_dx.config import config_hash, dump_config
 from paddle_dx.data.builder import build_dataset, build_loader, class_names
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
 from paddle_dx.engine.callbacks import CallbackList, default_callbacks, stopped
-from paddle_dx.engine.checkpoint import disk_bytes_needed, load_checkpoint, save_checkpoint
+from paddle_dx.engine.checkpoint import disk_bytes_needed, find_checkpoint, load_checkpoint, save_checkpoint
 from paddle_dx.engine.distributed import Parallel, resume_step
 from paddle_dx.engine.eval_engine import EvalEngine
 from paddle_dx.engine.feature_cache import FeatureCache
+from paddle_dx.engine.interrupts import Interrupted, before_training
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.engine.optimizer import build_optimizer
 from paddle_dx.engine.recorder import RunRecorder
 from paddle_dx.engine.resume_check import check_resume_config
 from paddle_dx.engine.resume_outputs import carry_best_model
-from paddle_dx.engine.run_folder import RunFolder
+from paddle_dx.engine.run_folder import CHECKPOINT_STATE, CONFIG, RunFolder
 from paddle_dx.engine.stages import is_stage_end, stage_at
 from paddle_dx.engine.startup_checks import check_list_files, removed_if_empty_on_error
 from paddle_dx.engine.steps import StageSpec, StepParts, choose_step, resolve_engine
+from paddle_dx.errors import DiskFull
 from paddle_dx.metrics import history_entry, key_metric
 from paddle_dx.models import apply_freeze, build_model, load_model_weights
 from paddle_dx.models.transfer import check_state_fits
 from paddle_dx.models.weights import save_weights
 from paddle_dx.utils.device import select_device
 from paddle_dx.utils.files import check_free_space, check_writable
+from paddle_dx.utils.pause import pause_point
 from paddle_dx.utils.run_lock import RunLock
 from paddle_dx.utils.seed import set_seed, step_seed
 
 log = logging.getLogger(__name__)
-
-
-class Interrupted(Exception):
-    """Raised after SIGINT/SIGTERM once a resumable checkpoint has been written."""
 
 
 class _StopReached(Exception):
@@ -94,8 +93,9 @@ class Trainer:
         self.model = build_model(config["Arch"], g["image_shape"])
         if g["pretrained_model"]:
             load_model_weights(self.model, g["pretrained_model"])
+        pause_point("start_up")  # fault tests signal a run here, while it is being built
         if self.is_main:
-            check_free_space(self.output_dir, disk_bytes_needed(self.model))
+            check_free_space(self.output_dir, disk_bytes_needed(self.model, self.run_folder.bytes_held()))
         self.loss_fn = build_loss(
             config["Loss"]["Train"], "Loss.Train", self.train_set.labels, config["Arch"]["class_num"]
         )
@@ -182,7 +182,8 @@ class Trainer:
             )
 
     def resume(self, path):
-        model_state, opt_state, state = load_checkpoint(path, self.model)
+        g = self.config["Global"]
+        model_state, opt_state, state = load_checkpoint(path, self.model, g["epochs"], len(self.stages))
         self.config_changes = list(state.get("config_changes") or [])
         if state.get("config") is not None:
             changes = check_resume_config(state["config"], self.config, path)
@@ -216,20 +217,51 @@ class Trainer:
         self.history, self.best = state["history"], state["best"]
         if self.best and self.is_main:
             carry_best_model(path, self.output_dir)
-        self.start_epoch, self.start_step = state["epoch"], resume_step(state, self.train_sampler)
+        self.start_epoch, self.start_step = (
+            state["epoch"],
+            resume_step(state, self.train_sampler, find_checkpoint(path) / CHECKPOINT_STATE),
+        )
         self.partial = (state.get("partial") if self.is_main else None) or {"loss_sum": 0.0, "correct": 0, "seen": 0}
         log.info("resumed from %s at epoch %d, step %d", path, self.start_epoch + 1, self.start_step)
 
     # ---- signals -------------------------------------------------------------------------
-    def _install_signal_handlers(self):
+    @contextlib.contextmanager
+    def _stop_signals(self):
+        """SIGINT/SIGTERM during fit(): noted, and acted on where nothing is half-written (before
+        the first step, after each step, with a checkpoint). A second signal, or one while the
+        finished run writes its outputs (atomic files), stops at once: the last checkpoint resumes."""
+
         def handler(signum, _frame):
+            if self.stop_signal is not None or self._finishing:
+                when = "while writing the run's outputs" if self._finishing else "again before the step ended"
+                raise Interrupted(f"stopped by {signal.Signals(signum).name} {when}; {self._resume_hint()}")
             self.stop_signal = signum
             log.warning(
                 "received %s: finishing this step, then saving a resumable checkpoint", signal.Signals(signum).name
             )
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        return previous
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _resume_hint(self):
+        latest = self.run_folder.latest
+        if (latest / CHECKPOINT_STATE).is_file():
+            return f"resume with -o Global.checkpoints={latest}"
+        return "start the run again with -o Global.overwrite_output_dir=true (no checkpoint was saved)"
+
+    def _stop_before_training(self, wrote):
+        """Stop here, before the first step, if a stop signal came during start-up (``wrote``: the
+        run folder was claimed, so a new run's second start must replace what it wrote)."""
+        stop = self.parallel.stop_signal(self.stop_signal)
+        if stop is not None:
+            again = "run the same command again"
+            if wrote and not self.config["Global"]["checkpoints"]:
+                again += f" with -o Global.overwrite_output_dir=true (this start wrote its {CONFIG} there)"
+            raise before_training(stop, f"before the first step; nothing was trained: {again}")
 
     # ---- training ------------------------------------------------------------------------
     def train_epoch(self, epoch):
@@ -318,14 +350,20 @@ class Trainer:
         ``stop_at=(epoch, step)``: save the checkpoint a resume started from and stop there,
         returning None (tools/verify_run.py replays a run resumed with a changed config so)."""
         self._stop_at = tuple(stop_at) if stop_at is not None else None
-        with RunLock(self.output_dir) if self.is_main else contextlib.nullcontext():
+        self._finishing = False
+        with RunLock(self.output_dir) if self.is_main else contextlib.nullcontext(), self._stop_signals():
             try:
                 return self._fit()
             except _StopReached:
                 return None
+            except DiskFull as exc:
+                raise DiskFull(f"{exc}; free some space, then {self._resume_hint()}") from None
 
     def _fit(self):
         g = self.config["Global"]
+        if self.is_main:
+            self.run_folder.remove_temp_files()  # a write killed mid-way; the run lock is held
+        self._stop_before_training(wrote=False)
         if g["checkpoints"]:
             self.resume(g["checkpoints"])
         elif self.is_main:
@@ -333,18 +371,15 @@ class Trainer:
         if self.is_main:
             dump_config(self.config, self.run_folder.config)
         self.callbacks.on_train_begin(self)
-        previous = self._install_signal_handlers()
-        try:
-            for epoch in range(self.start_epoch, g["epochs"]):
-                if stopped(self.history):
-                    break
-                if self._stop_at == (epoch, 0) and epoch > self.start_epoch:
-                    self.save_latest(epoch, 0)
-                    raise _StopReached()
-                self._run_epoch(epoch)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        self._stop_before_training(wrote=True)
+        for epoch in range(self.start_epoch, g["epochs"]):
+            if stopped(self.history):
+                break
+            if self._stop_at == (epoch, 0) and epoch > self.start_epoch:
+                self.save_latest(epoch, 0)
+                raise _StopReached()
+            self._run_epoch(epoch)
+        self._finishing = True
         return self.finish()
 
     def _run_epoch(self, epoch):

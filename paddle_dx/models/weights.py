@@ -16,6 +16,7 @@ import paddle
 
 from paddle_dx.errors import WeightsError
 from paddle_dx.utils.files import atomic_path
+from paddle_dx.utils.pause import pause_point
 from paddle_dx.utils.safe_pickle import load_pickled_state, to_tensors
 from paddle_dx.utils.torch_pickle import is_torch_file, load_torch_state
 
@@ -29,6 +30,10 @@ def resolve_weights(path):
     with_suffix = path.with_name(path.name + ".pdparams")
     if with_suffix.is_file():
         return with_suffix
+    if path.is_dir():  # a checkpoint or run folder: which file inside is meant is for the user to say
+        inside = sorted(p.name for p in path.glob("*.pdparams"))
+        choice = f"name one of its weights files: {', '.join(inside)}" if inside else "it holds no .pdparams file"
+        raise WeightsError(f"weights not found: {path} is a folder; {choice}")
     raise WeightsError(f"weights not found: {path} (nor {with_suffix.name})")
 
 
@@ -36,6 +41,7 @@ def save_weights(path, model):
     """Save just the model weights (e.g. best_model.pdparams) atomically."""
     with atomic_path(path) as tmp:
         paddle.save(model.state_dict(), str(tmp))
+        pause_point("weights_write")  # fault tests kill the run here, the file written under its temporary name
 
 
 def load_state(path):

@@ -1,6 +1,12 @@
-"""Atomic writes: a crash mid-write never leaves a half-written file under the real name."""
+"""Atomic writes: a crash mid-write never leaves a half-written file under the real name.
+
+A write goes to a temporary file (or folder) beside its target whose name starts with
+``TEMP_PREFIX`` and the target's name, so the leftovers of a process killed mid-write are
+recognised and removed by the next run in that folder (``remove_temp_files``); a full disk
+is one line naming the file (``DiskFull``), with the target left as it was."""
 
 import errno
+import glob
 import json
 import logging
 import os
@@ -10,19 +16,59 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+TEMP_PREFIX = ".paddle_dx-tmp."
+
+
+def temp_prefix(target_name: str) -> str:
+    """The start of the name of the temporary file or folder that a write of ``target_name`` uses."""
+    return f"{TEMP_PREFIX}{target_name}."
+
+
+def remove_temp_files(folder, names) -> list[Path]:
+    """Remove what writes of ``names`` killed mid-way left in ``folder`` (and only that); return it.
+
+    Call it only while no other process can be writing there (a training holding its run lock)."""
+    removed = []
+    for name in names:
+        for path in sorted(Path(folder).glob(glob.escape(temp_prefix(name)) + "*")):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
+            removed.append(path)
+    return removed
+
+
+@contextmanager
+def disk_full_reported(path, kept: str):
+    """Turn "no space left on device" (or over quota) while writing ``path`` into one DiskFull line
+    naming it and saying what was kept (``kept``, e.g. "the previous checkpoint is intact")."""
+    from paddle_dx.errors import DiskFull
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        try:
+            free = f", {shutil.disk_usage(Path(path).parent).free / 2**20:.0f} MiB free"
+        except OSError:
+            free = ""
+        raise DiskFull(f"{path}: the disk is full ({exc.strerror}{free}); {kept}") from None
+
 
 @contextmanager
 def atomic_path(target):
     """Yield a temporary path beside ``target``; on success fsync it and rename over ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    kept = f"the earlier {target.name} is unchanged" if target.exists() else "nothing was written"
+    with disk_full_reported(target, kept):  # no room for even an empty file (inodes used up)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target.name), suffix=".tmp")
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask like any other file
     try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        with disk_full_reported(target, kept):
+            yield Path(tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
         _fsync(target.parent)
     finally:
@@ -144,9 +190,9 @@ def check_writable(directory):
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write_test"
-        probe.write_bytes(b"0" * 1024)
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=directory) as probe:  # a name of its own: two runs may probe at once
+            probe.write(b"0" * 1024)
+            probe.flush()
     except OSError as exc:
         raise PaddleDxError(f"output directory {directory} is not writable: {exc.strerror or exc}") from None
 
