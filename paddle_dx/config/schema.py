@@ -185,7 +185,7 @@ SCHEMA = {
             (str,),
             "inference",
             choices=("inference", "dygraph"),
-            doc="inference = Paddle Inference + oneDNN (fast); dygraph = bit-exact",
+            doc="inference = Paddle Inference (fast: on the run's GPU, else the CPU with oneDNN); dygraph = bit-exact",
         ),
         "feature_cache_views": Key(
             (int,), 0, min=0, doc="with random train ops: N precomputed augmented views (0 = no cache)"
