@@ -130,6 +130,12 @@ SCHEMA = {
         "amp_dynamic_loss_scaling": Key(
             (bool,), True, doc="with use_amp: the loss scale adapts (halves on overflow, grows when stable)"
         ),
+        "sync_bn": Key(
+            (bool,),
+            False,
+            doc="multi-GPU runs (paddle.distributed.launch): BatchNorm statistics over all GPUs' batches "
+            "(SyncBatchNorm); ignored, with one log line, on CPU or one device",
+        ),
         "print_batch_step": Key(
             (int,),
             10,
