@@ -11,6 +11,7 @@ from typing import Any
 from paddle_dx.metrics.registry import scalar_names
 from paddle_dx.metrics.selection import EvalChoices
 from paddle_dx.utils.device_spec import DeviceChoices
+from paddle_dx.utils.loader_workers import WorkerChoices
 from paddle_dx.utils.registry import LiveNames, registry_names
 
 NUMBER = (int, float)
@@ -64,8 +65,20 @@ def _loader_schema(shuffle, drop_last):
             "drop_last": Key((bool,), drop_last, doc="drop the last incomplete batch; Train only"),
         },
         "loader": {
-            "num_workers": Key((int,), 0, min=0, doc="DataLoader worker processes (0 = main process)"),
-            "use_shared_memory": Key((bool,), False, doc="workers hand batches over in shared memory"),
+            "num_workers": Key(
+                (int, str),
+                "auto",
+                choices=WorkerChoices(),
+                doc="DataLoader worker processes (0 = the main process); auto = 0 on CPU (measured: "
+                "workers compete with training), on GPU 1 per spare core per rank, at most 4 "
+                "(utils/loader_workers.py)",
+            ),
+            "use_shared_memory": Key(
+                (bool, str),
+                "auto",
+                choices=(True, False, "auto"),
+                doc="workers hand batches over in shared memory; auto = on when /dev/shm holds the batches in flight",
+            ),
         },
     }
 

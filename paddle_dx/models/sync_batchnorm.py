@@ -11,9 +11,10 @@ the frozen layers (``TransferModel.frozen_bn``) stay as they were.
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddle.nn.layer.norm import _BatchNormBase
 
 from paddle_dx.errors import ConfigError
+
+_NEW_STYLE = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
 
 
 class SyncBatchNormAct(nn.SyncBatchNorm):
@@ -30,7 +31,7 @@ class SyncBatchNormAct(nn.SyncBatchNorm):
 
 def _synced(layer):
     """The SyncBatchNorm that replaces ``layer``, sharing its tensors (None: not a BatchNorm)."""
-    if isinstance(layer, nn.SyncBatchNorm) or not isinstance(layer, (nn.BatchNorm, _BatchNormBase)):
+    if isinstance(layer, nn.SyncBatchNorm) or not isinstance(layer, (nn.BatchNorm, *_NEW_STYLE)):
         return None
     if isinstance(layer, nn.BatchNorm):
         act = getattr(layer, "_act", None)
