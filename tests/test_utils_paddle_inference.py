@@ -32,3 +32,42 @@ def test_dygraph_gradients_are_the_same_before_and_after_a_predictor_runs(tmp_pa
     session.run(np.zeros((2, 3, 16, 16), "float32"))
     after = gradients()
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_a_gpu_device_gets_enable_use_gpu_with_its_index_and_no_cpu_settings():
+    from paddle_dx.utils.paddle_inference import GPU_MEMORY_MB, config_calls
+
+    assert config_calls("gpu:1") == [("enable_use_gpu", (GPU_MEMORY_MB, 1))]
+    assert config_calls("gpu") == [("enable_use_gpu", (GPU_MEMORY_MB, 0))]
+
+
+def test_the_cpu_gets_onednn_and_its_math_threads():
+    from paddle_dx.utils.paddle_inference import config_calls
+
+    assert config_calls("cpu", threads=3) == [
+        ("disable_gpu", ()),
+        ("enable_mkldnn", ()),
+        ("set_cpu_math_library_num_threads", (3,)),
+    ]
+    assert ("disable_mkldnn", ()) in config_calls("cpu", enable_mkldnn=False, threads=1)
+
+
+def test_every_call_names_a_paddle_inference_config_method():
+    from paddle import inference as paddle_infer
+
+    from paddle_dx.utils.paddle_inference import config_calls
+
+    names = {name for device in ("gpu:2", "cpu") for name, _ in config_calls(device, threads=1)}
+    names |= {name for name, _ in config_calls("cpu", enable_mkldnn=False, threads=1)}
+    assert sorted(n for n in names if not callable(getattr(paddle_infer.Config, n, None))) == []
+
+
+def test_the_cpu_calls_take_effect_on_a_real_config():
+    from paddle import inference as paddle_infer
+
+    from paddle_dx.utils.paddle_inference import config_calls
+
+    config = paddle_infer.Config()
+    for name, args in config_calls("cpu", threads=3):
+        getattr(config, name)(*args)
+    assert (config.use_gpu(), config.mkldnn_enabled(), config.cpu_math_library_num_threads()) == (False, True, 3)

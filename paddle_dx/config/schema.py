@@ -11,6 +11,7 @@ from typing import Any
 from paddle_dx.metrics.registry import scalar_names
 from paddle_dx.metrics.selection import EvalChoices
 from paddle_dx.utils.device_spec import DeviceChoices
+from paddle_dx.utils.loader_workers import WorkerChoices
 from paddle_dx.utils.registry import LiveNames, registry_names
 
 NUMBER = (int, float)
@@ -64,8 +65,20 @@ def _loader_schema(shuffle, drop_last):
             "drop_last": Key((bool,), drop_last, doc="drop the last incomplete batch; Train only"),
         },
         "loader": {
-            "num_workers": Key((int,), 0, min=0, doc="DataLoader worker processes (0 = main process)"),
-            "use_shared_memory": Key((bool,), False, doc="workers hand batches over in shared memory"),
+            "num_workers": Key(
+                (int, str),
+                "auto",
+                choices=WorkerChoices(),
+                doc="DataLoader worker processes (0 = the main process); auto = 0 on CPU (measured: "
+                "workers compete with training), on GPU 1 per spare core per rank, at most 4 "
+                "(utils/loader_workers.py)",
+            ),
+            "use_shared_memory": Key(
+                (bool, str),
+                "auto",
+                choices=(True, False, "auto"),
+                doc="workers hand batches over in shared memory; auto = on when /dev/shm holds the batches in flight",
+            ),
         },
     }
 
@@ -130,6 +143,12 @@ SCHEMA = {
         "amp_dynamic_loss_scaling": Key(
             (bool,), True, doc="with use_amp: the loss scale adapts (halves on overflow, grows when stable)"
         ),
+        "sync_bn": Key(
+            (bool,),
+            False,
+            doc="multi-GPU runs (paddle.distributed.launch): BatchNorm statistics over all GPUs' batches "
+            "(SyncBatchNorm); ignored, with one log line, on CPU or one device",
+        ),
         "print_batch_step": Key(
             (int,),
             10,
@@ -185,7 +204,7 @@ SCHEMA = {
             (str,),
             "inference",
             choices=("inference", "dygraph"),
-            doc="inference = Paddle Inference + oneDNN (fast); dygraph = bit-exact",
+            doc="inference = Paddle Inference (fast: on the run's GPU, else the CPU with oneDNN); dygraph = bit-exact",
         ),
         "feature_cache_views": Key(
             (int,), 0, min=0, doc="with random train ops: N precomputed augmented views (0 = no cache)"

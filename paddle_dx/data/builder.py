@@ -1,7 +1,10 @@
 """Datasets and loaders from the ``DataLoader`` section of a config."""
 
 import logging
+import math
 from functools import partial
+
+import paddle
 
 from paddle_dx.data.classes import found_class_names, require_class_num
 from paddle_dx.data.coverage import check_class_coverage
@@ -12,6 +15,8 @@ from paddle_dx.data.pipelines import transforms_for
 from paddle_dx.data.preprocess_cache import PrefixCache, cache_root, use_prefix_cache
 from paddle_dx.data.sampler import SAMPLERS, EpochBatchSampler
 from paddle_dx.errors import ConfigError
+from paddle_dx.utils.device import usable_cores
+from paddle_dx.utils.loader_workers import resolve_shared_memory, resolve_workers, shm_free_bytes
 from paddle_dx.utils.seed import seed_worker
 
 log = logging.getLogger(__name__)
@@ -71,7 +76,7 @@ def build_loader(config, mode, dataset, rank=0, world_size=1):
     """A paddle DataLoader over ``dataset`` driven by an EpochBatchSampler (the one
     ``sampler.name`` names for Train; Eval and Test read every image once, in order)."""
     section = config["DataLoader"][mode]
-    sampler_cfg, loader_cfg = section["sampler"], section["loader"]
+    sampler_cfg = section["sampler"]
     train = mode == "Train"
     make = SAMPLERS.get(sampler_cfg["name"], where=f"DataLoader.{mode}.sampler.name") if train else EpochBatchSampler
     sampler = make(
@@ -83,12 +88,26 @@ def build_loader(config, mode, dataset, rank=0, world_size=1):
         rank=rank,
         world_size=world_size,
     )
+    workers, shared = loader_settings(config, mode, world_size)
     loader = SafeDataLoader(
         dataset,
         where=f"DataLoader.{mode}",
         batch_sampler=sampler,
-        num_workers=loader_cfg["num_workers"],
-        use_shared_memory=loader_cfg["use_shared_memory"],
+        num_workers=workers,
+        use_shared_memory=shared,
         worker_init_fn=partial(seed_worker, config["Global"]["seed"]),
     )
     return loader, sampler
+
+
+def loader_settings(config, mode, world_size=1):
+    """(num_workers, use_shared_memory) of ``DataLoader.<mode>``, ``auto`` resolved for the device
+    Paddle runs on (select_device has set it) and this process's cores (utils/loader_workers.py)."""
+    loader_cfg = config["DataLoader"][mode]["loader"]
+    device = paddle.device.get_device()
+    workers = resolve_workers(loader_cfg["num_workers"], device, usable_cores(), world_size)
+    batch_bytes = 4 * config["DataLoader"][mode]["sampler"]["batch_size"] * math.prod(config["Global"]["image_shape"])
+    shared = resolve_shared_memory(loader_cfg["use_shared_memory"], workers, batch_bytes, shm_free_bytes())
+    if mode == "Train" and "auto" in (loader_cfg["num_workers"], loader_cfg["use_shared_memory"]):
+        log.info("DataLoader: %d worker(s), shared memory %s (on %s)", workers, "on" if shared else "off", device)
+    return workers, shared

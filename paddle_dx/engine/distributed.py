@@ -26,6 +26,7 @@ from paddle_dx.engine.evaluator import evaluate, predict
 from paddle_dx.errors import WeightsError
 from paddle_dx.metrics import classification_metrics
 from paddle_dx.models import load_model_weights
+from paddle_dx.models.sync_batchnorm import convert_sync_batchnorm
 from paddle_dx.utils.device import gpu_available
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,18 @@ class Parallel:
         if key not in self._wrappers:
             self._wrappers[key] = paddle.DataParallel(model)
         return self._wrappers[key]
+
+    def sync_batchnorm(self, model, wanted, device):
+        """``Global.sync_bn``: BatchNorm statistics over the global batch, on several GPUs only
+        (Paddle's SyncBatchNorm kernel is GPU-only; one device has nothing to synchronise)."""
+        if not wanted:
+            return
+        if not self.active or device != "gpu":
+            where = "CPU processes (SyncBatchNorm is GPU-only)" if self.active else f"one device ({device})"
+            log.info("Global.sync_bn: ignored on %s; BatchNorm stays per device", where)
+            return
+        count = convert_sync_batchnorm(model)
+        log.info("Global.sync_bn: %d BatchNorm layers normalise over all %d GPUs' batches", count, self.world_size)
 
     def sync_from_main(self, model):
         """Give every rank rank 0's parameters and buffers (BatchNorm statistics drift apart

@@ -243,7 +243,13 @@ class FeatureCache:
             self._extractor = None
             self._extractor = (
                 wkey,
-                build_extractor(self.engine, front, self.root / "backbones" / wkey[:16], self.threads),
+                build_extractor(
+                    self.engine,
+                    front,
+                    self.root / "backbones" / wkey[:16],
+                    self.threads,
+                    paddle.device.get_device(),  # the run's device, as select_device set it: "cpu" or "gpu:N"
+                ),
             )
         extractor = self._extractor[1]
         log.info("feature cache: computing %d front outputs (%s engine)", len(indices), self.engine)

@@ -93,6 +93,7 @@ class Trainer:
         self.model = build_model(config["Arch"], g["image_shape"])
         if g["pretrained_model"]:
             load_model_weights(self.model, g["pretrained_model"])
+        self.parallel.sync_batchnorm(self.model, g["sync_bn"], self.device)
         pause_point("start_up")  # fault tests signal a run here, while it is being built
         if self.is_main:
             check_free_space(self.output_dir, disk_bytes_needed(self.model, self.run_folder.bytes_held()))

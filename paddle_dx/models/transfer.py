@@ -13,7 +13,7 @@ from paddle_dx.models.pretrained import load_matching, load_pretrained_state, re
 from paddle_dx.models.weights import load_state, resolve_weights, tensor_problem
 
 log = logging.getLogger(__name__)
-_BN_TYPES = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
+_BN_TYPES = (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D, nn.SyncBatchNorm)  # Global.sync_bn
 _DROPOUT_TYPES = (nn.Dropout, nn.Dropout2D, nn.Dropout3D, nn.AlphaDropout)
 
 

@@ -12,9 +12,11 @@ from paddle import inference as paddle_infer
 
 from paddle_dx.errors import WeightsError
 from paddle_dx.utils.device import gpu_available, restore_threads, select_gpu, usable_cores
+from paddle_dx.utils.device_spec import parse_device
 
 log = logging.getLogger(__name__)
 PROGRAM_SUFFIXES = (".json", ".pdmodel")  # Paddle 3 (PIR) writes .json, Paddle 2 .pdmodel
+GPU_MEMORY_MB = 256  # the predictor's initial GPU memory pool; it grows on demand
 
 
 def find_program(directory, prefix):
@@ -24,6 +26,22 @@ def find_program(directory, prefix):
         if candidate.is_file():
             return candidate
     raise WeightsError(f"{directory}: no {prefix}{' or '.join(PROGRAM_SUFFIXES)} model file found")
+
+
+def config_calls(device: str, enable_mkldnn: bool = True, threads: int | None = None) -> list[tuple[str, tuple]]:
+    """The ``paddle.inference.Config`` method calls for ``device`` ("cpu", "gpu:N"), as (name, args).
+
+    A pure function of its arguments (no device is probed), so what a GPU run would set can be
+    checked on a machine without one: the GPU's index goes to ``enable_use_gpu``; oneDNN and
+    the math threads apply on the CPU only."""
+    kind, index = parse_device(device, where="inference device")
+    if kind == "gpu":
+        return [("enable_use_gpu", (GPU_MEMORY_MB, 0 if index is None else index))]
+    return [
+        ("disable_gpu", ()),
+        ("enable_mkldnn" if enable_mkldnn else "disable_mkldnn", ()),
+        ("set_cpu_math_library_num_threads", (int(threads or usable_cores()),)),
+    ]
 
 
 class InferenceSession:
@@ -39,18 +57,11 @@ class InferenceSession:
         self.gpu_id = None
         if use_gpu and gpu_available():
             self.gpu_id = select_gpu(gpu_id)
-            config.enable_use_gpu(256, self.gpu_id)
-            self.device = "gpu"
-        else:
-            if use_gpu:
-                log.warning("GPU requested but none is available (CPU build of Paddle or no device): using the CPU")
-            config.disable_gpu()
-            if enable_mkldnn:
-                config.enable_mkldnn()
-            else:
-                config.disable_mkldnn()
-            config.set_cpu_math_library_num_threads(int(threads or usable_cores()))
-            self.device = "cpu"
+        elif use_gpu:
+            log.warning("GPU requested but none is available (CPU build of Paddle or no device): using the CPU")
+        self.device = "cpu" if self.gpu_id is None else "gpu"
+        for name, args in config_calls("cpu" if self.gpu_id is None else f"gpu:{self.gpu_id}", enable_mkldnn, threads):
+            getattr(config, name)(*args)
         config.disable_glog_info()
         self.predictor = paddle_infer.create_predictor(config)
         restore_threads()
