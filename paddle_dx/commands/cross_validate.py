@@ -41,16 +41,18 @@ def build_parser(prog=None):
 
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
-    from paddle_dx.config.shipped import resolve_config
-    from paddle_dx.data.duplicates import check_hamming
-    from paddle_dx.engine.trainer import Interrupted
-    from paddle_dx.studies.cross_validation import CVSettings, cross_validate
+    from paddle_dx.engine.interrupts import Interrupted, startup_signals
 
-    check_hamming(args.near_duplicates)
-    settings = CVSettings(args.folds, args.seed, args.group_regex, args.near_duplicates, args.include_test)
     try:
-        path = cross_validate(resolve_config(args.config), overrides(args), settings)
+        with startup_signals():  # before Paddle is imported: SIGTERM while starting up is one line
+            from paddle_dx.config.shipped import resolve_config
+            from paddle_dx.data.duplicates import check_hamming
+            from paddle_dx.studies.cross_validation import CVSettings, cross_validate
+
+            check_hamming(args.near_duplicates)
+            settings = CVSettings(args.folds, args.seed, args.group_regex, args.near_duplicates, args.include_test)
+            path = cross_validate(resolve_config(args.config), overrides(args), settings)
     except Interrupted as exc:
         print(f"interrupted: {exc}; run the same command again to go on from there", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(exc.exit_code)
     print(f"wrote {path}, {path.with_name('cv_report.md')} and {path.with_name('cv_folds.png')}")

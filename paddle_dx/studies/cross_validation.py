@@ -102,7 +102,7 @@ def cross_validate(config_path: str, overrides: list[str], settings: CVSettings)
             try:
                 train(run)  # the Trainer is dropped here: one fold's model in memory at a time
             except Interrupted as exc:  # its checkpoint is saved: a rerun of the command resumes the fold
-                raise Interrupted(f"fold {k} ({str(exc).split(';')[0]})") from None
+                raise Interrupted(f"fold {k} ({str(exc).split(';')[0]})", exc.exit_code) from None
             metrics = json.loads(folder.metrics.read_text(encoding="utf-8"))
         results.append(metrics)
     summary = cv_results(results, plan, settings, names, commands)
