@@ -36,7 +36,11 @@ def main():
         cases = {
             "PyTorch eager": (HERE / "train.py", ["full", "torch", arch, 0]),
             "paddle_dx static, this checkout": (HERE / "train.py", ["full", "paddle_dx static", arch, 0]),
-            f"paddle_dx static, {old}": (before / "benchmarks" / "train.py", ["full", "paddle_dx static", arch, 0], env_before),
+            f"paddle_dx static, {old}": (
+                before / "benchmarks" / "train.py",
+                ["full", "paddle_dx static", arch, 0],
+                env_before,
+            ),
             "paddle_dx dygraph, this checkout": (HERE / "train.py", ["full", "paddle_dx", arch, 0]),
         }
         values = alternate(cases, args.rounds)
