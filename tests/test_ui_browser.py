@@ -4,6 +4,7 @@ result; it also opens VisualDL's scalar page after a training run. Screenshots a
 
 import csv
 import json
+import re
 import runpy
 import shutil
 import socket
@@ -187,22 +188,23 @@ def test_visualdl_scalar_page_shows_the_runs_loss_curve(browser, tmp_path):
         wait_for(alive, 30, "VisualDL to start")
         assert proc.poll() is None, (tmp_path / "visualdl.log").read_text()[-2000:]
         browser.get(base + "/scalar")
-        # chart titles are drawn on ECharts canvases, so check what the page did: it fetched the
-        # train/loss series of this run and drew the charts of the "train" group
-        query = "tag=" + urllib.parse.quote("train/loss", safe="")
+        # chart titles are drawn on ECharts canvases, so check what the page did: it fetched a scalar
+        # series of this run (the first group it opens: test/, train/ or val/) and drew the charts
         fetched = wait_for(
             lambda: [
                 u
                 for u in browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-                if query in u
+                if "scalar" in u and "tag=" in u
             ],
             30,
-            "the scalar page to fetch train/loss",
+            "the scalar page to fetch a series",
         )
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".echarts canvas"), 30, "charts to render")
         groups = browser.find_element(By.TAG_NAME, "body").text.split()
-        assert "train" in groups and "val" in groups, groups[:40]
-        series = json.loads(urllib.request.urlopen(fetched[0], timeout=5).read())["data"]
+        assert {"train", "val", "test"} <= set(groups), groups[:40]
+        # the page's own query, asked for the training loss: the run's per-epoch values
+        train_loss = re.sub(r"tag=[^&]*", "tag=" + urllib.parse.quote("train/loss", safe=""), fetched[0])
+        series = json.loads(urllib.request.urlopen(train_loss, timeout=5).read())["data"]
         assert [round(point[2], 5) for point in series] == [round(h["train_loss"], 5) for h in history]
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "visualdl_scalars.png"))
