@@ -150,6 +150,15 @@ SLOW_FILES = {
     "test_studies_results.py",
     "test_cli_terminal.py",
     "test_ui_browser.py",
+    "test_studies_speak.py",
+    "test_cli.py",
+    "test_data_image_header.py",
+    "test_ui_server.py",
+    "test_engine_callbacks.py",
+    "test_engine_interrupts.py",
+    "test_engine_disk_space.py",
+    "test_models_efficientnet_lite.py",
+    "test_config_paddleclas.py",
 }
 
 
