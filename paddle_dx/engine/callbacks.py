@@ -43,10 +43,24 @@ class CallbackList(Callback):
     def __init__(self, callbacks):
         self.callbacks = list(callbacks)
 
-    def __getattribute__(self, name):
-        if name.startswith("on_"):
-            return lambda *args, **kwargs: [getattr(c, name)(*args, **kwargs) for c in self.callbacks] and None
-        return super().__getattribute__(name)
+    def _each(self, hook, *args):
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def on_train_begin(self, trainer):
+        self._each("on_train_begin", trainer)
+
+    def on_train_batch_end(self, trainer, epoch, step):
+        self._each("on_train_batch_end", trainer, epoch, step)
+
+    def on_eval_end(self, trainer, split, metrics, epoch, probs, labels, record):
+        self._each("on_eval_end", trainer, split, metrics, epoch, probs, labels, record)
+
+    def on_epoch_end(self, trainer, epoch, record):
+        self._each("on_epoch_end", trainer, epoch, record)
+
+    def on_train_end(self, trainer, result, predictions):
+        self._each("on_train_end", trainer, result, predictions)
 
 
 class PausePoints(Callback):
