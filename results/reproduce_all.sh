@@ -3,7 +3,8 @@
 # one, `bash results/reproduce_all.sh brain pcam` for some). Each report records its own command,
 # wall time, machine and commit; the runs (weights) stay in $OUT, never in git; the per-image
 # predictions, split lists and image hashes are published beside the report. Every study also
-# trains its EfficientNet-Lite0 ImageNet-vs-random-init pair with $SEEDS seeds (papers.yaml).
+# trains its EfficientNet-Lite0 ImageNet-vs-random-init pair with $SEEDS seeds (papers.yaml),
+# $PAIR_EPOCHS epochs each.
 # --source is used only where the source images are another data set (gastric): a source that
 # is the target's own data set leaves fewer than two classes once the target's images are out.
 # Hours on 2 CPU cores (see each report's "This run: time and machine").
@@ -13,10 +14,11 @@ DATA=${DATA:-../shared/datasets}
 OUT=${OUT:-build/studies}
 PYTHON=${PYTHON:-python}
 SEEDS=${SEEDS:-3}
+PAIR_EPOCHS=${PAIR_EPOCHS:-6}   # the EfficientNet-Lite0 pair: 6 epochs per run, as issue 24's check trains them
 STUDIES=("$@")
 [ ${#STUDIES[@]} -gt 0 ] || STUDIES=(esophagus brain pcam gastric lung_nodule)
 
-reproduce() { "$PYTHON" tools/reproduce.py --out "$OUT" --publish results --seeds "$SEEDS" "$@"; }
+reproduce() { "$PYTHON" tools/reproduce.py --out "$OUT" --publish results --seeds "$SEEDS" --pair-epochs "$PAIR_EPOCHS" "$@"; }
 
 for study in "${STUDIES[@]}"; do
   echo "=== $study ($(date -u '+%H:%M UTC'))"

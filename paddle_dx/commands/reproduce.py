@@ -4,7 +4,7 @@ paddle_dx reproduce --study NAME --data DIR
                     [--quick] [--source DIR] [--out reports] [--seed 42]
                     [--classes a,b,...] [--per-class N] [--sizes N N ...] [--source-epochs N]
                     [--ignore-groups] [--near-duplicates BITS] [--publish results] [--seeds N]
-                    [-o Key=value ...]
+                    [--pair-epochs N] [-o Key=value ...]
 """
 
 import argparse
@@ -78,6 +78,13 @@ def build_parser(prog=None):
         help="train the study's ImageNet-vs-random-init pair (papers.yaml imagenet_pair) with N seeds "
         "on the same split (default: papers.yaml's seeds; 0: skip the pair)",
     )
+    parser.add_argument(
+        "--pair-epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="epochs of each ImageNet and random-init run of the pair (default: its config's)",
+    )
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument(
         "-o",
@@ -114,5 +121,6 @@ def main(argv=None, prog=None):
         args.publish,
         args.near_duplicates,
         args.seeds,
+        args.pair_epochs,
     )
     print(f"wrote {path}")

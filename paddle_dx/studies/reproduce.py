@@ -47,6 +47,7 @@ def _command(study, data, out, quick, source, seed, classes, overrides, per_clas
     parts += ["--sizes"] + [str(n) for n in options["sizes"]] if options.get("sizes") else []
     parts += ["--publish", str(options["publish"])] if options.get("publish") else []
     parts += ["--seeds", str(options["seeds"])] if options.get("seeds") is not None else []
+    parts += ["--pair-epochs", str(options["pair_epochs"])] if options.get("pair_epochs") else []
     parts += ["--classes", ",".join(classes)] if classes else []
     parts += ["--per-class", str(per_class)] if per_class else []
     for item in overrides:
@@ -74,6 +75,11 @@ def _source_rows(plans, split, root, seed, quick, source, overrides, per_class, 
         for p in transfer
     ]
     return rows, runs, source_split
+
+
+def pair_overrides(overrides, epochs=None) -> list[str]:
+    """The pair's overrides: every run's, then ``Global.epochs`` (--pair-epochs) when given."""
+    return list(overrides) + ([f"Global.epochs={int(epochs)}"] if epochs else [])
 
 
 def _pair_results(study, split, root, seeds, quick, overrides):
@@ -157,6 +163,7 @@ def reproduce(
     publish_dir=None,
     near_duplicates=None,
     seeds=None,
+    pair_epochs=None,
 ):
     """Run a whole study; return the path of its report.md. ``per_class``: use at most that many
     images of each class (default with ``quick``: QUICK["per_class"]); ``sizes``: also train each
@@ -165,7 +172,8 @@ def reproduce(
     patients (a one-patient sample); ``near_duplicates``: keep images whose pHashes differ in at
     most that many bits on one side (and out of the source task); ``publish_dir``: also copy the
     report, its figures and text files to ``publish_dir/<study>/`` (the committed results);
-    ``seeds``: how many seeds train the ImageNet-vs-scratch pair (default: papers.yaml's, 0: none)."""
+    ``seeds``: how many seeds train the ImageNet-vs-scratch pair (default: papers.yaml's, 0: none);
+    ``pair_epochs``: the pair's epochs (default: its config's)."""
     started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
     study = get_study(study_name)
     root = Path(out) / study.name
@@ -184,7 +192,7 @@ def reproduce(
     )
     source_rows = [run_target(plan) for plan in source_plans]
     n_seeds = study.pair.get("seeds", 0) if seeds is None else seeds
-    pair = _pair_results(study, split, root, pair_seeds(seed, n_seeds), quick, overrides)
+    pair = _pair_results(study, split, root, pair_seeds(seed, n_seeds), quick, pair_overrides(overrides, pair_epochs))
     data_why = data_reasons(study, data, folders, sum(sum(c.values()) for c in split.counts.values()))
     ctx = {
         "split": split,
@@ -223,6 +231,7 @@ def reproduce(
                 "near_duplicates": near_duplicates,
                 "publish": publish_dir,
                 "seeds": seeds,
+                "pair_epochs": pair_epochs,
             },
         ),
     }
