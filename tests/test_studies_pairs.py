@@ -174,3 +174,85 @@ def test_the_seeds_option_reaches_the_study():
     for name in STUDIES.names():
         study = get_study(name)
         assert study.pair["seeds"] >= 3 and study.pair_config_path().is_file(), name
+
+
+def pooled_arm(name, fold_accuracy, fold_causes=None, wrong=()):
+    run = fake_run(name, 1, LABELS, flip(LABELS, wrong))
+    run.metrics = {
+        "history": [],
+        "fold_accuracy": fold_accuracy,
+        "fold_images": [len(LABELS) // len(fold_accuracy)] * len(fold_accuracy),
+        "fold_causes": fold_causes or [None] * len(fold_accuracy),
+    }
+    return run
+
+
+def test_a_cross_validated_pair_is_tested_on_its_pooled_out_of_fold_predictions_with_per_fold_rows():
+    pair = {
+        "imagenet": [pooled_arm("imagenet_s1_cv4", [1.0, 0.9, 1.0, 0.9], wrong=range(0, 2))],
+        "scratch": [pooled_arm("scratch_s1_cv4", [0.6, 0.5, 0.7, 0.6], wrong=range(10, 26))],
+    }
+    pair["scratch"][0].plan.init = "random (from scratch)"
+    out = compare_pair(pair, CLASSES, n_resamples=200)
+    assert out["folds"] == {
+        "k": 4,
+        "images": [10] * 4,
+        "imagenet": [1.0, 0.9, 1.0, 0.9],
+        "scratch": [0.6, 0.5, 0.7, 0.6],
+    }
+    assert out["n_images"] == 40 and out["vote"]["a_only"] == 16 - 0 and out["vote"]["b_only"] == 2
+    assert "4-fold cross-validation on 40 images" in out["verdict"] and "Transfer beats scratch" in out["verdict"]
+
+    from paddle_dx.studies.pair_report import fold_section
+
+    text = "\n".join(fold_section(out["folds"]))
+    assert "| 2 | 10 | 90.00 | 50.00 |" in text and "| mean | - | 95.00 | 60.00 |" in text
+    assert f"| sd | - | {100 * np.std([1.0, 0.9, 1.0, 0.9], ddof=1):.2f} |" in text
+
+
+def test_a_fold_whose_loss_diverged_marks_its_whole_arm_collapsed():
+    bad = {"training loss became nan (step 3)"}
+    pair = {
+        "imagenet": [pooled_arm("imagenet_s1_cv2", [1.0, 1.0], fold_causes=[None, *bad])],
+        "scratch": [pooled_arm("scratch_s1_cv2", [0.5, 0.5], wrong=range(10, 20))],
+    }
+    out = compare_pair(pair, CLASSES, n_resamples=50)
+    assert out["seeds"][0]["imagenet"]["collapsed"] == "fold 2: training loss became nan (step 3)"
+    assert out["vote"] is None and out["seeds"][0]["paired"] is None
+
+
+def test_the_lung_study_compares_its_pair_by_folds_every_image_tested_once(tmp_path):
+    """reproduce --folds 3 on 36 synthetic crops: fold lists that test every image once, validate on
+    another fold, and the report's per-fold table over the pooled out-of-fold predictions."""
+    classes = ("nodule_ge3mm", "nodule_lt3mm", "non_nodule")
+    images, _ = make_tiny_dataset(tmp_path / "data", per_class=12, size=32, classes=classes)
+    lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Global.epochs=1", "Global.use_visualdl=false"]
+    path = reproduce(
+        "lung_nodule", images, tmp_path / "out", seed=1, overrides=lenet, n_resamples=50, seeds=1, folds=3,
+        ignore_groups=True, pair_epochs=1,
+    )  # fmt: skip
+    root = path.parent
+    tested = []
+    for k in (1, 2, 3):
+        lists = {
+            n: (root / "splits_folds" / f"fold_{k}" / f"{n}_list.txt").read_text().splitlines()
+            for n in ("train", "val", "test")
+        }
+        assert not set(lists["train"]) & set(lists["val"]) and not set(lists["val"]) & set(lists["test"])
+        assert not set(lists["train"]) & set(lists["test"]) and len(sum(lists.values(), [])) == 36
+        nxt = (root / "splits_folds" / f"fold_{k % 3 + 1}" / "test_list.txt").read_text().splitlines()
+        assert lists["val"] == nxt  # fold k+1 validates fold k
+        tested += lists["test"]
+    assert len(tested) == len(set(tested)) == 36
+    pair = json.loads((root / "report.json").read_text())["imagenet_vs_scratch"]
+    assert pair["n_images"] == 36 and pair["folds"]["k"] == 3 and sum(pair["folds"]["images"]) == 36
+    report = path.read_text()
+    assert "### Per fold (3-fold cross-validation)" in report and "Out-of-fold predictions of all 36 images" in report
+    with open(root / "predictions.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["run"] == "imagenet_s1_cv3"]
+    assert sorted(r["image"] for r in rows) == sorted(line.rsplit(" ", 1)[0] for line in tested)
+    fold_acc = [
+        json.loads((root / "runs" / f"fold_{k}" / "imagenet_s1" / "metrics.json").read_text())["test"]["accuracy"]
+        for k in (1, 2, 3)
+    ]
+    assert pair["folds"]["imagenet"] == pytest.approx(fold_acc)

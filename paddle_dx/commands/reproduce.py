@@ -4,7 +4,7 @@ paddle_dx reproduce --study NAME --data DIR
                     [--quick] [--source DIR] [--out reports] [--seed 42]
                     [--classes a,b,...] [--per-class N] [--sizes N N ...] [--source-epochs N]
                     [--ignore-groups] [--near-duplicates BITS] [--publish results] [--seeds N]
-                    [--pair-epochs N] [-o Key=value ...]
+                    [--pair-epochs N] [--folds K] [-o Key=value ...]
 """
 
 import argparse
@@ -85,6 +85,14 @@ def build_parser(prog=None):
         metavar="N",
         help="epochs of each ImageNet and random-init run of the pair (default: its config's)",
     )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="compare the pair by K-fold cross-validation over the whole split (every image tested once) "
+        "instead of seeds on its test list (default: papers.yaml's folds; 0: seeds)",
+    )
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument(
         "-o",
@@ -122,5 +130,6 @@ def main(argv=None, prog=None):
         args.near_duplicates,
         args.seeds,
         args.pair_epochs,
+        args.folds,
     )
     print(f"wrote {path}")

@@ -68,7 +68,7 @@ class Study:
     rows: list[dict] = field(default_factory=list)
     conflicts: list[dict] = field(default_factory=list)
     our_choices: list[dict] = field(default_factory=list)
-    pair: dict = field(default_factory=dict)  # papers.yaml imagenet_pair: {config, seeds}
+    pair: dict = field(default_factory=dict)  # papers.yaml imagenet_pair: {config, seeds, folds}
     schedule: dict = field(default_factory=dict)
     stand_in_reason: str = "stand-in data"
     positive: int | None = None

@@ -105,6 +105,34 @@ def _per_class_auc(pair, class_names):
     return rows
 
 
+def _fold_rows(folds):
+    rows = [
+        [k, n, pct(a), pct(b)]
+        for k, (n, a, b) in enumerate(zip(folds["images"], folds["imagenet"], folds["scratch"]), 1)
+    ]
+    for label, stat in (("mean", np.mean), ("sd", lambda v: np.std(v, ddof=1) if len(v) > 1 else None)):
+        rows.append([label, "-"] + [_sd(stat(folds[arm])) for arm in ARMS])
+    return rows
+
+
+def fold_section(folds) -> list[str]:
+    """Per-fold accuracies of a cross-validated pair (studies/pair_folds.py), mean and sd over folds."""
+    if not folds:
+        return []
+    return [
+        f"### Per fold ({folds['k']}-fold cross-validation)",
+        "",
+        f"The split's train, val and test images pooled and dealt into {folds['k']} stratified folds (copies and "
+        "groups kept whole). Fold k is the test set, fold k+1 the validation set that picks the best epoch, the "
+        "rest trains: each image is tested once, by a model that neither trained on it nor chose its epoch "
+        "on it. Both arms use the same folds and seed; the rows above and the paired tests below are on the "
+        "pooled out-of-fold predictions.",
+        "",
+        table(["fold", "test images", "ImageNet init accuracy", "random init accuracy"], _fold_rows(folds)),
+        "",
+    ]
+
+
 def pair_section(study, pair, class_names) -> list[str]:
     """Transfer vs scratch: per-seed rows, mean ± sd, paired tests and the verdict."""
     if not pair:
@@ -126,13 +154,20 @@ def pair_section(study, pair, class_names) -> list[str]:
         "",
         "### Per seed",
         "",
-        f"Test set of {pair['n_images']} images, identical for every run. Accuracy 95 % CI: Clopper-Pearson "
-        f"(exact); AUC 95 % CI: DeLong"
+        (
+            f"Out-of-fold predictions of all {pair['n_images']} images ({pair['folds']['k']}-fold cross-validation, "
+            "below), identical images in both arms. Accuracy"
+            if pair.get("folds")
+            else f"Test set of {pair['n_images']} images, identical for every run. Accuracy"
+        )
+        + " 95 % CI: Clopper-Pearson "
+        "(exact); AUC 95 % CI: DeLong"
         + (" (of the positive class)." if study.positive is not None or len(class_names) == 2 else "")
         + (" per class against the rest (below); the row shows their mean." if len(class_names) > 2 else ""),
         "",
         table(["seed", "arm", "run", "accuracy", "95 % CI", "AUC", "95 % CI (DeLong)", "status"], _seed_rows(pair)),
         "",
+        *fold_section(pair.get("folds")),
     ]
     if len(class_names) > 2:
         lines += [

@@ -83,6 +83,14 @@ def _vote(runs: list[ArmRun]) -> np.ndarray:
     return (votes + 0.5 * probs.mean(axis=0)).argmax(axis=1)
 
 
+def run_cause(result, class_names) -> str | None:
+    """Why a run collapsed, or None; a cross-validated arm (studies/pair_folds.py) also by any
+    fold whose loss diverged."""
+    folds = result.metrics.get("fold_causes") or []
+    diverged = next((f"fold {k}: {c}" for k, c in enumerate(folds, 1) if c), None)
+    return diverged or collapse_cause(result.metrics["history"], result.probs, result.labels, class_names)
+
+
 def _paired(a_correct, b_correct, n_resamples, seed) -> dict:
     diff, ci = paired_bootstrap_difference(a_correct, b_correct, n_resamples, seed)
     return {"difference": diff, "ci": ci, **exact_mcnemar(a_correct, b_correct)}
@@ -106,8 +114,13 @@ def verdict(summary: dict) -> str:
     if vote is None:
         return "No comparison: in every seed at least one of the two runs collapsed."
     lo, hi = vote["ci"]
+    how = (
+        f"out-of-fold predictions of {summary['folds']['k']}-fold cross-validation on {summary['n_images']} images"
+        if summary.get("folds")
+        else f"seed-majority vote on {summary['n_images']} test images"
+    )
     numbers = (
-        f"seed-majority vote on {summary['n_images']} test images: difference {100 * vote['difference']:+.1f} "
+        f"{how}: difference {100 * vote['difference']:+.1f} "
         f"points (95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}]), exact McNemar p = {vote['p_value']:.3g}, "
         f"{len(summary['paired_seeds'])} seed(s)"
     )
@@ -122,14 +135,7 @@ def compare_pair(results: dict[str, list], class_names, positive=None, n_resampl
     """Per-seed rows, mean +/- sd per arm, paired tests per seed and on the vote, and the verdict.
     ``results``: {arm: [RunResult per seed]} in seed order (the same seeds in both arms)."""
     arms = {
-        arm: [
-            ArmRun(
-                int(r.config["Global"]["seed"]),
-                r,
-                collapse_cause(r.metrics["history"], r.probs, r.labels, class_names),
-            )
-            for r in runs
-        ]
+        arm: [ArmRun(int(r.config["Global"]["seed"]), r, run_cause(r, class_names)) for r in runs]
         for arm, runs in results.items()
     }
     _check_same_images([r for runs in arms.values() for r in runs])
@@ -165,6 +171,13 @@ def compare_pair(results: dict[str, list], class_names, positive=None, n_resampl
         "imagenet_init": init_kind(arms["imagenet"][0].result.plan.init),
         "imagenet_init_text": arms["imagenet"][0].result.plan.init,
     }
+    fold_metrics = arms["imagenet"][0].result.metrics
+    if "fold_accuracy" in fold_metrics:
+        out["folds"] = {
+            "k": len(fold_metrics["fold_accuracy"]),
+            "images": fold_metrics["fold_images"],
+            **{arm: arms[arm][0].result.metrics["fold_accuracy"] for arm in ARMS},
+        }
     out["verdict"] = verdict(out)
     return out
 

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from paddle_dx.config.loader import read_yaml
 from paddle_dx.studies.catalog import get_study
 from paddle_dx.studies.comparable import data_reasons, find_source_md, run_setup
+from paddle_dx.studies.pair_folds import cross_validated_pair
 from paddle_dx.studies.pairs import compare_pair, pair_seeds, plan_pair
 from paddle_dx.studies.paper_tables import size_points
 from paddle_dx.studies.plan import QUICK, SOURCE_ROW, plan_run, plan_sizes, plan_source
@@ -48,6 +49,7 @@ def _command(study, data, out, quick, source, seed, classes, overrides, per_clas
     parts += ["--publish", str(options["publish"])] if options.get("publish") else []
     parts += ["--seeds", str(options["seeds"])] if options.get("seeds") is not None else []
     parts += ["--pair-epochs", str(options["pair_epochs"])] if options.get("pair_epochs") else []
+    parts += ["--folds", str(options["folds"])] if options.get("folds") is not None else []
     parts += ["--classes", ",".join(classes)] if classes else []
     parts += ["--per-class", str(per_class)] if per_class else []
     for item in overrides:
@@ -82,10 +84,13 @@ def pair_overrides(overrides, epochs=None) -> list[str]:
     return list(overrides) + ([f"Global.epochs={int(epochs)}"] if epochs else [])
 
 
-def _pair_results(study, split, root, seeds, quick, overrides):
-    """{arm: [RunResult per seed]} of the study's ImageNet-vs-scratch pair ({} without one)."""
+def _pair_results(study, split, root, seeds, quick, overrides, folds=0, grouping=(None, None)):
+    """{arm: [RunResult per seed]} of the study's ImageNet-vs-scratch pair ({} without one); with
+    ``folds``, {arm: [its pooled out-of-fold RunResult]} of a cross-validation with the first seed."""
     if not seeds or not study.pair:
         return {}
+    if folds:
+        return cross_validated_pair(study.pair_config_path(), split, root, seeds[0], folds, quick, overrides, grouping)
     plans = plan_pair(study.pair_config_path(), split, root / "runs", seeds, quick, overrides)
     return {arm: [run_target(p) for p in arm_plans] for arm, arm_plans in plans.items()}
 
@@ -164,6 +169,7 @@ def reproduce(
     near_duplicates=None,
     seeds=None,
     pair_epochs=None,
+    folds=None,
 ):
     """Run a whole study; return the path of its report.md. ``per_class``: use at most that many
     images of each class (default with ``quick``: QUICK["per_class"]); ``sizes``: also train each
@@ -173,7 +179,9 @@ def reproduce(
     most that many bits on one side (and out of the source task); ``publish_dir``: also copy the
     report, its figures and text files to ``publish_dir/<study>/`` (the committed results);
     ``seeds``: how many seeds train the ImageNet-vs-scratch pair (default: papers.yaml's, 0: none);
-    ``pair_epochs``: the pair's epochs (default: its config's)."""
+    ``pair_epochs``: the pair's epochs (default: its config's); ``folds``: compare the pair by
+    k-fold cross-validation over the whole split instead of seeds on its test list (default:
+    papers.yaml's ``folds``, 0: seeds)."""
     started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
     study = get_study(study_name)
     root = Path(out) / study.name
@@ -192,7 +200,17 @@ def reproduce(
     )
     source_rows = [run_target(plan) for plan in source_plans]
     n_seeds = study.pair.get("seeds", 0) if seeds is None else seeds
-    pair = _pair_results(study, split, root, pair_seeds(seed, n_seeds), quick, pair_overrides(overrides, pair_epochs))
+    n_folds = study.pair.get("folds", 0) if folds is None else folds
+    pair = _pair_results(
+        study,
+        split,
+        root,
+        pair_seeds(seed, n_seeds),
+        quick,
+        pair_overrides(overrides, pair_epochs),
+        n_folds,
+        (group_regex, near_duplicates),
+    )
     data_why = data_reasons(study, data, folders, sum(sum(c.values()) for c in split.counts.values()))
     ctx = {
         "split": split,
@@ -232,6 +250,7 @@ def reproduce(
                 "publish": publish_dir,
                 "seeds": seeds,
                 "pair_epochs": pair_epochs,
+                "folds": folds,
             },
         ),
     }
