@@ -119,3 +119,38 @@ def test_results_table_rows_are_the_reports_numbers(tmp_path):
         .splitlines()[2]
         .endswith("| 21 min | COLLAPSED: predicts 'normal' for every test image |")
     )
+
+
+def test_transfer_table_leads_with_each_studys_pair_from_its_report(tmp_path):
+    import json
+
+    from paddle_dx.studies.results_index import transfer_table
+
+    summary = {"n": 3, "accuracy": 0.9, "accuracy_sd": 0.02}
+    pair = {
+        "arch": "EfficientNetLite0",
+        "input_size": 224,
+        "n_images": 88,
+        "seeds": [{}, {}, {}],
+        "summary": {"imagenet": summary, "scratch": {"n": 3, "accuracy": 0.6, "accuracy_sd": None}},
+        "vote": {"difference": 0.3, "ci": [0.2, 0.4], "p_value": 1.2e-6},
+        "verdict": "**Transfer beats scratch here** (seed-majority vote ...).",
+    }
+    for name, report in {
+        "brain": {"imagenet_vs_scratch": pair, "wall_seconds": {"study": 3000.0}},
+        "pcam": {"wall_seconds": {"study": 600.0}},
+    }.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps(report))
+    rows = transfer_table("x/", tmp_path).splitlines()
+    assert rows[2] == (
+        "| [brain](x/brain/report.md) | EfficientNetLite0, 224 px | 3 seeds, 88 test images | 90.0 ± 2.0 (n=3) | "
+        "60.0 (n=3) | +30.0 [20.0, 40.0] | 1.2e-06 | **transfer better** | 50 min |"
+    )
+    assert rows[3].startswith("| [pcam](x/pcam/report.md) | - | not run yet (older report) |")
+    pair.update(folds={"k": 5}, n_images=53, vote=None, verdict="No comparison: in every seed ...")
+    (tmp_path / "brain" / "report.json").write_text(
+        json.dumps({"imagenet_vs_scratch": pair, "wall_seconds": {"study": 60}})
+    )
+    row = transfer_table("x/", tmp_path).splitlines()[2]
+    assert "| 5-fold CV, 53 images out of fold |" in row and "| - | - | no comparison: every seed collapsed |" in row

@@ -27,8 +27,8 @@ def fake_run(name, seed, labels, predicted, init="ImageNet (x), new head", histo
     probs = np.full((len(labels), 2), 0.2)
     probs[np.arange(len(labels)), predicted] = 0.8
     return SimpleNamespace(
-        plan=SimpleNamespace(name=name, init=init),
-        config={"Global": {"seed": seed}},
+        plan=SimpleNamespace(name=name, init=init, arch="EfficientNetLite0"),
+        config={"Global": {"seed": seed, "image_shape": [3, 224, 224]}},
         metrics={"history": history},
         probs=probs,
         labels=np.asarray(labels),

@@ -1,4 +1,4 @@
-"""The study-results table that README.md, docs/studies.md and results/README.md quote, built
+"""The study-results tables (ImageNet transfer vs scratch first, then the papers' runs) that README.md, docs/studies.md and results/README.md quote, built
 from the committed reports (results/<study>/report.json).
 
     python tools/results_table.py           # print the table (Markdown)
@@ -27,13 +27,17 @@ def main(argv=None):
     mode.add_argument("--write", action="store_true", help="rewrite the generated blocks")
     mode.add_argument("--check", action="store_true", help="exit 1 if a page differs from the reports")
     args = parser.parse_args(argv)
-    from paddle_dx.studies.results_index import results_table
+    from paddle_dx.studies.results_index import results_table, transfer_table
     from paddle_dx.utils.generated_blocks import update
 
     if not (args.write or args.check):
-        print(results_table())
+        print(transfer_table() + "\n\n" + results_table())
         return 0
-    stale = [page for page, prefix in PAGES.items() if update(page, {"results": results_table(prefix)}, args.write)]
+    stale = [
+        page
+        for page, prefix in PAGES.items()
+        if update(page, {"transfer": transfer_table(prefix), "results": results_table(prefix)}, args.write)
+    ]
     for page in stale:
         print(
             f"{page.relative_to(ROOT)}: {'updated' if args.write else f'stale: run {WRITE_COMMAND}'}",

@@ -169,6 +169,8 @@ def compare_pair(results: dict[str, list], class_names, positive=None, n_resampl
         "vote": vote,
         "n_images": len(labels),
         "imagenet_init": init_kind(arms["imagenet"][0].result.plan.init),
+        "arch": arms["imagenet"][0].result.plan.arch,
+        "input_size": int(arms["imagenet"][0].result.config["Global"]["image_shape"][-1]),
         "imagenet_init_text": arms["imagenet"][0].result.plan.init,
     }
     fold_metrics = arms["imagenet"][0].result.metrics

@@ -4,6 +4,7 @@ docs/studies.md and results/README.md quote: read from the reports, never typed 
 import json
 from pathlib import Path
 
+from paddle_dx.config.loader import read_yaml
 from paddle_dx.studies.catalog import REPO_ROOT, STUDIES, get_study
 from paddle_dx.studies.markdown import table
 
@@ -82,5 +83,77 @@ def results_table(link_prefix="results/", results_dir=RESULTS):
         "paper accuracy % (split)",
         "study wall time",
         "status",
+    ]
+    return table(head, rows)
+
+
+VERDICTS = (
+    ("Transfer beats scratch", "**transfer better**"),
+    ("Scratch beats transfer", "**scratch better**"),
+    ("No evidence", "no evidence either way"),
+    ("No transfer comparison", "no comparison: no ImageNet weights"),
+    ("No comparison", "no comparison: every seed collapsed"),
+)
+
+
+def _mean_sd(summary):
+    if summary.get("accuracy") is None:
+        return "n/a"
+    sd = summary.get("accuracy_sd")
+    return f"{100 * summary['accuracy']:.1f}" + ("" if sd is None else f" ± {100 * sd:.1f}") + f" (n={summary['n']})"
+
+
+def _pair_network(study, pair):
+    """'EfficientNetLite0, 224 px': from the report, else from the pair's config (older reports)."""
+    if pair.get("arch"):
+        return f"{pair['arch']}, {pair['input_size']} px"
+    raw = read_yaml(study.pair_config_path())
+    return f"{raw['Arch']['name']}, {raw['Global']['image_shape'][-1]} px"
+
+
+def _pair_row(name, link_prefix, report):
+    study = get_study(name)
+    link = f"[{name}]({link_prefix}{name}/report.md)"
+    pair = report.get("imagenet_vs_scratch")
+    if not pair:
+        return [link, "-", "not run yet (older report)"] + ["-"] * 5 + [_minutes(report["wall_seconds"]["study"])]
+    folds = pair.get("folds")
+    design = (
+        f"{folds['k']}-fold CV, {pair['n_images']} images out of fold"
+        if folds
+        else f"{len(pair['seeds'])} seeds, {pair['n_images']} test images"
+    )
+    vote = pair.get("vote")
+    verdict = next((short for start, short in VERDICTS if start in pair["verdict"]), pair["verdict"])
+    return [
+        link,
+        _pair_network(study, pair),
+        design,
+        _mean_sd(pair["summary"]["imagenet"]),
+        _mean_sd(pair["summary"]["scratch"]),
+        "-" if vote is None else f"{100 * vote['difference']:+.1f}{_ci(vote['ci'])}",
+        "-" if vote is None else f"{vote['p_value']:.2g}",
+        verdict,
+        _minutes(report["wall_seconds"]["study"]),
+    ]
+
+
+def transfer_table(link_prefix="results/", results_dir=RESULTS):
+    """One row per committed study: its ImageNet-vs-random-init pair (studies/pairs.py), accuracy
+    mean ± sd per arm, the paired difference of the seeds' vote (or of the out-of-fold
+    predictions) with its 95 % interval and exact McNemar p, and the verdict."""
+    rows = [_pair_row(name, link_prefix, report) for name, report in load_reports(results_dir).items()]
+    if not rows:
+        return "No study results are committed yet (`make reproduce` writes them to `results/`)."
+    head = [
+        "study",
+        "network, input",
+        "comparison",
+        "ImageNet init accuracy % (mean ± sd)",
+        "random init accuracy % (mean ± sd)",
+        "difference, points [95 % CI]",
+        "McNemar p",
+        "verdict",
+        "study wall time",
     ]
     return table(head, rows)
