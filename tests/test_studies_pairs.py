@@ -256,3 +256,11 @@ def test_the_lung_study_compares_its_pair_by_folds_every_image_tested_once(tmp_p
         for k in (1, 2, 3)
     ]
     assert pair["folds"]["imagenet"] == pytest.approx(fold_acc)
+
+
+def test_the_pair_keeps_its_own_schedule_and_takes_the_pair_epochs_last():
+    from paddle_dx.studies.reproduce import pair_overrides
+
+    given = ["Global.image_shape=[3, 128, 128]", "Stages=[{name: a, epochs: 5}]", "Global.epochs=10"]
+    assert pair_overrides(given, 6) == ["Global.image_shape=[3, 128, 128]", "Global.epochs=10", "Global.epochs=6"]
+    assert pair_overrides(given[:1]) == given[:1]

@@ -80,8 +80,12 @@ def _source_rows(plans, split, root, seed, quick, source, overrides, per_class, 
 
 
 def pair_overrides(overrides, epochs=None) -> list[str]:
-    """The pair's overrides: every run's, then ``Global.epochs`` (--pair-epochs) when given."""
-    return list(overrides) + ([f"Global.epochs={int(epochs)}"] if epochs else [])
+    """The pair's overrides: every run's but a ``Stages=`` (the paper's staged schedule; the pair
+    keeps its own config's recipe), then ``Global.epochs`` (--pair-epochs) when given."""
+    kept = [o for o in overrides if not o.startswith("Stages=")]
+    if len(kept) < len(overrides):
+        log.info("the ImageNet-vs-scratch pair keeps its config's schedule: -o Stages=... is for the paper's runs")
+    return kept + ([f"Global.epochs={int(epochs)}"] if epochs else [])
 
 
 def _pair_results(study, split, root, seeds, quick, overrides, folds=0, grouping=(None, None)):
