@@ -18,7 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 PEAK_GFLOPS = 363.0  # measured fp32 peak of this machine class (2048^3 matmul), PERF_NOTES.md
-GFLOP_PER_IMAGE_224 = {"ResNet18": 3.63, "ResNet50": 8.18}  # forward; training ~3x
+GFLOP_PER_IMAGE_224 = {
+    "ResNet18": 3.63,
+    "ResNet50": 8.18,
+    "EfficientNetLite0": 0.77,
+}  # forward (2 x multiply-adds; Lite0 counted over its convolutions and fc); training ~3x
 
 
 def threads():

@@ -1,8 +1,11 @@
-"""Inference speed, ResNet-50 at 224 px, batch 1 and 16: paddle_dx dygraph eval, Paddle
+"""Inference speed, ResNet-50 (or --arch EfficientNetLite0) at 224 px, batch 1 and 16: paddle_dx dygraph eval, Paddle
 Inference with oneDNN on and off (paddle_dx.inference.Predictor on an export_model directory),
 and plain PyTorch eager. Model time only (input already preprocessed); see preprocess.py.
 
-    python benchmarks/inference.py [--rounds 3] [--batches 1 16]
+    python benchmarks/inference.py [--rounds 3] [--batches 1 16] [--arch ResNet50|EfficientNetLite0]
+
+EfficientNet-Lite0's PyTorch side is the reference definition (PyPI efficientnet-lite-pytorch)
+that paddle_dx's port matches to 1e-4; its results go to inference_efficientnetlite0.md.
 """
 
 import argparse
@@ -26,14 +29,14 @@ from benchmarks.harness import (
 )  # noqa: E402
 
 ENGINES = ("paddle_dygraph", "paddle_inference_onednn", "paddle_inference_no_onednn", "torch")
-ARCH, SIZE = "ResNet50", 224
+SIZE = 224
 
 
 def _reps(batch):
     return (2, 10) if batch == 1 else (1, 3)
 
 
-def paddle_case(engine, batch):
+def paddle_case(engine, batch, arch):
     import paddle
 
     from paddle_dx.config import load_config
@@ -42,7 +45,7 @@ def paddle_case(engine, batch):
 
     select_device("cpu", threads())
     config = load_config(
-        raw={"Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu"}, "Arch": {"name": ARCH, "class_num": 2}}
+        raw={"Global": {"image_shape": [3, SIZE, SIZE], "device": "cpu"}, "Arch": {"name": arch, "class_num": 2}}
     )
     model = build_model(config["Arch"], config["Global"]["image_shape"])
     model.eval()
@@ -67,13 +70,22 @@ def paddle_case(engine, batch):
     return run
 
 
-def torch_case(batch):
-    import torch
+def torch_model(arch, class_num):
+    """The PyTorch twin of ``arch``: benchmarks/torch_resnet.py, or EfficientNet-Lite's reference."""
+    if arch.startswith("EfficientNetLite"):
+        from efficientnet_lite_pytorch import EfficientNet
 
+        return EfficientNet.from_name(f"efficientnet-lite{arch[-1]}", num_classes=class_num)
     from benchmarks.torch_resnet import build
 
+    return build(arch, class_num)
+
+
+def torch_case(batch, arch):
+    import torch
+
     torch.set_num_threads(threads())
-    model = build(ARCH, 2).eval()
+    model = torch_model(arch, 2).eval()
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 3, SIZE, SIZE)).astype(np.float32))
 
     def run():
@@ -83,42 +95,45 @@ def torch_case(batch):
     return run
 
 
-def worker(engine, batch):
-    run = torch_case(batch) if engine == "torch" else paddle_case(engine, batch)
+def worker(engine, batch, arch):
+    run = torch_case(batch, arch) if engine == "torch" else paddle_case(engine, batch, arch)
     seconds = time_repeated(run, *_reps(batch))
     return {"images_per_s": batch / seconds}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", nargs=2, metavar=("ENGINE", "BATCH"))
+    parser.add_argument("--worker", nargs=3, metavar=("ENGINE", "BATCH", "ARCH"))
+    parser.add_argument("--arch", default="ResNet50", choices=("ResNet18", "ResNet50", "EfficientNetLite0"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     args = parser.parse_args()
     if args.worker:
         import json
 
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.worker[2])))
         return
+    arch = args.arch
     started = machine()
     rows = []
     for batch in args.batches:
-        cases = {engine: (__file__, [engine, batch]) for engine in ENGINES}
+        cases = {engine: (__file__, [engine, batch, arch]) for engine in ENGINES}
         values = alternate(cases, args.rounds)
         torch_median = summary(values["torch"])[0]
         for engine in ENGINES:
             med = summary(values[engine])[0]
-            peak = med * GFLOP_PER_IMAGE_224[ARCH] / PEAK_GFLOPS
-            rows.append([batch, engine, fmt(values[engine]), f"{med / torch_median:.2f}", f"{peak:.0%}"])
+            gflop = GFLOP_PER_IMAGE_224.get(arch)
+            peak = "n/a" if gflop is None else f"{med * gflop / PEAK_GFLOPS:.0%}"
+            rows.append([batch, engine, fmt(values[engine]), f"{med / torch_median:.2f}", peak])
     write_results(
-        "inference",
-        f"Inference, {ARCH} {SIZE} px, images/s",
+        "inference" if arch == "ResNet50" else f"inference_{arch.lower()}",
+        f"Inference, {arch} {SIZE} px, images/s",
         "python benchmarks/inference.py " + " ".join(sys.argv[1:]),
         ["batch", "engine", "images/s", "vs torch", "of peak FLOP/s"],
         rows,
         [
             f"peak = {PEAK_GFLOPS} GFLOP/s (2048^3 fp32 matmul, ../shared/PERF_NOTES.md); "
-            f"{ARCH} forward = {GFLOP_PER_IMAGE_224[ARCH]} GFLOP/image",
+            f"{arch} forward = {GFLOP_PER_IMAGE_224.get(arch, 'n/a')} GFLOP/image",
             "random weights, 2 classes; the input batch is already preprocessed (see preprocess.md)",
             "paddle_inference_* = paddle_dx.inference.Predictor on a paddle_dx export_model directory",
         ],
