@@ -132,7 +132,7 @@ def test_gathered_metrics_equal_a_single_process_evaluation_of_the_saved_weights
     weights (loaded strictly: the files are plain single-device state dicts): the best epoch's
     on best_model.pdparams, the last stage's on latest/model.pdparams."""
     from paddle_dx.config import load_config
-    from paddle_dx.engine.evaluation_job import run_evaluation
+    from paddle_dx.engine.eval_job import run_evaluation
 
     root, _, _ = launched
     metrics = json.loads((root / "out" / "metrics.json").read_text())

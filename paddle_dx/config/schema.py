@@ -120,7 +120,7 @@ SCHEMA = {
             min=1,
             doc="stopping rule (with stop_val_accuracy): once this many training iterations "
             "are done and validation accuracy >= stop_val_accuracy, keep that model and "
-            "stop (engine/stopping.py; checked at each validation)",
+            "stop (engine/stop_rule.py; checked at each validation)",
         ),
         "stop_val_accuracy": Key(
             NUMBER,
@@ -231,7 +231,7 @@ SCHEMA = {
             choices=("auto", "dygraph", "inference"),
             doc="validation/test/eval.py: inference = the current weights exported to Paddle "
             "Inference + oneDNN; auto = that on one CPU process when the set is large "
-            "enough to pay for the export (see engine/eval_engine.py)",
+            "enough to pay for the export (see engine/eval_backend.py)",
         ),
     },
     "Arch": {

@@ -45,7 +45,7 @@ _EXTRACT_BATCH = 16
 
 
 class CachedForward:
-    """Looks like the model to ``evaluator.predict`` but takes cached front outputs:
+    """Looks like the model to ``eval_loop.predict`` but takes cached front outputs:
     head(dropout(rest(x))).
 
     Deliberately not a ``paddle.nn.Layer``: ``Layer.train()`` would put the frozen BatchNorm

@@ -22,7 +22,7 @@ from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
 from paddle_dx.engine.callbacks import CallbackList, default_callbacks, stopped
 from paddle_dx.engine.checkpoint import disk_bytes_needed, find_checkpoint, load_checkpoint, save_checkpoint
 from paddle_dx.engine.distributed import Parallel, resume_step
-from paddle_dx.engine.eval_engine import EvalEngine
+from paddle_dx.engine.eval_backend import EvalBackend
 from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.interrupts import Interrupted, before_training
 from paddle_dx.engine.loss import build_loss
@@ -31,7 +31,7 @@ from paddle_dx.engine.recorder import RunRecorder
 from paddle_dx.engine.resume_check import check_resume_config
 from paddle_dx.engine.resume_outputs import carry_best_model
 from paddle_dx.engine.run_folder import CHECKPOINT_STATE, CONFIG, RunFolder
-from paddle_dx.engine.stages import is_stage_end, stage_at
+from paddle_dx.engine.stage_schedule import is_stage_end, stage_at
 from paddle_dx.engine.startup_checks import check_list_files, removed_if_empty_on_error
 from paddle_dx.engine.steps import StageSpec, StepParts, choose_step, resolve_engine
 from paddle_dx.errors import DiskFull
@@ -89,7 +89,7 @@ class Trainer:
         self.train_loader, self.train_sampler = build_loader(config, "Train", self.train_set, rank, world_size)
         self.eval_loader, _ = build_loader(config, "Eval", self.eval_set)
         self.feature_cache = FeatureCache(g, self.train_set, self.eval_set, self.hashes, world_size)
-        self.eval_engine = EvalEngine(g["eval_engine"], self.device, world_size, g["image_shape"], g["num_threads"])
+        self.eval_backend = EvalBackend(g["eval_engine"], self.device, world_size, g["image_shape"], g["num_threads"])
         self.model = build_model(config["Arch"], g["image_shape"])
         if g["pretrained_model"]:
             load_model_weights(self.model, g["pretrained_model"])
@@ -335,7 +335,7 @@ class Trainer:
                 self.model, self.eval_loader, self.config["DataLoader"]["Eval"]["sampler"]["batch_size"]
             )
         )
-        model, engine = self.eval_engine.forward(model, loader)
+        model, engine = self.eval_backend.forward(model, loader)
         on_terminal = self.is_main and sys.stderr.isatty()  # a bar on a terminal; nothing in log files
         progress = (
             functools.partial(tqdm, desc=split, leave=False, mininterval=1, unit="batch") if on_terminal else None

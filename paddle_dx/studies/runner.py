@@ -12,7 +12,7 @@ import paddle
 
 from paddle_dx.config import load_config
 from paddle_dx.data.builder import build_dataset, build_loader
-from paddle_dx.engine.evaluator import predict
+from paddle_dx.engine.eval_loop import predict
 from paddle_dx.engine.run_folder import RunFolder
 from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import PaddleDxError

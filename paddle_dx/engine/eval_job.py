@@ -1,11 +1,12 @@
-"""What tools/eval.py does: load weights, evaluate the Eval list, print and save metrics."""
+"""The ``eval`` command's job (tools/eval.py): load weights, evaluate one list, print and save
+its metrics and figures."""
 
 import logging
 from pathlib import Path
 
 from paddle_dx.data.builder import build_dataset, build_loader, class_names
-from paddle_dx.engine.eval_engine import EvalEngine
-from paddle_dx.engine.evaluator import evaluate
+from paddle_dx.engine.eval_backend import EvalBackend
+from paddle_dx.engine.eval_loop import evaluate
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.errors import ConfigError
 from paddle_dx.metrics import format_table
@@ -34,7 +35,9 @@ def run_evaluation(config, mode="Eval"):
     weights = resolve_weights(g["pretrained_model"])  # a PaddleClas-style prefix works too
     load_model_weights(model, weights)
     loss_fn = build_loss(config["Loss"]["Eval"], "Loss.Eval", dataset.labels, config["Arch"]["class_num"])
-    forward, engine = EvalEngine(g["eval_engine"], device, 1, g["image_shape"], g["num_threads"]).forward(model, loader)
+    forward, engine = EvalBackend(g["eval_engine"], device, 1, g["image_shape"], g["num_threads"]).forward(
+        model, loader
+    )
     metrics, probs, labels = evaluate(forward, loader, names, loss_fn)
     metrics["eval_engine"] = engine
     metrics["weights"] = str(weights)

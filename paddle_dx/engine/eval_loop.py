@@ -1,4 +1,5 @@
-"""Run a model over a loader and turn its outputs into diagnostic metrics."""
+"""The evaluation loop: a model (or what stands for it) over a loader, batch by batch, into
+probabilities, labels and diagnostic metrics. Which forward runs is eval_backend.py's choice."""
 
 import numpy as np
 import paddle
