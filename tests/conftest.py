@@ -11,6 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import paddle_dx.engine.components  # noqa: E402, F401  (configs loaded in tests know every registry)
+
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 

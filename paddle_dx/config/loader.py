@@ -2,13 +2,13 @@
 
 import copy
 import difflib
-import importlib
 import math
 import re
 from pathlib import Path
 
 import yaml
 
+from paddle_dx.config.choices import run_checks
 from paddle_dx.config.paddleclas import translate as translate_paddleclas
 from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA, Key
 from paddle_dx.errors import ConfigError, shown_path
@@ -265,16 +265,10 @@ def validate(raw):
     _check_output_dir(config)
     if config["Stages"] is not None:
         config["Stages"] = _validate_stages(config, raw)
-    for module, name in DATA_HOOKS:
-        getattr(importlib.import_module(module), name)(config)
-    return config
-
-
-# Defaults and checks that need the data layer (above config, so imported when used): a null
-# Arch.class_num from the label list, and each transform pipeline built and run once on a test
-# image, so a wrong op parameter or an output other than Global.image_shape is refused here
-# rather than inside the DataLoader.
-DATA_HOOKS = (("paddle_dx.data.classes", "resolve_class_num"), ("paddle_dx.data.pipelines", "check_pipelines"))
+    # Checks the data layer offers (config/choices.py): a null Arch.class_num from the label list,
+    # and each transform pipeline built and run once on a test image, so a wrong op parameter or
+    # an output other than Global.image_shape is refused here rather than inside the DataLoader.
+    return run_checks(config)
 
 
 # Smaller than 16 px, LeNet5's two 5x5 convs and pools have nothing left to pool (ResNet and VGG

@@ -16,6 +16,7 @@ import time
 import paddle
 from tqdm import tqdm
 
+import paddle_dx.engine.components  # noqa: F401  (a config loaded beside a Trainer names any registry)
 from paddle_dx.config import config_hash, dump_config
 from paddle_dx.data.builder import build_dataset, build_loader, class_names
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
