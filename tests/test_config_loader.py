@@ -180,6 +180,7 @@ def test_missing_or_broken_config_file_is_named(tmp_path):
 
 
 def test_image_shape_override_shrinks_every_sized_op_of_the_run(tmp_path):
+    from paddle_dx.config.sections import DataSection
     from paddle_dx.data.builder import build_dataset
 
     images, lists = make_tiny_dataset(tmp_path / "data", per_class=4, size=48)
@@ -195,7 +196,7 @@ def test_image_shape_override_shrinks_every_sized_op_of_the_run(tmp_path):
         },
     )
     for mode in ("Train", "Eval"):
-        dataset, _ = build_dataset(config, mode)
+        dataset, _ = build_dataset(DataSection.of(config, mode))
         image, label = dataset[(0, 0)]
         assert image.shape == (3, 24, 24) and image.dtype == np.float32
 

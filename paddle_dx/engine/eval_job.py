@@ -4,6 +4,7 @@ its metrics and figures."""
 import logging
 from pathlib import Path
 
+from paddle_dx.config.sections import DataSection
 from paddle_dx.data.builder import build_dataset, build_loader, class_names
 from paddle_dx.engine.eval_backend import EvalBackend
 from paddle_dx.engine.eval_loop import evaluate
@@ -28,9 +29,10 @@ def run_evaluation(config, mode="Eval"):
     out = Path(g["output_dir"])
     check_writable(out)
     device = select_device(g["device"], g["num_threads"])
-    names = class_names(config, mode)
-    dataset, report = build_dataset(config, mode)
-    loader, _ = build_loader(config, mode, dataset)
+    data = DataSection.of(config, mode)
+    names = class_names(data)
+    dataset, report = build_dataset(data)
+    loader, _ = build_loader(data, dataset)
     model = build_model(dict(config["Arch"], pretrained=False), g["image_shape"])
     weights = resolve_weights(g["pretrained_model"])  # a PaddleClas-style prefix works too
     load_model_weights(model, weights)
@@ -41,7 +43,7 @@ def run_evaluation(config, mode="Eval"):
     metrics, probs, labels = evaluate(forward, loader, names, loss_fn)
     metrics["eval_engine"] = engine
     metrics["weights"] = str(weights)
-    metrics["list_file"] = config["DataLoader"][mode]["dataset"]["cls_label_path"]
+    metrics["list_file"] = data.dataset["cls_label_path"]
     metrics["skipped_images"] = [{"path": p, "reason": r} for p, r in report["skipped"]]
     print(format_table(metrics))
     prefix = f"eval_{Path(metrics['list_file']).stem}"
