@@ -25,7 +25,7 @@ def transforms_for(data: DataSection) -> Compose:
     return build_transforms(ops, data.image_shape, where=data.where("dataset.transform_ops"))
 
 
-def probe_image():
+def probe_image() -> np.ndarray:
     """A 300x400 RGB test image: a bright disc (an endoscope's view) on black, with noise."""
     h, w, _ = PROBE_SHAPE
     yy, xx = np.mgrid[:h, :w]
@@ -34,7 +34,7 @@ def probe_image():
     return (noise * disc[:, :, None]).astype(np.uint8)
 
 
-def run_probe(compose, where):
+def run_probe(compose: Compose, where: str) -> np.ndarray:
     """The pipeline's output on the probe image; an op that raises is named."""
     img, rng = probe_image(), np.random.default_rng(0)
     for op in compose.ops:

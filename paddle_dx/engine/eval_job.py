@@ -20,7 +20,7 @@ from paddle_dx.utils.files import check_writable, write_json
 log = logging.getLogger(__name__)
 
 
-def run_evaluation(config, mode="Eval"):
+def run_evaluation(config: dict, mode: str = "Eval") -> dict:
     """Return the metrics dict; writes <output_dir>/eval_<list stem>_metrics.json, _confusion_matrix.png
     and _roc.png, named after the list evaluated so evaluating another list keeps the first's files."""
     g = config["Global"]
