@@ -38,6 +38,7 @@ def _matmul_seconds(paddle, a, b, rounds=7, reps=10):
 def worker(case):
     import paddle
 
+    import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
     from paddle_dx.config import load_config
     from paddle_dx.engine.loss import build_loss
     from paddle_dx.engine.optimizer import build_optimizer

@@ -75,6 +75,7 @@ def _batch():
 def paddle_full(arch, warmup, reps, engine="dygraph"):
     import paddle
 
+    import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
     from paddle_dx.config import load_config
     from paddle_dx.engine.loss import build_loss
     from paddle_dx.engine.optimizer import build_optimizer
@@ -159,6 +160,7 @@ def _eso_ops():
 def _trainer(kind, n_images, engine="dygraph", eval_engine="dygraph"):
     """A paddle_dx Trainer on the generated images: kind's freeze and preprocessing, the caches
     on (head, partial) or left at their defaults (esophagus: auto), every layer trained (eval)."""
+    import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
     from paddle_dx.config import load_config
     from paddle_dx.engine.trainer import Trainer
 

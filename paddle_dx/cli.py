@@ -39,6 +39,7 @@ def overrides(args):
 
 def load_config_args(args):
     """The validated config of ``-c`` (a file, else a shipped config's name) with ``-o`` applied."""
+    import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
     from paddle_dx.config import load_config
     from paddle_dx.config.shipped import resolve_config
 

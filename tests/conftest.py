@@ -11,6 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import paddle_dx.engine.components  # noqa: E402, F401  (configs loaded in tests know every registry)
+
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 
@@ -141,9 +144,9 @@ SLOW_FILES = {
     "test_core_hyperkvasir_integration.py",
     "test_inference_export_formats.py",
     "test_engine_feature_cache.py",
-    "test_engine_stages.py",
+    "test_engine_stage_schedule.py",
     "test_engine_distributed.py",
-    "test_engine_eval_engine.py",
+    "test_engine_eval_backend.py",
     "test_studies_paper_tables.py",
     "test_engine_run_folder.py",
     "test_engine_steps.py",

@@ -226,6 +226,7 @@ def test_one_image_under_two_spellings_is_one_sample(tmp_path, caplog, second):
 
 
 def test_list_entries_outside_the_image_root_are_warned_about_and_reported(tmp_path, caplog):
+    from paddle_dx.config.sections import DataSection
     from paddle_dx.data.builder import build_dataset
 
     images, lists = make_tiny_dataset(tmp_path / "data")
@@ -237,12 +238,12 @@ def test_list_entries_outside_the_image_root_are_warned_about_and_reported(tmp_p
     train.write_text(train.read_text() + "../../shared/up.png 0\n" + f"{shared / 'abs.png'} 1\n")
     config = tiny_config(images, lists, tmp_path / "out")
     with caplog.at_level(logging.WARNING):
-        dataset, report = build_dataset(config, "Train")
+        dataset, report = build_dataset(DataSection.of(config, "Train"))
     assert report["outside_root"] == [str(images / "../../shared/up.png"), str(shared / "abs.png")]
     assert len(dataset) == len(train.read_text().splitlines())  # allowed: they train
     warnings = [r.getMessage() for r in caplog.records if "outside image_root" in r.getMessage()]
     assert len(warnings) == 1 and "2 image(s)" in warnings[0] and "up.png" in warnings[0] and "abs.png" in warnings[0]
-    assert build_dataset(config, "Eval")[1]["outside_root"] == []
+    assert build_dataset(DataSection.of(config, "Eval"))[1]["outside_root"] == []
     from paddle_dx.engine.manifest import data_fingerprint
 
     splits, _ = data_fingerprint(config, {})
@@ -251,6 +252,7 @@ def test_list_entries_outside_the_image_root_are_warned_about_and_reported(tmp_p
 
 
 def test_a_class_missing_from_a_split(tmp_path, caplog):
+    from paddle_dx.config.sections import DataSection
     from paddle_dx.data.builder import build_dataset
 
     images, lists = make_tiny_dataset(tmp_path / "data")
@@ -267,9 +269,9 @@ def test_a_class_missing_from_a_split(tmp_path, caplog):
         },
     )
     with pytest.raises(DataError, match=r"train_0.txt: no images of class label\(s\) \[1\] in the Train split"):
-        build_dataset(config, "Train")
+        build_dataset(DataSection.of(config, "Train"))
     with caplog.at_level(logging.WARNING):
-        dataset, _ = build_dataset(config, "Eval")  # evaluation still runs, with a warning
+        dataset, _ = build_dataset(DataSection.of(config, "Eval"))  # evaluation still runs, with a warning
     assert len(dataset) > 0 and "val_0.txt: no images of class label(s) [1] in the Eval split" in caplog.text
 
 

@@ -138,17 +138,36 @@ def test_component_names_are_checked_against_their_registry(key, registry):
         reg._items.pop("Extra")
 
 
-def test_loading_a_config_does_not_import_paddle_until_a_component_name_is_checked():
+def test_the_config_package_imports_no_layer_above_it_the_names_are_handed_down():
+    """config/ validates component names from registries offered to it (config/choices.py); on
+    its own it imports neither Paddle nor data/models/engine, and says who must offer them."""
     import subprocess
     import sys
 
     code = (
-        "import sys; from paddle_dx.config import load_config; "
-        "load_config(raw={'Global': {'epochs': 2}}); print('paddle' in sys.modules); "
-        "load_config(raw={'Optimizer': {'name': 'AdamW'}}); print('paddle' in sys.modules)"
+        "import sys\n"
+        "from paddle_dx.config import choices, load_config\n"
+        "from paddle_dx.errors import ConfigError\n"
+        "try:\n"
+        "    load_config(raw={'Optimizer': {'name': 'AdamW'}})\n"
+        "except RuntimeError as exc:\n"
+        "    print('refused:', 'paddle_dx.engine.components' in str(exc))\n"
+        "class Names:\n"
+        "    def __init__(self, *names): self._names = sorted(names)\n"
+        "    def names(self): return self._names\n"
+        "offered = dict.fromkeys(['Global.engine', 'Global.feature_cache_engine', 'Arch.name', 'Loss',\n"
+        "    'Optimizer.lr_schedule', 'DataLoader.sampler.name', 'DataLoader.dataset.transform_ops'], Names('x'))\n"
+        "choices.offer({**offered, 'Optimizer.name': Names('Adam', 'AdamW')}, [lambda config: config])\n"
+        "print(load_config(raw={'Optimizer': {'name': 'AdamW'}})['Optimizer']['name'])\n"
+        "try:\n"
+        "    load_config(raw={'Optimizer': {'name': 'Adamw'}})\n"
+        "except ConfigError as exc:\n"
+        "    print('unknown:', \"not one of ['Adam', 'AdamW']\" in str(exc))\n"
+        "print(sorted(m for m in sys.modules if m == 'paddle' or m.split('.')[:2] in (\n"
+        "    ['paddle_dx', 'data'], ['paddle_dx', 'models'], ['paddle_dx', 'engine'])))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "True"]
+    assert out.splitlines() == ["refused: True", "AdamW", "unknown: True", "[]"]
 
 
 def test_missing_or_broken_config_file_is_named(tmp_path):
@@ -161,6 +180,7 @@ def test_missing_or_broken_config_file_is_named(tmp_path):
 
 
 def test_image_shape_override_shrinks_every_sized_op_of_the_run(tmp_path):
+    from paddle_dx.config.sections import DataSection
     from paddle_dx.data.builder import build_dataset
 
     images, lists = make_tiny_dataset(tmp_path / "data", per_class=4, size=48)
@@ -176,7 +196,7 @@ def test_image_shape_override_shrinks_every_sized_op_of_the_run(tmp_path):
         },
     )
     for mode in ("Train", "Eval"):
-        dataset, _ = build_dataset(config, mode)
+        dataset, _ = build_dataset(DataSection.of(config, mode))
         image, label = dataset[(0, 0)]
         assert image.shape == (3, 24, 24) and image.dtype == np.float32
 

@@ -283,7 +283,7 @@ def paddleclas_tiny(tmp_path):
 
 
 def test_paddleclas_config_trains_and_best_model_prefix_works_in_eval_export_and_fine_tuning(tmp_path):
-    from paddle_dx.engine.evaluation_job import run_evaluation
+    from paddle_dx.engine.eval_job import run_evaluation
     from paddle_dx.engine.trainer import Trainer
     from paddle_dx.inference.export import export_from_config
     from paddle_dx.models.weights import load_state

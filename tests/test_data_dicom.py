@@ -96,6 +96,7 @@ def test_config_on_dicom_files_trains_and_exports_its_window(tmp_path):
     """A list file of .dcm slices trains; the configured window is applied and sits in the spec."""
     from conftest import tiny_config
 
+    from paddle_dx.config.sections import DataSection
     from paddle_dx.data.builder import build_dataset, transforms_for
     from paddle_dx.engine.trainer import Trainer
 
@@ -116,8 +117,8 @@ def test_config_on_dicom_files_trains_and_exports_its_window(tmp_path):
     config = tiny_config(images, lists, tmp_path / "out", **{"Global.epochs": 1})
     for mode in ("Train", "Eval", "Test"):
         config["DataLoader"][mode]["dataset"]["transform_ops"] = ops
-    assert transforms_for(config, "Eval").spec()[0] == {"CTWindow": {"window": "mediastinum"}}
-    dataset, report = build_dataset(config, "Train")
+    assert transforms_for(DataSection.of(config, "Eval")).spec()[0] == {"CTWindow": {"window": "mediastinum"}}
+    dataset, report = build_dataset(DataSection.of(config, "Train"))
     assert not report["skipped"] and len(dataset) == 8
     # mediastinum maps the -700 HU background to 0 -> -1 after NormalizeImage; lung would give ~0.1
     assert np.allclose(dataset[(0, 0)][0][:, 0, 0], -1.0)
@@ -134,7 +135,7 @@ def test_config_on_dicom_files_trains_and_exports_its_window(tmp_path):
     spec = export_model(trainer.model, config, tmp_path / "inference")
     assert spec["preprocess"][0] == {"CTWindow": {"window": "mediastinum"}}
     predictor, slice_path = Predictor(tmp_path / "inference"), images / "1/slice01.dcm"
-    expected = transforms_for(config, "Eval")(read_image(slice_path))
+    expected = transforms_for(DataSection.of(config, "Eval"))(read_image(slice_path))
     assert np.array_equal(predictor.preprocess(read_image(slice_path)), expected)
     assert np.allclose(expected[:, 0, 0], -1.0)
     assert predictor.predict([str(slice_path)])[0]["class_name"] in ("clear", "disc")

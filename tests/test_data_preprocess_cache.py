@@ -6,6 +6,7 @@ import logging
 import numpy as np
 from conftest import make_tiny_dataset, tiny_config
 
+from paddle_dx.config.sections import DataSection
 from paddle_dx.data.builder import build_dataset
 from paddle_dx.data.preprocess_cache import PrefixCache
 from paddle_dx.data.transforms import build_transforms
@@ -27,7 +28,7 @@ def test_prefix_cache_matches_uncached_pipeline(tmp_path):
         tmp_path / "out",
         **{"Global.preprocess_cache": True, "DataLoader.Train.dataset.transform_ops": OPS},
     )
-    cached, _ = build_dataset(config, "Train")
+    cached, _ = build_dataset(DataSection.of(config, "Train"))
     assert isinstance(cached.prefix_cache, PrefixCache)
     assert [type(op).__name__ for op in cached.prefix_cache.prefix] == ["CropBorder", "ResizeImage", "Denoise"]
     plain = type(cached)(cached.samples, cached.transforms, seed=cached.seed)
@@ -76,7 +77,7 @@ def test_auto_caches_only_a_prefix_with_an_expensive_op(tmp_path, caplog):
             tmp_path / f"out{n}",
             **{"Global.preprocess_cache": setting, "DataLoader.Train.dataset.transform_ops": ops},
         )
-        dataset, _ = build_dataset(config, "Train")
+        dataset, _ = build_dataset(DataSection.of(config, "Train"))
         assert (dataset.prefix_cache is not None) is cached, (ops, setting)
     assert "preprocess cache: on for DataLoader.Train" in caplog.text and "expensive Denoise" in caplog.text
     assert "preprocess cache: off for DataLoader.Train" in caplog.text

@@ -359,6 +359,7 @@ def test_class_num_left_out_is_the_label_list_size_and_the_run_records_it(tmp_pa
 def test_class_num_without_any_class_names_is_a_clear_error(tmp_path):
     from conftest import tiny_config
 
+    from paddle_dx.config.sections import DataSection
     from paddle_dx.data.builder import class_names
     from paddle_dx.errors import ConfigError
 
@@ -369,7 +370,7 @@ def test_class_num_without_any_class_names_is_a_clear_error(tmp_path):
         match=r"Arch.class_num is not set and no class names were found.*"
         r"label_list.txt at .*nolists/label_list.txt",
     ):
-        class_names(config)
+        class_names(DataSection.of(config, "Train"))
 
 
 def test_manifest_group_id_keeps_each_group_on_one_side(tmp_path, monkeypatch, capfd):

@@ -37,11 +37,12 @@ def _calibrated_weights(config, path):
     """Random ResNet18 weights whose BatchNorm statistics match the training images."""
     import paddle
 
+    from paddle_dx.config.sections import DataSection
     from paddle_dx.data.builder import build_dataset
     from paddle_dx.models import build_model
 
     model = build_model(config["Arch"], config["Global"]["image_shape"])
-    dataset, _ = build_dataset(config, "Train")
+    dataset, _ = build_dataset(DataSection.of(config, "Train"))
     images = paddle.to_tensor(np.stack([dataset[(0, i)][0] for i in range(len(dataset))]))
     model.train()
     with paddle.no_grad():
@@ -132,7 +133,7 @@ def test_gathered_metrics_equal_a_single_process_evaluation_of_the_saved_weights
     weights (loaded strictly: the files are plain single-device state dicts): the best epoch's
     on best_model.pdparams, the last stage's on latest/model.pdparams."""
     from paddle_dx.config import load_config
-    from paddle_dx.engine.evaluation_job import run_evaluation
+    from paddle_dx.engine.eval_job import run_evaluation
 
     root, _, _ = launched
     metrics = json.loads((root / "out" / "metrics.json").read_text())

@@ -7,6 +7,7 @@ import paddle
 import pytest
 from conftest import make_tiny_dataset, tiny_config
 
+from paddle_dx.config.sections import DataSection
 from paddle_dx.data.builder import build_dataset, build_loader
 from paddle_dx.data.sampler import EpochBatchSampler
 from paddle_dx.engine.loss import build_loss
@@ -92,8 +93,8 @@ def test_sampler_order_is_a_function_of_seed_and_epoch_and_resumes_mid_epoch():
 def test_config_selects_the_balanced_sampler_for_training(tmp_path):
     images, lists = make_tiny_dataset(tmp_path / "data", per_class=4)
     config = tiny_config(images, lists, tmp_path / "out", **{"DataLoader.Train.sampler.name": "BalancedBatchSampler"})
-    dataset, _ = build_dataset(config, "Train")
-    _, sampler = build_loader(config, "Train", dataset)
+    dataset, _ = build_dataset(DataSection.of(config, "Train"))
+    _, sampler = build_loader(DataSection.of(config, "Train"), dataset)
     assert sampler.balanced
-    _, eval_sampler = build_loader(config, "Eval", build_dataset(config, "Eval")[0])
+    _, eval_sampler = build_loader(DataSection.of(config, "Eval"), build_dataset(DataSection.of(config, "Eval"))[0])
     assert not eval_sampler.balanced and not eval_sampler.shuffle

@@ -25,7 +25,7 @@ SCALARS = {
 def test_run_writes_visualdl_config_metrics_and_checkpoints(tiny_dataset, tmp_path):
     from visualdl import LogReader
 
-    from paddle_dx.engine.evaluation_job import run_evaluation
+    from paddle_dx.engine.eval_job import run_evaluation
     from paddle_dx.engine.trainer import Trainer
 
     images, lists = tiny_dataset

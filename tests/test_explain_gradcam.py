@@ -16,9 +16,10 @@ def corner_run(tmp_path_factory):
 
 
 def _batch(config, images):
+    from paddle_dx.config.sections import DataSection
     from paddle_dx.data.builder import transforms_for
 
-    compose = transforms_for(config, "Eval")
+    compose = transforms_for(DataSection.of(config, "Eval"))
     return np.stack([compose(img) for img in images])
 
 

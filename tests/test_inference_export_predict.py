@@ -16,6 +16,7 @@ import yaml
 from conftest import ROOT, make_tiny_dataset, tiny_config
 
 from paddle_dx.config import dump_config
+from paddle_dx.config.sections import DataSection
 from paddle_dx.data.builder import transforms_for
 from paddle_dx.data.io import read_image
 from paddle_dx.data.transforms import build_transforms
@@ -113,7 +114,7 @@ def test_export_writes_model_and_complete_spec(exported):
     assert spec["class_names"] == ["normal", "lesion"]
     assert spec["image_shape"] == [3, 32, 32]
     assert spec["arch"] == "LeNet5"
-    assert spec["preprocess"] == transforms_for(exported.config, "Eval").spec()
+    assert spec["preprocess"] == transforms_for(DataSection.of(exported.config, "Eval")).spec()
     assert spec["weights_sha256"] == file_sha256(exported.weights)
     assert spec["params_sha256"] == file_sha256(exported.out / spec["params_file"])
     import paddle_dx
@@ -132,7 +133,7 @@ def test_export_writes_model_and_complete_spec(exported):
 def test_predictor_matches_dygraph_eval(exported, onednn, atol):
     predictor = Predictor(exported.out, enable_mkldnn=onednn, threads=2)
     got = np.array([[r["probs"][n] for n in predictor.class_names] for r in predictor.predict(exported.good, 3)])
-    want = dygraph_probs(exported.model, transforms_for(exported.config, "Eval"), exported.good)
+    want = dygraph_probs(exported.model, transforms_for(DataSection.of(exported.config, "Eval")), exported.good)
     np.testing.assert_allclose(got, want, atol=atol, rtol=0)
     assert want.std() > 1e-4  # the model's outputs vary across images, so parity is not trivial
 
@@ -183,7 +184,9 @@ def test_infer_tool_writes_csv_and_reports_skipped(exported, capsys):
     probs = np.array([[float(v) for v in r[2:]] for r in rows[1:]])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert [r[1] for r in rows[1:]] == [["normal", "lesion"][i] for i in probs.argmax(axis=1)]
-    want = dygraph_probs(exported.model, transforms_for(exported.config, "Eval"), [r[0] for r in rows[1:]])
+    want = dygraph_probs(
+        exported.model, transforms_for(DataSection.of(exported.config, "Eval")), [r[0] for r in rows[1:]]
+    )
     np.testing.assert_allclose(probs, want, atol=1e-3)
     lines = captured.err.strip().splitlines()
     assert any("skipped" in line and exported.broken in line for line in lines)

@@ -11,8 +11,9 @@ rank  packages                                    why there
                                                   the config schema takes Metric choices from
                                                   its registry, so it sits below ``config``
 2     ``config``                                  YAML + the schema; the choices backed by
-                                                  data/models/engine registries resolve lazily
-                                                  (``utils.registry.registry_names``)
+                                                  data/models/engine registries are handed
+                                                  down to it (``config/choices.py``, offered
+                                                  by ``engine/components.py``)
 3     ``data``                                    read, preprocess, split, sample images
 4     ``models``                                  backbones, transfer head, weight files
 5     ``accel``                                   compiled training steps that prove themselves

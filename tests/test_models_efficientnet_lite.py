@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT
 
 from paddle_dx.config import load_config
+from paddle_dx.config.sections import DataSection
 from paddle_dx.data.builder import transforms_for
 from paddle_dx.data.transforms import build_transforms
 from paddle_dx.errors import WeightsError
@@ -102,7 +103,7 @@ def test_a_red_image_reaches_the_network_as_the_weights_expect(path):
     red[..., 0] = 255
     expected = np.array([1.0, -127 / 128, -127 / 128], np.float32)[:, None, None]
     for mode in ("Train", "Eval"):
-        x = transforms_for(config, mode)(red, np.random.default_rng(0))
+        x = transforms_for(DataSection.of(config, mode))(red, np.random.default_rng(0))
         assert x.shape == (3, 224, 224)
         ops = str(config["DataLoader"][mode]["dataset"]["transform_ops"])
         if "Grayscale" not in ops:

@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_config
 
 from paddle_dx.engine.callbacks import stopped
-from paddle_dx.engine.stopping import StopRule
+from paddle_dx.engine.stop_rule import StopRule
 from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import ConfigError
 

@@ -51,6 +51,7 @@ def test_a_bad_num_workers_is_refused_naming_the_key(tmp_path, value):
 
 
 def test_the_loader_built_on_cpu_resolves_auto_to_the_main_process(tmp_path):
+    from paddle_dx.config.sections import DataSection
     from paddle_dx.data.builder import build_dataset, build_loader
     from paddle_dx.utils.device import select_device
 
@@ -62,5 +63,5 @@ def test_the_loader_built_on_cpu_resolves_auto_to_the_main_process(tmp_path):
         tmp_path / "out",
         **{"DataLoader.Train.loader.num_workers": "auto", "DataLoader.Train.loader.use_shared_memory": "auto"},
     )
-    loader, _ = build_loader(config, "Train", build_dataset(config, "Train")[0])
+    loader, _ = build_loader(DataSection.of(config, "Train"), build_dataset(DataSection.of(config, "Train"))[0])
     assert (loader.num_workers, loader.use_shared_memory) == (0, False)

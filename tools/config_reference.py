@@ -21,6 +21,7 @@ WRITE_COMMAND = "python tools/config_reference.py --write"
 
 def tables():
     """{block name: Markdown table} for every generated block of the page."""
+    import paddle_dx.engine.components  # noqa: F401  (the registries name the choices)
     from paddle_dx.config.reference import schema_table
     from paddle_dx.data.op_reference import ops_table
 

@@ -12,6 +12,6 @@ def build_parser(prog=None):
 
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
-    from paddle_dx.engine.evaluation_job import run_evaluation
+    from paddle_dx.engine.eval_job import run_evaluation
 
     run_evaluation(load_config_args(args))

@@ -74,6 +74,7 @@ def main(argv=None, prog=None):
         print(f"kept {len(copies)} group(s) of {kind} images ({sum(map(len, copies))} files) each on one side")
     print(f"wrote {args.out}/train_list.txt, val_list.txt, test_list.txt, label_list.txt")
     if args.write_config:
+        import paddle_dx.engine.components  # noqa: F401  (the written config is validated)
         from paddle_dx.data.config_writer import write_split_config
 
         path = write_split_config(args.write_config, args.base_config, args.image_root, args.out, counts)

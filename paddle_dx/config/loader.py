@@ -2,13 +2,14 @@
 
 import copy
 import difflib
-import importlib
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from paddle_dx.config.choices import run_checks
 from paddle_dx.config.paddleclas import translate as translate_paddleclas
 from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA, Key
 from paddle_dx.errors import ConfigError, shown_path
@@ -114,7 +115,7 @@ def _shown(text, most=120):
     return text if len(text) <= most else f"{text[: most - 20]}... ({len(text):,} characters)"
 
 
-def parse_override(text):
+def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``Section.key=value`` into (['Section', 'key'], parsed YAML value)."""
     if "=" not in text:
         raise ConfigError(f"override '{_shown(text)}' must look like Section.key=value")
@@ -143,7 +144,7 @@ def _override_value(raw, text):
     raise ConfigError(f"{source}: '#' inside a list or mapping value would be read as a YAML comment; quote it")
 
 
-def apply_overrides(raw, overrides):
+def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
     """Set each ``Section.key=value`` on the raw (unvalidated) config dict."""
     raw = copy.deepcopy(raw)
     for text in overrides or []:
@@ -223,7 +224,7 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def safe_load_bounded(text, source):
+def safe_load_bounded(text: str, source: str) -> Any:
     """``yaml.safe_load`` that refuses alias bombs, absurd nesting and duplicate keys with one line
     naming ``source``."""
     loader = _StrictLoader(text)
@@ -240,7 +241,7 @@ def safe_load_bounded(text, source):
         loader.dispose()
 
 
-def read_yaml(path):
+def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     problem = why_not_a_file(path)
     if problem == "file not found":
@@ -258,23 +259,17 @@ def read_yaml(path):
     return data
 
 
-def validate(raw):
+def validate(raw: dict) -> dict:
     """Return the full config: defaults filled in, every key and type checked."""
     config = _merge("", SCHEMA, raw)
     _check_image_shape(config["Global"]["image_shape"])
     _check_output_dir(config)
     if config["Stages"] is not None:
         config["Stages"] = _validate_stages(config, raw)
-    for module, name in DATA_HOOKS:
-        getattr(importlib.import_module(module), name)(config)
-    return config
-
-
-# Defaults and checks that need the data layer (above config, so imported when used): a null
-# Arch.class_num from the label list, and each transform pipeline built and run once on a test
-# image, so a wrong op parameter or an output other than Global.image_shape is refused here
-# rather than inside the DataLoader.
-DATA_HOOKS = (("paddle_dx.data.classes", "resolve_class_num"), ("paddle_dx.data.pipelines", "check_pipelines"))
+    # Checks the data layer offers (config/choices.py): a null Arch.class_num from the label list,
+    # and each transform pipeline built and run once on a test image, so a wrong op parameter or
+    # an output other than Global.image_shape is refused here rather than inside the DataLoader.
+    return run_checks(config)
 
 
 # Smaller than 16 px, LeNet5's two 5x5 convs and pools have nothing left to pool (ResNet and VGG
@@ -339,7 +334,7 @@ def _validate_stages(config, raw):
     return out
 
 
-def load_config(path=None, overrides=None, raw=None):
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, raw: dict | None = None) -> dict:
     """Read ``path`` (or use ``raw``), apply overrides, translate a PaddleClas config, validate.
     The single entry point."""
     data = read_yaml(path) if path is not None else copy.deepcopy(raw or {})
@@ -347,11 +342,11 @@ def load_config(path=None, overrides=None, raw=None):
     return validate(data)
 
 
-def config_hash(config):
+def config_hash(config: dict) -> str:
     """Stable SHA-256 of a resolved config (key order does not matter)."""
     return json_sha256(config)
 
 
-def dump_config(config, path):
+def dump_config(config: dict, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

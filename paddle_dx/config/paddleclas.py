@@ -13,16 +13,17 @@ import copy
 import logging
 import re
 
+from paddle_dx.config.choices import names_of
 from paddle_dx.config.schema import SCHEMA, Key
 from paddle_dx.errors import ConfigError
-from paddle_dx.utils.registry import Registry, registry_names
+from paddle_dx.utils.registry import Registry
 
 log = logging.getLogger(__name__)
 
-BACKBONE_NAMES = registry_names("paddle_dx.models.backbones", "BACKBONES")
-OPTIMIZER_NAMES = registry_names("paddle_dx.engine.optimizer", "OPTIMIZERS")
-LOSS_NAMES = registry_names("paddle_dx.engine.loss", "LOSSES")
-OP_NAMES = registry_names("paddle_dx.data.transforms", "TRANSFORMS")
+BACKBONE_NAMES = names_of("Arch.name")
+OPTIMIZER_NAMES = names_of("Optimizer.name")
+LOSS_NAMES = names_of("Loss")
+OP_NAMES = names_of("DataLoader.dataset.transform_ops")
 
 PADDLECLAS_OPS = ("DecodeImage", "RandCropImage", "RandFlipImage", "CropImage")
 PADDLECLAS_GLOBAL = ("class_num", "eval_during_train", "to_static", "use_gpu", "use_dali")

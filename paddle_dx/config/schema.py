@@ -8,11 +8,12 @@ error, which is how a typo such as ``Global.epoch`` is caught before an hour of 
 from dataclasses import dataclass
 from typing import Any
 
+from paddle_dx.config.choices import names_of
 from paddle_dx.metrics.registry import scalar_names
 from paddle_dx.metrics.selection import EvalChoices
 from paddle_dx.utils.device_spec import DeviceChoices
 from paddle_dx.utils.loader_workers import WorkerChoices
-from paddle_dx.utils.registry import LiveNames, registry_names
+from paddle_dx.utils.registry import LiveNames
 
 NUMBER = (int, float)
 
@@ -20,7 +21,7 @@ NUMBER = (int, float)
 @dataclass(frozen=True)
 class Key:
     """A leaf of the schema: accepted Python types, default, optional allowed values (a tuple,
-    or the live ``registry_names`` of the registry that builds the component named).
+    or the live ``names_of`` the registry that builds the component named, config/choices.py).
 
     ``min`` / ``max`` bound a number (``min_open``: the value must be strictly above ``min``);
     ``finite`` refuses NaN and infinity. A number out of range is refused when the config is
@@ -57,7 +58,7 @@ def _loader_schema(shuffle, drop_last):
             "name": Key(
                 (str,),
                 "BatchSampler",
-                choices=registry_names("paddle_dx.data.sampler", "SAMPLERS"),
+                choices=names_of("DataLoader.sampler.name"),
                 doc="BalancedBatchSampler draws classes equally often (Train only)",
             ),
             "batch_size": Key((int,), 16, min=1, doc="images per batch (per device)"),
@@ -120,7 +121,7 @@ SCHEMA = {
             min=1,
             doc="stopping rule (with stop_val_accuracy): once this many training iterations "
             "are done and validation accuracy >= stop_val_accuracy, keep that model and "
-            "stop (engine/stopping.py; checked at each validation)",
+            "stop (engine/stop_rule.py; checked at each validation)",
         ),
         "stop_val_accuracy": Key(
             NUMBER,
@@ -188,7 +189,7 @@ SCHEMA = {
         "engine": Key(
             (str,),
             "dygraph",
-            choices=("dygraph", "static"),
+            choices=names_of("Global.engine"),
             doc="dygraph = Paddle's eager mode (the reference, every device); static = on one CPU process, "
             "each step as a compiled static Program with oneDNN kernels, used only after one step of it "
             "matches dygraph's (paddle_dx/accel/); otherwise dygraph, with one line saying why",
@@ -203,7 +204,7 @@ SCHEMA = {
         "feature_cache_engine": Key(
             (str,),
             "inference",
-            choices=("inference", "dygraph"),
+            choices=names_of("Global.feature_cache_engine"),
             doc="inference = Paddle Inference (fast: on the run's GPU, else the CPU with oneDNN); dygraph = bit-exact",
         ),
         "feature_cache_views": Key(
@@ -231,14 +232,14 @@ SCHEMA = {
             choices=("auto", "dygraph", "inference"),
             doc="validation/test/eval.py: inference = the current weights exported to Paddle "
             "Inference + oneDNN; auto = that on one CPU process when the set is large "
-            "enough to pay for the export (see engine/eval_engine.py)",
+            "enough to pay for the export (see engine/eval_backend.py)",
         ),
     },
     "Arch": {
         "name": Key(
             (str,),
             "ResNet50",
-            choices=registry_names("paddle_dx.models.backbones", "BACKBONES"),
+            choices=names_of("Arch.name"),
             doc="backbone network (paddle_dx/models/backbones.py)",
         ),
         "class_num": Key(
@@ -269,7 +270,7 @@ SCHEMA = {
         "name": Key(
             (str,),
             "Adam",
-            choices=registry_names("paddle_dx.engine.optimizer", "OPTIMIZERS"),
+            choices=names_of("Optimizer.name"),
             doc="always Paddle's multi-tensor kernels",
         ),
         "lr": Key(NUMBER, 0.001, min=0, min_open=True, doc="learning rate"),
@@ -288,7 +289,7 @@ SCHEMA = {
         "lr_schedule": Key(
             (str,),
             "constant",
-            choices=registry_names("paddle_dx.engine.optimizer", "SCHEDULES"),
+            choices=names_of("Optimizer.lr_schedule"),
             doc="cosine: decay to 0 over the epochs (of each stage); piecewise: lr_values at decay_epochs",
         ),
         "warmup_epochs": Key(

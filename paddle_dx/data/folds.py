@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from paddle_dx.config.sections import DataSection
 from paddle_dx.data.classes import require_class_num
 from paddle_dx.data.list_file import read_list_file, write_label_list
 from paddle_dx.data.split import cross_split_duplicates, image_groups, manifest_groups, warn_duplicates
@@ -53,7 +54,7 @@ def pooled_samples(config: dict, modes: tuple[str, ...]) -> tuple[str, list[str]
     Paths are written relative to the Train list's image_root (absolute when outside it); an image
     listed twice with two labels is refused."""
     root = os.path.abspath(config["DataLoader"]["Train"]["dataset"]["image_root"] or ".")
-    class_num = require_class_num(config)
+    class_num = require_class_num(DataSection.of(config, "Train"))
     label_of, where = {}, {}
     for mode in modes:
         ds = config["DataLoader"][mode]["dataset"]
@@ -125,7 +126,12 @@ def make_folds(
     )
     test = config["DataLoader"]["Test"]["dataset"]
     if not include_test and test["cls_label_path"]:
-        held_out = [p for p, _ in read_list_file(test["cls_label_path"], test["image_root"], require_class_num(config))]
+        held_out = [
+            p
+            for p, _ in read_list_file(
+                test["cls_label_path"], test["image_root"], require_class_num(DataSection.of(config, "Test"))
+            )
+        ]
         warn_duplicates(cross_split_duplicates({"cv": [Path(image_root) / p for p in paths], "test": held_out}))
     return FoldPlan(image_root, paths, labels, assign_folds(labels, groups, folds, seed), copies)
 

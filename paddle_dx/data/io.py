@@ -6,6 +6,7 @@ OpenCV cannot decode: ``paddle_dx.data.dicom`` registers ``.dcm`` and is importe
 large to decode safely.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -26,12 +27,12 @@ def image_extensions() -> tuple[str, ...]:
     return OPENCV_EXTENSIONS + tuple(e for e in READERS.names() if e not in OPENCV_EXTENSIONS)
 
 
-def register_reader(extension):
+def register_reader(extension: str) -> Callable[[Callable], Callable]:
     """Register ``fn(path) -> HxWx3 uint8 RGB`` for files ending in ``extension``."""
     return READERS.register(name=extension.lower())
 
 
-def to_rgb_uint8(img, path="<array>"):
+def to_rgb_uint8(img: np.ndarray, path: str = "<array>") -> np.ndarray:
     """Normalise a decoded array (grey, BGR, BGRA, 16-bit) to HxWx3 uint8 RGB.
 
     16 bit becomes round(v / 257) by OpenCV, a strip of rows at a time, straight to uint8: a float
@@ -54,7 +55,7 @@ def to_rgb_uint8(img, path="<array>"):
 _STRIP_VALUES = 1 << 22  # 16-bit values converted at once (8 MB)
 
 
-def decode_bytes(data, path="<upload>"):
+def decode_bytes(data: bytes, path: str = "<upload>") -> np.ndarray:
     """Decode an encoded image held in memory (PNG/JPEG/...) to RGB uint8."""
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
@@ -66,7 +67,7 @@ def decode_bytes(data, path="<upload>"):
     return to_rgb_uint8(img, path)
 
 
-def read_image(path):
+def read_image(path: str | Path) -> np.ndarray:
     """Return the image at ``path`` as an HxWx3 uint8 RGB array; raise ImageReadError otherwise."""
     path = Path(path)
     problem = why_not_a_file(path)

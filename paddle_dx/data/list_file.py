@@ -34,7 +34,7 @@ def read_text_lines(path, what):
         ) from None
 
 
-def read_label_list(path):
+def read_label_list(path: str | Path) -> list[str]:
     """Return class names ordered by id from a ``label_list.txt`` (``id name`` per line)."""
     path = Path(path)
     names = {}
@@ -51,11 +51,11 @@ def read_label_list(path):
     return [names[i] for i in range(len(names))]
 
 
-def write_label_list(path, names):
+def write_label_list(path: str | Path, names: list[str]) -> None:
     Path(path).write_text("".join(f"{i} {n}\n" for i, n in enumerate(names)), encoding="utf-8")
 
 
-def read_list_file(path, image_root, class_num):
+def read_list_file(path: str | Path, image_root: str, class_num: int | None) -> list[tuple[str, int]]:
     """Parse a list file into ``[(absolute path, label), ...]``.
 
     Stops with one message listing every problem (missing files, bad labels, malformed lines)
@@ -120,7 +120,7 @@ def read_list_file(path, image_root, class_num):
     return samples
 
 
-def outside_root(samples, image_root):
+def outside_root(samples: list[tuple[str, int]], image_root: str) -> list[str]:
     """Sample paths that leave ``image_root`` (``../`` or absolute list entries), in list order.
 
     They are allowed (a shared folder of controls, say) but worth a line in the run's record:

@@ -9,22 +9,23 @@ anything is built or written. No Paddle import: loading a config stays cheap.
 
 import numpy as np
 
-from paddle_dx.data.transforms import build_transforms, default_ops
+from paddle_dx.config.sections import DataSection, data_sections
+from paddle_dx.data.transforms import Compose, build_transforms, default_ops
 from paddle_dx.errors import ConfigError
 
 # Not square and not image_shape, so an output that follows the input's size shows up.
 PROBE_SHAPE = (300, 400, 3)
 
 
-def transforms_for(config, mode):
-    """The preprocessing pipeline of ``DataLoader.<mode>`` (defaults when none is given)."""
-    ops = config["DataLoader"][mode]["dataset"]["transform_ops"]
+def transforms_for(data: DataSection) -> Compose:
+    """The preprocessing pipeline of ``data``'s list (defaults when none is given)."""
+    ops = data.dataset["transform_ops"]
     if ops is None:
-        ops = default_ops(train=(mode == "Train"))
-    return build_transforms(ops, config["Global"]["image_shape"], where=f"DataLoader.{mode}.dataset.transform_ops")
+        ops = default_ops(train=(data.mode == "Train"))
+    return build_transforms(ops, data.image_shape, where=data.where("dataset.transform_ops"))
 
 
-def probe_image():
+def probe_image() -> np.ndarray:
     """A 300x400 RGB test image: a bright disc (an endoscope's view) on black, with noise."""
     h, w, _ = PROBE_SHAPE
     yy, xx = np.mgrid[:h, :w]
@@ -33,7 +34,7 @@ def probe_image():
     return (noise * disc[:, :, None]).astype(np.uint8)
 
 
-def run_probe(compose, where):
+def run_probe(compose: Compose, where: str) -> np.ndarray:
     """The pipeline's output on the probe image; an op that raises is named."""
     img, rng = probe_image(), np.random.default_rng(0)
     for op in compose.ops:
@@ -47,12 +48,13 @@ def run_probe(compose, where):
     return img
 
 
-def check_pipelines(config):
-    """Refuse a pipeline that cannot run, or whose output is not Global.image_shape."""
+def check_pipelines(config: dict) -> None:
+    """Refuse a pipeline that cannot run, or whose output is not Global.image_shape (a check the
+    config loader runs on every config, see engine/components.py)."""
     shape = list(config["Global"]["image_shape"])
-    for mode in config["DataLoader"]:
-        where = f"DataLoader.{mode}.dataset.transform_ops"
-        out = list(run_probe(transforms_for(config, mode), where).shape)
+    for data in data_sections(config).values():
+        where = data.where("dataset.transform_ops")
+        out = list(run_probe(transforms_for(data), where).shape)
         if out != shape:
             raise ConfigError(
                 f"{where} gives images of shape {out} (from a {PROBE_SHAPE[0]}x{PROBE_SHAPE[1]} "

@@ -27,12 +27,6 @@ _CHEAP = (NormalizeImage, ToCHWImage)
 log = logging.getLogger(__name__)
 
 
-def cache_root(config):
-    """``Global.cache_dir``, default ``output_dir/cache`` (preprocess/ and features/ live there)."""
-    g = config["Global"]
-    return Path(g["cache_dir"] or Path(g["output_dir"]) / "cache")
-
-
 def cached_prefix(transforms):
     """The ops worth caching: the deterministic prefix, up to the first normalisation/layout op."""
     prefix = []

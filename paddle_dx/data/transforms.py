@@ -378,7 +378,7 @@ class Compose:
         return img
 
 
-def default_ops(train):
+def default_ops(train: bool) -> list[dict]:
     """Used when a config gives no transform_ops: resize, (flip), scale to [-1, 1]."""
     ops = [{"ResizeImage": {}}]
     if train:
@@ -419,7 +419,7 @@ def check_params(op_cls, params, where):
             )
 
 
-def build_transforms(ops_config, image_shape, where="transform_ops"):
+def build_transforms(ops_config: list, image_shape: list[int], where: str = "transform_ops") -> Compose:
     """Build a Compose from ``[{Name: {params}}, ...]``; sizes default to image_shape's H, W."""
     ops = []
     for i, item in enumerate(ops_config):

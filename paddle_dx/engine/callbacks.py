@@ -10,7 +10,7 @@ result and the best epoch's predictions).
 
 import logging
 
-from paddle_dx.engine.stopping import StopRule
+from paddle_dx.engine.stop_rule import StopRule
 from paddle_dx.engine.visualdl_logger import VisualDLLogger
 from paddle_dx.errors import ConfigError
 from paddle_dx.utils.pause import pause_point
@@ -100,7 +100,7 @@ class VisualDLDashboard(Callback):
 
 
 class StopRuleCallback(Callback):
-    """The lung-nodule paper's rule (engine/stopping.py): marks the validated epoch that meets it,
+    """The lung-nodule paper's rule (engine/stop_rule.py): marks the validated epoch that meets it,
     whose model the trainer then keeps as the best, and training stops after it."""
 
     def __init__(self, rule: StopRule):

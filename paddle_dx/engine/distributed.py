@@ -22,7 +22,7 @@ import paddle
 import paddle.distributed as dist
 from paddle.distributed.parallel import sync_params_buffers
 
-from paddle_dx.engine.evaluator import evaluate, predict
+from paddle_dx.engine.eval_loop import evaluate, predict
 from paddle_dx.errors import WeightsError
 from paddle_dx.metrics import classification_metrics
 from paddle_dx.models import load_model_weights
@@ -113,7 +113,7 @@ class Parallel:
         self.sync_from_main(model)
 
     def evaluate(self, model, loader, class_names, loss_fn=None, progress=None):
-        """``evaluator.evaluate`` over the whole of ``loader``, shared out between the ranks.
+        """``eval_loop.evaluate`` over the whole of ``loader``, shared out between the ranks.
 
         Every rank evaluates rank 0's weights (the ones that are saved) on its block of the
         loader's order; the gathered probabilities and labels are in that original order.

@@ -33,8 +33,8 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
+from paddle_dx.config.sections import cache_root
 from paddle_dx.data.io import read_image
-from paddle_dx.data.preprocess_cache import cache_root
 from paddle_dx.engine.frozen_features import build_extractor, weights_hash
 from paddle_dx.errors import ConfigError
 from paddle_dx.utils.files import atomic_path
@@ -45,7 +45,7 @@ _EXTRACT_BATCH = 16
 
 
 class CachedForward:
-    """Looks like the model to ``evaluator.predict`` but takes cached front outputs:
+    """Looks like the model to ``eval_loop.predict`` but takes cached front outputs:
     head(dropout(rest(x))).
 
     Deliberately not a ``paddle.nn.Layer``: ``Layer.train()`` would put the frozen BatchNorm
@@ -92,7 +92,7 @@ class FeatureCache:
         if world_size > 1 and self.mode != "off":
             log.info("feature cache: off in multi-device training (each rank would cache its own shard)")
             self.mode = "off"
-        self.root = cache_root({"Global": g})
+        self.root = cache_root(g)
         self.threads, self.seed = g["num_threads"], g["seed"]
         self.sets = {"Train": train_set, "Eval": eval_set}
         self.hashes = dict(hashes or {})

@@ -1,5 +1,7 @@
 """Losses named in ``Loss.Train`` / ``Loss.Eval`` (PaddleClas style: a list of {Name: params})."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -57,7 +59,10 @@ class CombinedLoss:
         return total
 
 
-def build_loss(items, where, train_labels=None, class_num=None):
+def build_loss(
+    items: list, where: str, train_labels: Sequence[int] | None = None, class_num: int | None = None
+) -> CombinedLoss:
+    """The summed losses of a ``Loss.Train`` / ``Loss.Eval`` list (``where`` names it in errors)."""
     losses = []
     for i, item in enumerate(items):
         cls, params = LOSSES.resolve(item, f"{where}[{i}]", internal=("train_labels", "class_num"))

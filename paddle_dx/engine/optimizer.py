@@ -96,7 +96,9 @@ def _momentum(lr, params, cfg, clip):
     )
 
 
-def make_optimizer(cfg, lr, params):
+def make_optimizer(
+    cfg: dict, lr: "float | paddle.optimizer.lr.LRScheduler", params: list | None
+) -> paddle.optimizer.Optimizer:
     """The configured optimizer at ``lr`` (a float or an LRScheduler) over ``params`` (None: the
     parameters of the static Program being built)."""
     clip = paddle.nn.ClipGradByGlobalNorm(cfg["grad_clip"]) if cfg["grad_clip"] else None
@@ -147,7 +149,9 @@ def _with_warmup(schedule, base_lr, warmup):
     )
 
 
-def build_optimizer(cfg, model, epochs, lr=None):
+def build_optimizer(
+    cfg: dict, model: paddle.nn.Layer, epochs: int, lr: float | None = None
+) -> tuple[paddle.optimizer.Optimizer, paddle.optimizer.lr.LRScheduler | None]:
     """Optimizer over the model's trainable parameters, and its per-epoch LR scheduler (or None)."""
     base_lr = float(cfg["lr"] if lr is None else lr)
     warmup = int(cfg.get("warmup_epochs") or 0)
@@ -158,5 +162,5 @@ def build_optimizer(cfg, model, epochs, lr=None):
     return optimizer, scheduler
 
 
-def trainable_parameters(model):
+def trainable_parameters(model: paddle.nn.Layer) -> list:
     return [p for p in model.parameters() if not p.stop_gradient]

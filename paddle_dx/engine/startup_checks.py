@@ -12,6 +12,7 @@ import os
 import shlex
 from pathlib import Path
 
+from paddle_dx.config.sections import DataSection
 from paddle_dx.data.classes import found_class_names, require_class_num
 from paddle_dx.data.list_file import read_list_file
 from paddle_dx.data.split import SPLIT_NAMES
@@ -20,18 +21,20 @@ from paddle_dx.errors import DataError
 SPLIT_LISTS = {f"{name}_list.txt" for name in SPLIT_NAMES}
 
 
-def check_list_files(config):
-    """Refuse missing list files (all named in one line, with how to make them); parse the Test list."""
+def check_list_files(data: dict[str, DataSection]) -> None:
+    """Refuse missing list files (all named in one line, with how to make them); parse the Test list.
+
+    ``data``: the run's lists by mode (config/sections.py)."""
     missing = [
-        (mode, section["dataset"])
-        for mode, section in config["DataLoader"].items()
-        if section["dataset"]["cls_label_path"] and not Path(section["dataset"]["cls_label_path"]).is_file()
+        section
+        for section in data.values()
+        if section.dataset["cls_label_path"] and not Path(section.dataset["cls_label_path"]).is_file()
     ]
     if missing:
-        raise DataError(missing_lists_message(config, missing))
-    test = config["DataLoader"]["Test"]["dataset"]
+        raise DataError(missing_lists_message(missing, data["Train"]))
+    test = data["Test"].dataset
     if test["cls_label_path"]:
-        read_list_file(test["cls_label_path"], test["image_root"], require_class_num(config))
+        read_list_file(test["cls_label_path"], test["image_root"], require_class_num(data["Test"]))
 
 
 def _class_folders(root):
@@ -39,11 +42,11 @@ def _class_folders(root):
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
 
 
-def missing_lists_message(config, missing):
+def missing_lists_message(missing: list[DataSection], train: DataSection) -> str:
     """``<key>: <path> not found (also ...). Put the images in ... and run: python tools/split_dataset.py ...``"""
-    mode, ds = missing[0]
-    head = f"DataLoader.{mode}.dataset.cls_label_path: {ds['cls_label_path']} not found"
-    others = [f"DataLoader.{m}: {d['cls_label_path']}" for m, d in missing[1:]]
+    ds = missing[0].dataset
+    head = f"{missing[0].where('dataset.cls_label_path')}: {ds['cls_label_path']} not found"
+    others = [f"{m.where()}: {m.dataset['cls_label_path']}" for m in missing[1:]]
     if others:
         head += f" (nor {', '.join(others)})"
     root, lists = ds["image_root"] or ".", str(Path(ds["cls_label_path"]).parent)
@@ -52,7 +55,7 @@ def missing_lists_message(config, missing):
             f"{head}. Write it (`relative/path label` per line, paths relative to {root}) or point the key "
             f"at an existing list"
         )
-    classes = found_class_names(config) or _class_folders(root)
+    classes = found_class_names(train) or _class_folders(root)
     where = f"{root}/<class>/ (classes: {', '.join(classes)})" if classes else f"{root}/<class>/ (one folder per class)"
     command = ["python", "tools/split_dataset.py", "--image-root", root, "--out", lists]
     if classes:

@@ -16,13 +16,15 @@ import time
 import paddle
 from tqdm import tqdm
 
+import paddle_dx.engine.components  # noqa: F401  (a config loaded beside a Trainer names any registry)
 from paddle_dx.config import config_hash, dump_config
+from paddle_dx.config.sections import data_sections
 from paddle_dx.data.builder import build_dataset, build_loader, class_names
 from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
 from paddle_dx.engine.callbacks import CallbackList, default_callbacks, stopped
 from paddle_dx.engine.checkpoint import disk_bytes_needed, find_checkpoint, load_checkpoint, save_checkpoint
 from paddle_dx.engine.distributed import Parallel, resume_step
-from paddle_dx.engine.eval_engine import EvalEngine
+from paddle_dx.engine.eval_backend import EvalBackend
 from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.interrupts import Interrupted, before_training
 from paddle_dx.engine.loss import build_loss
@@ -31,7 +33,7 @@ from paddle_dx.engine.recorder import RunRecorder
 from paddle_dx.engine.resume_check import check_resume_config
 from paddle_dx.engine.resume_outputs import carry_best_model
 from paddle_dx.engine.run_folder import CHECKPOINT_STATE, CONFIG, RunFolder
-from paddle_dx.engine.stages import is_stage_end, stage_at
+from paddle_dx.engine.stage_schedule import is_stage_end, stage_at
 from paddle_dx.engine.startup_checks import check_list_files, removed_if_empty_on_error
 from paddle_dx.engine.steps import StageSpec, StepParts, choose_step, resolve_engine
 from paddle_dx.errors import DiskFull
@@ -57,7 +59,8 @@ class Trainer:
 
     def __init__(self, config, rank=0, world_size=1, callbacks=()):
         """``callbacks``: more engine/callbacks.py Callbacks beside the ones the config asks for."""
-        check_list_files(config)  # before anything is created: a fresh checkout gets the split command
+        self.data = data_sections(config)  # each list's section, what the data builders get
+        check_list_files(self.data)  # before anything is created: a fresh checkout gets the split command
         with removed_if_empty_on_error(config["Global"]["output_dir"]):
             self._build(config, rank, world_size, callbacks)
 
@@ -76,9 +79,9 @@ class Trainer:
         if g["use_amp"] and not self.use_amp:
             log.warning("Global.use_amp is only supported on GPU; training in float32 on CPU")
         set_seed(g["seed"])
-        self.class_names = class_names(config)
-        self.train_set, train_report = build_dataset(config, "Train")
-        self.eval_set, eval_report = build_dataset(config, "Eval")
+        self.class_names = class_names(self.data["Train"])
+        self.train_set, train_report = build_dataset(self.data["Train"])
+        self.eval_set, eval_report = build_dataset(self.data["Eval"])
         self.skipped = train_report["skipped"] + eval_report["skipped"]
         self.hashes = {**train_report["hashes"], **eval_report["hashes"]}
         self.duplicates = cross_split_duplicates(
@@ -86,10 +89,10 @@ class Trainer:
             {**train_report["content_hashes"], **eval_report["content_hashes"]},
         )  # decoded pixels, not bytes
         warn_duplicates(self.duplicates)
-        self.train_loader, self.train_sampler = build_loader(config, "Train", self.train_set, rank, world_size)
-        self.eval_loader, _ = build_loader(config, "Eval", self.eval_set)
+        self.train_loader, self.train_sampler = build_loader(self.data["Train"], self.train_set, rank, world_size)
+        self.eval_loader, _ = build_loader(self.data["Eval"], self.eval_set)
         self.feature_cache = FeatureCache(g, self.train_set, self.eval_set, self.hashes, world_size)
-        self.eval_engine = EvalEngine(g["eval_engine"], self.device, world_size, g["image_shape"], g["num_threads"])
+        self.eval_backend = EvalBackend(g["eval_engine"], self.device, world_size, g["image_shape"], g["num_threads"])
         self.model = build_model(config["Arch"], g["image_shape"])
         if g["pretrained_model"]:
             load_model_weights(self.model, g["pretrained_model"])
@@ -331,11 +334,9 @@ class Trainer:
         model, loader = (
             (self.model, loader)
             if loader
-            else self.feature_cache.eval_pair(
-                self.model, self.eval_loader, self.config["DataLoader"]["Eval"]["sampler"]["batch_size"]
-            )
+            else self.feature_cache.eval_pair(self.model, self.eval_loader, self.data["Eval"].sampler["batch_size"])
         )
-        model, engine = self.eval_engine.forward(model, loader)
+        model, engine = self.eval_backend.forward(model, loader)
         on_terminal = self.is_main and sys.stderr.isatty()  # a bar on a terminal; nothing in log files
         progress = (
             functools.partial(tqdm, desc=split, leave=False, mininterval=1, unit="batch") if on_terminal else None
@@ -465,13 +466,13 @@ class Trainer:
         self.stage_results.append(entry)
 
     def _has_test(self):
-        return bool(self.config["DataLoader"]["Test"]["dataset"]["cls_label_path"])
+        return bool(self.data["Test"].dataset["cls_label_path"])
 
     def _test_data(self):
         """(loader, scan report) of DataLoader.Test, read and checked once per run."""
         if self._test is None:
-            test_set, report = build_dataset(self.config, "Test")
-            self._test = build_loader(self.config, "Test", test_set)[0], report
+            test_set, report = build_dataset(self.data["Test"])
+            self._test = build_loader(self.data["Test"], test_set)[0], report
         return self._test
 
     def finish(self):

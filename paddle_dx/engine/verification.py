@@ -10,6 +10,7 @@ import math
 import time
 from pathlib import Path
 
+import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
 from paddle_dx.config import load_config
 from paddle_dx.engine.manifest import MANIFEST, output_hashes
 from paddle_dx.errors import PaddleDxError

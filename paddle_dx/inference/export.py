@@ -3,7 +3,7 @@
 The exported graph ends in a softmax, so every runtime (this Predictor, C++, Serving) gets
 probabilities. The dygraph weights are saved beside it (``weights.pdparams``) so tools that
 need the layers themselves (Grad-CAM) work from the export folder alone. The preprocessing
-stored is ``transforms_for(config, "Eval").spec()`` and nothing else: whatever ops evaluation
+stored is ``transforms_for(DataSection.of(config, "Eval")).spec()`` and nothing else: whatever ops evaluation
 used (including ones other modules register) travel with the model; ``inference_cls.yaml``
 restates it for PaddleClas's own predictor.
 
@@ -21,6 +21,7 @@ import yaml
 
 import paddle_dx
 from paddle_dx.config import config_hash
+from paddle_dx.config.sections import DataSection
 from paddle_dx.data.builder import class_names, transforms_for
 from paddle_dx.errors import ConfigError
 from paddle_dx.inference.legacy_program import write_legacy_program
@@ -67,13 +68,13 @@ def export_model(model, config, out_dir, weights_path=None):
     g = config["Global"]
     out_dir = Path(out_dir)
     check_writable(out_dir.absolute().parent)
-    transforms = transforms_for(config, "Eval")
+    transforms = transforms_for(DataSection.of(config, "Eval"))
     if transforms.is_random:
         log.warning(
             "DataLoader.Eval transform_ops contain random ops (%s): exported predictions will vary",
             [type(op).__name__ for op in transforms.ops if op.random],
         )
-    names = class_names(config)
+    names = class_names(DataSection.of(config, "Train"))
     if g["export_format"] == "onnx":
         require_onnx_tools()
     model.eval()

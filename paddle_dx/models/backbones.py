@@ -221,11 +221,11 @@ BACKBONES.register(
 )  # no pretrained weights: trained from scratch
 
 
-def get_backbone(name):
+def get_backbone(name: str) -> BackboneSpec:
     return BACKBONES.get(name, where="Arch.name")
 
 
-def pretrained_url(name):
+def pretrained_url(name: str) -> str | None:
     """The ImageNet weight URL of backbone ``name``, or None if it has none."""
     pretrained = get_backbone(name).pretrained
     return pretrained.url if pretrained else None

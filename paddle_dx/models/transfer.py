@@ -3,6 +3,7 @@ classifier dropped, a new fully connected layer sized to the dataset's classes."
 
 import logging
 import re
+from pathlib import Path
 
 import numpy as np
 import paddle.nn as nn
@@ -91,7 +92,7 @@ def _fixed(layer, frozen_bn):
     return all(id(sub) in frozen_bn for sub in layer.sublayers(include_self=True) if isinstance(sub, _BN_TYPES))
 
 
-def parse_freeze(freeze):
+def parse_freeze(freeze: str) -> int | str:
     """'none' -> 0 stages, 'backbone' -> all, 'until stage N' -> stem + N stages."""
     text = str(freeze).strip().lower()
     if text in ("none", "", "false"):
@@ -104,7 +105,7 @@ def parse_freeze(freeze):
     raise ConfigError(f"config key 'Arch.freeze' = {freeze!r}: expected 'none', 'backbone' or 'until stage N'")
 
 
-def apply_freeze(model, freeze):
+def apply_freeze(model: "TransferModel", freeze: str) -> int:
     """Set which parameters train; return the number of frozen parameters (tensors)."""
     what = parse_freeze(freeze)
     statistics = {
@@ -135,7 +136,7 @@ def apply_freeze(model, freeze):
     return frozen
 
 
-def build_model(arch, image_shape=None, channels_last=False):
+def build_model(arch: dict, image_shape: list[int] | None = None, channels_last: bool = False) -> "TransferModel":
     """Build the TransferModel an ``Arch`` config section describes, with weights loaded.
     ``channels_last``: compute in NHWC (BackboneSpec.channels_last backbones only)."""
     name, class_num = arch["name"], int(arch["class_num"])
@@ -222,7 +223,7 @@ def cast_to_model(model, state, path):
     return out
 
 
-def load_model_weights(model, path):
+def load_model_weights(model: "TransferModel", path: str | Path) -> "TransferModel":
     """Load a paddle_dx checkpoint (whole TransferModel) strictly: class counts must agree.
     ``path`` may be the file or its prefix without ``.pdparams``, as in PaddleClas."""
     path = resolve_weights(path)
@@ -232,7 +233,7 @@ def load_model_weights(model, path):
     return model
 
 
-def count_parameters(model):
+def count_parameters(model: nn.Layer) -> tuple[int, int]:
     total = sum(int(p.size) for p in model.parameters())
     trainable = sum(int(p.size) for p in model.parameters() if not p.stop_gradient)
     return total, trainable

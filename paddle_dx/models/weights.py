@@ -21,7 +21,7 @@ from paddle_dx.utils.safe_pickle import load_pickled_state, to_tensors
 from paddle_dx.utils.torch_pickle import is_torch_file, load_torch_state
 
 
-def resolve_weights(path):
+def resolve_weights(path: str | Path) -> Path:
     """``output/x/best_model.pdparams`` or the PaddleClas-style prefix ``output/x/best_model``
     (``Global.pretrained_model`` names a prefix in every PaddleClas tool): the file to read."""
     path = Path(path)
@@ -37,14 +37,14 @@ def resolve_weights(path):
     raise WeightsError(f"weights not found: {path} (nor {with_suffix.name})")
 
 
-def save_weights(path, model):
+def save_weights(path: str | Path, model: paddle.nn.Layer) -> None:
     """Save just the model weights (e.g. best_model.pdparams) atomically."""
     with atomic_path(path) as tmp:
         paddle.save(model.state_dict(), str(tmp))
         pause_point("weights_write")  # fault tests kill the run here, the file written under its temporary name
 
 
-def load_state(path):
+def load_state(path: str | Path) -> dict:
     """The dict of tensors in a Paddle (or PyTorch) weights file; WeightsError naming the file otherwise."""
     torch = Path(path).is_file() and is_torch_file(path)
     state = to_tensors(load_torch_state(path) if torch else load_pickled_state(path))

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from paddle_dx.config import load_config
+from paddle_dx.config.sections import DataSection
 from paddle_dx.data.builder import class_names
 from paddle_dx.data.folds import make_folds, write_fold_lists
 from paddle_dx.engine.resume_check import config_changes
@@ -76,7 +77,7 @@ def cross_validate(config_path: str, overrides: list[str], settings: CVSettings)
     """Make the folds, train every fold not trained yet, write the summary; return cv_results.json."""
     config = load_config(config_path, overrides)
     root = Path(config["Global"]["output_dir"])
-    names = class_names(config)
+    names = class_names(DataSection.of(config, "Train"))
     plan = make_folds(
         config, settings.folds, settings.seed, settings.group_regex, settings.near_duplicates, settings.include_test
     )

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from paddle_dx.data.io import read_image
-from paddle_dx.engine.stages import stage_bounds
+from paddle_dx.engine.stage_schedule import stage_bounds
 from paddle_dx.metrics.figures import confusion_matrix_figure, curves_figure, new_figure, roc_figure, save_figure
 
 DPI = 80

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paddle_dx.engine.stages import stage_bounds
+from paddle_dx.engine.stage_schedule import stage_bounds
 from paddle_dx.studies import figures
 from paddle_dx.studies.bootstrap import headline
 from paddle_dx.studies.comparable import reasons

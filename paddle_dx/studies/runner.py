@@ -11,8 +11,9 @@ import numpy as np
 import paddle
 
 from paddle_dx.config import load_config
+from paddle_dx.config.sections import DataSection
 from paddle_dx.data.builder import build_dataset, build_loader
-from paddle_dx.engine.evaluator import predict
+from paddle_dx.engine.eval_loop import predict
 from paddle_dx.engine.run_folder import RunFolder
 from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import PaddleDxError
@@ -50,8 +51,8 @@ def run_target(plan):
     start = time.monotonic()
     trainer, config = train(plan)
     metrics = _read_metrics(config)
-    test_set, _ = build_dataset(config, "Test", scan=False)
-    loader, _ = build_loader(config, "Test", test_set)
+    test_set, _ = build_dataset(DataSection.of(config, "Test"), scan=False)
+    loader, _ = build_loader(DataSection.of(config, "Test"), test_set)
     probs, labels, _ = predict(trainer.model, loader)  # fit() left the best epoch's weights loaded
     accuracy = float((probs.argmax(axis=1) == labels).mean())
     if abs(accuracy - metrics["test"]["accuracy"]) > 1e-9:

@@ -1,7 +1,6 @@
 """Name -> component registries, so configs choose components without if-chains."""
 
 import difflib
-import importlib
 import inspect
 from collections.abc import Sequence
 
@@ -80,12 +79,3 @@ class LiveNames(Sequence):
 
     def __repr__(self):
         return repr(list(self))
-
-
-def registry_names(module, attr):
-    """The live names of registry ``attr`` of ``module``, which is imported on first use.
-
-    Lets the config schema take its allowed values from the registries without importing
-    them (and Paddle) when the config package loads.
-    """
-    return LiveNames(lambda: getattr(importlib.import_module(module), attr).names())

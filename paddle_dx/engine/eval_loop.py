@@ -1,4 +1,7 @@
-"""Run a model over a loader and turn its outputs into diagnostic metrics."""
+"""The evaluation loop: a model (or what stands for it) over a loader, batch by batch, into
+probabilities, labels and diagnostic metrics. Which forward runs is eval_backend.py's choice."""
+
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import paddle
@@ -8,7 +11,9 @@ from paddle_dx.metrics import classification_metrics
 
 
 @paddle.no_grad()
-def predict(model, loader, loss_fn=None, progress=None):
+def predict(
+    model: Callable, loader: Iterable, loss_fn: Callable | None = None, progress: Callable | None = None
+) -> tuple[np.ndarray, np.ndarray, float | None]:
     """Return (probabilities [N, C], labels [N], mean loss or None), in the loader's order."""
     was_training = model.training
     model.eval()
@@ -27,7 +32,13 @@ def predict(model, loader, loss_fn=None, progress=None):
     return probs, labels, (loss_sum / len(labels) if loss_fn is not None else None)
 
 
-def evaluate(model, loader, class_names, loss_fn=None, progress=None):
+def evaluate(
+    model: Callable,
+    loader: Iterable,
+    class_names: list[str],
+    loss_fn: Callable | None = None,
+    progress: Callable | None = None,
+) -> tuple[dict, np.ndarray, np.ndarray]:
     """Metrics dict (see paddle_dx.metrics.classification_metrics) plus raw ``probs``/``labels``."""
     probs, labels, loss = predict(model, loader, loss_fn, progress)
     metrics = classification_metrics(labels, probs, class_names, loss=loss)

@@ -6,7 +6,7 @@ one Trainer; these helpers map an epoch to its stage so a resumed run lands in t
 """
 
 
-def stage_bounds(stages):
+def stage_bounds(stages: list[dict] | None) -> list[tuple[int, int]]:
     """[(first epoch, end epoch exclusive), ...], 0-based, one pair per stage."""
     bounds, start = [], 0
     for stage in stages or []:
@@ -15,7 +15,7 @@ def stage_bounds(stages):
     return bounds
 
 
-def stage_at(stages, epoch):
+def stage_at(stages: list[dict] | None, epoch: int) -> int | None:
     """Index of the stage that trains ``epoch`` (0-based), or None without stages."""
     for index, (start, end) in enumerate(stage_bounds(stages)):
         if start <= epoch < end:
@@ -23,7 +23,7 @@ def stage_at(stages, epoch):
     return None
 
 
-def is_stage_end(stages, epoch):
+def is_stage_end(stages: list[dict] | None, epoch: int) -> bool:
     """True when ``epoch`` (0-based) is the last epoch of its stage."""
     index = stage_at(stages, epoch)
     return index is not None and epoch + 1 == stage_bounds(stages)[index][1]

@@ -1,4 +1,5 @@
-"""Which engine runs an evaluation (``Global.eval_engine``), and the Paddle Inference one.
+"""Which backend runs an evaluation's forward passes (``Global.eval_engine``), and the Paddle
+Inference one; eval_loop.py runs the loop over the batches.
 
 Dygraph convolutions on CPU skip oneDNN; Paddle Inference runs the same ResNet-50 ~5x faster
 (docs/speed.md). Paddle Inference has no call that replaces a created predictor's parameters
@@ -30,7 +31,7 @@ MIN_IMAGES = 64  # ~6 s of export + predictor creation over ~0.1 s saved per ima
 
 
 class InferenceForward:
-    """Looks like the model to ``evaluator.predict``: images -> logits, through Paddle Inference."""
+    """Looks like the model to ``eval_loop.predict``: images -> logits, through Paddle Inference."""
 
     training = False
 
@@ -60,7 +61,7 @@ def export_session(model, image_shape, threads):
         )
 
 
-class EvalEngine:
+class EvalBackend:
     """``forward(model, loader)`` -> (what to run, engine name) for one evaluation."""
 
     def __init__(self, setting, device, world_size, image_shape, threads=0):

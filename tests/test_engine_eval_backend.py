@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import make_tiny_dataset, tiny_config
 
-from paddle_dx.engine.eval_engine import MIN_IMAGES, EvalEngine
-from paddle_dx.engine.evaluation_job import run_evaluation
+from paddle_dx.engine.eval_backend import MIN_IMAGES, EvalBackend
+from paddle_dx.engine.eval_job import run_evaluation
 from paddle_dx.engine.trainer import Trainer
 
 TOL = 1e-3  # tests/test_inference_export_predict.py's parity tolerance with oneDNN
@@ -29,7 +29,7 @@ def test_validation_and_test_through_inference_match_dygraph(tmp_path):
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert written["val"]["eval_engine"] == "inference" and written["test"]["eval_engine"] == "inference"
     fast, fast_probs, fast_labels = trainer.evaluate()
-    trainer.eval_engine = EvalEngine("dygraph", "cpu", 1, [3, 32, 32])
+    trainer.eval_backend = EvalBackend("dygraph", "cpu", 1, [3, 32, 32])
     slow, slow_probs, slow_labels = trainer.evaluate()
     assert slow["eval_engine"] == "dygraph"
     np.testing.assert_array_equal(fast_labels, slow_labels)
@@ -56,12 +56,12 @@ def test_eval_tool_through_inference_matches_dygraph(tmp_path):
 
 
 def test_auto_chooses_by_device_and_set_size(caplog):
-    caplog.set_level(logging.INFO, logger="paddle_dx.engine.eval_engine")
-    auto = EvalEngine("auto", "cpu", 1, [3, 32, 32])
+    caplog.set_level(logging.INFO, logger="paddle_dx.engine.eval_backend")
+    auto = EvalBackend("auto", "cpu", 1, [3, 32, 32])
     assert auto.choose(MIN_IMAGES - 1) == "dygraph" and auto.choose(MIN_IMAGES) == "inference"
     assert "exporting would cost more than it saves" in caplog.text
     for device, world_size in (("gpu", 1), ("cpu", 2)):
-        assert EvalEngine("inference", device, world_size, [3, 32, 32]).choose(10**6) == "dygraph"
+        assert EvalBackend("inference", device, world_size, [3, 32, 32]).choose(10**6) == "dygraph"
     assert "dygraph on the GPU" in caplog.text and "dygraph on several devices" in caplog.text
 
 
