@@ -82,6 +82,7 @@ def classes_of(lists):
 
 
 def paddle_worker(config, image_root, lists, epochs, engine):
+    import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
     from paddle_dx.config import load_config
     from paddle_dx.config.shipped import resolve_config
     from paddle_dx.engine.trainer import Trainer
@@ -96,6 +97,7 @@ def paddle_worker(config, image_root, lists, epochs, engine):
 
 def _recipe(config):
     """What the PyTorch side needs from the paddle_dx config."""
+    import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
     from paddle_dx.config import load_config
     from paddle_dx.config.shipped import resolve_config
     from paddle_dx.data.transforms import NORMALIZE_PRESETS
