@@ -4,6 +4,7 @@ parsing and clean error exits."""
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 from paddle_dx.errors import PaddleDxError
 from paddle_dx.utils.logger import quiet_native_logs, setup_logging
@@ -11,7 +12,7 @@ from paddle_dx.utils.logger import quiet_native_logs, setup_logging
 quiet_native_logs()  # before any tool imports paddle
 
 
-def config_parser(description, prog=None):
+def config_parser(description: str | None, prog: str | None = None) -> argparse.ArgumentParser:
     """An argparse parser with PaddleClas's ``-c`` / ``-o`` options."""
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -33,11 +34,11 @@ def config_parser(description, prog=None):
     return parser
 
 
-def overrides(args):
+def overrides(args: argparse.Namespace) -> list[str]:
     return [item for group in args.override for item in group]
 
 
-def load_config_args(args):
+def load_config_args(args: argparse.Namespace) -> dict:
     """The validated config of ``-c`` (a file, else a shipped config's name) with ``-o`` applied."""
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
     from paddle_dx.config import load_config
@@ -53,7 +54,7 @@ MISSING_HINTS = {
 }
 
 
-def run(main):
+def run(main: Callable[[], int | None]) -> int | None:
     """Call ``main()``; a PaddleDxError becomes one clear line on stderr and exit code 2,
     Ctrl-C one line and exit code 130 (the shell's code for SIGINT), not a traceback; so does
     a missing PaddlePaddle or paddleclas (exit code 2), with how to install it."""

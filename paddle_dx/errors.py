@@ -16,13 +16,13 @@ class DataError(PaddleDxError):
 class ImageReadError(DataError):
     """One image could not be decoded; ``path`` names it."""
 
-    def __init__(self, path, problem):
+    def __init__(self, path, problem) -> None:
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{shown_path(path)}: {problem}")
 
 
-def shown_path(path, most=300):
+def shown_path(path: object, most: int = 300) -> str:
     """``path`` as an error line shows it: a path of a megabyte is cut, with its length."""
     text = str(path)
     return text if len(text) <= most else f"{text[: most - 40]}... ({len(text):,} characters)"

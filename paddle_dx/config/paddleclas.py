@@ -12,6 +12,7 @@ docs/paddleclas.md is the table of what maps to what.
 import copy
 import logging
 import re
+from typing import Any
 
 from paddle_dx.config.choices import names_of
 from paddle_dx.config.schema import SCHEMA, Key
@@ -45,18 +46,18 @@ REFUSED = {
 class Translation:
     """One config being translated: the output dict, the log of mappings, the refusals."""
 
-    def __init__(self, raw):
+    def __init__(self, raw) -> None:
         self.out = copy.deepcopy(raw)
         self.made = []
         self.refused = {}
 
-    def mapped(self, key, target, note=""):
+    def mapped(self, key: str, target: str, note: str = "") -> None:
         self.made.append(f"PaddleClas key {key} -> paddle_dx {target}" + (f" ({note})" if note else ""))
 
-    def refuse(self, key, why):
+    def refuse(self, key: str, why: str) -> None:
         self.refused.setdefault(key, why)
 
-    def section(self, name):
+    def section(self, name: str) -> dict | None:
         value = self.out.get(name)
         return value if isinstance(value, dict) else None
 
@@ -77,7 +78,7 @@ def _transform_lists(raw):
             yield f"DataLoader.{mode}.dataset.transform_ops", dataset["transform_ops"]
 
 
-def is_paddleclas(raw):
+def is_paddleclas(raw: dict) -> bool:
     """True when ``raw`` uses a key or op that only PaddleClas configs have."""
     g = raw.get("Global") if isinstance(raw.get("Global"), dict) else {}
     opt = raw.get("Optimizer") if isinstance(raw.get("Optimizer"), dict) else {}
@@ -363,7 +364,7 @@ INTERPOLATION = {
 NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
-def parse_scale(value, where):
+def parse_scale(value: object, where: str) -> float:
     """``"1.0/255.0"``, ``"1./255."``, ``0.00392157`` -> float, without eval: a number or a fraction."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -485,7 +486,7 @@ def _to_chw(t, params, where):
     return []
 
 
-def translate_ops(t, ops, where):
+def translate_ops(t: Translation, ops: list, where: str) -> list:
     """PaddleClas transform ops -> paddle_dx ops; other (paddle_dx) ops pass unchanged."""
     out = []
     for i, item in enumerate(ops):
@@ -531,7 +532,7 @@ STEPS = (
 )
 
 
-def translate(raw, source="config"):
+def translate(raw: Any, source: str = "config") -> Any:
     """``raw`` unchanged unless PaddleClas-style; else its paddle_dx translation, or one
     ConfigError listing every key that does not map (with why, and what to use)."""
     if not isinstance(raw, dict) or not is_paddleclas(raw):

@@ -1,6 +1,8 @@
 """The config-key table of docs/config_reference.md, rendered from SCHEMA so the two cannot drift apart."""
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 from paddle_dx.config.schema import SCHEMA, STAGE_SCHEMA
 
@@ -16,12 +18,12 @@ def _default_text(spec):
     return "`null`" if spec.default is None else f"`{json.dumps(spec.default)}`"
 
 
-def md_cell(text):
+def md_cell(text: object) -> str:
     """Escape a Markdown table cell."""
     return str(text).replace("|", "\\|")
 
 
-def leaves(tree, prefix=""):
+def leaves(tree: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Yield (dotted key, leaf) for every non-mapping value of ``tree``, in order: the Keys of a
     schema, or the values of a config (resume_check compares configs key by key)."""
     for name, value in tree.items():
@@ -32,7 +34,7 @@ def leaves(tree, prefix=""):
             yield path, value
 
 
-def display_key(path):
+def display_key(path: str) -> str:
     """DataLoader.Train/Eval/Test share one set of keys: show them once as DataLoader.*."""
     parts = path.split(".")
     if parts[0] == "DataLoader" and len(parts) > 2:
@@ -40,7 +42,7 @@ def display_key(path):
     return path
 
 
-def schema_table():
+def schema_table() -> str:
     """Markdown table: key, type (and allowed values), default, meaning."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     seen = set()

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 SUFFIX = ".yaml"
 
 
-def configs_dir():
+def configs_dir() -> Path:
     """``paddle_dx/configs`` in an installed wheel, else the ``configs/`` of the source tree
     (a checkout on ``sys.path`` or an editable install)."""
     for folder in (PACKAGE / "configs", PACKAGE.parent / "configs"):
@@ -21,12 +21,12 @@ def configs_dir():
     raise ConfigError(f"no shipped configs beside {PACKAGE} (reinstall paddle_dx)")
 
 
-def shipped_configs():
+def shipped_configs() -> dict[str, Path]:
     """{name: path} of every shipped config, sorted by name."""
     return {path.stem: path for path in sorted(configs_dir().glob(f"*{SUFFIX}"))}
 
 
-def describe(path):
+def describe(path: Path | str) -> str:
     """A config's one-line description: the text of its first comment line."""
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if line.startswith("#"):
@@ -36,7 +36,7 @@ def describe(path):
     return ""
 
 
-def resolve_config(value):
+def resolve_config(value: str) -> str:
     """``-c VALUE`` -> a file path: an existing file wins; a bare name (no folder, no extension)
     names a shipped config; anything else is returned unchanged for the loader to report."""
     path = Path(value)

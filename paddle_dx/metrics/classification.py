@@ -2,14 +2,17 @@
 accuracy, per-class precision / sensitivity / specificity / F1, macro averages, ROC-AUC (binary
 or one-vs-rest) and the confusion matrix."""
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 from sklearn.metrics import roc_curve
 
 from paddle_dx.metrics.predictions import Predictions
 from paddle_dx.metrics.registry import all_metrics, scalar_metric
 
 
-def roc_points(labels, probs, class_num):
+def roc_points(labels: npt.ArrayLike, probs: np.ndarray, class_num: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """{class name index: (fpr, tpr)} for plotting; binary gives only the positive class."""
     labels = np.asarray(labels)
     classes = [1] if class_num == 2 else range(class_num)
@@ -21,7 +24,9 @@ def roc_points(labels, probs, class_num):
     return out
 
 
-def classification_metrics(labels, probs, class_names, loss=None):
+def classification_metrics(
+    labels: npt.ArrayLike, probs: npt.ArrayLike, class_names: Sequence[str], loss: float | None = None
+) -> dict:
     """Every registered metric of one prediction set.
 
     Keys: n, class_names, per_class {name: {precision, sensitivity, specificity, f1, ..., support}},
@@ -42,7 +47,7 @@ def classification_metrics(labels, probs, class_names, loss=None):
     return report
 
 
-def key_metric(metrics, name):
+def key_metric(metrics: dict, name: str) -> float:
     """The number used to pick the best epoch: higher is better (the loss is negated)."""
     metric = scalar_metric(name)
     value = metric.read(metrics)

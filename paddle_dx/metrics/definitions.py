@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from paddle_dx.metrics.predictions import Predictions
 from paddle_dx.metrics.registry import CountRatio, Metric, register
 
 
@@ -13,7 +14,7 @@ from paddle_dx.metrics.registry import CountRatio, Metric, register
 class Accuracy(Metric):
     name, label, headline = "accuracy", "accuracy", 1
 
-    def values(self, pred):
+    def values(self, pred: Predictions) -> np.ndarray:
         return pred.one_vs_rest["tp"].sum(axis=1) / pred.n
 
 
@@ -56,10 +57,10 @@ class AUC(Metric):
 
     name, label, headline = "auc", "AUC", 4
 
-    def values(self, pred):
+    def values(self, pred: Predictions) -> np.ndarray:
         return self.summary(pred)
 
-    def summary(self, pred, positive=None):
+    def summary(self, pred: Predictions, positive: int | None = None) -> np.ndarray:
         ovr = pred.ovr_auc
         if positive is not None or pred.class_num == 2:
             auc = ovr[:, 1 if positive is None else positive]
@@ -76,10 +77,10 @@ class Loss(Metric):
 
     name, label, higher_is_better = "loss", "loss", False
 
-    def values(self, pred):
+    def values(self, pred: Predictions) -> np.ndarray:
         return np.full(pred.sets, np.nan if pred.loss is None else float(pred.loss))
 
-    def record(self, pred, report):
+    def record(self, pred: Predictions, report: dict) -> None:
         if pred.loss is not None:
             report["loss"] = float(pred.loss)
 
@@ -90,17 +91,17 @@ class ConfusionMatrix(Metric):
 
     name, label = "confusion_matrix", "confusion matrix"
 
-    def values(self, pred):
+    def values(self, pred: Predictions) -> np.ndarray:
         raise TypeError("the confusion matrix is not a scalar metric")
 
-    def scalar_names(self):
+    def scalar_names(self) -> list[str]:
         return []
 
-    def record(self, pred, report):
+    def record(self, pred: Predictions, report: dict) -> None:
         report["confusion_matrix"] = pred.confusion[0].tolist()
 
-    def read(self, report, positive=None):
+    def read(self, report: dict, positive: int | None = None) -> None:
         return None
 
-    def logged(self, report):
+    def logged(self, report: dict) -> tuple[dict, dict]:
         return {}, {}

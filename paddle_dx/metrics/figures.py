@@ -5,9 +5,11 @@ and never through pyplot, so drawing them leaves the user's backend alone: Jupyt
 plots keep working after a run in the same kernel.
 """
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -21,14 +23,14 @@ DPI = 100
 SPLIT_NAMES = {"val": "validation", "test": "test"}
 
 
-def new_figure(width, height):
+def new_figure(width: float, height: float) -> Figure:
     """A Figure on its own Agg canvas (``width`` x ``height`` inches)."""
     fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
 
-def save_figure(fig, path, dpi=DPI):
+def save_figure(fig: Figure, path: Path | str, dpi: int = DPI) -> Path:
     """Write ``fig`` as a PNG at ``path`` atomically (a crash never leaves half a PNG); returns the path."""
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -37,14 +39,14 @@ def save_figure(fig, path, dpi=DPI):
     return path
 
 
-def figure_to_rgb(fig):
+def figure_to_rgb(fig: Figure) -> np.ndarray:
     """Render ``fig`` to an HxWx3 uint8 array (for VisualDL's add_image)."""
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
-def figure_title(split, epoch=None, weights=None, what=""):
+def figure_title(split: str, epoch: int | None = None, weights: Path | str | None = None, what: str = "") -> str:
     """A title saying which data and which model, e.g. "test: ROC, epoch 7, best_model.pdparams"."""
     parts = [f"{SPLIT_NAMES.get(split, split)}: {what}".rstrip(": ")]
     if epoch is not None:
@@ -54,7 +56,7 @@ def figure_title(split, epoch=None, weights=None, what=""):
     return ", ".join(parts)
 
 
-def confusion_matrix_figure(metrics, title="Confusion matrix"):
+def confusion_matrix_figure(metrics: Mapping, title: str = "Confusion matrix") -> Figure:
     """The confusion matrix of a metrics dict (rows = true class), counts in the cells."""
     names = metrics["class_names"]
     size = 1.1 * len(names) + 2.5
@@ -72,7 +74,7 @@ def confusion_matrix_figure(metrics, title="Confusion matrix"):
     return fig
 
 
-def roc_figure(labels, probs, class_names, title="ROC"):
+def roc_figure(labels: npt.ArrayLike, probs: npt.ArrayLike, class_names: Sequence[str], title: str = "ROC") -> Figure:
     """ROC curve of the positive class (label 1) for two classes, else one curve per class
     (one-vs-rest); each legend entry carries its AUC, the title the overall AUC."""
     labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
@@ -97,7 +99,12 @@ def roc_figure(labels, probs, class_names, title="ROC"):
     return fig
 
 
-def curves_figure(history, keys=("loss", "accuracy"), title="Training curves", boundaries=()):
+def curves_figure(
+    history: Sequence[Mapping],
+    keys: Sequence[str] = ("loss", "accuracy"),
+    title: str = "Training curves",
+    boundaries: Sequence[int] = (),
+) -> Figure:
     """Per-epoch train and validation ``keys`` from metrics.json's history, one panel per key;
     the accuracy panel adds validation AUC when recorded; dotted lines after each epoch in
     ``boundaries`` (the last epoch of a training stage)."""
@@ -124,7 +131,13 @@ def curves_figure(history, keys=("loss", "accuracy"), title="Training curves", b
     return fig
 
 
-def run_figures(result, class_names, weights_name="best_model.pdparams", val_predictions=None, test_predictions=None):
+def run_figures(
+    result: Mapping,
+    class_names: Sequence[str],
+    weights_name: str = "best_model.pdparams",
+    val_predictions: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+    test_predictions: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+) -> dict[str, Figure]:
     """{name: Figure} for one training run (see write_run_figures); missing data, no figure."""
     history, epoch = result.get("history") or [], result.get("best_epoch")
     boundaries = [s["end_epoch"] for s in (result.get("stages") or [])[:-1]]
@@ -145,8 +158,13 @@ def run_figures(result, class_names, weights_name="best_model.pdparams", val_pre
 
 
 def write_run_figures(
-    output_dir, result, class_names, weights_name="best_model.pdparams", val_predictions=None, test_predictions=None
-):
+    output_dir: Path | str,
+    result: Mapping,
+    class_names: Sequence[str],
+    weights_name: str = "best_model.pdparams",
+    val_predictions: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+    test_predictions: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+) -> dict[str, Path]:
     """Write ``output_dir/figures/*.png`` for one training run; returns {name: path}.
 
     ``result`` is metrics.json's dict (history, best_epoch, val, test, stages); the confusion

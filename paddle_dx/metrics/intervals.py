@@ -14,6 +14,7 @@ back to the exact binomial bound of that count, so no interval has zero width.
 """
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
 
 
@@ -34,14 +35,16 @@ def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return _binomial_interval(successes, n, level, "wilson")
 
 
-def accuracy_interval(correct, level: float = 0.95, method: str = "clopper-pearson") -> tuple[float, float]:
+def accuracy_interval(
+    correct: npt.ArrayLike, level: float = 0.95, method: str = "clopper-pearson"
+) -> tuple[float, float]:
     """Interval of the accuracy of a 0/1 ``correct`` vector (one entry per test image)."""
     correct = np.asarray(correct, dtype=bool)
     rule = {"clopper-pearson": clopper_pearson, "wilson": wilson}[method]
     return rule(int(correct.sum()), len(correct), level)
 
 
-def exact_mcnemar(correct_a, correct_b) -> dict:
+def exact_mcnemar(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike) -> dict:
     """Exact McNemar test of two classifiers on the same images: ``a_only`` images only A gets
     right, ``b_only`` only B; two-sided binomial p-value of a_only in a_only + b_only at 1/2."""
     a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
@@ -53,7 +56,7 @@ def exact_mcnemar(correct_a, correct_b) -> dict:
 
 
 def paired_bootstrap_difference(
-    correct_a, correct_b, n_resamples: int = 2000, seed: int = 0, level: float = 0.95
+    correct_a: npt.ArrayLike, correct_b: npt.ArrayLike, n_resamples: int = 2000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, tuple[float, float]]:
     """(accuracy of A - accuracy of B, percentile interval) over images resampled in pairs.
 
@@ -83,7 +86,7 @@ def _placements(pos, neg):
     return v10, v01
 
 
-def delong_auc(labels, scores, level: float = 0.95) -> dict:
+def delong_auc(labels: npt.ArrayLike, scores: npt.ArrayLike, level: float = 0.95) -> dict:
     """Binary AUC (``labels`` 1 = positive) with DeLong's standard error and a normal interval
     clipped to [0, 1]; ``auc`` is None when a class is missing. With zero variance (AUC 0 or 1,
     all scores tied) the interval is Clopper-Pearson of AUC x min(positives, negatives) in that
@@ -105,7 +108,7 @@ def delong_auc(labels, scores, level: float = 0.95) -> dict:
     return {"auc": auc, "se": se, "ci": ci, "n_pos": len(pos), "n_neg": len(neg)}
 
 
-def delong_one_vs_rest(labels, probs, level: float = 0.95) -> list[dict]:
+def delong_one_vs_rest(labels: npt.ArrayLike, probs: npt.ArrayLike, level: float = 0.95) -> list[dict]:
     """DeLong AUC of each class against the rest (``probs`` [N, K]), one dict per class."""
     labels, probs = np.asarray(labels, dtype=int), np.asarray(probs, dtype=float)
     return [delong_auc(labels == k, probs[:, k], level) for k in range(probs.shape[1])]

@@ -16,7 +16,7 @@ from scipy.stats import rankdata
 class Predictions:
     """``labels`` [B, N] (or [N]) and softmax ``probs`` [B, N, K] (or [N, K]); ``loss`` optional."""
 
-    def __init__(self, labels, probs, loss=None):
+    def __init__(self, labels, probs, loss=None) -> None:
         labels, probs = np.asarray(labels, dtype=int), np.asarray(probs, dtype=float)
         if labels.ndim == 1:
             labels, probs = labels[None], probs[None]
@@ -24,14 +24,14 @@ class Predictions:
         self.sets, self.n, self.class_num = probs.shape
 
     @cached_property
-    def confusion(self):
+    def confusion(self) -> np.ndarray:
         """[B, K, K] confusion counts, rows = true class, columns = predicted (argmax)."""
         b, k = self.sets, self.class_num
         flat = (np.arange(b)[:, None] * k * k + self.labels * k + self.probs.argmax(axis=2)).ravel()
         return np.bincount(flat, minlength=b * k * k).reshape(b, k, k)
 
     @cached_property
-    def one_vs_rest(self):
+    def one_vs_rest(self) -> dict[str, np.ndarray]:
         """{"tp", "fp", "tn", "fn"}: counts per set and class, each [B, K] float."""
         cm = self.confusion.astype(float)
         tp, support, predicted = np.diagonal(cm, axis1=1, axis2=2), cm.sum(axis=2), cm.sum(axis=1)
@@ -39,12 +39,12 @@ class Predictions:
         return {"tp": tp, "fp": fp, "tn": cm.sum(axis=(1, 2))[:, None] - tp - fp - fn, "fn": fn}
 
     @cached_property
-    def support(self):
+    def support(self) -> np.ndarray:
         """[B, K] number of samples of each class."""
         return self.confusion.sum(axis=2)
 
     @cached_property
-    def ovr_auc(self):
+    def ovr_auc(self) -> np.ndarray:
         """[B, K] one-vs-rest ROC-AUC as the Mann-Whitney statistic (ties count 1/2, as in
         scikit-learn); NaN where the class is absent or the only one present."""
         out = np.full((self.sets, self.class_num), np.nan)
@@ -58,7 +58,7 @@ class Predictions:
         return out
 
 
-def ratio(num, den):
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den elementwise, 0 where den is 0 (scikit-learn's zero_division=0)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)

@@ -1,7 +1,7 @@
 """Metrics as text tables (terminal, Markdown); the figures are in paddle_dx.metrics.figures."""
 
 
-def format_table(metrics):
+def format_table(metrics: dict) -> str:
     """A plain-text table of per-class and macro metrics, plus accuracy, AUC and the matrix."""
     head = f"{'class':<24}{'precision':>10}{'sensitivity':>12}{'specificity':>12}{'f1':>8}{'support':>9}"
     lines = [head, "-" * len(head)]

@@ -6,7 +6,9 @@ paddle_dx configs have always used (``Accuracy``, ``PerClass``, ``AUC``, ``Confu
 always logged: the epoch log line and the choice of the best epoch need them.
 """
 
-from paddle_dx.metrics.registry import METRICS, ClassMetric, all_metrics, scalar_metric
+from collections.abc import Iterable, Sequence
+
+from paddle_dx.metrics.registry import METRICS, ClassMetric, Metric, all_metrics, scalar_metric
 from paddle_dx.utils.registry import LiveNames
 
 PADDLECLAS_NAMES = {
@@ -26,7 +28,7 @@ def _build(item, where):
     return [cls(**params)]
 
 
-def eval_metrics(items):
+def eval_metrics(items: Sequence[str | dict] | None) -> list[Metric]:
     """The metrics a ``Metric.Eval`` list names (every registered one for None)."""
     if items is None:
         return all_metrics()
@@ -37,7 +39,7 @@ def eval_metrics(items):
     return list(chosen.values())
 
 
-def selected(metric_config=None):
+def selected(metric_config: dict | None = None) -> list[Metric]:
     """Metric.Eval's metrics plus the loss and the best_metric's metric (every metric for None)."""
     if metric_config is None:
         return all_metrics()
@@ -47,7 +49,7 @@ def selected(metric_config=None):
     return list(chosen.values())
 
 
-def logged_values(report, metrics):
+def logged_values(report: dict, metrics: Iterable[Metric]) -> tuple[dict, dict]:
     """({scalar name: value}, {class: {metric: value}}) of one evaluation for ``metrics``."""
     scalars, per_class = {}, {}
     for metric in metrics:
@@ -58,7 +60,7 @@ def logged_values(report, metrics):
     return scalars, per_class
 
 
-def history_entry(report, metric_config, prefix="val"):
+def history_entry(report: dict, metric_config: dict | None, prefix: str = "val") -> dict:
     """The keys one evaluation adds to an epoch's history record: ``{prefix}_{scalar}`` for each
     selected scalar (val_loss, val_accuracy, val_auc, val_macro_f1, ...) and
     ``{prefix}_per_class`` {class: {metric: value}} when a per-class metric is selected."""
@@ -76,10 +78,10 @@ class EvalChoices(LiveNames):
     an unknown name raises the registry's error naming the item and listing the metrics.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(lambda: METRICS.names() + list(PADDLECLAS_NAMES))
 
-    def __contains__(self, items):
+    def __contains__(self, items) -> bool:
         if not isinstance(items, list):
             return False
         eval_metrics(items)

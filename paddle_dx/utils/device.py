@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 _threads = None  # the CPU math threads select_device set for this process
 
 
-def restore_threads():
+def restore_threads() -> None:
     """Set Paddle's CPU math threads back to what select_device chose.
 
     Creating or running a Paddle Inference predictor leaves the process's math threads at 1
@@ -26,21 +26,21 @@ def restore_threads():
         paddle.base.core.set_num_threads(_threads)
 
 
-def gpu_available():
+def gpu_available() -> bool:
     return paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 
 
-def usable_cores():
+def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask, not the machine's total)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def select_gpu(index=None):
+def select_gpu(index: int | None = None) -> int:
     """The index of the GPU to run on (``gpu:N``'s N, else the launcher's, else 0)."""
     return gpu_index(index, paddle.device.cuda.device_count())
 
 
-def select_device(requested="auto", num_threads=0):
+def select_device(requested: str = "auto", num_threads: int = 0) -> str:
     """Set and return 'gpu' or 'cpu', and Paddle's CPU math threads (0 = all usable cores); on
     CPU, keep freed memory for the next step (utils/memory.py).
 

@@ -43,7 +43,7 @@ def gpu_index(requested: int | None, count: int, environ: dict[str, str] | None 
 class DeviceChoices(Sequence):
     """The schema's choices for Global.device: the names, and ``gpu:N`` for any N."""
 
-    def __contains__(self, value):
+    def __contains__(self, value) -> bool:
         try:
             parse_device(value)
         except ConfigError:
@@ -53,8 +53,8 @@ class DeviceChoices(Sequence):
     def __getitem__(self, index):
         return (*NAMES, "gpu:N")[index]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(NAMES) + 1
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return repr(list(self))

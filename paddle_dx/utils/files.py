@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def temp_prefix(target_name: str) -> str:
     return f"{TEMP_PREFIX}{target_name}."
 
 
-def remove_temp_files(folder, names) -> list[Path]:
+def remove_temp_files(folder: Path | str, names: Iterable[str]) -> list[Path]:
     """Remove what writes of ``names`` killed mid-way left in ``folder`` (and only that); return it.
 
     Call it only while no other process can be writing there (a training holding its run lock)."""
@@ -37,7 +38,7 @@ def remove_temp_files(folder, names) -> list[Path]:
 
 
 @contextmanager
-def disk_full_reported(path, kept: str):
+def disk_full_reported(path: Path | str, kept: str) -> Iterator[None]:
     """Turn "no space left on device" (or over quota) while writing ``path`` into one DiskFull line
     naming it and saying what was kept (``kept``, e.g. "the previous checkpoint is intact")."""
     from paddle_dx.errors import DiskFull
@@ -55,7 +56,7 @@ def disk_full_reported(path, kept: str):
 
 
 @contextmanager
-def atomic_path(target):
+def atomic_path(target: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success fsync it and rename over ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def _process_umask():
 _UMASK = _process_umask()
 
 
-def umask_mode(mode=0o777):
+def umask_mode(mode: int = 0o777) -> int:
     """``mode`` as the process umask lets a new file or folder have it (mkstemp/mkdtemp give 0600/0700)."""
     return mode & ~_UMASK
 
@@ -99,7 +100,7 @@ def _fsync(path, flags=os.O_RDONLY):
 
 
 @contextmanager
-def staged_directory(target, stale=()):
+def staged_directory(target: Path | str, stale: Iterable[str] = ()) -> Iterator[Path]:
     """Yield an empty folder beside ``target``; when the block succeeds it takes ``target``'s
     place by renames, when it fails it is removed and ``target`` is left exactly as it was.
 
@@ -141,7 +142,7 @@ def _swap(stage, target, stale):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_json(path, data):
+def write_json(path: Path | str, data: object) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=_jsonable), encoding="utf-8")
 
@@ -161,7 +162,7 @@ _KINDS = (
 )
 
 
-def why_not_a_file(path):
+def why_not_a_file(path: Path | str) -> str | None:
     """None when ``path`` is a regular file, else why not ("file not found", "is a folder, not a
     file", "is a FIFO (named pipe), not a file", "path too long"). Opening a FIFO would block
     forever and ``Path.is_file`` raises on a path longer than the system allows, so every reader
@@ -183,7 +184,7 @@ def why_not_a_file(path):
     return f"is {kind}, not a file"
 
 
-def check_writable(directory):
+def check_writable(directory: Path | str) -> None:
     """Fail at start-up, not after an hour, if ``directory`` cannot be written."""
     from paddle_dx.errors import PaddleDxError
 
@@ -197,7 +198,7 @@ def check_writable(directory):
         raise PaddleDxError(f"output directory {directory} is not writable: {exc.strerror or exc}") from None
 
 
-def check_output_file(path, option="--output"):
+def check_output_file(path: Path | str, option: str = "--output") -> None:
     """Fail before any work if the file ``path`` cannot be written (a folder, a read-only or
     missing-and-uncreatable folder): a long job must not end by losing its results."""
     from paddle_dx.errors import ConfigError
@@ -215,7 +216,7 @@ def check_output_file(path, option="--output"):
         raise ConfigError(f"{option} {path}: cannot write in {path.parent} ({exc.strerror or exc})") from None
 
 
-def check_free_space(directory, needed_bytes):
+def check_free_space(directory: Path | str, needed_bytes: int | float) -> None:
     """Fail at start-up if the disk holding ``directory`` has less room than the run will need."""
     import shutil
 
@@ -230,7 +231,7 @@ def check_free_space(directory, needed_bytes):
         )
 
 
-def walk_files(root, suffixes=None):
+def walk_files(root: Path | str, suffixes: Iterable[str] | None = None) -> list[Path]:
     """Files under ``root`` (sorted), descending into symlinked folders too, each real folder once.
 
     ``Path.rglob`` does not follow a symlinked folder (a dataset assembled from links to case

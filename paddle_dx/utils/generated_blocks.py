@@ -7,7 +7,7 @@ from pathlib import Path
 from paddle_dx.errors import PaddleDxError
 
 
-def render(text, blocks, page="page"):
+def render(text: str, blocks: dict[str, str], page: Path | str = "page") -> str:
     """``text`` with the content between each block's markers replaced by ``blocks[name]``."""
     for name, body in blocks.items():
         start, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
@@ -19,7 +19,7 @@ def render(text, blocks, page="page"):
     return text
 
 
-def update(page, blocks, write):
+def update(page: Path | str, blocks: dict[str, str], write: bool) -> bool:
     """Render ``blocks`` into ``page``; write it when ``write``. Returns True when the committed
     page differed from the fresh one (stale)."""
     page = Path(page)

@@ -3,9 +3,10 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 
-def file_sha256(path, chunk=1 << 20):
+def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
     """SHA-256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -14,10 +15,10 @@ def file_sha256(path, chunk=1 << 20):
     return digest.hexdigest()
 
 
-def text_sha256(text):
+def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def json_sha256(obj):
+def json_sha256(obj: object) -> str:
     """SHA-256 of ``obj`` serialised with sorted keys (non-JSON values via ``str``)."""
     return text_sha256(json.dumps(obj, sort_keys=True, default=str))

@@ -22,16 +22,16 @@ SHM_HEADROOM = 2  # /dev/shm must hold this many times the batches in flight
 class WorkerChoices(Sequence):
     """The schema's choices for num_workers: ``auto`` or a whole number >= 0."""
 
-    def __contains__(self, value):
+    def __contains__(self, value) -> bool:
         return value == AUTO or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
 
     def __getitem__(self, index):
         return (AUTO, "0, 1, 2, ...")[index]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return 2
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return repr(list(self))
 
 

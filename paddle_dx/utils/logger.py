@@ -7,11 +7,12 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def quiet_native_logs():
+def quiet_native_logs() -> None:
     """Hide Paddle's glog INFO lines and the ccache warning. Must run before ``import paddle``
     (glog reads its level once); a user's own GLOG_minloglevel / GLOG_v is kept."""
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -33,7 +34,7 @@ class _CurrentStderr(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time of each record: pytest's capture and
     notebooks swap it, and a handler holding the old, closed stream fails on every later line."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(sys.stderr)
 
     @property
@@ -45,7 +46,7 @@ class _CurrentStderr(logging.StreamHandler):
         pass
 
 
-def setup_logging(level=logging.INFO, logfile=None):
+def setup_logging(level: int = logging.INFO, logfile: Path | str | None = None) -> None:
     handlers = [_CurrentStderr()]
     if logfile:
         handlers.append(logging.FileHandler(logfile, encoding="utf-8"))

@@ -20,7 +20,7 @@ TRIM_THRESHOLD = 2**31 - 1
 _applied = None
 
 
-def keep_freed_memory():
+def keep_freed_memory() -> bool:
     """Apply the settings once per process on glibc (Linux); elsewhere do nothing. Returns
     whether they are in effect."""
     global _applied

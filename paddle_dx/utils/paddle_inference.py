@@ -19,7 +19,7 @@ PROGRAM_SUFFIXES = (".json", ".pdmodel")  # Paddle 3 (PIR) writes .json, Paddle 
 GPU_MEMORY_MB = 256  # the predictor's initial GPU memory pool; it grows on demand
 
 
-def find_program(directory, prefix):
+def find_program(directory: Path | str, prefix: str) -> Path:
     """The program file ``paddle.jit.save`` wrote for ``prefix`` (json or pdmodel)."""
     for suffix in PROGRAM_SUFFIXES:
         candidate = Path(directory) / f"{prefix}{suffix}"
@@ -52,7 +52,7 @@ class InferenceSession:
     ``threads`` math threads (None or 0 = every core this process may use).
     """
 
-    def __init__(self, program, params, use_gpu=False, enable_mkldnn=True, threads=None, gpu_id=None):
+    def __init__(self, program, params, use_gpu=False, enable_mkldnn=True, threads=None, gpu_id=None) -> None:
         config = paddle_infer.Config(str(program), str(params))
         self.gpu_id = None
         if use_gpu and gpu_available():
@@ -68,7 +68,7 @@ class InferenceSession:
         self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
-    def run(self, batch):
+    def run(self, batch: np.ndarray) -> np.ndarray:
         """Outputs for one float32 NCHW batch (not thread-safe: callers serialise)."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         self._input.reshape(list(batch.shape))

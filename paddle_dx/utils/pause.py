@@ -9,12 +9,13 @@ once ``until()`` is true (e.g. a stop signal arrived). Unset, a pause point cost
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 _passes = Counter()
 
 
-def pause_point(name, until=None):
+def pause_point(name: str, until: Callable[[], bool] | None = None) -> None:
     spec = os.environ.get("PADDLE_DX_PAUSE_AT")
     if not spec:
         return

@@ -2,19 +2,22 @@
 
 import difflib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from paddle_dx.errors import ConfigError
+
+T = TypeVar("T")
 
 
 class Registry:
     """Maps names used in configs to classes or builder functions."""
 
-    def __init__(self, kind):
+    def __init__(self, kind) -> None:
         self.kind = kind
         self._items = {}
 
-    def register(self, obj=None, *, name=None):
+    def register(self, obj: T | None = None, *, name: str | None = None) -> T | Callable[[T], T]:
         def wrap(item):
             self._items[name or item.__name__] = item
             return item
@@ -22,11 +25,11 @@ class Registry:
         return wrap(obj) if obj is not None else wrap
 
     @staticmethod
-    def suggest(name, options):
+    def suggest(name: object, options: Iterable[str]) -> str:
         match = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.5)
         return f" (did you mean '{match[0]}'?)" if match else ""
 
-    def get(self, name, where=None):
+    def get(self, name: str, where: str | None = None) -> Any:
         if name not in self._items:
             place = f"{where}: " if where else ""
             raise ConfigError(
@@ -35,7 +38,7 @@ class Registry:
             )
         return self._items[name]
 
-    def resolve(self, item, where, internal=()):
+    def resolve(self, item: str | dict, where: str, internal: Sequence[str] = ()) -> tuple[Any, dict]:
         """Validate one ``{Name: {params}}`` config item (or a bare ``Name``).
 
         Returns (class, params dict). Unknown names and parameters are ConfigErrors naming
@@ -57,10 +60,10 @@ class Registry:
                 )
         return cls, params
 
-    def names(self):
+    def names(self) -> list[str]:
         return sorted(self._items)
 
-    def __contains__(self, name):
+    def __contains__(self, name) -> bool:
         return name in self._items
 
 
@@ -68,14 +71,14 @@ class LiveNames(Sequence):
     """A read-only list recomputed on every use, so components registered after import
     (plugins, tests) are valid config choices and table rows without any other edit."""
 
-    def __init__(self, names):
+    def __init__(self, names) -> None:
         self._names = names
 
     def __getitem__(self, index):
         return self._names()[index]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._names())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return repr(list(self))

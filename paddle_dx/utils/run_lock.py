@@ -13,6 +13,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 from paddle_dx.errors import PaddleDxError
 
@@ -43,11 +44,11 @@ class RunFolderBusy(PaddleDxError):
 class RunLock:
     """``with RunLock(output_dir):`` holds the folder for the block; a second holder is refused."""
 
-    def __init__(self, directory):
+    def __init__(self, directory) -> None:
         self.path = Path(directory) / LOCK_NAME
         self._fd = None
 
-    def acquire(self):
+    def acquire(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -71,7 +72,7 @@ class RunLock:
         self._fd = fd
         return self
 
-    def release(self):
+    def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
             _unlock(self._fd)

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,31 +68,31 @@ class RestrictedUnpickler(pickle.Unpickler):
     """``find_class`` answers only from ``allowed`` ((module, name) -> object to use instead);
     persistent ids go to ``persistent`` (PyTorch's storages) or are refused."""
 
-    def __init__(self, file, allowed: dict, persistent: Callable | None = None):
+    def __init__(self, file, allowed: dict, persistent: Callable | None = None) -> None:
         super().__init__(file, encoding="latin1")
         self._allowed = allowed
         self._persistent = persistent
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         found = self._allowed.get((module, name))
         if found is None:
             raise Refused(f"refers to {module}.{name}, which no weights file contains")
         return found
 
-    def persistent_load(self, pid):
+    def persistent_load(self, pid: object) -> Any:
         if self._persistent is None:
             raise Refused("uses persistent ids, which no Paddle weights file contains")
         return self._persistent(pid)
 
 
-def numeric_dtype(dtype) -> np.dtype:
+def numeric_dtype(dtype: object) -> np.dtype:
     """``dtype`` if it is a plain number type (no objects, records or sub-arrays), else Refused."""
     if not isinstance(dtype, np.dtype) or dtype.kind not in _NUMERIC_KINDS or dtype.subdtype is not None:
         raise Refused(f"holds an array of type {dtype!r}, not numbers")
     return dtype
 
 
-def element_count(shape) -> int:
+def element_count(shape: object) -> int:
     """The number of elements of ``shape`` (a tuple of non-negative ints), else Refused."""
     if not isinstance(shape, tuple) or len(shape) > 32 or not all(type(n) is int and n >= 0 for n in shape):
         raise Refused(f"holds an array of shape {shape!r}")
@@ -175,7 +176,7 @@ def _children(node):
     return []
 
 
-def check_bounds(root, budget: Budget, nbytes: Callable = lambda node: 0) -> None:
+def check_bounds(root: object, budget: Budget, nbytes: Callable = lambda node: 0) -> None:
     """Refuse ``root`` unless walking it as a tree (every path, shared references counted each
     time they are reached) stays within ``budget`` and MAX_DEPTH, and it has no cycle.
     ``nbytes(node)``: the array bytes a leaf will become. Linear in the distinct objects."""
@@ -209,7 +210,7 @@ def check_bounds(root, budget: Budget, nbytes: Callable = lambda node: 0) -> Non
         open_.discard(key)
 
 
-def read_bounded(path) -> bytes:
+def read_bounded(path: Path | str) -> bytes:
     """The bytes of weights file ``path``; WeightsError when missing or larger than MAX_FILE_BYTES."""
     path = Path(path)
     try:
@@ -223,7 +224,7 @@ def read_bounded(path) -> bytes:
         raise WeightsError(f"{path}: weights file not found") from None
 
 
-def refusal(path, exc: Exception, kind: str) -> WeightsError:
+def refusal(path: Path | str, exc: Exception, kind: str) -> WeightsError:
     """The one-line error for a file that ``exc`` stopped reading."""
     if isinstance(exc, Refused):
         return WeightsError(
@@ -233,14 +234,14 @@ def refusal(path, exc: Exception, kind: str) -> WeightsError:
     return WeightsError(f"{path}: not a readable {kind} weights file ({type(exc).__name__}: {exc})")
 
 
-def unpickle_paddle(data: bytes, budget: Budget):
+def unpickle_paddle(data: bytes, budget: Budget) -> Any:
     """The object a Paddle pickle holds (arrays as arrays), bounded by ``budget``."""
     state = RestrictedUnpickler(io.BytesIO(data), _numpy_globals(budget)).load()
     check_bounds(state, Budget(budget.max_items, budget.max_bytes), lambda node: getattr(node, "nbytes", 0))
     return state
 
 
-def load_pickled_state(path):
+def load_pickled_state(path: Path | str) -> Any:
     """The object pickled in Paddle weights file ``path`` (a dict for weights and optimizer
     files), NumPy arrays as arrays; WeightsError naming the file when it is not a plain Paddle
     weights pickle."""
@@ -257,7 +258,7 @@ def load_pickled_state(path):
     return state
 
 
-def to_tensors(obj):
+def to_tensors(obj: Any) -> Any:
     """NumPy arrays -> Paddle tensors, recursively through dicts, lists and tuples, as
     ``paddle.load`` returns them (Paddle 2.1's ``(name, array)`` pairs become the array's tensor)."""
     import paddle
@@ -273,6 +274,6 @@ def to_tensors(obj):
     return obj
 
 
-def safe_load(path):
+def safe_load(path: Path | str) -> Any:
     """``paddle.load(path)`` for weights and optimizer files, without unpickling code."""
     return to_tensors(load_pickled_state(path))

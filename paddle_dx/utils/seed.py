@@ -7,7 +7,7 @@ import numpy as np
 import paddle
 
 
-def set_seed(seed, deterministic=True):
+def set_seed(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and Paddle; on GPU also ask cuDNN for deterministic kernels.
 
     paddle_dx's own augmentation draws from a generator seeded by (seed, epoch, sample index)
@@ -23,12 +23,12 @@ def set_seed(seed, deterministic=True):
             paddle.set_flags({"FLAGS_cudnn_deterministic": True})
 
 
-def step_seed(seed, epoch, step):
+def step_seed(seed: int, epoch: int, step: int) -> int:
     """A distinct, reproducible Paddle seed for one training step (dropout etc.)."""
     return (int(seed) * 1_000_003 + int(epoch) * 10_007 + int(step)) % (2**31 - 1)
 
 
-def seed_worker(seed, worker_id):
+def seed_worker(seed: int, worker_id: int) -> None:
     """DataLoader ``worker_init_fn`` (bind ``seed`` with functools.partial): each worker's global
     generators become a function of (seed, worker id) instead of whatever the fork inherited."""
     set_seed((int(seed) * 1_000_003 + 7919 * (int(worker_id) + 1)) % (2**31 - 1), deterministic=False)

@@ -16,6 +16,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class _StorageType:
 class _Storage:
     """A storage named in the pickle; its bytes are read after the pickle."""
 
-    def __init__(self, key, dtype, numel):
+    def __init__(self, key, dtype, numel) -> None:
         self.key, self.dtype, self.numel, self.array = key, dtype, numel, None
 
 
@@ -70,7 +71,7 @@ class _TensorRef:
         return np.array(view)
 
 
-def is_torch_file(path) -> bool:
+def is_torch_file(path: Path | str) -> bool:
     """True when ``path`` starts like a file ``torch.save`` wrote (legacy or zip layout)."""
     with open(path, "rb") as fh:
         head = fh.read(len(_LEGACY_HEAD))
@@ -80,7 +81,7 @@ def is_torch_file(path) -> bool:
 class _Reader:
     """The torch globals and persistent ids of one file, all storages it names by key."""
 
-    def __init__(self, budget: Budget, legacy: bool):
+    def __init__(self, budget: Budget, legacy: bool) -> None:
         self.budget, self.legacy, self.storages = budget, legacy, {}
 
     def globals(self):
@@ -201,7 +202,7 @@ def _read_zip(data: bytes, reader: _Reader):
     return result
 
 
-def load_torch_state(path):
+def load_torch_state(path: Path | str) -> Any:
     """The object in PyTorch file ``path`` with tensors as NumPy arrays; WeightsError naming
     the file when it is hostile, truncated or not a PyTorch state dict."""
     data = read_bounded(path)
