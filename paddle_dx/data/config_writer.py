@@ -6,6 +6,7 @@ and the three list files of DataLoader.Train/Eval/Test, ``Arch.class_num`` and
 ``Global.class_names``. The result is validated like any config before it is written.
 """
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -19,7 +20,7 @@ DEFAULT_BASE = "demo"
 MODES = {"Train": "train", "Eval": "val", "Test": "test"}
 
 
-def base_config_path(name_or_path):
+def base_config_path(name_or_path: Path | str) -> Path:
     """A YAML file, or the name of a shipped config (``demo``, ``esophagus_resnet50``, ...:
     paddle_dx.config.shipped, the same lookup as ``-c NAME``)."""
     shipped = shipped_configs()
@@ -35,7 +36,9 @@ def base_config_path(name_or_path):
     return path
 
 
-def split_config(raw, image_root, lists_dir, class_names, test_size):
+def split_config(
+    raw: dict, image_root: Path | str, lists_dir: Path | str, class_names: Iterable[str], test_size: int
+) -> dict:
     """``raw`` (a config's YAML mapping) pointed at this split's images, lists and classes."""
     raw = dict(raw)
     raw["Global"] = {**(raw.get("Global") or {}), "class_names": list(class_names)}
@@ -55,7 +58,9 @@ def split_config(raw, image_root, lists_dir, class_names, test_size):
     return raw
 
 
-def write_split_config(path, base, image_root, lists_dir, counts):
+def write_split_config(
+    path: Path | str, base: Path | str, image_root: Path | str, lists_dir: Path | str, counts: dict[str, dict[str, int]]
+) -> Path:
     """Write the config for the split ``counts`` ({split: {class: n}}) at ``path``; return ``path``."""
     base_path = base_config_path(base)
     path = Path(path)

@@ -3,13 +3,14 @@ missing from evaluation leaves its sensitivity and the AUC undefined."""
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 
 from paddle_dx.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
-def check_class_coverage(samples, class_num, mode, source):
+def check_class_coverage(samples: Sequence[tuple[str, int]], class_num: int, mode: str, source: object) -> list[int]:
     """Stop if a Train split lacks a class; warn (and return the missing ids) for other splits."""
     counts = Counter(label for _, label in samples)
     missing = [c for c in range(class_num) if counts[c] == 0]

@@ -9,7 +9,10 @@ also carries its Hounsfield units (:class:`DicomImage`); ``CTWindow``, listed fi
 when they were cut) it does nothing.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 from paddle_dx.data.transforms import TRANSFORMS, Op
 from paddle_dx.errors import ConfigError
@@ -24,7 +27,9 @@ AUTO = "auto"  # the reader's default: lung for CT, the file's own window (or fu
 DEFAULT_CT_WINDOW = "lung"
 
 
-def resolve_window(window, auto=None, where="window"):
+def resolve_window(
+    window: str | Sequence[float], auto: tuple[float, float] | None = None, where: str = "window"
+) -> tuple[float, float]:
     """``'lung'`` / ``'mediastinum'`` / ``'bone'`` / ``[level, width]`` (/ ``'auto'``) -> (level, width)."""
     if isinstance(window, str):
         if window == AUTO and auto is not None:
@@ -44,7 +49,7 @@ def resolve_window(window, auto=None, where="window"):
     raise ConfigError(f"{where}: window must be a name or [level, width] with width > 0, got {window!r}")
 
 
-def apply_window(hu, level, width, invert=False):
+def apply_window(hu: npt.ArrayLike, level: float, width: float, invert: bool = False) -> np.ndarray:
     """Map [level - width/2, level + width/2] HU linearly to 0..255 (clipped); uint8, same shape."""
     low = level - width / 2.0
     grey = np.clip((np.asarray(hu, np.float32) - np.float32(low)) * np.float32(255.0 / width), 0, 255)
@@ -68,7 +73,7 @@ class DicomImage(np.ndarray):
     def __array_finalize__(self, obj):
         self.hu, self.invert, self.auto_window = None, False, None
 
-    def windowed(self, window):
+    def windowed(self, window: str | Sequence[float]) -> np.ndarray:
         """A plain RGB uint8 copy windowed with ``window`` (name or [level, width])."""
         grey = apply_window(self.hu, *resolve_window(window, self.auto_window), invert=self.invert)
         return np.repeat(grey[:, :, None], 3, axis=2)
@@ -83,7 +88,7 @@ class CTWindow(Op):
         "so it would silently do nothing"
     )
 
-    def __init__(self, window=DEFAULT_CT_WINDOW):
+    def __init__(self, window=DEFAULT_CT_WINDOW) -> None:
         resolve_window(window, auto=(0.0, 1.0), where="CTWindow.window")
         self.window = list(window) if isinstance(window, (list, tuple)) else window
 

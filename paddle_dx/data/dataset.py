@@ -1,6 +1,7 @@
 """The image-list dataset: decode, preprocess, augment with a per-sample seed."""
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,7 +16,9 @@ from paddle_dx.utils.hashing import file_sha256
 log = logging.getLogger(__name__)
 
 
-def scan_images(samples, skip_bad, desc="checking images"):
+def scan_images(
+    samples: Sequence[tuple[str, int]], skip_bad: bool, desc: str = "checking images"
+) -> tuple[list[tuple[str, int]], list[tuple[str, str]], dict[str, str], dict[str, str]]:
     """Decode every image once before training; return (good samples, bad [(path, reason)],
     file hashes, pixel hashes), the hashes as {path: sha256}.
 
@@ -61,7 +64,7 @@ class ImageListDataset(paddle.io.Dataset):
     whichever worker loads it and whether or not the run was interrupted and resumed.
     """
 
-    def __init__(self, samples, transforms, seed=0):
+    def __init__(self, samples, transforms, seed=0) -> None:
         super().__init__()
         self.samples = list(samples)
         self.transforms = transforms
@@ -69,14 +72,14 @@ class ImageListDataset(paddle.io.Dataset):
         self.prefix_cache = None  # a paddle_dx.data.preprocess_cache.PrefixCache, set by build_dataset
 
     @property
-    def labels(self):
+    def labels(self) -> list[int]:
         return [label for _, label in self.samples]
 
-    def rng(self, index, epoch=0):
+    def rng(self, index: int, epoch: int = 0) -> np.random.Generator:
         """The generator sample ``index``'s random ops draw from in ``epoch``."""
         return np.random.default_rng([self.seed, int(epoch), int(index)])
 
-    def load(self, index, epoch=0):
+    def load(self, index: int, epoch: int = 0) -> tuple[np.ndarray, np.int64]:
         path, label = self.samples[index]
         rng = self.rng(index, epoch)
         if self.prefix_cache is not None:  # Global.preprocess_cache: the deterministic ops come from disk
@@ -92,5 +95,5 @@ class ImageListDataset(paddle.io.Dataset):
         except Exception as exc:
             return failure_of(self.samples[index][0], exc)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.samples)

@@ -9,6 +9,8 @@ file and the problem only, never the patient.
 
 import math
 from io import BytesIO
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pydicom
@@ -33,7 +35,7 @@ CODEC_PACKAGES = {
 }
 
 
-def read_dataset(path, pixels=True, source=None):
+def read_dataset(path: Path | str, pixels: bool = True, source: BinaryIO | None = None) -> pydicom.Dataset:
     """``pydicom.dcmread`` with failures turned into ImageReadError naming the file.
 
     ``source``: a file-like object read instead of ``path`` (which then only names it)."""
@@ -101,12 +103,12 @@ def _file_window(ds, hu):
     return (low + high) / 2.0, max(high - low, 1.0)
 
 
-def is_inverted(ds):
+def is_inverted(ds: pydicom.Dataset) -> bool:
     """MONOCHROME1: low values are bright, so the windowed grey is inverted."""
     return ds.get("PhotometricInterpretation") == "MONOCHROME1"
 
 
-def load_slice(path, ds=None):
+def load_slice(path: Path | str, ds: pydicom.Dataset | None = None) -> tuple[pydicom.Dataset, np.ndarray]:
     """(dataset, HU as HxW float32) of a single-frame greyscale DICOM file."""
     ds = ds if ds is not None else read_dataset(path)
     pixels = _pixels(ds, path)
@@ -122,7 +124,7 @@ def load_slice(path, ds=None):
 
 
 @register_reader(".dcm")
-def read_dicom(path, ds=None):
+def read_dicom(path: Path | str, ds: pydicom.Dataset | None = None) -> np.ndarray:
     """``read_image`` for ``.dcm``: a DicomImage (RGB uint8, default window, carrying HU)."""
     ds = ds if ds is not None else read_dataset(path)
     try:
@@ -137,6 +139,6 @@ def read_dicom(path, ds=None):
         raise ImageReadError(path, f"malformed DICOM header value ({type(exc).__name__})") from None
 
 
-def decode_dicom_bytes(data, name="<upload>"):
+def decode_dicom_bytes(data: bytes, name: str = "<upload>") -> np.ndarray:
     """``read_dicom`` for a file held in memory (e.g. a web upload), never written to disk."""
     return read_dicom(name, read_dataset(name, source=BytesIO(data)))

@@ -8,9 +8,12 @@ threshold catches re-encoded or slightly altered copies, on request.
 
 import hashlib
 import logging
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from paddle_dx.data.io import read_image
 from paddle_dx.errors import DataError, ImageReadError
@@ -20,7 +23,7 @@ log = logging.getLogger(__name__)
 PHASH_BITS = 64  # imagehash.phash's default 8 x 8 hash
 
 
-def pixel_sha256(image):
+def pixel_sha256(image: np.ndarray) -> str:
     """SHA-256 of a decoded image's shape and bytes: equal for equal pixels, whatever the file."""
     image = np.ascontiguousarray(image)
     digest = hashlib.sha256(repr((image.shape, str(image.dtype))).encode())
@@ -28,7 +31,7 @@ def pixel_sha256(image):
     return digest.hexdigest()
 
 
-def phash_bits(image):
+def phash_bits(image: np.ndarray) -> np.ndarray:
     """The 64-bit perceptual hash of an RGB uint8 image as a bool array."""
     import imagehash
     from PIL import Image
@@ -36,13 +39,15 @@ def phash_bits(image):
     return imagehash.phash(Image.fromarray(image)).hash.ravel()
 
 
-def check_hamming(bits, flag="--near-duplicates"):
+def check_hamming(bits: int | None, flag: str = "--near-duplicates") -> None:
     """Refuse a pHash distance outside 0..PHASH_BITS-1 (None = near-duplicate check off)."""
     if bits is not None and not 0 <= bits < PHASH_BITS:
         raise DataError(f"{flag} must be between 0 and {PHASH_BITS - 1} bits, got {bits}")
 
 
-def image_fingerprints(paths, near=False):
+def image_fingerprints(
+    paths: Sequence[Path | str], near: bool = False
+) -> tuple[list[str], np.ndarray | None, np.ndarray]:
     """Decode each image once; return (pixel hashes, pHash bits (n, 64) or None, readable mask).
 
     An unreadable file gets its file hash instead (it cannot equal a decoded image's hash) and
@@ -64,7 +69,9 @@ def image_fingerprints(paths, near=False):
     return [h for h, _, _ in found], bits, readable
 
 
-def near_duplicate_pairs(bits, max_distance, readable=None, block=1024):
+def near_duplicate_pairs(
+    bits: npt.ArrayLike, max_distance: int, readable: np.ndarray | None = None, block: int = 1024
+) -> np.ndarray:
     """Index pairs (i < j) whose hashes differ in at most ``max_distance`` bits.
 
     For 0/1 vectors the Hamming distance is |a| + |b| - 2 a.b, so one matrix product gives a
@@ -85,7 +92,7 @@ def near_duplicate_pairs(bits, max_distance, readable=None, block=1024):
     return pairs
 
 
-def merge_groups(n, keys=(), pairs=()):
+def merge_groups(n: int, keys: Iterable[Sequence] = (), pairs: npt.ArrayLike = ()) -> np.ndarray:
     """Component id per item: items sharing a value in any of ``keys`` (arrays of length n) or
     joined by an index pair end up in one group (e.g. a patient's images plus their copies)."""
     from scipy.sparse import coo_matrix
@@ -100,7 +107,7 @@ def merge_groups(n, keys=(), pairs=()):
     return connected_components(graph, directed=False)[1]
 
 
-def multi_member_groups(groups):
+def multi_member_groups(groups: Iterable) -> list[list[int]]:
     """Index lists of the groups with two or more members, in first-member order."""
     members = {}
     for i, g in enumerate(groups):

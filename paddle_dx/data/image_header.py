@@ -10,9 +10,11 @@ messages, never other DICOM header values.
 
 import struct
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 from paddle_dx.errors import ImageReadError
 from paddle_dx.utils.files import why_not_a_file
@@ -39,10 +41,10 @@ class ImageSize:
     frames: int = 1
 
     @property
-    def pixels(self):
+    def pixels(self) -> int:
         return self.width * self.height * self.frames
 
-    def __str__(self):
+    def __str__(self) -> str:
         frames = f" x {self.frames} frames" if self.frames != 1 else ""
         return f"{self.width}x{self.height} pixels{frames}"
 
@@ -56,7 +58,7 @@ class _Format:
 FORMATS = {}  # name -> _Format; callers say which names they take, in order of preference
 
 
-def register_format(name, sniff):
+def register_format(name: str, sniff: Callable[[bytes], bool]) -> Callable[[Callable], Callable]:
     """Register ``fn(fp, name) -> ImageSize`` as the header reader of files whose head passes ``sniff``."""
 
     def wrap(fn):
@@ -227,7 +229,7 @@ def _inflate(fp, chunk=1 << 20):
 class _Source:
     """A path, bytes or a seekable binary file as a binary file at offset 0 (restored on exit)."""
 
-    def __init__(self, source, name):
+    def __init__(self, source, name) -> None:
         self.source, self.name = source, name
 
     def __enter__(self):
@@ -263,7 +265,9 @@ def _wrong_format(found, formats):
     return f"not a decodable image: the content is not {_accepted_list()}"
 
 
-def declared_size(source, name=None, formats=ACCEPTED_FORMATS):
+def declared_size(
+    source: Path | str | bytes | BinaryIO, name: object = None, formats: Sequence[str] = ACCEPTED_FORMATS
+) -> ImageSize | None:
     """ImageSize declared by the header of ``source`` (path, bytes or binary file), or None for a
     DICOM object without an image size. Content not in ``formats`` (sniffed by magic bytes, never
     by file name) is refused here, so it never reaches a decoder."""
@@ -281,7 +285,12 @@ def declared_size(source, name=None, formats=ACCEPTED_FORMATS):
         return FORMATS[fmt].size(fp, name)
 
 
-def check_declared_size(source, name=None, formats=ACCEPTED_FORMATS, max_pixels=MAX_PIXELS):
+def check_declared_size(
+    source: Path | str | bytes | BinaryIO,
+    name: object = None,
+    formats: Sequence[str] = ACCEPTED_FORMATS,
+    max_pixels: int = MAX_PIXELS,
+) -> ImageSize | None:
     """``declared_size`` that also refuses a size above ``max_pixels``, before anything is decoded."""
     name = source if name is None else name
     size = declared_size(source, name, formats)
@@ -296,13 +305,13 @@ class PixelBudget:
     """Pixels one request may decode in total: files each inside MAX_PIXELS still add up
     (16 JPEGs of 39 MP are 1.9 GB decoded)."""
 
-    def __init__(self, limit=REQUEST_PIXELS):
+    def __init__(self, limit=REQUEST_PIXELS) -> None:
         self.limit, self.used = int(limit), 0
 
-    def fits(self, size):
+    def fits(self, size: ImageSize | None) -> bool:
         return size is None or self.used + size.pixels <= self.limit
 
-    def charge(self, name, size):
+    def charge(self, name: object, size: ImageSize | None) -> None:
         """Count ``size`` (an ImageSize or None) against the budget, or refuse the file naming it."""
         if not self.fits(size):
             already = f" with the {self.used:,} pixels already in this request" if self.used else ""

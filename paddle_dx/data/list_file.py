@@ -11,7 +11,7 @@ from paddle_dx.utils.files import why_not_a_file
 log = logging.getLogger(__name__)
 
 
-def read_text_lines(path, what):
+def read_text_lines(path: Path | str, what: str) -> list[str]:
     """The lines of the UTF-8 text file ``path`` (a BOM is dropped), or one DataError naming it:
     not found, a folder or FIFO, binary, or another encoding (a list saved as Latin-1 would
     otherwise end in a UnicodeDecodeError traceback, or in names with the wrong letters)."""

@@ -9,6 +9,8 @@ the collate turns a failed batch into a message field, and :class:`SafeDataLoade
 it in the main process as a one-line DataError naming the image.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 import paddle
 from paddle.io.dataloader.collate import default_collate_fn
@@ -19,16 +21,16 @@ from paddle_dx.errors import DataError
 class SampleFailure:
     """What ``dataset[key]`` returns instead of raising: the message naming the file and the error."""
 
-    def __init__(self, message):
+    def __init__(self, message) -> None:
         self.message = message
 
 
-def failure_of(path, exc):
+def failure_of(path: object, exc: BaseException) -> SampleFailure:
     """A SampleFailure for ``exc`` raised while reading or preprocessing ``path``."""
     return SampleFailure(f"{path}: {type(exc).__name__}: {exc}".replace("\n", " "))
 
 
-def collate_or_fail(samples):
+def collate_or_fail(samples: Sequence) -> list:
     """``[images, labels, ""]``, or placeholders and the first failure's message (never raises)."""
     failed = next((s for s in samples if isinstance(s, SampleFailure)), None)
     if failed is None:
@@ -44,7 +46,7 @@ class SafeDataLoader(paddle.io.DataLoader):
     """``paddle.io.DataLoader`` with :func:`collate_or_fail`; iterating yields (images, labels)
     and raises DataError("<where>: <image>: <error>") for a batch that failed."""
 
-    def __init__(self, dataset, where="DataLoader", **kwargs):
+    def __init__(self, dataset, where="DataLoader", **kwargs) -> None:
         kwargs.setdefault("collate_fn", collate_or_fail)
         super().__init__(dataset, **kwargs)
         self.where = where

@@ -18,7 +18,7 @@ def _params(op_cls):
     return ", ".join(out) or "-"
 
 
-def ops_table():
+def ops_table() -> str:
     """Markdown table: op, parameters with defaults, what it does (first docstring line)."""
     rows = ["| op | parameters (defaults) | what it does |", "|---|---|---|"]
     for name in TRANSFORMS.names():

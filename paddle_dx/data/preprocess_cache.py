@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from paddle_dx.data.io import read_image
-from paddle_dx.data.transforms import NormalizeImage, ToCHWImage
+from paddle_dx.data.transforms import Compose, NormalizeImage, Op, ToCHWImage
 from paddle_dx.utils.files import atomic_path
 from paddle_dx.utils.hashing import file_sha256, text_sha256
 
@@ -27,7 +27,7 @@ _CHEAP = (NormalizeImage, ToCHWImage)
 log = logging.getLogger(__name__)
 
 
-def cached_prefix(transforms):
+def cached_prefix(transforms: Compose) -> list[Op]:
     """The ops worth caching: the deterministic prefix, up to the first normalisation/layout op."""
     prefix = []
     for op in transforms.deterministic_prefix():
@@ -37,7 +37,7 @@ def cached_prefix(transforms):
     return prefix
 
 
-def use_prefix_cache(setting, transforms, where):
+def use_prefix_cache(setting: str | bool, transforms: Compose, where: str) -> bool:
     """Whether ``Global.preprocess_cache`` (auto | on | off, or a boolean) caches ``where``'s
     pipeline; ``auto`` decides from the prefix's ``expensive`` ops and logs the decision."""
     setting = {True: "on", False: "off"}.get(setting, setting)
@@ -61,7 +61,7 @@ def use_prefix_cache(setting, transforms, where):
 class PrefixCache:
     """``cache(path, rng)`` == ``transforms(read_image(path), rng)``, with the prefix read from disk."""
 
-    def __init__(self, root, transforms, hashes=None):
+    def __init__(self, root, transforms, hashes=None) -> None:
         self.root = Path(root)
         self.transforms = transforms
         self.prefix = cached_prefix(transforms)
@@ -74,7 +74,7 @@ class PrefixCache:
         key = text_sha256(f"{digest}|{self.spec_key}")
         return self.root / key[:2] / f"{key}.npy"
 
-    def prefix_output(self, path):
+    def prefix_output(self, path: Path | str) -> np.ndarray:
         """The cached prefix output for ``path``, computing and storing it on a miss."""
         entry = self._file(path)
         if entry.is_file():

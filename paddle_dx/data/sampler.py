@@ -1,6 +1,7 @@
 """Batch samplers whose order is a pure function of (seed, epoch): resumable and shardable."""
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import paddle
@@ -21,14 +22,16 @@ class EpochBatchSampler(paddle.io.Sampler):
     their class frequency (a class-balanced sampler for imbalanced sets).
     """
 
-    def __init__(self, labels, batch_size, shuffle=True, drop_last=False, seed=0, balanced=False, rank=0, world_size=1):
+    def __init__(
+        self, labels, batch_size, shuffle=True, drop_last=False, seed=0, balanced=False, rank=0, world_size=1
+    ) -> None:
         self.labels = np.asarray(labels)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.seed, self.balanced = int(seed), balanced
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch, self.start_step = 0, 0
 
-    def set_epoch(self, epoch, start_step=0):
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         self.epoch, self.start_step = int(epoch), int(start_step)
 
     def _indices(self):
@@ -53,7 +56,7 @@ class EpochBatchSampler(paddle.io.Sampler):
             batch = order[step * self.batch_size : (step + 1) * self.batch_size]
             yield [(self.epoch, int(i)) for i in batch]
 
-    def __len__(self):
+    def __len__(self) -> int:
         n = math.ceil(len(self.labels) / self.world_size)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
@@ -65,6 +68,6 @@ SAMPLERS.register(EpochBatchSampler, name="DistributedBatchSampler")
 
 
 @SAMPLERS.register(name="BalancedBatchSampler")
-def balanced_batch_sampler(labels, batch_size, **kwargs):
+def balanced_batch_sampler(labels: Sequence[int], batch_size: int, **kwargs: object) -> EpochBatchSampler:
     """Classes drawn equally often (see ``EpochBatchSampler(balanced=True)``)."""
     return EpochBatchSampler(labels, batch_size, balanced=True, **kwargs)

@@ -10,9 +10,11 @@ import logging
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from paddle_dx.data.duplicates import image_fingerprints, merge_groups, multi_member_groups, near_duplicate_pairs
@@ -25,7 +27,9 @@ log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def collect_images(image_root, classes=None):
+def collect_images(
+    image_root: Path | str, classes: Sequence[str] | None = None
+) -> tuple[list[str], np.ndarray, list[str]]:
     """Return (sorted relative paths, labels, class names) from ``image_root/<class>/**``.
 
     Empty (0-byte) files are left out with one warning naming them: an interrupted copy leaves
@@ -72,7 +76,7 @@ def _check_one_class(files, name, owner, root):
             )
 
 
-def group_ids(paths, group_regex):
+def group_ids(paths: Iterable[Path | str], group_regex: str) -> np.ndarray:
     """Group key per path: the regex's first group (or whole match) on the file name."""
     pattern = re.compile(group_regex)
     keys = []
@@ -88,7 +92,7 @@ MANIFEST_NAME = "MANIFEST.csv"
 GROUP_COLUMN = "group_id"
 
 
-def manifest_groups(image_root, paths):
+def manifest_groups(image_root: Path | str, paths: Sequence[str]) -> np.ndarray | None:
     """Group key per path from ``<image_root>/MANIFEST.csv``'s ``group_id`` column (datasets that
     ship one, e.g. augmentations of one tile), or None when there is no such manifest or column.
 
@@ -108,7 +112,14 @@ def manifest_groups(image_root, paths):
     return np.asarray([keys[p] for p in paths])
 
 
-def image_groups(image_root, paths, labels, group_regex=None, near_duplicates=None, extra_keys=()):
+def image_groups(
+    image_root: Path | str,
+    paths: Sequence[str],
+    labels: np.ndarray,
+    group_regex: str | None = None,
+    near_duplicates: int | None = None,
+    extra_keys: Iterable[Sequence] = (),
+) -> tuple[np.ndarray, list[list[str]]]:
     """Group id per image for the splitter, and the copies found ([[path, ...]] of 2+ images).
 
     Images with identical decoded pixels share a group; so do images whose pHashes differ in
@@ -151,7 +162,9 @@ def _holdout(indices, labels, groups, fraction, seed):
     return np.sort(indices[rest]), np.sort(indices[held])
 
 
-def split_indices(labels, ratios=(6, 2, 2), seed=42, groups=None):
+def split_indices(
+    labels: npt.ArrayLike, ratios: Sequence[float] = (6, 2, 2), seed: int = 42, groups: npt.ArrayLike | None = None
+) -> dict[str, np.ndarray]:
     """Return {'train': idx, 'val': idx, 'test': idx} for the given ratios (any scale).
 
     With groups, scikit-learn's StratifiedGroupKFold is used, so fractions are approximated
@@ -169,7 +182,9 @@ def split_indices(labels, ratios=(6, 2, 2), seed=42, groups=None):
     return {"train": train, "val": val, "test": test}
 
 
-def cross_split_duplicates(files_by_split, hashes=None):
+def cross_split_duplicates(
+    files_by_split: Mapping[str, Iterable[str]], hashes: Mapping[str, str] | None = None
+) -> list[tuple[str, list[tuple[str, str]]]]:
     """Find identical image content in more than one split.
 
     ``hashes`` maps path -> content hash (the start-up scan's pixel hashes); paths missing from
@@ -185,14 +200,22 @@ def cross_split_duplicates(files_by_split, hashes=None):
     return [(h, places) for h, places in sorted(where.items()) if len({split for split, _ in places}) > 1]
 
 
-def warn_duplicates(duplicates):
+def warn_duplicates(duplicates: Iterable[tuple[str, Sequence[tuple[str, str]]]]) -> None:
     """Log each cross-split duplicate with every file holding it."""
     for digest, places in duplicates:
         listing = ", ".join(f"{split}:{path}" for split, path in places)
         log.warning("same image content (sha256 %s...) in several splits: %s", digest[:12], listing)
 
 
-def write_split(image_root, out_dir, ratios=(6, 2, 2), seed=42, group_regex=None, classes=None, near_duplicates=None):
+def write_split(
+    image_root: Path | str,
+    out_dir: Path | str,
+    ratios: Sequence[float] = (6, 2, 2),
+    seed: int = 42,
+    group_regex: str | None = None,
+    classes: Sequence[str] | None = None,
+    near_duplicates: int | None = None,
+) -> tuple[dict[str, dict[str, int]], list[list[str]]]:
     """Write train/val/test list files and label_list.txt; return ({split: {class: count}},
     [[path, ...]] the groups of identical (or near-identical) images each kept on one side)."""
     paths, labels, names = collect_images(image_root, classes)

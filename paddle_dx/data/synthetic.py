@@ -4,6 +4,7 @@ Each image is a round pink "field of view" on a black endoscope border; the ``le
 adds a dark red blob at a random place. Learnable in a few epochs by a small network.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ import numpy as np
 DEMO_CLASSES = ("normal", "lesion")
 
 
-def synthetic_image(label, rng, size=96):
+def synthetic_image(label: int, rng: np.random.Generator, size: int = 96) -> np.ndarray:
     """One RGB uint8 image of class ``label`` (0 = normal, 1 = lesion)."""
     img = np.zeros((size, size, 3), np.uint8)
     base = np.array([200, 120, 110]) + rng.integers(-20, 20, 3)
@@ -28,7 +29,9 @@ def synthetic_image(label, rng, size=96):
     return cv2.GaussianBlur(img, (3, 3), 0)
 
 
-def write_demo_dataset(root, per_class=60, size=96, seed=0, classes=DEMO_CLASSES):
+def write_demo_dataset(
+    root: Path | str, per_class: int = 60, size: int = 96, seed: int = 0, classes: Sequence[str] = DEMO_CLASSES
+) -> Path:
     """Write ``root/<class>/<class>_NNN.png`` and a README saying the data is synthetic."""
     root = Path(root)
     rng = np.random.default_rng(seed)

@@ -19,6 +19,7 @@ import logging
 import math
 import types
 import typing
+from collections.abc import Sequence
 from typing import Union
 
 import cv2
@@ -66,10 +67,10 @@ class Op:
     first_only = None
     expensive = False
 
-    def outcomes(self):
+    def outcomes(self) -> list | None:
         return None
 
-    def params(self):
+    def params(self) -> dict:
         """The op's constructor arguments as resolved (for inference.yml)."""
         names = inspect.signature(type(self).__init__).parameters
         return {n: _plain(getattr(self, n)) for n in names if n != "self"}
@@ -97,7 +98,7 @@ def _hw(size):
 class CropBorder(Op):
     """Crop the dark frame around an endoscope's round field of view (pixels <= threshold)."""
 
-    def __init__(self, threshold: Number = 10, margin: int = 0):
+    def __init__(self, threshold: Number = 10, margin: int = 0) -> None:
         self.threshold = threshold
         self.margin = margin
 
@@ -127,14 +128,14 @@ class Denoise(Op):
         d: int = 5,
         sigma: Number = 50,
         after_resize: bool = True,
-    ):
+    ) -> None:
         if method not in self.METHODS:
             raise ConfigError(f"Denoise.method '{method}' is not one of {list(self.METHODS)}")
         self.method, self.h, self.ksize, self.d, self.sigma = method, h, ksize, d, sigma
         self.after_resize = after_resize  # build_transforms moves it after the first ResizeImage
 
     @property
-    def expensive(self):
+    def expensive(self) -> bool:
         return self.method in self.EXPENSIVE_METHODS
 
     def __call__(self, img, rng):
@@ -153,7 +154,7 @@ class ResizeImage(Op):
 
     sized = True
 
-    def __init__(self, size: Size | None = None, resize_short: int | None = None, interpolation: str = "area"):
+    def __init__(self, size: Size | None = None, resize_short: int | None = None, interpolation: str = "area") -> None:
         if interpolation not in INTERPOLATIONS:
             raise ConfigError(f"ResizeImage.interpolation '{interpolation}' is not one of {list(INTERPOLATIONS)}")
         self.size, self.resize_short, self.interpolation = size, resize_short, interpolation
@@ -174,7 +175,7 @@ class CenterCrop(Op):
 
     sized = True
 
-    def __init__(self, size: Size | None = None):
+    def __init__(self, size: Size | None = None) -> None:
         self.size = size
 
     def __call__(self, img, rng):
@@ -194,7 +195,7 @@ class RandomResizedCrop(Op):
     random = True
     sized = True
 
-    def __init__(self, size: Size | None = None, scale: Numbers = (0.08, 1.0), ratio: Numbers = (3 / 4, 4 / 3)):
+    def __init__(self, size: Size | None = None, scale: Numbers = (0.08, 1.0), ratio: Numbers = (3 / 4, 4 / 3)) -> None:
         self.size, self.scale, self.ratio = size, tuple(scale), tuple(ratio)
 
     def __call__(self, img, rng):
@@ -217,10 +218,10 @@ class RandomFlip(Op):
 
     random = True
 
-    def __init__(self, horizontal: Number = 0.5, vertical: Number = 0.0):
+    def __init__(self, horizontal: Number = 0.5, vertical: Number = 0.0) -> None:
         self.horizontal, self.vertical = horizontal, vertical
 
-    def outcomes(self):
+    def outcomes(self) -> list[tuple[bool, bool]]:
         """(flip left-right, flip up-down) pairs this op can produce: 1, 2 or 4 of them."""
 
         def possible(p):
@@ -228,10 +229,10 @@ class RandomFlip(Op):
 
         return [(h, v) for h in possible(self.horizontal) for v in possible(self.vertical)]
 
-    def draw(self, rng):
+    def draw(self, rng: np.random.Generator) -> tuple[bool, bool]:
         return bool(rng.random() < self.horizontal), bool(rng.random() < self.vertical)
 
-    def apply(self, img, outcome):
+    def apply(self, img: np.ndarray, outcome: tuple[bool, bool]) -> np.ndarray:
         horizontal, vertical = outcome
         if horizontal:
             img = img[:, ::-1]
@@ -249,7 +250,7 @@ class RandomRotation(Op):
 
     random = True
 
-    def __init__(self, degrees: Number = 10):
+    def __init__(self, degrees: Number = 10) -> None:
         self.degrees = degrees
 
     def __call__(self, img, rng):
@@ -265,7 +266,7 @@ class ColorJitter(Op):
 
     random = True
 
-    def __init__(self, brightness: Number = 0.1, contrast: Number = 0.1):
+    def __init__(self, brightness: Number = 0.1, contrast: Number = 0.1) -> None:
         self.brightness, self.contrast = brightness, contrast
 
     def __call__(self, img, rng):
@@ -281,7 +282,7 @@ class ColorJitter(Op):
 class Grayscale(Op):
     """Convert to grey, keeping ``channels`` (3 = grey replicated, for RGB backbones)."""
 
-    def __init__(self, channels: int = 3):
+    def __init__(self, channels: int = 3) -> None:
         self.channels = channels
 
     def __call__(self, img, rng):
@@ -299,7 +300,7 @@ class NormalizeImage(Op):
         mean: Numbers | None = None,
         std: Numbers | None = None,
         scale: Number = 1.0 / 255.0,
-    ):
+    ) -> None:
         if preset not in NORMALIZE_PRESETS and (mean is None or std is None):
             raise ConfigError(f"NormalizeImage.preset '{preset}' is not one of {list(NORMALIZE_PRESETS)}")
         default_mean, default_std = NORMALIZE_PRESETS.get(preset, (mean, std))
@@ -318,7 +319,7 @@ class NormalizeImage(Op):
 class ToCHWImage(Op):
     """HWC -> CHW float32, the layout Paddle's convolutions take."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         pass
 
     def __call__(self, img, rng):
@@ -330,16 +331,16 @@ class ToCHWImage(Op):
 class Compose:
     """An ordered pipeline of ops; always ends with float32 CHW."""
 
-    def __init__(self, ops):
+    def __init__(self, ops) -> None:
         self.ops = list(ops)
         if not self.ops or not isinstance(self.ops[-1], ToCHWImage):
             self.ops.append(ToCHWImage())
 
     @property
-    def is_random(self):
+    def is_random(self) -> bool:
         return any(op.random for op in self.ops)
 
-    def deterministic_prefix(self):
+    def deterministic_prefix(self) -> list[Op]:
         """Ops before the first random one: their output can be cached per image."""
         prefix = []
         for op in self.ops:
@@ -348,7 +349,7 @@ class Compose:
             prefix.append(op)
         return prefix
 
-    def variants(self):
+    def variants(self) -> list[tuple] | None:
         """Every outcome the random ops can produce together (tuples, one entry per random op),
         or None when one of them has infinitely many (crops, rotations, colour jitter)."""
         per_op = [op.outcomes() for op in self.ops if op.random]
@@ -356,18 +357,18 @@ class Compose:
             return None
         return [tuple(combo) for combo in itertools.product(*per_op)]
 
-    def draw(self, rng):
+    def draw(self, rng: np.random.Generator) -> tuple:
         """The outcome ``__call__`` would produce with ``rng`` (the same generator draws)."""
         return tuple(op.draw(rng) for op in self.ops if op.random)
 
-    def apply(self, img, outcome, start=0):
+    def apply(self, img: np.ndarray, outcome: Sequence, start: int = 0) -> np.ndarray:
         """``ops[start:]`` with each random op fixed to its entry of ``outcome``."""
         fixed = iter(outcome[sum(op.random for op in self.ops[:start]) :])
         for op in self.ops[start:]:
             img = op.apply(img, next(fixed)) if op.random else op(img, None)
         return img
 
-    def spec(self):
+    def spec(self) -> list[dict]:
         """Resolved ``[{OpName: params}, ...]``, enough to rebuild this exact pipeline."""
         return [{type(op).__name__: op.params()} for op in self.ops]
 
@@ -408,7 +409,7 @@ def _hint_text(hint):
     return {type(None): "null", float: "number"}.get(hint, getattr(hint, "__name__", str(hint)))
 
 
-def check_params(op_cls, params, where):
+def check_params(op_cls: type[Op], params: dict, where: str) -> None:
     """Refuse a parameter whose value does not fit the op's annotation (unannotated: unchecked)."""
     hints = typing.get_type_hints(op_cls.__init__)
     for key, value in params.items():
@@ -441,7 +442,7 @@ def build_transforms(ops_config: list, image_shape: list[int], where: str = "tra
     return Compose(denoise_after_resize(ops, where))
 
 
-def denoise_after_resize(ops, where="transform_ops"):
+def denoise_after_resize(ops: list[Op], where: str = "transform_ops") -> list[Op]:
     """Move Denoise ops listed before the first ResizeImage to just after it.
 
     fastNlMeans costs ~0.5 s on a full 720x576 frame and a tenth of that at 256 px
