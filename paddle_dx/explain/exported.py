@@ -6,13 +6,16 @@ from the export (its weights checked against the SHA-256 the export recorded), s
 map explains the very model that made the prediction.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from paddle_dx.data.transforms import Compose
 from paddle_dx.explain.gradcam import GradCAM, overlay_heatmap
 from paddle_dx.inference.dygraph import load_dygraph_model
 
 
-def model_view(transforms, rgb):
+def model_view(transforms: Compose, rgb: np.ndarray) -> np.ndarray:
     """The image as the network sees it: the preprocessing up to its last RGB uint8 step
     (resized and cropped, not yet normalised), so the heat map lines up with it."""
     view = img = rgb
@@ -26,11 +29,13 @@ def model_view(transforms, rgb):
 class Explainer:
     """Heat-map overlays for a ``Predictor``'s model: ``overlays(rgb_list, class_ids)``."""
 
-    def __init__(self, predictor, model=None):
+    def __init__(self, predictor, model=None) -> None:
         self.predictor = predictor
         self.gradcam = GradCAM(model if model is not None else load_dygraph_model(predictor.model_dir, predictor.spec))
 
-    def overlays(self, images, class_ids=None, batch_size=8):
+    def overlays(
+        self, images: Sequence[np.ndarray], class_ids: Sequence[int] | None = None, batch_size: int = 8
+    ) -> list[np.ndarray]:
         """One RGB uint8 overlay per image, explaining ``class_ids`` (default: predicted)."""
         out = []
         for start in range(0, len(images), batch_size):

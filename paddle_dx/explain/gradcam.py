@@ -19,7 +19,7 @@ class GradCAM:
     post-hook that exists only for the duration of one call.
     """
 
-    def __init__(self, model, layer=None):
+    def __init__(self, model, layer=None) -> None:
         self.model = model
         self.layer = layer if layer is not None else model.last_conv()
 
@@ -60,7 +60,9 @@ def _normalise(cam):
     return cam / peak if peak > 0 else cam
 
 
-def overlay_heatmap(rgb, cam, alpha=0.45, colormap=cv2.COLORMAP_JET):
+def overlay_heatmap(
+    rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.45, colormap: int = cv2.COLORMAP_JET
+) -> np.ndarray:
     """Blend a [0, 1] heat map (resized to the image) over an RGB uint8 image; RGB uint8 out."""
     h, w = rgb.shape[:2]
     heat = cv2.resize((np.clip(cam, 0, 1) * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)

@@ -1,7 +1,11 @@
 """What tools/gradcam.py does: one heat-map overlay PNG per input image, for reports."""
 
+from __future__ import annotations
+
 import logging
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 
@@ -9,10 +13,13 @@ from paddle_dx.errors import ConfigError, DataError
 from paddle_dx.inference.inputs import read_batches
 from paddle_dx.utils.files import atomic_path, check_writable
 
+if TYPE_CHECKING:
+    from paddle_dx.explain.exported import Explainer
+
 log = logging.getLogger(__name__)
 
 
-def overlay_name(path, root):
+def overlay_name(path: Path | str, root: Path | str) -> str:
     """``a/b/img.jpg`` under ``root`` -> ``a__b__img_gradcam.png`` (unique, flat)."""
     path = Path(path)
     try:
@@ -26,7 +33,14 @@ def _warn_skipped(path, reason):
     log.warning("skipped %s: %s", path, reason)
 
 
-def write_overlay_pngs(explainer, paths, out_dir, root=None, class_name=None, batch_size=8):
+def write_overlay_pngs(
+    explainer: Explainer,
+    paths: Iterable[Path | str],
+    out_dir: Path | str,
+    root: Path | str | None = None,
+    class_name: str | None = None,
+    batch_size: int = 8,
+) -> list[tuple[str, str, float, str, str]]:
     """Predict and explain ``paths``; write ``out_dir/<name>_gradcam.png``; return rows of
     (path, predicted class, its probability, explained class, overlay file). Unreadable
     images are skipped with a warning."""

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from paddle_dx.errors import WeightsError
 from paddle_dx.inference.spec import SPEC_FILE, load_spec
-from paddle_dx.models import build_model, load_model_weights
+from paddle_dx.models import TransferModel, build_model, load_model_weights
 from paddle_dx.utils.hashing import file_sha256
 
 
-def find_weights(model_dir, spec):
+def find_weights(model_dir: Path | str, spec: dict) -> Path:
     """The dygraph weights of the exported model, checked against the hash in the spec."""
     model_dir = Path(model_dir)
     candidates = [
@@ -35,7 +35,7 @@ def find_weights(model_dir, spec):
     )
 
 
-def load_dygraph_model(model_dir, spec=None):
+def load_dygraph_model(model_dir: Path | str, spec: dict | None = None) -> TransferModel:
     """The TransferModel behind an export, in eval mode, with its trained weights."""
     spec = spec or load_spec(model_dir)
     weights = find_weights(model_dir, spec)

@@ -29,7 +29,7 @@ from paddle_dx.inference.onnx_export import ONNX_FILE, require_onnx_tools, write
 from paddle_dx.inference.paddleclas_deploy import PADDLECLAS_CONFIG, paddleclas_config
 from paddle_dx.inference.probabilities import Probabilities
 from paddle_dx.inference.spec import MODEL_PREFIX, PARAMS_SUFFIX, SPEC_FILE, write_spec
-from paddle_dx.models import build_model, load_model_weights
+from paddle_dx.models import TransferModel, build_model, load_model_weights
 from paddle_dx.models.weights import resolve_weights, save_weights
 from paddle_dx.utils.files import atomic_path, check_writable, staged_directory
 from paddle_dx.utils.hashing import file_sha256
@@ -60,7 +60,9 @@ def _write_program(model, config, stage, dygraph):
     paddle.jit.save(static, str(stage / MODEL_PREFIX))
 
 
-def export_model(model, config, out_dir, weights_path=None):
+def export_model(
+    model: TransferModel, config: dict, out_dir: Path | str, weights_path: Path | str | None = None
+) -> dict:
     """Export ``model`` (a TransferModel built from ``config``) to ``out_dir``; return the spec dict.
 
     ``weights_path`` is the file the weights were loaded from; its SHA-256 goes into the spec.
@@ -116,7 +118,7 @@ def export_model(model, config, out_dir, weights_path=None):
     return spec
 
 
-def export_from_config(config):
+def export_from_config(config: dict) -> dict:
     """What tools/export_model.py does: load Global.pretrained_model, export to save_inference_dir."""
     g = config["Global"]
     if not g["pretrained_model"] and config["Arch"]["pretrained"]:  # the pretrained network itself

@@ -1,6 +1,9 @@
 """What ``tools/infer.py --input PATH`` means: one image, a folder (recursive) or a list file."""
 
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+
+import numpy as np
 
 from paddle_dx.data.image_header import REQUEST_PIXELS, PixelBudget, declared_size
 from paddle_dx.data.io import image_extensions, read_image
@@ -9,11 +12,11 @@ from paddle_dx.errors import DataError, ImageReadError, shown_path
 from paddle_dx.utils.files import why_not_a_file
 
 
-def is_image_file(path):
+def is_image_file(path: Path | str) -> bool:
     return Path(path).suffix.lower() in image_extensions()
 
 
-def read_path_list(list_file, image_root=None):
+def read_path_list(list_file: Path | str, image_root: Path | str | None = None) -> list[str]:
     """Paths from ``path [label]`` lines; relative paths are under ``image_root`` (default: the
     list file's folder). Missing files are kept: prediction reports them as skipped."""
     list_file = Path(list_file)
@@ -31,7 +34,7 @@ def read_path_list(list_file, image_root=None):
     return paths
 
 
-def collect_inputs(path, image_root=None):
+def collect_inputs(path: Path | str, image_root: Path | str | None = None) -> list[str]:
     """Sorted image paths named by ``path``; an error if there is nothing to predict."""
     path = Path(path)
     problem = why_not_a_file(path)
@@ -49,7 +52,12 @@ def collect_inputs(path, image_root=None):
     return read_path_list(path, image_root)
 
 
-def read_batches(paths, batch_size, on_skip=None, max_batch_pixels=REQUEST_PIXELS):
+def read_batches(
+    paths: Iterable[Path | str],
+    batch_size: int,
+    on_skip: Callable[[Path | str, str], object] | None = None,
+    max_batch_pixels: int = REQUEST_PIXELS,
+) -> Iterator[tuple[list[Path | str], list[np.ndarray]]]:
     """Yield ``(paths, RGB arrays)`` per batch of readable images (empty batches are not yielded);
     each unreadable file goes to ``on_skip(path, reason)`` instead of stopping the run.
 

