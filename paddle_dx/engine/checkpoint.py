@@ -36,7 +36,9 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-def save_checkpoint(directory, model, optimizer, state):
+def save_checkpoint(
+    directory: Path | str, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, state: dict
+) -> None:
     """Write ``directory`` atomically with model, optimizer and the JSON-able ``state``."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +70,7 @@ def save_checkpoint(directory, model, optimizer, state):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_state(directory, state):
+def write_state(directory: Path | str, state: dict) -> None:
     """Write ``state.json`` into the checkpoint folder ``directory`` with its digest (fsynced)."""
     plain = json.loads(json.dumps(state))  # as a reader will see it: tuples are lists, keys strings
     path = Path(directory) / CHECKPOINT_STATE
@@ -78,7 +80,7 @@ def write_state(directory, state):
         os.fsync(fh.fileno())
 
 
-def find_checkpoint(path):
+def find_checkpoint(path: Path | str) -> Path:
     """Accept a checkpoint folder, or an output_dir containing ``latest``; fall back to
     ``latest.prev`` when a crash happened between the two renames of a save."""
     path = Path(path)
@@ -90,7 +92,9 @@ def find_checkpoint(path):
     )
 
 
-def load_checkpoint(path, model=None, epochs=None, stages=0):
+def load_checkpoint(
+    path: Path | str, model: paddle.nn.Layer | None = None, epochs: int | None = None, stages: int = 0
+) -> tuple[dict, dict, dict]:
     """Return (model state, optimizer state, state dict) after verifying the state's fields and
     digest and the file hashes.
 
@@ -120,7 +124,7 @@ def load_checkpoint(path, model=None, epochs=None, stages=0):
     return load_state(directory / FILES[0]), opt_state, state
 
 
-def disk_bytes_needed(model, held=0, margin=64 << 20):
+def disk_bytes_needed(model: paddle.nn.Layer, held: int = 0, margin: int = 64 << 20) -> int:
     """Bytes a run still needs at its peak: during a save, the new checkpoint (weights + two Adam
     moments) and the previous one coexist, plus best_model and a margin for logs. ``held``: bytes
     of those files the run folder already holds (a resume overwrites them, an overwrite removes

@@ -9,6 +9,7 @@ that digest existed still resumes, with one warning, after the field checks.
 """
 
 import logging
+from pathlib import Path
 
 from paddle_dx.errors import WeightsError
 from paddle_dx.utils.hashing import json_sha256
@@ -28,7 +29,7 @@ def signed(state: dict) -> dict:
     return dict(state, **{DIGEST: state_digest(state)})
 
 
-def check_digest(state: dict, file) -> None:
+def check_digest(state: dict, file: Path | str) -> None:
     """Refuse a state whose content is not the one its writer signed; warn when it has no digest."""
     if DIGEST not in state:
         log.warning(
@@ -55,7 +56,7 @@ def _is_number(value) -> bool:
 class _Fields:
     """Checks the fields of one state, each failure one line naming the file and the field."""
 
-    def __init__(self, state, file):
+    def __init__(self, state, file) -> None:
         self.state, self.file = state, file
 
     def fail(self, field, value, expected):
@@ -80,7 +81,7 @@ class _Fields:
             self.fail(field, value, "a list of numbers")
 
 
-def check_fields(state, file, epochs: int | None = None, stages: int = 0) -> None:
+def check_fields(state: object, file: Path | str, epochs: int | None = None, stages: int = 0) -> None:
     """Every field a resume reads has the type and range a run writes.
 
     ``epochs``: the resuming config's Global.epochs, the bound of ``epoch`` when the state has no

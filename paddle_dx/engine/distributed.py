@@ -16,12 +16,15 @@ With ``world_size == 1`` every method is a pass-through, so the Trainer has one 
 import logging
 import math
 import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import paddle
 import paddle.distributed as dist
 from paddle.distributed.parallel import sync_params_buffers
 
+from paddle_dx.data.sampler import EpochBatchSampler
 from paddle_dx.engine.eval_loop import evaluate, predict
 from paddle_dx.errors import WeightsError
 from paddle_dx.metrics import classification_metrics
@@ -32,12 +35,12 @@ from paddle_dx.utils.device import gpu_available
 log = logging.getLogger(__name__)
 
 
-def launched_world():
+def launched_world() -> tuple[int, int]:
     """(rank, world_size) that paddle.distributed.launch gave this process; (0, 1) otherwise."""
     return int(os.environ.get("PADDLE_TRAINER_ID", 0)), int(os.environ.get("PADDLE_TRAINERS_NUM", 1))
 
 
-def init_distributed(device="auto"):
+def init_distributed(device: str = "auto") -> tuple[int, int]:
     """Join the process group when launched on several devices; return (rank, world_size).
 
     CPU processes talk over gloo (``Global.device: cpu``, or no GPU present); GPUs over NCCL.
@@ -65,15 +68,15 @@ def init_distributed(device="auto"):
 class Parallel:
     """The collective operations a Trainer needs; no-ops with one device."""
 
-    def __init__(self, rank=0, world_size=1):
+    def __init__(self, rank=0, world_size=1) -> None:
         self.rank, self.world_size = int(rank), int(world_size)
         self._wrappers, self._shards = {}, {}
 
     @property
-    def active(self):
+    def active(self) -> bool:
         return self.world_size > 1
 
-    def wrap(self, model):
+    def wrap(self, model: paddle.nn.Layer) -> paddle.nn.Layer:
         """``model`` for the training forward pass: itself on one device, else a DataParallel.
 
         DataParallel all-reduces only the gradients of parameters that were trainable when it
@@ -88,7 +91,7 @@ class Parallel:
             self._wrappers[key] = paddle.DataParallel(model)
         return self._wrappers[key]
 
-    def sync_batchnorm(self, model, wanted, device):
+    def sync_batchnorm(self, model: paddle.nn.Layer, wanted: bool, device: str) -> None:
         """``Global.sync_bn``: BatchNorm statistics over the global batch, on several GPUs only
         (Paddle's SyncBatchNorm kernel is GPU-only; one device has nothing to synchronise)."""
         if not wanted:
@@ -100,19 +103,26 @@ class Parallel:
         count = convert_sync_batchnorm(model)
         log.info("Global.sync_bn: %d BatchNorm layers normalise over all %d GPUs' batches", count, self.world_size)
 
-    def sync_from_main(self, model):
+    def sync_from_main(self, model: paddle.nn.Layer) -> None:
         """Give every rank rank 0's parameters and buffers (BatchNorm statistics drift apart
         between ranks during training: each rank normalises its own shard)."""
         if self.active:
             sync_params_buffers(model, fuse_params=False)
 
-    def load_weights(self, model, path):
+    def load_weights(self, model: paddle.nn.Layer, path: Path | str) -> None:
         """Rank 0 reads ``path`` (only rank 0 writes, maybe on its own node); the others receive it."""
         if self.rank == 0:
             load_model_weights(model, path)
         self.sync_from_main(model)
 
-    def evaluate(self, model, loader, class_names, loss_fn=None, progress=None):
+    def evaluate(
+        self,
+        model: Callable,
+        loader: Iterable,
+        class_names: Sequence[str],
+        loss_fn: Callable | None = None,
+        progress: Callable | None = None,
+    ) -> tuple[dict, np.ndarray, np.ndarray]:
         """``eval_loop.evaluate`` over the whole of ``loader``, shared out between the ranks.
 
         Every rank evaluates rank 0's weights (the ones that are saved) on its block of the
@@ -151,7 +161,7 @@ class Parallel:
             self._shards[id(loader)] = (loader, shard)  # holding ``loader`` keeps its id unique
         return self._shards[id(loader)][1]
 
-    def stop_signal(self, signum):
+    def stop_signal(self, signum: int | None) -> int | None:
         """The stop signal that any rank has received, or None: all ranks must stop after the
         same step, or one would wait forever for the gradients of a rank that has left."""
         if not self.active:
@@ -160,7 +170,7 @@ class Parallel:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return int(flag.item()) or None
 
-    def sum(self, counts):
+    def sum(self, counts: dict) -> dict:
         """Sum the numbers of a dict over the ranks (the epoch's training loss and accuracy over
         all shards); other values (e.g. a list of per-step losses) stay this rank's own."""
         if not self.active:
@@ -173,7 +183,7 @@ class Parallel:
         }
 
 
-def resume_step(state, sampler, checkpoint="the checkpoint"):
+def resume_step(state: dict, sampler: EpochBatchSampler, checkpoint: object = "the checkpoint") -> int:
     """The step of the checkpoint's epoch at which this run, with ``sampler``, carries on.
 
     Rank r's step s trains positions ``(s*b + j)*W + r`` of the epoch's order (b images per

@@ -12,23 +12,29 @@ Set ``PADDLE_DX_TRACE_DIR`` and every rank writes ``rank<k>.json`` there (never 
   ``open``/``os`` escapes it) — empty on every rank but 0.
 """
 
+from __future__ import annotations
+
 import atexit
 import hashlib
 import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paddle
 
 from paddle_dx.engine.callbacks import Callback
+
+if TYPE_CHECKING:
+    from paddle_dx.engine.trainer import Trainer
 
 TRACE_ENV = "PADDLE_DX_TRACE_DIR"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _CHANGE_EVENTS = {"os.rename", "os.mkdir", "os.remove", "os.rmdir", "shutil.rmtree", "os.truncate"}
 
 
-def weights_digest(model):
+def weights_digest(model: paddle.nn.Layer) -> str:
     """SHA-256 of the trainable parameters (BatchNorm running statistics differ per rank by design)."""
     digest = hashlib.sha256()
     for p in model.parameters():
@@ -40,7 +46,7 @@ def weights_digest(model):
 class _RecordingSampler(paddle.io.Sampler):
     """Passes the batches of ``inner`` through and notes their keys."""
 
-    def __init__(self, inner, record):
+    def __init__(self, inner, record) -> None:
         self.inner, self.record = inner, record
 
     def __iter__(self):
@@ -48,7 +54,7 @@ class _RecordingSampler(paddle.io.Sampler):
             self.record.setdefault(str(self.inner.epoch), []).extend([int(e), int(i)] for e, i in batch)
             yield batch
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.inner)
 
 
@@ -56,7 +62,7 @@ class Trace(Callback):
     """Watches this process's writes under ``output_dir`` from creation; as the trainer's callback
     it records the sample keys and weight digests too."""
 
-    def __init__(self, directory, output_dir, rank, world_size):
+    def __init__(self, directory, output_dir, rank, world_size) -> None:
         self.path = Path(directory) / f"rank{rank}.json"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.output_dir = os.path.abspath(output_dir)
@@ -77,20 +83,20 @@ class Trace(Callback):
                 if path == self.output_dir or path.startswith(self.output_dir + os.sep):
                     self.data["writes"].append([event, os.path.relpath(path, self.output_dir)])
 
-    def on_train_begin(self, trainer):
+    def on_train_begin(self, trainer: Trainer) -> None:
         """Record the sample keys the trainer's sampler hands out."""
         trainer.train_loader.batch_sampler = _RecordingSampler(trainer.train_sampler, self.data["keys"])
 
-    def on_train_batch_end(self, trainer, epoch, step):
+    def on_train_batch_end(self, trainer: Trainer, epoch: int, step: int) -> None:
         """Record the weight digest after every training step."""
         self.data["digests"].append(weights_digest(trainer.model))
         self.save()
 
-    def save(self):
+    def save(self) -> None:
         self.path.write_text(json.dumps(self.data), encoding="utf-8")
 
 
-def start_trace(config, rank, world_size):
+def start_trace(config: dict, rank: int, world_size: int) -> Trace | None:
     """A Trace when PADDLE_DX_TRACE_DIR is set, else None. Start it before building the Trainer."""
     directory = os.environ.get(TRACE_ENV)
     return Trace(directory, config["Global"]["output_dir"], rank, world_size) if directory else None

@@ -18,6 +18,7 @@ run only the head on cached vectors: nothing left to speed up, recorded as ``fea
 import copy
 import logging
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import paddle
@@ -35,20 +36,20 @@ class InferenceForward:
 
     training = False
 
-    def __init__(self, session):
+    def __init__(self, session) -> None:
         self.session = session
 
-    def eval(self):
+    def eval(self) -> None:
         pass
 
-    def train(self):
+    def train(self) -> None:
         pass
 
     def __call__(self, images):
         return paddle.to_tensor(self.session.run(images.numpy()))
 
 
-def export_session(model, image_shape, threads):
+def export_session(model: paddle.nn.Layer, image_shape: Sequence[int], threads: int | None) -> InferenceSession:
     """An eval-mode copy of ``model`` exported to a temporary folder and loaded by Paddle Inference
     with oneDNN (the folder goes once the predictor has read it)."""
     frozen = copy.deepcopy(model)
@@ -64,7 +65,7 @@ def export_session(model, image_shape, threads):
 class EvalBackend:
     """``forward(model, loader)`` -> (what to run, engine name) for one evaluation."""
 
-    def __init__(self, setting, device, world_size, image_shape, threads=0):
+    def __init__(self, setting, device, world_size, image_shape, threads=0) -> None:
         self.setting, self.image_shape, self.threads = setting, list(image_shape), threads
         self._session = None  # (weights hash, InferenceSession) of the last weights exported
         self._logged = set()
@@ -81,7 +82,7 @@ class EvalBackend:
             self._logged.add(message)
             log.info(message)
 
-    def choose(self, n_images):
+    def choose(self, n_images: int) -> str:
         """``dygraph`` or ``inference`` for an evaluation of ``n_images`` images."""
         if self.setting != "auto":
             return self.setting
@@ -97,7 +98,7 @@ class EvalBackend:
         )
         return "dygraph"
 
-    def forward(self, model, loader):
+    def forward(self, model: paddle.nn.Layer, loader: Iterable) -> tuple[Callable, str]:
         """(what evaluates ``loader``, its engine name): ``model`` itself, or its weights exported."""
         if isinstance(model, CachedForward):
             return model, "feature cache"

@@ -27,6 +27,7 @@ ops of infinitely many outcomes (crops, rotations, colour jitter) ``auto`` stays
 
 import logging
 import sys
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -35,8 +36,10 @@ from tqdm import tqdm
 
 from paddle_dx.config.sections import cache_root
 from paddle_dx.data.io import read_image
+from paddle_dx.data.sampler import EpochBatchSampler
 from paddle_dx.engine.frozen_features import build_extractor, weights_hash
 from paddle_dx.errors import ConfigError
+from paddle_dx.models import TransferModel
 from paddle_dx.utils.files import atomic_path
 from paddle_dx.utils.hashing import file_sha256, json_sha256
 
@@ -52,17 +55,17 @@ class CachedForward:
     layers back in train mode; delegating to ``TransferModel.train()`` keeps them in eval.
     """
 
-    def __init__(self, model, rest):
+    def __init__(self, model, rest) -> None:
         self.model, self.rest = model, rest
 
     @property
-    def training(self):
+    def training(self) -> bool:
         return self.model.training
 
-    def eval(self):
+    def eval(self) -> None:
         self.model.eval()
 
-    def train(self):
+    def train(self) -> None:
         self.model.train()
 
     def __call__(self, features):
@@ -84,7 +87,7 @@ class FeatureCache:
     and the model, or cached (front output, labels) batches and ``CachedForward``.
     """
 
-    def __init__(self, g, train_set, eval_set, hashes=None, world_size=1):
+    def __init__(self, g, train_set, eval_set, hashes=None, world_size=1) -> None:
         """``g``: the Global config section (feature_cache*, cache_dir, output_dir, num_threads, seed)."""
         self.mode = {True: "on", False: "off"}.get(g["feature_cache"], g["feature_cache"])
         self.engine, self.views = g["feature_cache_engine"], g["feature_cache_views"]
@@ -156,7 +159,7 @@ class FeatureCache:
             )
         return None
 
-    def applies(self, model):
+    def applies(self, model: TransferModel) -> bool:
         """True when this epoch can train from cached front outputs (logs why or why not)."""
         if self.mode == "off":
             return False
@@ -186,7 +189,7 @@ class FeatureCache:
             self._shapes[key] = tuple(int(d) for d in output.shape[1:])
         return self._shapes[key]
 
-    def front_shape(self, model):
+    def front_shape(self, model: TransferModel) -> tuple[int, ...]:
         """Shape of one image's cached front output under the model's current freeze."""
         return self._front_shape(model.frozen_front()[0])
 
@@ -221,7 +224,7 @@ class FeatureCache:
             return dataset.transforms.apply(cache.prefix_output(path), outcome, start=len(cache.prefix))
         return dataset.transforms.apply(read_image(path), outcome)
 
-    def features(self, model, mode, view=0):
+    def features(self, model: TransferModel, mode: str, view: int = 0) -> np.ndarray:
         """[N, ...] front outputs of every image of ``mode``'s dataset, computing missing entries."""
         front = paddle.nn.Sequential(*model.frozen_front()[0])
         wkey = weights_hash(front)
@@ -278,7 +281,9 @@ class FeatureCache:
             idx = np.asarray([index for _, index in keys])
             yield paddle.to_tensor(np.stack(rows)), paddle.to_tensor(labels[idx])
 
-    def epoch_batches(self, model, sampler, loader, epoch):
+    def epoch_batches(
+        self, model: TransferModel, sampler: EpochBatchSampler, loader: Iterable, epoch: int
+    ) -> tuple[Iterable, paddle.nn.Layer]:
         """This epoch's training batches and the forward that consumes them."""
         if not self.applies(model):
             return loader, model
@@ -293,7 +298,7 @@ class FeatureCache:
         self._extractor = None
         return self._batches(feats, labels, sampler), forward
 
-    def eval_pair(self, model, loader, batch_size):
+    def eval_pair(self, model: TransferModel, loader: Iterable, batch_size: int) -> tuple[paddle.nn.Layer, Iterable]:
         """(model, loader) for validation: cached front outputs when the train epochs use them."""
         if not self.applies(model) or self.sets["Eval"].transforms.is_random:
             return model, loader

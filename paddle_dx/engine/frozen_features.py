@@ -11,6 +11,7 @@ relative), which the equivalence test relies on.
 import copy
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 EXTRACTORS = Registry("feature cache engine")
 
 
-def weights_hash(layer):
+def weights_hash(layer: paddle.nn.Layer) -> str:
     """SHA-256 over a layer's parameters and buffers (names, shapes, bytes)."""
     digest = hashlib.sha256()
     for name, value in sorted(layer.state_dict().items()):
@@ -45,7 +46,7 @@ def _eval_copy(backbone):
 class DygraphExtractor:
     """The backbone's own dygraph forward in eval mode (exactly what training computes)."""
 
-    def __init__(self, backbone, export_dir=None, threads=0, device="cpu"):
+    def __init__(self, backbone, export_dir=None, threads=0, device="cpu") -> None:
         self.backbone = _eval_copy(backbone)  # on Paddle's current device, the run's
 
     @paddle.no_grad()
@@ -58,7 +59,7 @@ class InferenceExtractor:
     """The backbone exported once and run by Paddle Inference: on the run's GPU (``device``
     "gpu:N", as ``paddle.device.get_device()`` names it), else on the CPU with oneDNN."""
 
-    def __init__(self, backbone, export_dir, threads=0, device="cpu"):
+    def __init__(self, backbone, export_dir, threads=0, device="cpu") -> None:
         prefix = Path(export_dir) / "backbone"
         if not prefix.with_suffix(".pdiparams").is_file():
             spec = [paddle.static.InputSpec([None, None, None, None], "float32", "x")]
@@ -77,5 +78,7 @@ class InferenceExtractor:
         return self.session.run(images)
 
 
-def build_extractor(engine, backbone, export_dir, threads=0, device="cpu"):
+def build_extractor(
+    engine: str, backbone: paddle.nn.Layer, export_dir: Path | str | None, threads: int = 0, device: str = "cpu"
+) -> Callable[[np.ndarray], np.ndarray]:
     return EXTRACTORS.get(engine, where="Global.feature_cache_engine")(backbone, export_dir, threads, device)

@@ -1,7 +1,15 @@
 """A run's hyper-parameters for VisualDL's hyper-parameter view, so runs of one study can be
 compared side by side (``visualdl --logdir output/``): which settings gave which metrics."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 # the scalar tags VisualDLLogger writes each epoch, shown against the hyper-parameters
+if TYPE_CHECKING:
+    from visualdl import LogWriter
+
 METRICS = ["val/accuracy", "val/auc", "val/macro_f1", "val/loss", "train/accuracy", "train/loss"]
 
 # name shown in VisualDL -> where it lives in the config
@@ -29,7 +37,7 @@ def _item_name(item):
     return item if isinstance(item, str) else "+".join(item)
 
 
-def run_hparams(config):
+def run_hparams(config: dict) -> dict[str, int | float | str]:
     """{name: int | float | str} of the settings that distinguish one run from another.
 
     VisualDL stores only int, float and str: booleans (and true/false/path ``pretrained``)
@@ -49,6 +57,6 @@ def run_hparams(config):
     }
 
 
-def log_hparams(writer, config, metrics=None):
+def log_hparams(writer: LogWriter, config: dict, metrics: Iterable[str] | None = None) -> None:
     """Record the run's hyper-parameters with a VisualDL ``LogWriter`` (once per run)."""
     writer.add_hparams(hparams_dict=run_hparams(config), metrics_list=list(metrics or METRICS))

@@ -10,13 +10,14 @@ stop after the current step with a resumable checkpoint.
 
 import contextlib
 import signal
+from collections.abc import Iterator
 
 
 class Interrupted(Exception):
     """A stop signal ended the run. ``exit_code``: 130 after a resumable checkpoint was written
     (the shell's code for Ctrl-C), 128 + the signal's number when it came before any training."""
 
-    def __init__(self, message: str, exit_code: int = 130):
+    def __init__(self, message: str, exit_code: int = 130) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
@@ -31,7 +32,7 @@ def _raise_at_once(signum, _frame):
 
 
 @contextlib.contextmanager
-def startup_signals():
+def startup_signals() -> Iterator[None]:
     """For the block, SIGTERM raises Interrupted (Ctrl-C is Python's KeyboardInterrupt already).
 
     Paddle is imported here, with SIGTERM blocked, and the handler installed again after it: a

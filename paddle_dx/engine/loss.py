@@ -17,7 +17,7 @@ class CELoss:
     """Cross-entropy; ``class_weights``: a list, or 'balanced' (n / (k * count_k) from the
     training labels) for imbalanced sets such as the 2:1 esophageal data."""
 
-    def __init__(self, weight=1.0, class_weights=None, label_smoothing=0.0, train_labels=None, class_num=None):
+    def __init__(self, weight=1.0, class_weights=None, label_smoothing=0.0, train_labels=None, class_num=None) -> None:
         self.weight, self.label_smoothing = float(weight), float(label_smoothing)
         self.class_weights = None
         if isinstance(class_weights, str):
@@ -48,7 +48,7 @@ class CELoss:
 class CombinedLoss:
     """Sum of the configured losses."""
 
-    def __init__(self, losses):
+    def __init__(self, losses) -> None:
         self.losses = losses
 
     def __call__(self, logits, labels):

@@ -44,7 +44,7 @@ def _git(args, cwd):
     return out.stdout.rstrip("\n")
 
 
-def git_state(source=Path(paddle_dx.__file__).resolve().parent):  # noqa: B008 - computed once, on purpose
+def git_state(source: Path | str = Path(paddle_dx.__file__).resolve().parent) -> dict:  # noqa: B008 - computed once, on purpose
     """Commit and dirty flag of the checkout paddle_dx runs from; None values when it is not one."""
     try:
         top = _git(["rev-parse", "--show-toplevel"], source).strip()
@@ -55,7 +55,7 @@ def git_state(source=Path(paddle_dx.__file__).resolve().parent):  # noqa: B008 -
     return {"commit": commit, "dirty": bool(dirty), "dirty_files": [line[3:] for line in dirty][:50]}
 
 
-def package_versions():
+def package_versions() -> dict[str, str | None]:
     versions = {"python": platform.python_version(), "paddle_dx": paddle_dx.__version__}
     for name, dists in PACKAGES.items():
         versions[name] = None
@@ -68,7 +68,7 @@ def package_versions():
     return versions
 
 
-def device_info(device, num_threads):
+def device_info(device: str, num_threads: int) -> dict:
     info = {
         "device": device,
         "cuda_build": paddle.is_compiled_with_cuda(),
@@ -84,7 +84,7 @@ def device_info(device, num_threads):
     return info
 
 
-def data_fingerprint(config, hashes):
+def data_fingerprint(config: dict, hashes: dict[str, str]) -> tuple[dict, dict[str, str]]:
     """Per split: the list file's SHA-256 and one digest over the (image SHA-256, label) pairs
     actually used, which does not depend on where the dataset is stored."""
     out, images = {}, {}
@@ -106,13 +106,13 @@ def data_fingerprint(config, hashes):
     return out, images
 
 
-def output_hashes(output_dir):
+def output_hashes(output_dir: Path | str) -> dict[str, str]:
     """SHA-256 of the run's weight files, so a best model swapped or overwritten later (e.g. by a
     second training into the same folder) is detectable (tools/verify_run.py checks them)."""
     return {name: file_sha256(Path(output_dir) / name) for name in OUTPUT_FILES if (Path(output_dir) / name).is_file()}
 
 
-def build_manifest(config, device, hashes, result):
+def build_manifest(config: dict, device: str, hashes: dict[str, str], result: dict) -> dict:
     splits, images = data_fingerprint(config, hashes)
     return {
         "paddle_dx_manifest": 1,
@@ -132,7 +132,7 @@ def build_manifest(config, device, hashes, result):
     }
 
 
-def write_manifest(output_dir, config, device, hashes, result):
+def write_manifest(output_dir: Path | str, config: dict, device: str, hashes: dict[str, str], result: dict) -> dict:
     """Write ``output_dir/manifest.json``; return its dict."""
     manifest = build_manifest(config, device, hashes, result)
     manifest["outputs_sha256"] = output_hashes(output_dir)

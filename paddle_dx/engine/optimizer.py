@@ -52,7 +52,7 @@ class Adam(paddle.optimizer.Adam):
     program applies the same decay as ops of its own (accel/static_program.py).
     """
 
-    def __init__(self, learning_rate, parameters, weight_decay, grad_clip=None, regularizer=None):
+    def __init__(self, learning_rate, parameters, weight_decay, grad_clip=None, regularizer=None) -> None:
         super().__init__(
             learning_rate=learning_rate,
             parameters=parameters,
@@ -63,7 +63,7 @@ class Adam(paddle.optimizer.Adam):
         self.decoupled_weight_decay = float(weight_decay)
 
     @paddle.no_grad()
-    def step(self):
+    def step(self) -> None:
         if self.decoupled_weight_decay:
             factor = 1.0 - self.get_lr() * self.decoupled_weight_decay
             for param in self._parameter_list:

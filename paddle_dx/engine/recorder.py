@@ -3,7 +3,7 @@ and the final metric tables in the log. The trainer hands over its result; forma
 
 import logging
 
-from paddle_dx.engine.callbacks import Callback
+from paddle_dx.engine.callbacks import Callback, TrainerLike
 from paddle_dx.engine.manifest import write_manifest
 from paddle_dx.engine.run_folder import BEST_MODEL, RunFolder
 from paddle_dx.metrics import format_table
@@ -21,7 +21,7 @@ class RunRecorder(Callback):
     """Builds metrics.json's dict and, as the trainer's callback at the end of training, writes
     the run's output files (on the main rank only)."""
 
-    def __init__(self, run_folder, config, device, write=True, class_names=None):
+    def __init__(self, run_folder, config, device, write=True, class_names=None) -> None:
         """``run_folder``: a RunFolder or its path; ``config``: the run's resolved config,
         recorded whole in the manifest."""
         self.run_folder = run_folder if isinstance(run_folder, RunFolder) else RunFolder(run_folder)
@@ -29,7 +29,15 @@ class RunRecorder(Callback):
         self.class_names = class_names
         self.best_metric = config["Metric"]["best_metric"]
 
-    def result(self, history, best, skipped, duplicates, stage_results=None, config_changes=None):
+    def result(
+        self,
+        history: list[dict],
+        best: dict | None,
+        skipped: list[tuple[str, str]],
+        duplicates: list[tuple[str, list]],
+        stage_results: list[dict] | None = None,
+        config_changes: list[dict] | None = None,
+    ) -> dict:
         """metrics.json's dict: history, best epoch and its validation metrics, data problems, and
         the resumes that changed the config (each: epoch, step, the config before, the changes)."""
         result = {
@@ -46,13 +54,13 @@ class RunRecorder(Callback):
             result["config_changes"] = config_changes
         return result
 
-    def add_test(self, result, metrics, skipped):
+    def add_test(self, result: dict, metrics: dict, skipped: list[tuple[str, str]]) -> None:
         """The best epoch's test-set metrics (and the test list's skipped images) into ``result``."""
         result["skipped_images"] += _skipped(skipped)
         result["test"] = metrics
         log.info("test (best epoch %d, %s):\n%s", result["best_epoch"], BEST_MODEL, format_table(metrics))
 
-    def save(self, result, hashes, predictions=None):
+    def save(self, result: dict, hashes: dict[str, str], predictions: dict | None = None) -> dict:
         """Write metrics.json, the manifest (``hashes``: image path -> SHA-256), skipped_images.txt
         and figures/ (``predictions``: {"val"|"test": (labels, probs)} of the best epoch)."""
         if not self.write:
@@ -81,5 +89,5 @@ class RunRecorder(Callback):
             )
         return result
 
-    def on_train_end(self, trainer, result, predictions):
+    def on_train_end(self, trainer: TrainerLike, result: dict, predictions: dict) -> None:
         self.save(result, trainer.hashes, predictions)

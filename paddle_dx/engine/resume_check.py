@@ -9,6 +9,8 @@ new run from the checkpoint's weights (``Global.pretrained_model``), or opt in w
 history's next epoch) and ``tools/verify_run.py`` replays the run in the same pieces.
 """
 
+from typing import Any
+
 from paddle_dx.config.reference import display_key, leaves
 from paddle_dx.errors import ConfigError
 
@@ -32,7 +34,7 @@ def _free(key):
     return key in FREE_KEYS or display_key(key) in FREE_KEYS
 
 
-def config_changes(saved, current):
+def config_changes(saved: dict, current: dict) -> list[tuple[str, Any, Any]]:
     """[(dotted key, saved value, current value)] for every result-affecting key that differs.
 
     Keys only one side has come from another version of paddle_dx (a key added or removed since
@@ -42,7 +44,7 @@ def config_changes(saved, current):
     return [(k, old[k], new[k]) for k in old if k in new and not _free(k) and old[k] != new[k]]
 
 
-def check_resume_config(saved, current, checkpoint):
+def check_resume_config(saved: dict, current: dict, checkpoint: object) -> list[tuple[str, Any, Any]]:
     """The differences (see config_changes) when ``current`` may resume the run ``saved`` began;
     a ConfigError listing them when it would change the run and Global.allow_config_change is off."""
     changes = config_changes(saved, current)

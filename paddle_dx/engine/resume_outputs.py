@@ -12,7 +12,7 @@ from paddle_dx.utils.files import atomic_path
 log = logging.getLogger(__name__)
 
 
-def carry_best_model(checkpoint, output_dir):
+def carry_best_model(checkpoint: Path | str, output_dir: Path | str) -> Path | None:
     """Copy ``best_model.pdparams`` from beside ``checkpoint`` into ``output_dir`` when missing there.
 
     Warns at start-up when neither place has it: the run can still finish if a resumed epoch

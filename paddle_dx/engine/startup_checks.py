@@ -10,6 +10,7 @@ seconds, says what to do, and leaves no empty run folder behind.
 import contextlib
 import os
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 from paddle_dx.config.sections import DataSection
@@ -64,7 +65,7 @@ def missing_lists_message(missing: list[DataSection], train: DataSection) -> str
 
 
 @contextlib.contextmanager
-def removed_if_empty_on_error(directory):
+def removed_if_empty_on_error(directory: Path | str) -> Iterator[None]:
     """Run the block; if it raises, remove ``directory`` and the parents it created, if still empty."""
     directory = Path(directory).absolute()
     created = [p for p in [directory, *directory.parents] if not p.exists()]

@@ -7,6 +7,7 @@ trainer knows the validation accuracy; the epoch it fires at is marked ``stopped
 the history, so a resumed run stops there too."""
 
 from dataclasses import dataclass
+from typing import Self
 
 from paddle_dx.errors import ConfigError
 
@@ -17,7 +18,7 @@ class StopRule:
     val_accuracy: float
 
     @classmethod
-    def from_config(cls, g):
+    def from_config(cls, g: dict) -> Self | None:
         """The rule of a Global section, or None when both keys are unset."""
         after, accuracy = g.get("stop_after_iterations"), g.get("stop_val_accuracy")
         if after is None and accuracy is None:
@@ -29,10 +30,10 @@ class StopRule:
             )
         return cls(int(after), float(accuracy))
 
-    def describe(self):
+    def describe(self) -> str:
         return f"{self.after_iterations}+ iterations and validation accuracy >= {self.val_accuracy:g}"
 
-    def reached(self, history):
+    def reached(self, history: list[dict]) -> bool:
         """True when the last record (an evaluated epoch) meets the rule; iterations are counted
         over the whole history (one step loss per iteration)."""
         if not history or history[-1].get("val_accuracy") is None:

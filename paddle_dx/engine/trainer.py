@@ -12,7 +12,10 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
+import numpy as np
 import paddle
 from tqdm import tqdm
 
@@ -57,7 +60,7 @@ class _StopReached(Exception):
 class Trainer:
     """Builds everything a config describes and trains it. ``fit()`` returns metrics.json's dict."""
 
-    def __init__(self, config, rank=0, world_size=1, callbacks=()):
+    def __init__(self, config, rank=0, world_size=1, callbacks=()) -> None:
         """``callbacks``: more engine/callbacks.py Callbacks beside the ones the config asks for."""
         self.data = data_sections(config)  # each list's section, what the data builders get
         check_list_files(self.data)  # before anything is created: a fresh checkout gets the split command
@@ -176,7 +179,7 @@ class Trainer:
             "batch_size": self.train_sampler.batch_size,
         }
 
-    def save_latest(self, epoch, step):
+    def save_latest(self, epoch: int, step: int) -> None:
         if self.is_main:
             save_checkpoint(
                 self.run_folder.latest,
@@ -185,7 +188,7 @@ class Trainer:
                 self._state(epoch, step),
             )
 
-    def resume(self, path):
+    def resume(self, path: Path | str) -> None:
         g = self.config["Global"]
         model_state, opt_state, state = load_checkpoint(path, self.model, g["epochs"], len(self.stages))
         self.config_changes = list(state.get("config_changes") or [])
@@ -268,7 +271,7 @@ class Trainer:
             raise before_training(stop, f"before the first step; nothing was trained: {again}")
 
     # ---- training ------------------------------------------------------------------------
-    def train_epoch(self, epoch):
+    def train_epoch(self, epoch: int) -> dict:
         g = self.config["Global"]
         self.model.train()
         self.train_sampler.set_epoch(epoch, self.start_step)
@@ -330,7 +333,9 @@ class Trainer:
         self.start_step = 0
         return result
 
-    def evaluate(self, loader=None, split="validation"):
+    def evaluate(
+        self, loader: Iterable | None = None, split: str = "validation"
+    ) -> tuple[dict, np.ndarray, np.ndarray]:
         model, loader = (
             (self.model, loader)
             if loader
@@ -345,7 +350,7 @@ class Trainer:
         metrics["eval_engine"] = engine  # metrics.json says what computed each evaluation
         return metrics, probs, labels
 
-    def fit(self, stop_at=None):
+    def fit(self, stop_at: Sequence[int] | None = None) -> dict | None:
         """Train (resuming from Global.checkpoints if set) while holding the run folder: a second
         training into the same Global.output_dir is refused, naming this one.
 
@@ -475,7 +480,7 @@ class Trainer:
             self._test = build_loader(self.data["Test"], test_set)[0], report
         return self._test
 
-    def finish(self):
+    def finish(self) -> dict:
         """Evaluate the best epoch on the test set, when there is one; write the run's outputs
         (metrics.json, manifest, figures of the best epoch's validation and test predictions)."""
         result = self.recorder.result(

@@ -8,7 +8,9 @@ GPU models and driver versions, so a GPU comparison allows ``GPU_ATOL`` absolute
 import json
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
 from paddle_dx.config import load_config
@@ -19,7 +21,7 @@ GPU_ATOL = 1e-3
 IGNORED = ("seconds",)  # wall-clock times are not results
 
 
-def read_manifest(run_dir):
+def read_manifest(run_dir: Path | str) -> dict:
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
         raise PaddleDxError(f"{path} not found: only runs trained by this version of paddle_dx have a manifest")
@@ -29,7 +31,7 @@ def read_manifest(run_dir):
         raise PaddleDxError(f"{path}: not valid JSON ({exc})") from None
 
 
-def flatten(value, prefix=""):
+def flatten(value: object, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Yield (dotted key, leaf); a list of numbers is one leaf (e.g. an epoch's step losses)."""
     if isinstance(value, dict):
         for k, v in value.items():
@@ -45,7 +47,7 @@ def _is_number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def difference(a, b):
+def difference(a: object, b: object) -> float:
     """Largest absolute difference between two leaves; inf when they cannot be compared, 0 if equal."""
     if _is_number(a) and _is_number(b):
         if math.isnan(a) and math.isnan(b):
@@ -56,7 +58,7 @@ def difference(a, b):
     return 0.0 if a == b else math.inf
 
 
-def compare(old, new, atol):
+def compare(old: object, new: object, atol: float) -> list[tuple[str, Any, Any, float, bool]]:
     """Rows (key, old value, new value, max |difference|, ok) over the union of both key sets."""
     old_flat, new_flat = dict(flatten(old)), dict(flatten(new))
     rows = []
@@ -67,7 +69,7 @@ def compare(old, new, atol):
     return rows
 
 
-def compare_data(old, new):
+def compare_data(old: dict, new: dict) -> list[tuple[str, Any, Any, float, bool]]:
     """Rows for each split's list-file and image digests: the data must be exactly the same."""
     fields = ("list_sha256", "images_sha256", "images")
     return compare(
@@ -77,7 +79,7 @@ def compare_data(old, new):
     )
 
 
-def compare_outputs(run_dir, manifest):
+def compare_outputs(run_dir: Path | str, manifest: dict) -> list[tuple[str, Any, Any, float, bool]]:
     """Rows for the run folder's weight files against the hashes its manifest recorded: a
     best_model.pdparams that is not the one this run wrote (overwritten, swapped) is a DIFF."""
     recorded = manifest.get("outputs_sha256", {})
@@ -88,7 +90,7 @@ def compare_outputs(run_dir, manifest):
     )
 
 
-def environment_changes(old, new):
+def environment_changes(old: dict, new: dict) -> list[str]:
     """What differs in code, packages and device: reported, since it may explain a mismatch."""
     changes = []
     for section in ("git", "versions", "device"):
@@ -98,7 +100,7 @@ def environment_changes(old, new):
     return changes
 
 
-def replay_plan(manifest, output_dir):
+def replay_plan(manifest: dict, output_dir: Path) -> list[tuple[dict, tuple[int, int] | None]]:
     """[(config, stop_at)] that retrain the run into ``output_dir``: one piece, or, for a run
     resumed with Global.allow_config_change, each config up to the checkpoint the next resumed
     from, then a resume with the next config."""
@@ -116,7 +118,7 @@ def replay_plan(manifest, output_dir):
     return plan
 
 
-def verify_run(run_dir, output_dir=None, atol=None):
+def verify_run(run_dir: Path | str, output_dir: Path | str | None = None, atol: float | None = None) -> dict:
     """Retrain the run in ``run_dir`` into ``output_dir``; return a report dict with ``ok``."""
     from paddle_dx.engine.trainer import Trainer
 
@@ -143,7 +145,7 @@ def verify_run(run_dir, output_dir=None, atol=None):
     }
 
 
-def format_report(report):
+def format_report(report: dict) -> list[str]:
     """Human-readable lines: one per metric (MATCH / DIFF), then the data and environment."""
 
     def show(v):

@@ -14,26 +14,34 @@ from paddle_dx.metrics.selection import logged_values, selected
 class VisualDLLogger:
     """Writes to ``logdir``; a no-op object when disabled (non-zero ranks, use_visualdl false)."""
 
-    def __init__(self, logdir, enabled=True):
+    def __init__(self, logdir, enabled=True) -> None:
         self.writer = None
         if enabled:
             from visualdl import LogWriter
 
             self.writer = LogWriter(logdir=str(logdir))
 
-    def hparams(self, config):
+    def hparams(self, config: dict) -> None:
         """The run's hyper-parameters, for VisualDL's comparison of runs."""
         if self.writer is not None:
             log_hparams(self.writer, config)
 
-    def scalars(self, values, step):
+    def scalars(self, values: dict[str, float | None], step: int) -> None:
         if self.writer is None:
             return
         for tag, value in values.items():
             if value is not None:
                 self.writer.add_scalar(tag=tag, value=float(value), step=step)
 
-    def epoch(self, split, metrics, step, probs=None, labels=None, metric_config=None):
+    def epoch(
+        self,
+        split: str,
+        metrics: dict,
+        step: int,
+        probs: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        metric_config: dict | None = None,
+    ) -> None:
         """The metrics ``Metric.Eval`` selects (all by default): scalars, per-class values as
         ``split/metric/class``, the confusion matrix and ROC curve as images."""
         if self.writer is None:
@@ -56,6 +64,6 @@ class VisualDLLogger:
             roc = roc_figure(labels, probs, metrics["class_names"], f"{split}, epoch {step}")
             self.writer.add_image(tag=f"{split}/roc", img=figure_to_rgb(roc), step=step)
 
-    def close(self):
+    def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
