@@ -11,18 +11,24 @@ stored nor logged. Every error is a JSON ``{"error": message}`` with a 4xx statu
 unexpected failure is a 500 with a generic message, never a traceback.
 """
 
+from __future__ import annotations
+
 import base64
 import json
 import logging
+import socket
 import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Iterable
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import cv2
+import numpy as np
 from flask import Flask, Request, jsonify, request, send_from_directory
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
@@ -32,6 +38,9 @@ from paddle_dx.ui.speech import DISCLAIMER, Speech, sentence
 from paddle_dx.ui.uploads import UploadLimits, UploadTooLarge, decode_upload
 
 log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    pass
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FIELD = "images"
 PREVIEW_SIDE = 512
@@ -55,12 +64,12 @@ class MemoryRequest(Request):
 
 
 class ApiError(Exception):
-    def __init__(self, status, message):
+    def __init__(self, status, message) -> None:
         super().__init__(message)
         self.status, self.message = status, message
 
 
-def png_data_url(rgb, max_side=None):
+def png_data_url(rgb: np.ndarray, max_side: int | None = None) -> str:
     """An RGB uint8 image as a ``data:image/png;base64,...`` URL (downscaled to ``max_side``)."""
     h, w = rgb.shape[:2]
     if max_side and max(h, w) > max_side:
@@ -77,7 +86,7 @@ def _flag(name):
 class Assistant:
     """What the routes call: decode, predict, explain, speak, with one lock around the model."""
 
-    def __init__(self, predictor, explainer=None, speech=None, limits=None, phrases=None):
+    def __init__(self, predictor, explainer=None, speech=None, limits=None, phrases=None) -> None:
         self.predictor, self.explainer = predictor, explainer
         self.speech = speech if speech is not None else Speech()
         self.limits = limits or UploadLimits()
@@ -85,7 +94,7 @@ class Assistant:
         self.lock = threading.Lock()
         self.admission = Admission(self.limits.max_pending, self.limits.max_server_bytes)
 
-    def info(self):
+    def info(self) -> dict:
         return {
             "class_names": self.predictor.class_names,
             "arch": self.predictor.spec.get("arch"),
@@ -106,7 +115,7 @@ class Assistant:
             raise ApiError(413, f"{len(files)} files sent; at most {self.limits.max_files} per request")
         return [(f.filename or f"image {i + 1}", f.read()) for i, f in enumerate(files)]
 
-    def predict(self):
+    def predict(self) -> dict:
         decoded, failed, budget = [], [], self.limits.budget()
         for name, data in self._uploads():
             try:
@@ -144,7 +153,7 @@ class Assistant:
         results += [{"name": f["name"], "error": f["error"]} for f in failed]
         return {"results": results, "class_names": self.predictor.class_names, "disclaimer": DISCLAIMER}
 
-    def speak(self):
+    def speak(self) -> bytes:
         if not self.speech.available:
             raise ApiError(503, self.speech.reason)
         body = request.get_json(silent=True)
@@ -165,12 +174,12 @@ class Admission:
     waiting for the model and ``max_bytes`` of their bodies. Per-request limits alone let 32
     requests of 300 MB each queue behind the model lock."""
 
-    def __init__(self, max_requests, max_bytes):
+    def __init__(self, max_requests, max_bytes) -> None:
         self.max_requests, self.max_bytes = max_requests, max_bytes
         self.requests = self.bytes = 0
         self._lock = threading.Lock()
 
-    def enter(self, size):
+    def enter(self, size: int) -> bool:
         """Reserve a request of ``size`` body bytes; False when the server is full."""
         with self._lock:
             if self.requests >= self.max_requests or (self.requests and self.bytes + size > self.max_bytes):
@@ -179,7 +188,7 @@ class Admission:
             self.bytes += size
             return True
 
-    def leave(self, size):
+    def leave(self, size: int) -> None:
         with self._lock:
             self.requests -= 1
             self.bytes -= size
@@ -266,7 +275,7 @@ def _origin_guard(allowed_hosts):
     return check
 
 
-def create_app(assistant, host="127.0.0.1", allowed_hosts=()):
+def create_app(assistant: Assistant, host: str = "127.0.0.1", allowed_hosts: Iterable[str] = ()) -> Flask:
     """The Flask app serving ``assistant`` (an :class:`Assistant`) bound to ``host``; requests
     must name ``host``, localhost or one of ``allowed_hosts`` (e.g. a reverse proxy's name)."""
     app = Flask("paddle_dx.ui", static_folder=str(STATIC_DIR), static_url_path="/static")
@@ -323,7 +332,13 @@ def create_app(assistant, host="127.0.0.1", allowed_hosts=()):
     return app
 
 
-def build_assistant(model_dir, gradcam=True, phrases_file=None, limits=None, **predictor_args):
+def build_assistant(
+    model_dir: Path | str,
+    gradcam: bool = True,
+    phrases_file: Path | str | None = None,
+    limits: UploadLimits | None = None,
+    **predictor_args: object,
+) -> Assistant:
     """An Assistant over the export in ``model_dir`` (Grad-CAM needs its dygraph weights)."""
     from paddle_dx.inference import Predictor
 
@@ -346,11 +361,11 @@ class PacedReader:
     for every ``min_rate`` bytes received. A per-recv timeout alone lets a client sending one
     byte a second hold its connection (and its thread) forever."""
 
-    def __init__(self, stream, sock, timeout, min_rate):
+    def __init__(self, stream, sock, timeout, min_rate) -> None:
         self._stream, self._sock, self.timeout, self.min_rate = stream, sock, timeout, min_rate
         self.restart()
 
-    def restart(self):
+    def restart(self) -> None:
         """A new request on the connection: a new allowance."""
         self.started, self.received = time.monotonic(), 0
 
@@ -364,19 +379,19 @@ class PacedReader:
         self.received += len(data) if data else 0
         return data
 
-    def read(self, size=-1):
+    def read(self, size: int | None = -1) -> bytes:
         self._wait()
         return self._count(self._stream.read(size))
 
-    def read1(self, size=-1):
+    def read1(self, size: int = -1) -> bytes:
         self._wait()
         return self._count(self._stream.read1(size))
 
-    def readline(self, size=-1):
+    def readline(self, size: int | None = -1) -> bytes:
         self._wait()
         return self._count(self._stream.readline(size))
 
-    def readinto(self, buffer):
+    def readinto(self, buffer: bytearray | memoryview) -> int | None:
         self._wait()
         n = self._stream.readinto(buffer)
         self.received += n or 0
@@ -394,11 +409,11 @@ class PacedRequestHandler(WSGIRequestHandler):
 
     min_rate = MIN_UPLOAD_RATE
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         self.rfile = PacedReader(self.rfile, self.connection, self.timeout, self.min_rate)
 
-    def handle_one_request(self):
+    def handle_one_request(self) -> None:
         self.rfile.restart()
         super().handle_one_request()
 
@@ -427,7 +442,7 @@ class BoundedServer(ThreadedWSGIServer):
         max_connections=MAX_CONNECTIONS,
         max_per_client=MAX_PER_CLIENT,
         min_rate=MIN_UPLOAD_RATE,
-    ):
+    ) -> None:
         handler = type("TimedRequestHandler", (PacedRequestHandler,), {"timeout": timeout, "min_rate": min_rate})
         super().__init__(host, port, app, handler=handler)
         self.slots = threading.BoundedSemaphore(max_connections)
@@ -442,7 +457,7 @@ class BoundedServer(ThreadedWSGIServer):
             pass
         self.shutdown_request(request)
 
-    def process_request(self, request, client_address):
+    def process_request(self, request: socket.socket, client_address: tuple | str) -> None:
         client = client_address[0] if isinstance(client_address, tuple) else client_address
         with self.clients_lock:
             if self.per_client[client] >= self.max_per_client:
@@ -452,7 +467,7 @@ class BoundedServer(ThreadedWSGIServer):
             self.per_client[client] += 1
         super().process_request(request, client_address)
 
-    def process_request_thread(self, request, client_address):
+    def process_request_thread(self, request: socket.socket, client_address: tuple | str) -> None:
         client = client_address[0] if isinstance(client_address, tuple) else client_address
         try:
             super().process_request_thread(request, client_address)
@@ -465,21 +480,21 @@ class BoundedServer(ThreadedWSGIServer):
 
 
 def make_app_server(
-    assistant,
-    host="127.0.0.1",
-    port=8050,
-    allowed_hosts=(),
-    timeout=READ_TIMEOUT,
-    max_connections=MAX_CONNECTIONS,
-    max_per_client=MAX_PER_CLIENT,
-    min_rate=MIN_UPLOAD_RATE,
-):
+    assistant: Assistant,
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    allowed_hosts: Iterable[str] = (),
+    timeout: float = READ_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
+    max_per_client: int = MAX_PER_CLIENT,
+    min_rate: float = MIN_UPLOAD_RATE,
+) -> BoundedServer:
     """The bound (not yet serving) server; ``port`` 0 picks a free one (``server.server_port``)."""
     app = create_app(assistant, host, allowed_hosts)
     return BoundedServer(host, port, app, timeout, max_connections, max_per_client, min_rate)
 
 
-def serve(assistant, host="127.0.0.1", port=8050, allowed_hosts=()):
+def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 8050, allowed_hosts: Iterable[str] = ()) -> None:
     """Run the app until interrupted (a bounded threaded server; the model is behind a lock)."""
     if host not in LOCAL_NAMES:
         log.warning(

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import wave
+from collections.abc import Mapping
 from io import BytesIO
 
 DISCLAIMER = "This is an aid, not a diagnosis."
@@ -21,7 +22,7 @@ NEXT_STEPS = {
 }
 
 
-def is_normal_class(name):
+def is_normal_class(name: object) -> bool:
     """``normal``, ``normal-cecum``, ``no_tumor``, ``lung_n`` (LC25000's benign tissue) -> True."""
     words = [w for w in re.split(r"[\s_\-]+", str(name).lower()) if w]
     text = " ".join(words)
@@ -32,18 +33,20 @@ def is_normal_class(name):
     )
 
 
-def humanise(name):
+def humanise(name: object) -> str:
     """``pituitary_tumor`` -> ``Pituitary tumor``."""
     text = " ".join(w for w in re.split(r"[\s_\-]+", str(name)) if w)
     return text[:1].upper() + text[1:]
 
 
-def next_step(class_name):
+def next_step(class_name: str) -> str:
     """The short next-step sentence for a result (the PCam paper's broadcast gives advice)."""
     return NEXT_STEPS["normal" if is_normal_class(class_name) else "finding"]
 
 
-def sentence(class_name, probability, phrases=None, advice=False):
+def sentence(
+    class_name: str, probability: float, phrases: Mapping[str, str] | None = None, advice: bool = False
+) -> str:
     """ "<Class> suspected, probability 93 percent. This is an aid, not a diagnosis."
 
     ``phrases`` maps class names to what to say instead of "<Class> suspected"; ``advice`` adds the
@@ -61,19 +64,19 @@ def sentence(class_name, probability, phrases=None, advice=False):
 class Speech:
     """``Speech().wav(text)`` -> WAV bytes; ``available`` / ``reason`` say whether it can."""
 
-    def __init__(self, binary=None, speed=150, timeout=30):
+    def __init__(self, binary=None, speed=150, timeout=30) -> None:
         self.binary = binary or shutil.which("espeak-ng") or shutil.which("espeak")
         self.speed, self.timeout = speed, timeout
 
     @property
-    def available(self):
+    def available(self) -> bool:
         return self.binary is not None
 
     @property
-    def reason(self):
+    def reason(self) -> str | None:
         return None if self.available else "speech unavailable: espeak-ng is not installed (apt-get install espeak-ng)"
 
-    def wav(self, text):
+    def wav(self, text: str) -> bytes:
         proc = subprocess.run(
             [self.binary, "--stdout", "-s", str(self.speed)],
             input=text.encode("utf-8"),

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from paddle_dx.data.image_header import REQUEST_PIXELS, ImageTooLarge, PixelBudget, check_declared_size
 from paddle_dx.data.io import decode_bytes
@@ -31,19 +32,19 @@ class UploadLimits:
     max_pending: int = 8  # uploads being received or waiting for the model, server-wide
 
     @property
-    def max_server_bytes(self):
+    def max_server_bytes(self) -> int:
         """Upload bytes the whole server holds at once: two of the largest requests."""
         return 2 * self.max_request_bytes
 
-    def budget(self):
+    def budget(self) -> PixelBudget:
         """A fresh per-request pixel budget."""
         return PixelBudget(self.max_request_pixels)
 
     @property
-    def max_request_bytes(self):
+    def max_request_bytes(self) -> int:
         return self.max_files * self.max_file_bytes + 64 * 1024  # multipart overhead
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, int]:
         return {
             "max_file_bytes": self.max_file_bytes,
             "max_pixels": self.max_pixels,
@@ -57,7 +58,7 @@ class UploadTooLarge(ImageReadError):
     """An upload above a size limit: the server answers 413."""
 
 
-def is_dicom(data):
+def is_dicom(data: bytes) -> bool:
     return data[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4] == DICOM_MAGIC
 
 
@@ -100,7 +101,7 @@ def _decode(data, name, limits, budget):
         raise ImageReadError(name, f"unreadable file header or pixel data ({type(exc).__name__})") from None
 
 
-def decode_upload(data, name, limits, budget=None):
+def decode_upload(data: bytes, name: str, limits: UploadLimits, budget: PixelBudget | None = None) -> np.ndarray:
     """Decode one upload (PNG, JPEG, BMP, TIFF, WebP or DICOM) to HxWx3 RGB uint8, after its
     header's declared size passed ``limits.max_pixels`` and the request's ``budget``."""
     if len(data) > limits.max_file_bytes:

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,7 +55,7 @@ FORMATS = ("png", "npy")
 MAX_CROP = 2048  # pixels a side: four CT slices across; a larger crop is padding, and memory
 
 
-def cut_crop(hu, x, y, size):
+def cut_crop(hu: np.ndarray, x: float, y: float, size: int) -> np.ndarray:
     """``size`` x ``size`` crop of ``hu`` with (x, y) at index size // 2, padded with hu.min().
     Only the crop is allocated (padding the whole slice by size // 2 took size**2 * 4 bytes
     more: 37 GiB at --crop 100000)."""
@@ -145,7 +146,7 @@ def _staging(out):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def parse_window(text):
+def parse_window(text: str) -> str | list[float]:
     """``--window``: ``'lung'`` | ``'mediastinum'`` | ``'bone'`` | ``'LEVEL,WIDTH'`` (HU) -> a name or
     [level, width], as :func:`~paddle_dx.data.ct_window.resolve_window` takes it."""
     if "," not in text:
@@ -157,8 +158,16 @@ def parse_window(text):
 
 
 def prepare_lidc(
-    lidc_root, out, crop=64, window="lung", min_readers=1, fmt="png", per_reader=False, cluster_mm=5.0, skip_bad=False
-):
+    lidc_root: Path | str,
+    out: Path | str,
+    crop: int = 64,
+    window: str | Sequence[float] = "lung",
+    min_readers: int = 1,
+    fmt: str = "png",
+    per_reader: bool = False,
+    cluster_mm: float = 5.0,
+    skip_bad: bool = False,
+) -> dict:
     """Write the crop dataset; return a summary {crops: {class: n}, series, series_without_xml, csv}.
 
     ``window``: a name, [level, width], or the text of ``--window`` (see :func:`parse_window`)."""

@@ -10,6 +10,7 @@ Only the standard library parses the file (``xml.etree``).
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
@@ -110,7 +111,7 @@ def _non_nodule(node, reader, path):
     return Read(NON_NODULE, reader, mark_id, [roi])
 
 
-def parse_lidc_xml(path):
+def parse_lidc_xml(path: Path | str) -> Reading | None:
     """Return a Reading, or None when the file is XML of another kind (e.g. the radiograph
     ``IdriReadMessage``). A malformed or incomplete LIDC file raises DataError naming it."""
     try:

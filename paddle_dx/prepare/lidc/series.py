@@ -12,15 +12,17 @@ import hashlib
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from paddle_dx.data.dicom import read_dataset
 from paddle_dx.errors import DataError, ImageReadError
-from paddle_dx.prepare.lidc.readings import CLASSES, parse_lidc_xml
+from paddle_dx.prepare.lidc.readings import CLASSES, Read, Reading, parse_lidc_xml
 from paddle_dx.utils.files import walk_files
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ class Series:
         steps = np.diff(self.z)
         self.z_tolerance = 0.5 * float(np.median(steps[steps > 0])) if (steps > 0).any() else 0.01
 
-    def slice_index(self, sop_uid, z):
+    def slice_index(self, sop_uid: str | None, z: float | None) -> int | None:
         """Index of the slice an ROI names (SOP UID first, else nearest z within half a slice)."""
         if sop_uid in self._by_sop:
             return self._by_sop[sop_uid]
@@ -79,14 +81,14 @@ class Finding:
     marks: list[Mark] = field(default_factory=list)
 
     @property
-    def readers(self):
+    def readers(self) -> int:
         return len(self.marks)
 
     @property
-    def kind(self):
+    def kind(self) -> str:
         return self.marks[0].kind
 
-    def centre(self):
+    def centre(self) -> tuple[int, float, float]:
         """(slice index, x, y): the mean of the members' centres, on the nearest slice."""
         return (
             int(round(np.mean([m.slice_index for m in self.marks]))),
@@ -94,12 +96,12 @@ class Finding:
             float(np.mean([m.y for m in self.marks])),
         )
 
-    def malignancy(self):
+    def malignancy(self) -> float | None:
         ratings = [m.malignancy for m in self.marks if m.malignancy is not None]
         return float(np.mean(ratings)) if ratings else None
 
 
-def case_id(folder, root, header_patient_id, series_uid):
+def case_id(folder: Path | str, root: Path | str, header_patient_id: object, series_uid: str) -> str:
     """The LIDC case ID from the folder names (or the header if it is one), else a pseudonym.
 
     Anything that is not an LIDC case ID might identify a person, so it is never used.
@@ -136,7 +138,7 @@ def _slice_header(path):
     }
 
 
-def or_skip(call, skip_bad, *args):
+def or_skip(call: Callable[..., Any], skip_bad: bool, *args: Any) -> Any:
     """``call(*args)``; with ``skip_bad`` a DataError becomes a warning and None instead of stopping."""
     try:
         return call(*args)
@@ -147,7 +149,7 @@ def or_skip(call, skip_bad, *args):
         return None
 
 
-def find_series(root, skip_bad=False):
+def find_series(root: Path | str, skip_bad: bool = False) -> list[Series]:
     """All DICOM series under ``root`` (headers only), slices sorted by z."""
     from tqdm import tqdm
 
@@ -179,7 +181,7 @@ def find_series(root, skip_bad=False):
     return series
 
 
-def find_readings(root, skip_bad=False):
+def find_readings(root: Path | str, skip_bad: bool = False) -> dict[str, list[Reading]]:
     """{series UID: [Reading, ...]} for every LIDC XML under ``root``."""
     readings = defaultdict(list)
     for path in walk_files(root, (".xml",)):
@@ -189,7 +191,7 @@ def find_readings(root, skip_bad=False):
     return readings
 
 
-def locate_read(read, series, xml_path, reader):
+def locate_read(read: Read, series: Series, xml_path: Path | str, reader: int) -> Mark:
     """Place one XML read on the series as a Mark; DataError if an ROI names no slice."""
     rois = [r for r in read.rois if r.inclusion] or read.rois
     slices = []
@@ -233,7 +235,7 @@ def _check_inside(points, series, where):
         )
 
 
-def series_marks(series, readings, skip_bad=False):
+def series_marks(series: Series, readings: Iterable[Reading], skip_bad: bool = False) -> list[Mark]:
     """Marks of every read of every XML of ``series`` (readers renumbered across XML files)."""
     marks, offset = [], 0
     for reading in readings:
@@ -252,7 +254,7 @@ def _links(a, b, spacing_mm, distance_mm):
     return gap if gap <= max(distance_mm, a.radius_mm, b.radius_mm) else None
 
 
-def cluster_marks(marks, spacing_mm, distance_mm=5.0):
+def cluster_marks(marks: Iterable[Mark], spacing_mm: float, distance_mm: float = 5.0) -> list[Finding]:
     """Group marks of one class into findings; a finding has at most one mark per reader."""
     findings: dict[str, list[Finding]] = defaultdict(list)
     for mark in marks:
