@@ -7,6 +7,8 @@ are imported only when their command runs (``paddle_dx --help`` stays fast)."""
 import argparse
 import importlib
 import sys
+from collections.abc import Sequence
+from types import ModuleType
 
 from paddle_dx import __version__
 
@@ -29,16 +31,16 @@ COMMANDS = {
 }
 
 
-def load(name):
+def load(name: str) -> ModuleType:
     """The module of command ``name``."""
     return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
 
 
-def summary(name):
+def summary(name: str) -> str:
     return load(name).__doc__.strip().splitlines()[0]
 
 
-def top_parser():
+def top_parser() -> argparse.ArgumentParser:
     width = max(map(len, COMMANDS))
     listing = "\n".join(f"  {name:<{width}}  {summary(name)}" for name in COMMANDS)
     parser = argparse.ArgumentParser(
@@ -53,7 +55,7 @@ def top_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int | None:
     """``paddle_dx COMMAND ...`` (console script and ``python -m paddle_dx``); returns the exit code."""
     from paddle_dx.cli import run
 

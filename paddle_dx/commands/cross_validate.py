@@ -10,12 +10,14 @@ fold_<k>/ (one run folder per fold), cv_results.json, cv_report.md and cv_folds.
 same command again after an interruption: finished folds are not retrained.
 """
 
+import argparse
 import sys
+from collections.abc import Sequence
 
 from paddle_dx.cli import config_parser, overrides
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = config_parser(__doc__, prog)
     parser.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the fold assignment (default 42)")
@@ -39,7 +41,7 @@ def build_parser(prog=None):
     return parser
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.engine.interrupts import Interrupted, startup_signals
 

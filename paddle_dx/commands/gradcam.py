@@ -8,9 +8,10 @@ predicted class (or --class) and is drawn over the image as the model sees it (r
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -22,7 +23,7 @@ def build_parser(prog=None):
     return parser
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.explain.exported import Explainer
     from paddle_dx.explain.job import write_overlay_pngs

@@ -6,9 +6,10 @@ PATH: an image, a folder (searched recursively) or a list file of `path [label]`
 """
 
 import argparse
+from collections.abc import Sequence
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -42,7 +43,7 @@ def build_parser(prog=None):
     return parser
 
 
-def parse_args(argv=None, prog=None):
+def parse_args(argv: Sequence[str] | None = None, prog: str | None = None) -> argparse.Namespace:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.batch_size < 1 or (args.threads is not None and args.threads < 1):
@@ -52,7 +53,7 @@ def parse_args(argv=None, prog=None):
     return args
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     args = parse_args(argv, prog)
     from paddle_dx.inference import Predictor
     from paddle_dx.inference.inputs import collect_inputs

@@ -4,9 +4,10 @@ paddle_dx make-demo-data --out demo_data/images [--per-class 60] [--size 96]
 """
 
 import argparse
+from collections.abc import Sequence
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -17,7 +18,7 @@ def build_parser(prog=None):
     return parser
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.data.synthetic import write_demo_dataset
 

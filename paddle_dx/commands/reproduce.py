@@ -8,9 +8,10 @@ paddle_dx reproduce --study NAME --data DIR
 """
 
 import argparse
+from collections.abc import Sequence
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     from paddle_dx.studies.catalog import STUDIES
 
     parser = argparse.ArgumentParser(
@@ -104,7 +105,7 @@ def build_parser(prog=None):
     return parser
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.data.duplicates import check_hamming
 

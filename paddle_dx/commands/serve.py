@@ -7,9 +7,10 @@ Open http://127.0.0.1:8050/ ; scripts POST images to /api/predict (field `images
 """
 
 import argparse
+from collections.abc import Sequence
 
 
-def check_limits(args):
+def check_limits(args: argparse.Namespace) -> None:
     """Refuse limits that would start a server refusing every upload (or none): one line, exit 2."""
     from paddle_dx.errors import ConfigError
 
@@ -26,7 +27,7 @@ def check_limits(args):
         raise ConfigError(f"--threads {args.threads} is out of range: accepted >= 1")
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -52,7 +53,7 @@ def build_parser(prog=None):
     return parser
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     args = build_parser(prog).parse_args(argv)
     check_limits(args)
     from paddle_dx.ui.server import build_assistant, serve

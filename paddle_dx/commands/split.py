@@ -10,9 +10,10 @@ Images with identical decoded pixels always stay on one side of the split; with
 """
 
 import argparse
+from collections.abc import Sequence
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -52,7 +53,7 @@ def build_parser(prog=None):
     return parser
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.data.duplicates import check_hamming
     from paddle_dx.data.split import SPLIT_NAMES, write_split

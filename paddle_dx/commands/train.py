@@ -3,16 +3,18 @@
 paddle_dx train -c CONFIG [-o Key=value ...]      (or: python tools/train.py ...)
 """
 
+import argparse
 import sys
+from collections.abc import Sequence
 
 from paddle_dx.cli import config_parser, load_config_args
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return config_parser(__doc__, prog)
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.engine.interrupts import Interrupted, startup_signals
 

@@ -5,9 +5,10 @@ Exit code 0: every metric and data digest matches; 1: something differs; 2: bad 
 """
 
 import argparse
+from collections.abc import Sequence
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -22,7 +23,7 @@ def build_parser(prog=None):
     return parser
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
     from paddle_dx.engine.verification import format_report, verify_run
 
