@@ -77,7 +77,7 @@ class Predictor:
         return np.concatenate(out)
 
     @staticmethod
-    def _load(item, index):
+    def _load(item: Path | str | np.ndarray, index: int) -> tuple[str | None, np.ndarray]:
         """(path or None, RGB array) for a path or an array; unreadable paths raise ImageReadError."""
         if isinstance(item, (str, os.PathLike)):
             return str(item), read_image(item)
