@@ -7,6 +7,7 @@ all resamples at once, as one batch of ``Predictions``.
 """
 
 import numpy as np
+import numpy.typing as npt
 
 from paddle_dx.metrics.intervals import clopper_pearson, delong_auc
 from paddle_dx.metrics.predictions import Predictions
@@ -16,19 +17,26 @@ from paddle_dx.utils.registry import LiveNames
 HEADLINE = LiveNames(lambda: [m.name for m in headline_metrics()])
 
 
-def headline(metrics, positive=None):
+def headline(metrics: dict, positive: int | None = None) -> dict[str, float | None]:
     """The headline metrics from a metrics dict: of the positive class for a binary study,
     macro averages otherwise."""
     return {m.name: m.read(metrics, positive) for m in headline_metrics()}
 
 
-def scores(labels, probs, positive=None):
+def scores(labels: np.ndarray, probs: np.ndarray, positive: int | None = None) -> dict[str, np.ndarray]:
     """Headline metrics of each row of ``labels`` [B, N] / ``probs`` [B, N, K] (B resamples)."""
     pred = Predictions(labels, probs)
     return {m.name: m.summary(pred, positive) for m in headline_metrics()}
 
 
-def bootstrap_ci(labels, probs, positive=None, n_resamples=1000, seed=0, level=0.95):
+def bootstrap_ci(
+    labels: npt.ArrayLike,
+    probs: npt.ArrayLike,
+    positive: int | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float | None, float | None]]:
     """{metric: (low, high)} percentile intervals over ``n_resamples`` draws with replacement
     (fixed seed); draws where a metric is undefined (AUC with one class) are left out."""
     labels, probs = np.asarray(labels, dtype=int), np.asarray(probs, dtype=float)
@@ -46,7 +54,14 @@ def bootstrap_ci(labels, probs, positive=None, n_resamples=1000, seed=0, level=0
     return out
 
 
-def small_n_intervals(labels, probs, positive=None, n_resamples=1000, seed=0, level=0.95):
+def small_n_intervals(
+    labels: npt.ArrayLike,
+    probs: npt.ArrayLike,
+    positive: int | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float | None, float | None]]:
     """{metric: (low, high)} that hold at a few dozen images and never have zero width: accuracy
     by Clopper-Pearson; for a binary study (``positive``) sensitivity and specificity by
     Clopper-Pearson of their counts and AUC by DeLong. Macro averages keep the bootstrap."""

@@ -37,12 +37,12 @@ class Number:
     row: str | None = None  # the table row it was read from (papers.yaml ``rows``)
 
     @property
-    def percent(self):
+    def percent(self) -> float | None:
         """The value in %, for a rate ("%" or "fraction"); None for counts and settings."""
         return {"%": self.value, "fraction": 100 * self.value}.get(self.unit)
 
 
-def expand_row(row):
+def expand_row(row: dict) -> list[Number]:
     """The Numbers of one ``rows`` entry: column names are the product of ``columns``."""
     keys = ["/".join(k) for k in itertools.product(*row["columns"])]
     if len(keys) != len(row["values"]):
@@ -74,15 +74,17 @@ class Study:
     positive: int | None = None
     group_regex: str | None = None
 
-    def config_path(self, run):
+    def config_path(self, run: str) -> Path:
         """The run's shipped config (papers.yaml names it as ``configs/NAME.yaml`` of the repository)."""
         return configs_dir() / Path(self.runs[run]).name
 
-    def pair_config_path(self):
+    def pair_config_path(self) -> Path:
         """The shipped config of the ImageNet-vs-scratch pair (papers.yaml ``imagenet_pair``)."""
         return configs_dir() / Path(self.pair["config"]).name
 
-    def paper_numbers(self, run=None, metric=None, split=None):
+    def paper_numbers(
+        self, run: str | None = None, metric: str | None = None, split: str | None = None
+    ) -> list[Number]:
         """The published Numbers linked to ``run`` / ``metric`` / ``split`` (None: any)."""
         return [
             n
@@ -92,19 +94,19 @@ class Study:
             and (split is None or n.split == split)
         ]
 
-    def paper_value(self, run, metric, split="test"):
+    def paper_value(self, run: str, metric: str, split: str = "test") -> float | None:
         """The published value in % of ``run``'s ``metric`` on ``split``, or None when not reported."""
         found = self.paper_numbers(run, metric, split)
         return found[0].percent if found else None
 
-    def table_value(self, name):
+    def table_value(self, name: str) -> float | None:
         """The number of a table cell, e.g. 'Table 1/VGG19/precision/pre-training/GC' (None if absent)."""
         return next((n.value for n in self.numbers if n.name == name), None)
 
-    def paper_path(self, papers_dir=PAPERS_DIR):
+    def paper_path(self, papers_dir: Path | str = PAPERS_DIR) -> Path:
         return Path(papers_dir) / self.paper
 
-    def class_folders(self, data_dir):
+    def class_folders(self, data_dir: Path | str) -> list[str]:
         """The first candidate layout whose class folders all exist under ``data_dir``."""
         data_dir = Path(data_dir)
         for layout in self.classes:
@@ -145,7 +147,7 @@ def _build_study(name, s):
     )
 
 
-def load_studies(path=PAPERS):
+def load_studies(path: Path | str = PAPERS) -> dict[str, Study]:
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     return {name: _build_study(name, s) for name, s in raw.items()}
 
@@ -155,5 +157,5 @@ for _name, _study in load_studies().items():
     STUDIES.register(_study, name=_name)
 
 
-def get_study(name):
+def get_study(name: str) -> Study:
     return STUDIES.get(name, where="--study")

@@ -5,6 +5,7 @@ runs with the cause and leave them out of every comparison; they are never avera
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 DIVERGED = 10.0  # a training loss above this multiple of its first value has diverged
 
@@ -33,7 +34,9 @@ def loss_cause(history: list[dict]) -> str | None:
     return None
 
 
-def prediction_cause(predicted, class_names: list[str], labels=None) -> str | None:
+def prediction_cause(
+    predicted: npt.ArrayLike, class_names: list[str], labels: npt.ArrayLike | None = None
+) -> str | None:
     """Why the test predictions are degenerate (one class for every image), or None."""
     predicted = np.asarray(predicted, dtype=int)
     classes = np.unique(predicted)
@@ -48,6 +51,8 @@ def prediction_cause(predicted, class_names: list[str], labels=None) -> str | No
     return f"predicts '{name}' for every test image (stalled at one class{share})"
 
 
-def collapse_cause(history: list[dict], probs, labels, class_names: list[str]) -> str | None:
+def collapse_cause(
+    history: list[dict], probs: npt.ArrayLike, labels: npt.ArrayLike | None, class_names: list[str]
+) -> str | None:
     """The cause of a run's collapse (loss first, then predictions), or None for a usable run."""
     return loss_cause(history) or prediction_cause(np.asarray(probs).argmax(axis=1), class_names, labels)

@@ -2,9 +2,16 @@
 data, network, input size, initialisation and split all match what the paper measured on; any
 other cell reads ``not comparable: <reasons>``. The data's provenance comes from its SOURCE.md."""
 
-from pathlib import Path
+from __future__ import annotations
 
-from paddle_dx.studies.catalog import NOT_REPORTED
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from paddle_dx.studies.catalog import NOT_REPORTED, Study
+
+if TYPE_CHECKING:
+    from paddle_dx.studies.plan import RunPlan
 
 INIT_LABELS = {
     "imagenet": "ImageNet",
@@ -22,11 +29,11 @@ INIT_PREFIXES = (
 )
 
 
-def init_kind(init_text):
+def init_kind(init_text: str) -> str:
     return next((kind for prefix, kind in INIT_PREFIXES if init_text.startswith(prefix)), "other")
 
 
-def find_source_md(data_dir):
+def find_source_md(data_dir: Path | str) -> Path | None:
     """The SOURCE.md describing ``data_dir`` (in it or a parent folder), or None."""
     for folder in [Path(data_dir).resolve()] + list(Path(data_dir).resolve().parents):
         if (folder / "SOURCE.md").is_file():
@@ -34,7 +41,7 @@ def find_source_md(data_dir):
     return None
 
 
-def provenance(source_md):
+def provenance(source_md: Path | str) -> tuple[str, str]:
     """(title, origin) of a dataset's SOURCE.md: its heading and its 'Original dataset' line."""
     lines = Path(source_md).read_text(encoding="utf-8").splitlines()
     title = next((l.lstrip("# ").strip() for l in lines if l.startswith("# ")), Path(source_md).parent.name)
@@ -51,7 +58,7 @@ def provenance(source_md):
     return title, origin
 
 
-def data_reasons(study, data_dir, folders, n_images):
+def data_reasons(study: Study, data_dir: Path | str, folders: Iterable[str], n_images: int) -> list[str]:
     """Why the data under ``data_dir`` is not the paper's ([] when it may be): a SOURCE.md marks
     it as a stand-in, its class folders are not the paper's class names, or it holds fewer
     images than the paper used (a subset, or a few scans instead of the paper's cohort)."""
@@ -64,7 +71,7 @@ def data_reasons(study, data_dir, folders, n_images):
     return out
 
 
-def run_setup(plan, config, data_why):
+def run_setup(plan: RunPlan, config: dict, data_why: Iterable[str]) -> dict:
     """What a run really trained on, in the terms of papers.yaml's ``paper_setup``."""
     shape = config["Global"]["image_shape"]
     return {
@@ -75,7 +82,7 @@ def run_setup(plan, config, data_why):
     }
 
 
-def reasons(study, run, ours, our_split, paper_split):
+def reasons(study: Study, run: str, ours: dict, our_split: str, paper_split: str) -> list[str]:
     """Why this run's number cannot be set against the paper's ([] when it can)."""
     paper = study.paper_setup
     paper_run = (paper.get("runs") or {}).get(run, {})
@@ -100,7 +107,7 @@ def reasons(study, run, ours, our_split, paper_split):
     return out
 
 
-def difference_cell(ours_pct, paper_pct, why):
+def difference_cell(ours_pct: float | None, paper_pct: float | None, why: Sequence[str]) -> str:
     """This run minus the paper in points, or 'not comparable: ...' (n/r: no paper number)."""
     if paper_pct is None:
         return NOT_REPORTED

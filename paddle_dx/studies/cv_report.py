@@ -6,8 +6,11 @@ training on another draw of the data would move. A value undefined in a fold (th
 holding one class) is left out of the mean, and ``n`` says how many folds made it.
 """
 
+from __future__ import annotations
+
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +19,15 @@ from paddle_dx.metrics.registry import METRICS, all_metrics, scalar_metric
 from paddle_dx.metrics.selection import logged_values
 from paddle_dx.studies.markdown import confusion_table, pct, table
 from paddle_dx.utils.files import write_json
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from paddle_dx.data.folds import FoldPlan
+
+# studies.cross_validation.CVSettings (a dataclass): that module imports this one, so importing it
+# here, even for typing, would be a cycle (tests/test_layering.py)
+CVSettingsLike = Any
 
 SPLITS = {"val": "held-out fold (validation, best epoch)", "test": "held-out test set (each fold's best model)"}
 SHOWN = ("accuracy", "auc", "macro_sensitivity", "macro_specificity", "macro_f1")  # + per-class sensitivity
@@ -57,7 +69,9 @@ def mean_sd(values: list[float | None]) -> dict:
     }
 
 
-def cv_results(fold_metrics: list[dict], plan, settings, class_names: list[str], commands: list[str]) -> dict:
+def cv_results(
+    fold_metrics: list[dict], plan: FoldPlan, settings: CVSettingsLike, class_names: list[str], commands: list[str]
+) -> dict:
     """cv_results.json's dict from each fold's metrics.json (in fold order) and the FoldPlan."""
     per_fold = []
     for k, metrics in enumerate(fold_metrics):
@@ -139,7 +153,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def folds_figure(results: dict):
+def folds_figure(results: dict) -> Figure:
     """Bars of each fold's metrics with the mean ± sd as a black error bar, one panel per split."""
     splits = [s for s in SPLITS if s in results["summary"]]
     names = shown_metrics(results["class_names"])

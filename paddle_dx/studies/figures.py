@@ -3,9 +3,12 @@ the papers' own figures (models overlaid per stage, per-class curves, accuracy v
 (drawn by paddle_dx.metrics.figures, off pyplot, so the user's matplotlib backend is kept)."""
 
 import math
+from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from paddle_dx.data.io import read_image
 from paddle_dx.engine.stage_schedule import stage_bounds
@@ -14,22 +17,33 @@ from paddle_dx.metrics.figures import confusion_matrix_figure, curves_figure, ne
 DPI = 80
 
 
-def training_curves(history, stages, title, path):
+def training_curves(history: list[dict], stages: list[dict] | None, title: str, path: Path | str) -> Path:
     """Loss and accuracy per epoch, train and validation; dotted lines mark stage boundaries."""
     ends = [end for _, end in stage_bounds(stages)[:-1]]
     return save_figure(curves_figure(history, ("loss", "accuracy"), title, ends), path, DPI)
 
 
-def confusion(metrics, title, path):
+def confusion(metrics: dict, title: str, path: Path | str) -> Path:
     return save_figure(confusion_matrix_figure(metrics, title), path, DPI)
 
 
-def roc_curve_figure(labels, probs, class_names, title, path):
+def roc_curve_figure(
+    labels: npt.ArrayLike, probs: npt.ArrayLike, class_names: Sequence[str], title: str, path: Path | str
+) -> Path:
     """One ROC curve per class (one-vs-rest); the positive class only for a binary task."""
     return save_figure(roc_figure(labels, probs, class_names, title), path, DPI)
 
 
-def prediction_grid(paths, labels, probs, class_names, title, path, count=16, thumb=128):
+def prediction_grid(
+    paths: Sequence[str],
+    labels: Sequence[int] | np.ndarray,
+    probs: npt.ArrayLike,
+    class_names: Sequence[str],
+    title: str,
+    path: Path | str,
+    count: int = 16,
+    thumb: int = 128,
+) -> Path:
     """Test images titled "true / predicted", green when right and red when wrong (evenly
     spaced through the test list so every class shows)."""
     picks = np.unique(np.linspace(0, len(paths) - 1, num=min(count, len(paths))).round().astype(int))
@@ -71,7 +85,9 @@ def _line_panel(ax, series, title, ylabel):
         ax.legend(fontsize=7)
 
 
-def models_overlay(histories, bounds, title, path):
+def models_overlay(
+    histories: dict[str, list[dict]], bounds: tuple[int, int | None], title: str, path: Path | str
+) -> Path:
     """The gastric paper's Figures 2-3: train/val accuracy and loss of every model overlaid, over
     the epochs [start, end) of one stage (``histories``: {model: metrics.json history})."""
     start, end = bounds
@@ -96,8 +112,15 @@ def models_overlay(histories, bounds, title, path):
 
 
 def per_class_curves(
-    history, title, path, keys=(("precision", "A: precision"), ("sensitivity", "B: sensitivity"), ("f1", "C: F1-score"))
-):
+    history: list[dict],
+    title: str,
+    path: Path | str,
+    keys: Sequence[tuple[str, str]] = (
+        ("precision", "A: precision"),
+        ("sensitivity", "B: sensitivity"),
+        ("f1", "C: F1-score"),
+    ),
+) -> Path | None:
     """The gastric paper's Figure 4: per-class validation precision, sensitivity and F1 per epoch
     from the history's ``val_per_class``; None when the history has none."""
     records = [h for h in history if h.get("val_per_class")]
@@ -117,7 +140,7 @@ def per_class_curves(
     return save_figure(fig, path, DPI)
 
 
-def size_curve(sizes, title, path):
+def size_curve(sizes: dict[str, list[tuple[int, float]]], title: str, path: Path | str) -> Path:
     """Accuracy vs number of training images, one curve per model ({model: [(n, accuracy)]})."""
     fig = new_figure(6, 4.2)
     ax = fig.add_subplot()
@@ -127,7 +150,16 @@ def size_curve(sizes, title, path):
     return save_figure(fig, path, DPI)
 
 
-def random_images(paths, labels, class_names, title, path, count=20, seed=0, thumb=128):
+def random_images(
+    paths: Sequence[str],
+    labels: Sequence[int] | np.ndarray,
+    class_names: Sequence[str],
+    title: str,
+    path: Path | str,
+    count: int = 20,
+    seed: int = 0,
+    thumb: int = 128,
+) -> Path:
     """``count`` test images drawn at random (seeded), titled with their true class (the brain
     paper's Figure 1)."""
     picks = np.sort(np.random.default_rng(seed).choice(len(paths), size=min(count, len(paths)), replace=False))

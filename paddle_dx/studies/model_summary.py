@@ -1,17 +1,19 @@
 """A model's layer / output shape / parameter table, walked over its layers in forward order
 (the brain paper's Table 1 prints one for its ResNet-18)."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import paddle
 
-from paddle_dx.models.transfer import build_model
+from paddle_dx.models.transfer import TransferModel, build_model
 
 
-def own_parameters(layer):
+def own_parameters(layer: paddle.nn.Layer) -> int:
     return sum(int(p.size) for p in layer.parameters())
 
 
-def layer_summary(model, image_shape):
+def layer_summary(model: TransferModel, image_shape: Sequence[int]) -> list[dict]:
     """[{layer, type, output_shape, params}] of the backbone's layers in forward order, then the
     dropout and the new head, from one forward pass of a zero image [1, *image_shape]."""
     names = {id(layer): name for name, layer in model.named_sublayers()}
@@ -36,7 +38,7 @@ def layer_summary(model, image_shape):
     return rows
 
 
-def config_summary(config):
+def config_summary(config: dict) -> tuple[list[dict], int]:
     """layer_summary of the network a run config describes (random weights: shapes and counts
     do not depend on them, and nothing is downloaded)."""
     arch = dict(config["Arch"], pretrained=False, freeze="none")

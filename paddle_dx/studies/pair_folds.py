@@ -11,6 +11,7 @@ their out-of-fold predictions are paired image by image and studies/pairs.py tes
 """
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,12 @@ def _pooled(split: SplitInfo) -> tuple[list[str], np.ndarray]:
 
 
 def fold_splits(
-    split: SplitInfo, folds: int, seed: int, out_dir: Path, group_regex=None, near_duplicates=None
+    split: SplitInfo,
+    folds: int,
+    seed: int,
+    out_dir: Path,
+    group_regex: str | None = None,
+    near_duplicates: int | None = None,
 ) -> list[SplitInfo]:
     """One SplitInfo per fold (its lists in ``out_dir/fold_<k>/``): test = fold k, val = fold
     k+1, train = the rest."""
@@ -87,8 +93,15 @@ def pool_folds(runs: list[RunResult], name: str) -> RunResult:
 
 
 def cross_validated_pair(
-    config_path, split, root: Path, seed: int, folds: int, quick, overrides, grouping=(None, None)
-):
+    config_path: Path | str,
+    split: SplitInfo,
+    root: Path,
+    seed: int,
+    folds: int,
+    quick: bool,
+    overrides: Sequence[str],
+    grouping: tuple[str | None, int | None] = (None, None),
+) -> dict[str, list[RunResult]]:
     """{arm: [the arm's pooled RunResult]}: the pair trained once per fold with ``seed``.
     ``grouping``: (group regex, near-duplicate bits) the folds keep whole, as the split did."""
     splits = fold_splits(split, folds, seed, root / "splits_folds", *grouping)

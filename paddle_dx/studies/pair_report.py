@@ -1,27 +1,37 @@
 """Report sections of issue 24: ImageNet transfer vs random init over seeds (studies/pairs.py),
 source pretraining as rows of their own, collapsed runs, and the settings that are our choice."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from paddle_dx.metrics.intervals import accuracy_interval
+from paddle_dx.studies.catalog import Study
 from paddle_dx.studies.collapse import collapse_cause
 from paddle_dx.studies.markdown import interval, pct, table
 from paddle_dx.studies.pairs import ARMS, auc_summary
 
+if TYPE_CHECKING:
+    from paddle_dx.studies.runner import RunResult
+    from paddle_dx.studies.splits import SplitInfo
+
 ARM_LABELS = {"imagenet": "ImageNet init", "scratch": "random init"}
 
 
-def status(cause):
+def status(cause: str | None) -> str:
     """The table cell of a run's state: 'ok' or 'COLLAPSED: <cause>' (then it is not a result)."""
     return "ok" if cause is None else f"COLLAPSED: {cause}"
 
 
-def run_causes(results, class_names) -> dict:
+def run_causes(results: Iterable[RunResult], class_names: list[str]) -> dict[str, str | None]:
     """{run name: collapse cause or None} of trained runs (runner.RunResult)."""
     return {r.plan.name: collapse_cause(r.metrics["history"], r.probs, r.labels, class_names) for r in results}
 
 
-def choices_section(study) -> list[str]:
+def choices_section(study: Study) -> list[str]:
     """The settings the paper leaves open, labelled as ours so nothing is attributed to the paper."""
     if not study.our_choices:
         return []
@@ -115,7 +125,7 @@ def _fold_rows(folds):
     return rows
 
 
-def fold_section(folds) -> list[str]:
+def fold_section(folds: dict | None) -> list[str]:
     """Per-fold accuracies of a cross-validated pair (studies/pair_folds.py), mean and sd over folds."""
     if not folds:
         return []
@@ -133,7 +143,7 @@ def fold_section(folds) -> list[str]:
     ]
 
 
-def pair_section(study, pair, class_names) -> list[str]:
+def pair_section(study: Study, pair: dict | None, class_names: Sequence[str]) -> list[str]:
     """Transfer vs scratch: per-seed rows, mean ± sd, paired tests and the verdict."""
     if not pair:
         return []
@@ -195,7 +205,12 @@ def pair_section(study, pair, class_names) -> list[str]:
     return lines
 
 
-def source_section(rows, causes, source_split, positive=None) -> list[str]:
+def source_section(
+    rows: Sequence[RunResult],
+    causes: dict[str, str | None],
+    source_split: SplitInfo | None,
+    positive: int | None = None,
+) -> list[str]:
     """Rows trained from --source pretraining: their own table, never called transfer learning."""
     if not rows:
         return []
@@ -228,7 +243,7 @@ def source_section(rows, causes, source_split, positive=None) -> list[str]:
     ]
 
 
-def collapse_lines(causes) -> list[str]:
+def collapse_lines(causes: dict[str, str | None]) -> list[str]:
     """A warning paragraph naming every collapsed run and its cause (empty when none collapsed)."""
     bad = {name: c for name, c in causes.items() if c}
     if not bad:

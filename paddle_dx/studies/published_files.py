@@ -2,11 +2,19 @@
 every run's per-image test predictions and the sha256 of each listed image file (the split
 lists themselves are already text). Paths are relative to the image root: no machine paths."""
 
+from __future__ import annotations
+
 import csv
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paddle_dx.utils.hashing import file_sha256
+
+if TYPE_CHECKING:
+    from paddle_dx.studies.runner import RunResult
+    from paddle_dx.studies.splits import SplitInfo
 
 
 def _relative(path, image_root):
@@ -14,7 +22,9 @@ def _relative(path, image_root):
     return Path(path).as_posix() if rel.startswith("..") else Path(rel).as_posix()
 
 
-def write_predictions(path, results, image_root, class_names: list[str]) -> Path:
+def write_predictions(
+    path: Path | str, results: Iterable[RunResult], image_root: Path | str, class_names: list[str]
+) -> Path:
     """predictions.csv: one row per (run, test image): run, seed, image, label, predicted, p_<class>."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -28,7 +38,7 @@ def write_predictions(path, results, image_root, class_names: list[str]) -> Path
     return Path(path)
 
 
-def write_image_hashes(path, split) -> Path:
+def write_image_hashes(path: Path | str, split: SplitInfo) -> Path:
     """``sha256  image`` lines (``sha256sum -c`` format, run from the image root) for every image
     of the split's train/val/test lists, in list order."""
     root, lists = Path(split.image_root), Path(split.lists_dir)

@@ -1,17 +1,20 @@
 """Write reports/<study>/report.md (+ report.json): the paper's table beside this run's, with
 bootstrap intervals, per-class and per-stage tables, figures and everything needed to rerun."""
 
+from __future__ import annotations
+
 import datetime
 import importlib.metadata
 import platform
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paddle_dx.config import config_hash
 from paddle_dx.metrics.registry import headline_metrics
 from paddle_dx.studies import figures
 from paddle_dx.studies.bootstrap import headline, small_n_intervals
-from paddle_dx.studies.catalog import REPO_ROOT
+from paddle_dx.studies.catalog import REPO_ROOT, Study
 from paddle_dx.studies.comparable import difference_cell, provenance, reasons
 from paddle_dx.studies.markdown import confusion_table, history_table, interval, paper_cell, pct, per_class_table, table
 from paddle_dx.studies.pair_report import (
@@ -26,10 +29,13 @@ from paddle_dx.studies.paper_tables import paper_sections, run_value
 from paddle_dx.studies.plan import QUICK
 from paddle_dx.utils.files import write_json
 
+if TYPE_CHECKING:
+    from paddle_dx.studies.runner import RunResult
+
 PACKAGES = ("paddlepaddle", "paddleclas", "numpy", "opencv-python-headless", "scikit-learn", "matplotlib", "PyYAML")
 
 
-def versions():
+def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -77,7 +83,7 @@ def _git_commit():
     return head + (" +changes" if dirty else "")
 
 
-def environment():
+def environment() -> dict[str, str | int]:
     """Where a report was made: the machine, the device and the code, for the committed results."""
     import paddle
 
@@ -99,7 +105,7 @@ def _duration(seconds):
     return f"{minutes} min {sec:02d} s" if minutes else f"{sec} s"
 
 
-def run_figures(result, root):
+def run_figures(result: RunResult, root: Path) -> dict[str, str]:
     """The four PNGs of one run; returns {kind: path relative to the report}."""
     name, m = result.plan.name, result.metrics
     names = m["test"]["class_names"]
@@ -121,7 +127,7 @@ def run_figures(result, root):
     return {k: str(Path(v).relative_to(root)) for k, v in paths.items()}
 
 
-def data_section(study, ctx):
+def data_section(study: Study, ctx: dict) -> list[str]:
     """Which data the paper used and which data this run used, stated first in every report."""
     paper = study.paper_setup.get("data", "n/r")
     lines = ["## Data", "", f"- **Paper's data**: {paper} (paper: `../shared/papers/{study.paper}`)."]
@@ -250,7 +256,7 @@ def _main_table(study, results, cis, setups, causes):
     ]
 
 
-def published_table(study, results, setups):
+def published_table(study: Study, results: list[RunResult], setups: dict[str, dict]) -> list[str]:
     """Every published number tied to a run, beside this run's value on the split the paper used."""
     by_name = {r.plan.name: r for r in results}
     rows = []
@@ -398,7 +404,7 @@ def _rerun_section(ctx):
     return lines
 
 
-def write_report(study, ctx, root):
+def write_report(study: Study, ctx: dict, root: Path) -> Path:
     """Compute intervals and figures, write report.md and report.json under ``root``."""
     results = ctx["results"]
     setups = ctx["setups"]

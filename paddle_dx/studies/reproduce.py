@@ -7,6 +7,7 @@ import re
 import shlex
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -79,7 +80,7 @@ def _source_rows(plans, split, root, seed, quick, source, overrides, per_class, 
     return rows, runs, source_split
 
 
-def pair_overrides(overrides, epochs=None) -> list[str]:
+def pair_overrides(overrides: Sequence[str], epochs: int | None = None) -> list[str]:
     """The pair's overrides: every run's but a ``Stages=`` (the paper's staged schedule; the pair
     keeps its own config's recipe), then ``Global.epochs`` (--pair-epochs) when given."""
     kept = [o for o in overrides if not o.startswith("Stages=")]
@@ -121,7 +122,7 @@ IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\((figures/[^)\s]+)\)")
 PUBLISHED_TEXT = ("predictions.csv", "image_sha256.txt", "source_image_sha256.txt")
 
 
-def publish(root, dest):
+def publish(root: Path | str, dest: Path | str) -> Path:
     """Copy what people read and check (report.md, report.json, figures/*.png, the per-image
     predictions, the split lists and each listed image's sha256: small text files) to ``dest``,
     replacing an older copy; weights, run folders, images and figures showing the data's images
@@ -156,25 +157,25 @@ def publish(root, dest):
 
 
 def reproduce(
-    study_name,
-    data,
-    out="reports",
-    quick=False,
-    source=None,
-    seed=42,
-    classes=None,
-    overrides=(),
-    n_resamples=1000,
-    per_class=None,
-    sizes=(),
-    source_epochs=None,
-    ignore_groups=False,
-    publish_dir=None,
-    near_duplicates=None,
-    seeds=None,
-    pair_epochs=None,
-    folds=None,
-):
+    study_name: str,
+    data: Path | str,
+    out: Path | str = "reports",
+    quick: bool = False,
+    source: Path | str | None = None,
+    seed: int = 42,
+    classes: Sequence[str] | None = None,
+    overrides: Sequence[str] = (),
+    n_resamples: int = 1000,
+    per_class: int | None = None,
+    sizes: Sequence[int] = (),
+    source_epochs: int | None = None,
+    ignore_groups: bool = False,
+    publish_dir: Path | str | None = None,
+    near_duplicates: int | None = None,
+    seeds: int | None = None,
+    pair_epochs: int | None = None,
+    folds: int | None = None,
+) -> Path:
     """Run a whole study; return the path of its report.md. ``per_class``: use at most that many
     images of each class (default with ``quick``: QUICK["per_class"]); ``sizes``: also train each
     run on that many training images (a curve of accuracy vs data size, as the lung-nodule paper);

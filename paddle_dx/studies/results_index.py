@@ -40,7 +40,7 @@ def _paper_accuracy(study, run):
     return "n/r"
 
 
-def load_reports(results_dir=RESULTS):
+def load_reports(results_dir: Path | str = RESULTS) -> dict[str, dict]:
     """{study name: report.json} for each study with a committed report, in papers.yaml order."""
     out = {}
     for name in STUDIES.names():
@@ -50,7 +50,7 @@ def load_reports(results_dir=RESULTS):
     return out
 
 
-def results_table(link_prefix="results/", results_dir=RESULTS):
+def results_table(link_prefix: str = "results/", results_dir: Path | str = RESULTS) -> str:
     """One row per run of every committed report; links are ``link_prefix + <study>/report.md``."""
     rows = []
     for name, report in load_reports(results_dir).items():
@@ -138,7 +138,7 @@ def _pair_row(name, link_prefix, report):
     ]
 
 
-def transfer_table(link_prefix="results/", results_dir=RESULTS):
+def transfer_table(link_prefix: str = "results/", results_dir: Path | str = RESULTS) -> str:
     """One row per committed study: its ImageNet-vs-random-init pair (studies/pairs.py), accuracy
     mean ± sd per arm, the paired difference of the seeds' vote (or of the out-of-fold
     predictions) with its 95 % interval and exact McNemar p, and the verdict."""

@@ -1,11 +1,14 @@
 """Train one planned run in this process and collect what its report needs."""
 
+from __future__ import annotations
+
 import csv
 import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import paddle
@@ -19,25 +22,28 @@ from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import PaddleDxError
 from paddle_dx.models.weights import load_state
 
+if TYPE_CHECKING:
+    from paddle_dx.studies.plan import RunPlan
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class RunResult:
-    plan: object
+    plan: RunPlan
     config: dict
     metrics: dict  # metrics.json
     probs: np.ndarray  # test-set probabilities of the best epoch's weights
     labels: np.ndarray
-    paths: list
+    paths: list[str]
     wall_seconds: float = 0.0  # training + test prediction of this run
 
     @property
-    def output_dir(self):
+    def output_dir(self) -> Path:
         return Path(self.config["Global"]["output_dir"])
 
 
-def train(plan):
+def train(plan: RunPlan) -> tuple[Trainer, dict]:
     """Build the config exactly as ``plan.command()`` would and fit it; return the Trainer."""
     config = load_config(plan.config, plan.overrides)
     log.info("run '%s': %s", plan.name, plan.command())
@@ -46,7 +52,7 @@ def train(plan):
     return trainer, config
 
 
-def run_target(plan):
+def run_target(plan: RunPlan) -> RunResult:
     """Train a table row, then predict the test set with the best epoch's weights."""
     start = time.monotonic()
     trainer, config = train(plan)
@@ -65,7 +71,7 @@ def run_target(plan):
     return RunResult(plan, config, metrics, probs, labels, paths, time.monotonic() - start)
 
 
-def run_source(plan):
+def run_source(plan: RunPlan) -> tuple[Path, dict, float]:
     """Pretrain on the source task; return (backbone weights path (head dropped), config, wall seconds)."""
     start = time.monotonic()
     _, config = train(plan)

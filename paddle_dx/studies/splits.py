@@ -5,6 +5,7 @@ Images are compared by decoded pixels, as the split tool does: identical copies 
 of a split, and a source task drops copies of the target's held-out images."""
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,16 @@ def _write(out_dir, paths, labels, folders, splits, image_root, excluded=0, grou
     return SplitInfo(str(image_root), str(out), list(folders), counts, excluded, list(grouping))
 
 
-def split_study_data(data_dir, folders, ratios, seed, out_dir, per_class=None, group_regex=None, near_duplicates=None):
+def split_study_data(
+    data_dir: Path | str,
+    folders: Sequence[str],
+    ratios: Sequence[float],
+    seed: int,
+    out_dir: Path | str,
+    per_class: int | None = None,
+    group_regex: str | None = None,
+    near_duplicates: int | None = None,
+) -> SplitInfo:
     """Stratified train/val/test lists of ``data_dir/<folder>/*`` in ``out_dir``. Kept on one
     side: identical images, near-duplicates (pHash within ``near_duplicates`` bits, when given),
     the groups of the data's MANIFEST.csv ``group_id`` column (when it has one) and patients
@@ -96,7 +106,9 @@ class HeldOut:
     near_duplicates: int | None = None
 
 
-def held_out_images(split, near_duplicates=None, lists=("val", "test")):
+def held_out_images(
+    split: SplitInfo, near_duplicates: int | None = None, lists: Iterable[str] = ("val", "test")
+) -> HeldOut:
     """The target's images of ``lists`` (default: validation and test) as a HeldOut; a study's
     source task is kept off every target image (``lists=SPLIT_NAMES``, see ``target_images``)."""
     root = Path(split.image_root)
@@ -111,7 +123,7 @@ def held_out_images(split, near_duplicates=None, lists=("val", "test")):
     return HeldOut(set(hashes), bits, set() if groups is None else set(groups.tolist()), near_duplicates)
 
 
-def target_images(split, near_duplicates=None):
+def target_images(split: SplitInfo, near_duplicates: int | None = None) -> HeldOut:
     """Every target image (train, val and test) as a HeldOut: source pretraining counts as its
     own row only when the source images are disjoint from all of them by decoded content."""
     return held_out_images(split, near_duplicates, SPLIT_NAMES)
@@ -134,7 +146,9 @@ def _held_out_mask(held, source_dir, paths):
     return mask, hashes, groups
 
 
-def split_source_data(source_dir, held, seed, out_dir, per_class=None):
+def split_source_data(
+    source_dir: Path | str, held: HeldOut, seed: int, out_dir: Path | str, per_class: int | None = None
+) -> SplitInfo:
     """Every class folder of ``source_dir`` as a pretraining task, split 8:2 train/val, without
     the images of ``held`` (a HeldOut: the target's val/test images, their near copies and their
     MANIFEST.csv group siblings)."""
@@ -157,7 +171,7 @@ def split_source_data(source_dir, held, seed, out_dir, per_class=None):
     return _write(out_dir, paths, labels, folders, splits, source_dir, excluded, _grouping(None, groups, None))
 
 
-def train_subset(split, size, seed):
+def train_subset(split: SplitInfo, size: int, seed: int) -> Path:
     """Write ``train_list_<size>.txt`` beside the split's lists: ``size`` training images drawn
     stratified by class with ``seed`` (the lung-nodule paper's accuracy-vs-data-size runs); smaller
     subsets are nested in larger ones, so a curve adds data rather than redrawing it."""
