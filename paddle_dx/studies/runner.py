@@ -44,7 +44,7 @@ class RunResult:
 
 
 def train(plan: RunPlan) -> tuple[Trainer, dict]:
-    """Build the config exactly as ``plan.command()`` would and fit it; return the Trainer."""
+    """Build the config exactly as ``plan.command()`` would and fit it; return (the Trainer, the config)."""
     config = load_config(plan.config, plan.overrides)
     log.info("run '%s': %s", plan.name, plan.command())
     trainer = Trainer(config)
