@@ -12,7 +12,11 @@ static Program reaches its oneDNN kernels through each op's ``use_mkldnn`` attri
   (2x slower steps). ``nhwc_rewrites`` fixes two conversions for NHWC.
 - Over cached stage maps (partial freezes) the Program stays NCHW with every convolution on
   oneDNN; other networks over whole images, NCHW with the spatial (k x k, k > 1) convolutions on
-  oneDNN (the 1x1 ones in the early, large stages were slower through oneDNN).
+  oneDNN (the 1x1 ones in the early, large stages of a ResNet-50 were slower through oneDNN),
+  and the 1x1 ones too where the network has depthwise convolutions (EfficientNet-Lite: its
+  1x1 expansions and projections hold most of its multiply-adds, and Paddle's plain kernel runs
+  them at a fraction of oneDNN's speed; Lite0 at 224 px, batch 16: 1.8 s a step against 2.6 s
+  with only the spatial ones on oneDNN, benchmarks/results/lite0_step.md).
 """
 
 ONEDNN_OPS = ("conv2d", "conv2d_grad", "depthwise_conv2d", "depthwise_conv2d_grad")
@@ -35,7 +39,12 @@ def use_onednn(op, block, cached_front: bool, nhwc: bool = False) -> bool:
     """Whether one op of the step's Program runs through oneDNN (module docstring)."""
     if op.type not in ONEDNN_OPS:
         return nhwc and (op.type in NHWC_ONEDNN_OPS or _max_pool(op))
-    return nhwc or cached_front or max(block.var(op.input("Filter")[0]).shape[-2:]) > 1
+    spatial = max(block.var(op.input("Filter")[0]).shape[-2:]) > 1
+    return nhwc or cached_front or spatial or _has_depthwise(block)
+
+
+def _has_depthwise(block) -> bool:
+    return any(op.type == "depthwise_conv2d" for op in block.ops)
 
 
 def mark_onednn_ops(block, cached_front: bool, nhwc: bool) -> None:

@@ -15,6 +15,15 @@ regulariser, weight decay, frozen layers, loss, dropout). Two checks, each with 
   batch amplifies that: up to 0.025 on a random-init ResNet-50 at 64 px (AMD EPYC). A scrambled
   layout, a gradient transposed the wrong way or a dropped one gives a difference near 1 or
   above. The update rule was proven by the first check, so the second compares no weights.
+  A gradient that is zero in exact arithmetic holds only rounding noise in either step, and
+  two noises differ by about their own size: EfficientNet-Lite's projection batch norms feed a
+  1 x 1 convolution and a training-mode batch norm, which removes any per-channel shift, so their
+  bias gradients are 0.5-3e-8 of the whole gradient's norm (all tensors together; Lite0 at 32-224
+  px, random or ImageNet weights), and one oneDNN step differed from dygraph by 1.1-2.5 times
+  their own norm. So each gradient is measured against ``ZERO_FLOOR`` (1e-5) x the whole dygraph
+  gradient's norm where that is larger than its own norm: such noise passes with a margin of
+  ~10x, while every real gradient measured (the smallest: 2e-5-2e-3 of the whole) is still
+  measured against its own norm.
 
 Either failing sends the stage to dygraph, with the difference found in the log line.
 """
@@ -35,14 +44,18 @@ class Tolerance:
     loss: float
     gradient: float
     update: float | None
+    zero_floor: float = 0.0  # gradients are measured against at least this x the whole gradient's norm
 
 
+# below this fraction of the whole gradient's norm, a gradient is rounding noise (module docstring)
+ZERO_FLOOR = 1e-5
 SAME_PROGRAM = Tolerance(loss=1e-6, gradient=1e-6, update=1e-6)
-SAME_KERNELS = Tolerance(loss=1e-3, gradient=0.1, update=None)
+SAME_KERNELS = Tolerance(loss=1e-3, gradient=0.1, update=None, zero_floor=ZERO_FLOOR)
 
 
-def _gap(got: np.ndarray, want: np.ndarray) -> float:
-    scale = float(np.linalg.norm(want))
+def _gap(got: np.ndarray, want: np.ndarray, floor: float = 0.0) -> float:
+    """``||got - want|| / max(||want||, floor)`` (the plain difference when both are 0)."""
+    scale = max(float(np.linalg.norm(want)), floor)
     diff = float(np.linalg.norm(np.asarray(got, dtype="float64") - want))
     return diff / scale if scale > 0 else diff
 
@@ -127,10 +140,13 @@ def step_gap(compiled, reference: Reference, batch, tol: Tolerance) -> str | Non
     loss = float(np.asarray(loss).reshape(-1)[0])
     if not np.isfinite(loss) or abs(loss - reference.loss) > tol.loss * max(abs(reference.loss), 1e-12):
         return f"loss {loss:.6g} against dygraph's {reference.loss:.6g}"
+    floor = tol.zero_floor * float(
+        np.sqrt(sum(np.sum(np.square(g, dtype="float64")) for g in reference.gradients.values()))
+    )
     for name, got in zip(names, grads):
         want = reference.gradients[name]
-        if np.shape(got) != want.shape or _gap(got, want) > tol.gradient:
-            return f"the gradient of {name} differs ({_describe(got, want)})"
+        if np.shape(got) != want.shape or _gap(got, want, floor) > tol.gradient:
+            return f"the gradient of {name} differs ({_describe(got, want, floor)})"
     for name, start in reference.before.items() if tol.update is not None else ():
         got, want = after[name] - start, reference.after[name] - start
         if _gap(got, want) > tol.update:
@@ -138,7 +154,7 @@ def step_gap(compiled, reference: Reference, batch, tol: Tolerance) -> str | Non
     return None
 
 
-def _describe(got, want) -> str:
+def _describe(got, want, floor: float = 0.0) -> str:
     if np.shape(got) != np.shape(want):
         return f"shape {list(np.shape(got))} against {list(np.shape(want))}"
-    return f"relative difference {_gap(got, want):.2g}"
+    return f"relative difference {_gap(got, want, floor):.2g}"
