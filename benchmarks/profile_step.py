@@ -133,8 +133,14 @@ def _verbose_run(case, arch, batch):
     return _onednn_summary(proc.stdout)
 
 
-def _is_backward(name):
-    return name.endswith("_grad") or "backward" in name.lower()
+OPTIMIZER_OPS = ("adam", "momentum", "sgd", "_foreach")
+
+
+def _part(name):
+    """forward, backward or optimizer, from an operator's name."""
+    if any(key in name.lower() for key in OPTIMIZER_OPS):
+        return "optimizer"
+    return "backward" if name.endswith("_grad") or "backward" in name.lower() else "forward"
 
 
 def main():
@@ -155,8 +161,8 @@ def main():
             wall = result["wall_ms"]
             ops = collections.Counter(result["ops_ms"])
             notes.append(f"{arch}, {case}: {result['description']}; profiled step {wall / 1e3:.2f} s")
-            for direction, pick in (("forward", lambda n: not _is_backward(n)), ("backward", _is_backward)):
-                chosen = [(n, t) for n, t in ops.most_common() if pick(n)][: args.top]
+            for direction in ("forward", "backward", "optimizer"):
+                chosen = [(n, t) for n, t in ops.most_common() if _part(n) == direction][: args.top]
                 for name, ms in chosen:
                     rows.append(
                         [f"{arch}, batch {args.batch}", case, direction, name, f"{ms:.0f}", f"{100 * ms / wall:.1f} %"]
@@ -181,8 +187,8 @@ def main():
         [
             *notes,
             "operator rows: the profiler's time per operator type over one step (paddle: the static executor's "
-            "operators or dygraph's kernel launches; torch: aten operators' self time), forward and backward "
-            "split by name (`_grad`, `backward`)",
+            "operators or dygraph's kernel launches; torch: aten operators' self time), split by name into "
+            "backward (`_grad`, `backward`), optimizer (`adam`, `momentum`, `_foreach`) and forward (the rest)",
             "oneDNN rows: ONEDNN_VERBOSE=1 in a second process, one step after the same warm-up: oneDNN's own "
             "timing of each primitive (a ms here is inside an operator above; verbose output costs some time); "
             "`gemm` implementations are oneDNN's im2col + GEMM fallback, `jit_dw` / `brdgmm_dw` its depthwise "
