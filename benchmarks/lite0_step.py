@@ -15,7 +15,8 @@ as in paddle_dx's port, TF-"SAME" padding as explicit pads), ResNet-18 from torc
 (the rule before depthwise networks got their 1x1 convolutions on oneDNN; the Program the parity
 check refused before its zero-gradient floor, accel/parity.py), and with the 5x5 depthwise
 convolutions' backward on Paddle's plain kernel (oneDNN 3.6 computes their weight gradient with
-its im2col + GEMM fallback). Writes benchmarks/results/lite0_step.md.
+its im2col + GEMM fallback). Writes benchmarks/results/lite0_step.md (``--name``: another file;
+``BENCH_THREADS=1``: one thread for both frameworks, steadier on a shared machine).
 """
 
 import argparse
@@ -173,6 +174,7 @@ def main():
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--arch", nargs="+", default=["EfficientNetLite0", "ResNet18"])
     parser.add_argument("--levers", action="store_true", help="also the Lite0 static Programs of LEVERS")
+    parser.add_argument("--name", default="lite0_step", help="results/<name>.md")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker)))
@@ -197,7 +199,7 @@ def main():
                 ]
             )
     write_results(
-        "lite0_step",
+        args.name,
         "Full fine-tuning step, 224 px, Adam: seconds per step",
         "python benchmarks/lite0_step.py " + " ".join(sys.argv[1:]),
         ["work", "engine", "s/step", "speed vs PyTorch", "speed vs dygraph", "compile + check, s"],

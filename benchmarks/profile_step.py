@@ -56,7 +56,8 @@ def _paddle_profile(step):
     """{op type: milliseconds} of one step, and the step's wall milliseconds."""
     import paddle.profiler as profiler
 
-    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
+    # on_trace_ready: nothing (Paddle's default writes ./profiler_log/); the trace is exported below
+    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda _: None)
     prof.start()
     start = time.perf_counter()
     step()
@@ -100,9 +101,11 @@ def worker(mode, case, arch, batch):
         step()
     if mode == "verbose":  # ONEDNN_VERBOSE=1 is set in this process's environment
         print(MARK, flush=True)
+        start = time.perf_counter()
         step()
+        wall = time.perf_counter() - start
         print(END, flush=True)
-        return {"description": description}
+        return {"description": description, "wall_ms": wall * 1e3}
     times, wall = (_torch_profile if case == "PyTorch eager" else _paddle_profile)(step)
     return {"description": description, "ops_ms": dict(times), "wall_ms": wall}
 
@@ -123,6 +126,7 @@ def _onednn_summary(stdout):
 
 
 def _verbose_run(case, arch, batch):
+    """oneDNN's record of one step (_onednn_summary) and that step's wall milliseconds."""
     import subprocess
 
     env = {**thread_env(threads()), "ONEDNN_VERBOSE": "1"}
@@ -130,11 +134,18 @@ def _verbose_run(case, arch, batch):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
-    return _onednn_summary(proc.stdout)
+    result = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    return _onednn_summary(proc.stdout), result["wall_ms"]
 
 
-def _is_backward(name):
-    return name.endswith("_grad") or "backward" in name.lower()
+OPTIMIZER_OPS = ("adam", "momentum", "sgd", "_foreach")
+
+
+def _part(name):
+    """forward, backward or optimizer, from an operator's name."""
+    if any(key in name.lower() for key in OPTIMIZER_OPS):
+        return "optimizer"
+    return "backward" if name.endswith("_grad") or "backward" in name.lower() else "forward"
 
 
 def main():
@@ -151,12 +162,17 @@ def main():
     for arch in args.arch:
         for case in CASES:
             result = run_worker(__file__, ["profile", case, arch, args.batch])
-            onednn = _onednn_summary("") if case == "paddle_dx dygraph" else _verbose_run(case, arch, args.batch)
+            onednn, verbose_wall = (
+                (_onednn_summary(""), 0.0) if case == "paddle_dx dygraph" else _verbose_run(case, arch, args.batch)
+            )
             wall = result["wall_ms"]
             ops = collections.Counter(result["ops_ms"])
-            notes.append(f"{arch}, {case}: {result['description']}; profiled step {wall / 1e3:.2f} s")
-            for direction, pick in (("forward", lambda n: not _is_backward(n)), ("backward", _is_backward)):
-                chosen = [(n, t) for n, t in ops.most_common() if pick(n)][: args.top]
+            notes.append(
+                f"{arch}, {case}: {result['description']}; profiled step {wall / 1e3:.2f} s"
+                + (f", step with ONEDNN_VERBOSE {verbose_wall / 1e3:.2f} s" if verbose_wall else "")
+            )
+            for direction in ("forward", "backward", "optimizer"):
+                chosen = [(n, t) for n, t in ops.most_common() if _part(n) == direction][: args.top]
                 for name, ms in chosen:
                     rows.append(
                         [f"{arch}, batch {args.batch}", case, direction, name, f"{ms:.0f}", f"{100 * ms / wall:.1f} %"]
@@ -169,7 +185,7 @@ def main():
                         f"oneDNN {prop}",
                         f"{kind} `{impl}` x{count}",
                         f"{ms:.0f}",
-                        f"{100 * ms / wall:.1f} %",
+                        f"{100 * ms / verbose_wall:.1f} %",
                     ]
                 )
     write_results(
@@ -181,10 +197,11 @@ def main():
         [
             *notes,
             "operator rows: the profiler's time per operator type over one step (paddle: the static executor's "
-            "operators or dygraph's kernel launches; torch: aten operators' self time), forward and backward "
-            "split by name (`_grad`, `backward`)",
+            "operators or dygraph's kernel launches; torch: aten operators' self time), split by name into "
+            "backward (`_grad`, `backward`), optimizer (`adam`, `momentum`, `_foreach`) and forward (the rest)",
             "oneDNN rows: ONEDNN_VERBOSE=1 in a second process, one step after the same warm-up: oneDNN's own "
-            "timing of each primitive (a ms here is inside an operator above; verbose output costs some time); "
+            "timing of each primitive, its share of that process's step (a ms here is inside an operator above; "
+            "verbose output costs some time); "
             "`gemm` implementations are oneDNN's im2col + GEMM fallback, `jit_dw` / `brdgmm_dw` its depthwise "
             "kernels, `jit_1x1` / `brgconv_1x1` its 1x1 kernels, `ref` its reference (slowest) kernels",
             "dygraph has no oneDNN rows: Paddle 3.3's dygraph runs its plain CPU kernels (convolutions: im2col + "
