@@ -5,6 +5,7 @@ dygraph; ``serial_ops`` makes the executor run the Program's ops one after anoth
 """
 
 import contextlib
+from collections.abc import Iterator
 
 import paddle
 from paddle.base.framework import _dygraph_guard
@@ -13,7 +14,7 @@ from paddle.utils import unique_name
 
 
 @contextlib.contextmanager
-def legacy_static_mode():
+def legacy_static_mode() -> Iterator[None]:
     """Legacy-IR static mode for building and running the Program (the Executor refuses to
     run in dygraph mode); the rest of the process stays in dygraph, with the same tracer
     (``_dygraph_guard``, not enable_static/disable_static, which start a new one) and the same
@@ -29,7 +30,7 @@ def legacy_static_mode():
 
 
 @contextlib.contextmanager
-def serial_ops():
+def serial_ops() -> Iterator[None]:
     """Run the Program's ops one after another in this thread.
 
     Why: Paddle's executor runs its first pass over a Program op by op, and later passes with

@@ -19,6 +19,8 @@ static Program reaches its oneDNN kernels through each op's ``use_mkldnn`` attri
   with only the spatial ones on oneDNN, benchmarks/results/lite0_step.md).
 """
 
+from paddle.base.framework import Block, Operator
+
 ONEDNN_OPS = ("conv2d", "conv2d_grad", "depthwise_conv2d", "depthwise_conv2d_grad")
 # in NHWC, also these: their oneDNN kernels meet their inputs in the plain nhwc format oneDNN's
 # forward convolutions write. relu_grad needs its gradient input made plain first where a
@@ -35,7 +37,7 @@ def wants_nhwc(channels_last: bool, cached_front: bool) -> bool:
     return bool(ONEDNN_OPS) and channels_last and not cached_front
 
 
-def use_onednn(op, block, cached_front: bool, nhwc: bool = False) -> bool:
+def use_onednn(op: Operator, block: Block, cached_front: bool, nhwc: bool = False) -> bool:
     """Whether one op of the step's Program runs through oneDNN (module docstring)."""
     if op.type not in ONEDNN_OPS:
         return nhwc and (op.type in NHWC_ONEDNN_OPS or _max_pool(op))
@@ -43,17 +45,17 @@ def use_onednn(op, block, cached_front: bool, nhwc: bool = False) -> bool:
     return nhwc or cached_front or spatial or _has_depthwise(block)
 
 
-def _has_depthwise(block) -> bool:
+def _has_depthwise(block: Block) -> bool:
     return any(op.type == "depthwise_conv2d" for op in block.ops)
 
 
-def mark_onednn_ops(block, cached_front: bool, nhwc: bool) -> None:
+def mark_onednn_ops(block: Block, cached_front: bool, nhwc: bool) -> None:
     for op in block.ops:
         if use_onednn(op, block, cached_front, nhwc):
             op._set_attr("use_mkldnn", True)
 
 
-def _max_pool(op) -> bool:
+def _max_pool(op: Operator) -> bool:
     """A (non-adaptive) max pooling op or its gradient: oneDNN has both; its average pooling
     backward refuses the adaptive global pool Paddle 3.3.1 gives it."""
     return op.type in ("pool2d", "pool2d_grad") and op.attr("pooling_type") == "max" and not op.attr("adaptive")
@@ -63,14 +65,14 @@ class NhwcRewrites:
     """What ``nhwc_rewrites`` changed in a Program: ``transposed`` {weight gradient: its OIHW
     shape}, ``plain`` {convolution's input gradient: its plain copy relu_grad now reads}."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.transposed, self.plain = {}, {}
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.transposed or self.plain)
 
 
-def nhwc_rewrites(block) -> NhwcRewrites:
+def nhwc_rewrites(block: Block) -> NhwcRewrites:
     """Fix up an NHWC Program for Paddle 3.3's oneDNN conversions (the parity probe checks the
     result against dygraph before it trains):
 
@@ -106,7 +108,7 @@ def nhwc_rewrites(block) -> NhwcRewrites:
     return rewrites
 
 
-def _insert_reading(block, position: int, op_type: str, name: str, suffix: str, attrs: dict) -> str:
+def _insert_reading(block: Block, position: int, op_type: str, name: str, suffix: str, attrs: dict) -> str:
     """Insert ``op_type`` at ``position``, reading ``name`` and writing ``name + suffix``, which
     the ops after it then read instead; return the new name."""
     var = block.var(name)

@@ -28,8 +28,9 @@ regulariser, weight decay, frozen layers, loss, dropout). Two checks, each with 
 Either failing sends the stage to dygraph, with the difference found in the log line.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import paddle
@@ -78,7 +79,13 @@ class Reference:
     after: dict
 
 
-def dygraph_reference(model, forward: Callable, loss_fn: Callable, fresh_optimizer: Callable, batch) -> Reference:
+def dygraph_reference(
+    model: paddle.nn.Layer,
+    forward: Callable,
+    loss_fn: Callable,
+    fresh_optimizer: Callable,
+    batch: tuple[np.ndarray, np.ndarray],
+) -> Reference:
     """One dygraph step on ``batch`` with ``fresh_optimizer()`` (an optimizer like the stage's,
     with no state yet); ``forward(images)`` is the dygraph step's forward. The model's weights and
     mode are left as they were."""
@@ -102,7 +109,7 @@ def dygraph_reference(model, forward: Callable, loss_fn: Callable, fresh_optimiz
             model.eval()
 
 
-def _received_gradients(optimizer, names) -> dict:
+def _received_gradients(optimizer: paddle.optimizer.Optimizer, names: dict[str, str]) -> dict:
     """Run ``optimizer.step()`` and return the gradients its update used, by structured name: as
     its own L2 regulariser left them (Paddle's dygraph step regularises in
     ``append_regularization_ops``, after AdamW's decoupled decay), which is also what a Program's
@@ -123,7 +130,21 @@ def _received_gradients(optimizer, names) -> dict:
     return received
 
 
-def step_gap(compiled, reference: Reference, batch, tol: Tolerance) -> str | None:
+class ProbedStep(Protocol):
+    """What ``step_gap`` uses of a compiled step (accel/static_program.py's StaticTrainStep)."""
+
+    gradients: dict[str, str]  # structured name -> the gradient variable the step computes
+
+    def reset(self) -> None: ...
+
+    def run(self, images: np.ndarray, labels: np.ndarray, fetch: Sequence[str] = ()) -> list[np.ndarray]: ...
+
+    def weights_now(self) -> dict[str, np.ndarray]: ...
+
+
+def step_gap(
+    compiled: ProbedStep, reference: Reference, batch: tuple[np.ndarray, np.ndarray], tol: Tolerance
+) -> str | None:
     """None when one step of ``compiled`` from the reference's weights matches it within ``tol``,
     else the first difference found, as a short phrase. The compiled step is reset afterwards."""
     missing = sorted(set(reference.gradients) - set(compiled.gradients))
@@ -154,7 +175,7 @@ def step_gap(compiled, reference: Reference, batch, tol: Tolerance) -> str | Non
     return None
 
 
-def _describe(got, want, floor: float = 0.0) -> str:
+def _describe(got: np.ndarray, want: np.ndarray, floor: float = 0.0) -> str:
     if np.shape(got) != np.shape(want):
         return f"shape {list(np.shape(got))} against {list(np.shape(want))}"
     return f"relative difference {_gap(got, want, floor):.2g}"

@@ -8,12 +8,13 @@ checkpoint under the dygraph parameters' names, so a static run resumes exactly.
 oneDNN, and in which layout: accel/onednn_program.py.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import paddle
+from paddle.base.framework import Block
 from paddle.utils import unique_name
 
 from paddle_dx.accel.legacy_mode import legacy_static_mode, serial_ops
@@ -48,7 +49,14 @@ OPTIMIZE_ROLE = 0x0002  # OpRole::kOptimize: regulariser and optimizer ops
 class StaticTrainStep:
     """One stage's training step (model, loss, optimizer) compiled once, run per batch."""
 
-    def __init__(self, model, recipe: ProgramRecipe, lr, nhwc: bool, onednn: bool = True):
+    def __init__(
+        self,
+        model: paddle.nn.Layer,
+        recipe: ProgramRecipe,
+        lr: float | paddle.optimizer.lr.LRScheduler,
+        nhwc: bool,
+        onednn: bool = True,
+    ) -> None:
         """``model``: the dygraph model whose weights the step trains; ``lr``: a float or the
         stage's LRScheduler; ``nhwc``: compute in NHWC; ``onednn``: mark ops for oneDNN
         (accel/onednn_program.py; without it the Program runs dygraph's own kernels)."""
@@ -78,7 +86,7 @@ class StaticTrainStep:
         trained = {p for op in block.ops if op.type in OPTIMIZER_OPS for p in op.input("Param")}
         self.gradients = {name: self._gradient_name(block, var) for name, var in self.weights.items() if var in trained}
 
-    def _compile(self, lr):
+    def _compile(self, lr: float | paddle.optimizer.lr.LRScheduler) -> tuple[paddle.nn.Layer, paddle.static.Program]:
         """Build the step's Program (``self.program``, ``self.logits``, ``self.loss``); return
         the twin network it was built from and its startup Program."""
         recipe = self.recipe
@@ -106,22 +114,22 @@ class StaticTrainStep:
         return twin, startup
 
     @staticmethod
-    def _gradient_name(block, weight):
+    def _gradient_name(block: Block, weight: str) -> str:
         grad = f"{weight}@GRAD"
         return f"{grad}@OIHW" if block.has_var(f"{grad}@OIHW") else grad
 
-    def _tensor(self, name):
+    def _tensor(self, name: str):
         var = self.scope.find_var(name)
         if var is None:
             raise WeightsError(f"static engine: no variable {name} in the compiled step")
         return var.get_tensor()
 
-    def push(self):
+    def push(self) -> None:
         """Dygraph model -> Program (weights and BatchNorm statistics)."""
         for name, value in self.model.state_dict().items():
             self._tensor(self.weights[name]).set(value.numpy(), self.place)
 
-    def pull(self):
+    def pull(self) -> None:
         """Program -> dygraph model."""
         for name, value in self.model.state_dict().items():
             value.set_value(np.array(self._tensor(self.weights[name])))
@@ -130,13 +138,13 @@ class StaticTrainStep:
         """The Program's weights and BatchNorm statistics, by structured name (NumPy copies)."""
         return {name: np.array(self._tensor(var)) for name, var in self.weights.items()}
 
-    def reset(self):
+    def reset(self) -> None:
         """Fresh optimizer state (moments, step counters) and the dygraph model's weights."""
         with legacy_static_mode():
             self.executor.run(self.startup, scope=self.scope)
         self.push()
 
-    def run(self, images, labels, fetch=()):
+    def run(self, images: np.ndarray, labels: np.ndarray, fetch: Sequence[str] = ()) -> list[np.ndarray]:
         """One step on NumPy arrays: [loss, logits, *fetch] as NumPy arrays."""
         feed = {"images": images, "labels": labels.reshape([-1])}
         with legacy_static_mode(), serial_ops():
@@ -144,17 +152,17 @@ class StaticTrainStep:
                 self.program, feed=feed, fetch_list=[self.loss, self.logits, *fetch], scope=self.scope
             )
 
-    def __call__(self, images, labels):
+    def __call__(self, images: paddle.Tensor, labels: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
         """One step on a batch: (loss, logits) as dygraph tensors, for the trainer's bookkeeping."""
         loss, logits = self.run(images.numpy(), labels.numpy())
         return paddle.to_tensor(loss), paddle.to_tensor(logits)
 
     # ---- the optimizer's state, for checkpoints ------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> dict[str, np.ndarray]:
         raw = {name: np.array(self._tensor(name)) for name in self.optimizer_vars}
         return rename_optimizer_state(raw, self._to_dygraph)
 
-    def set_state_dict(self, state):
+    def set_state_dict(self, state: dict) -> None:
         wanted = rename_optimizer_state({n: None for n in self.optimizer_vars}, self._to_dygraph)
         missing = [k for k in wanted if k not in state]
         if missing:
@@ -166,7 +174,7 @@ class StaticTrainStep:
             self._tensor(name).set(np.asarray(value.numpy() if hasattr(value, "numpy") else value), self.place)
 
 
-def _insert_decoupled_decay(block, coeff: float) -> None:
+def _insert_decoupled_decay(block: Block, coeff: float) -> None:
     """AdamW's decoupled decay, ``w *= 1 - lr * coeff`` before the update, as ops in front of the
     optimizer's: what engine/optimizer.py's multi-tensor AdamW does in ``step()``, which a Program
     never calls (Paddle's own per-tensor AdamW slows every later matmul in the process on CPU)."""

@@ -14,6 +14,7 @@ dygraph and one log line says why.
 """
 
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +23,14 @@ import paddle
 from paddle_dx.engine.feature_cache import CachedForward
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.engine.optimizer import make_optimizer, trainable_parameters
-from paddle_dx.models import apply_freeze, build_model
+from paddle_dx.models import TransferModel, apply_freeze, build_model
 from paddle_dx.utils.registry import Registry
 
 log = logging.getLogger(__name__)
 STEPS = Registry("training engine")
+# a compiled step of the acceleration layer (accel/static_program.py's StaticTrainStep): the
+# engine imports paddle_dx.accel only inside the functions that use it, not even for typing
+CompiledTrainStep = Any
 
 
 @dataclass
@@ -58,7 +62,7 @@ class StageSpec:
     train_labels: list
 
 
-def resolve_engine(wanted, device, world_size):
+def resolve_engine(wanted: str, device: str, world_size: int) -> str:
     """The engine that runs here: static is for one CPU process (oneDNN kernels)."""
     if wanted == "static" and (device != "cpu" or world_size > 1):
         log.info(
@@ -72,30 +76,31 @@ def resolve_engine(wanted, device, world_size):
 class TrainStep:
     """Base: the epoch's batches come from the feature cache (or the loader), nothing to close."""
 
-    def __init__(self, parts):
+    def __init__(self, parts: StepParts) -> None:
         self.parts = parts
         self.forward = parts.model  # the model, or CachedForward when this epoch trains on cached outputs
 
-    def begin_epoch(self, epoch):
+    def begin_epoch(self, epoch: int) -> Iterable:
         p = self.parts
         batches, self.forward = p.feature_cache.epoch_batches(p.model, p.sampler, p.loader, epoch)
         return batches
 
-    def step(self, images, labels):
+    def step(self, images: paddle.Tensor, labels: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+        """One batch trained: (loss, logits)."""
         raise NotImplementedError
 
-    def end_epoch(self):
+    def end_epoch(self) -> None:
         """Leave the trained weights in the dygraph model (safe to call more than once)."""
 
     @property
-    def optimizer_state_owner(self):
+    def optimizer_state_owner(self) -> paddle.optimizer.Optimizer | CompiledTrainStep:
         return self.parts.optimizer
 
 
 class DygraphStep(TrainStep):
     """Paddle's eager step (with the AMP scaler on GPU, data-parallel wrapping on several devices)."""
 
-    def step(self, images, labels):
+    def step(self, images: paddle.Tensor, labels: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
         p = self.parts
         with paddle.amp.auto_cast(enable=p.scaler is not None, **p.amp):
             logits = p.parallel.wrap(self.forward)(images)
@@ -111,7 +116,7 @@ class DygraphStep(TrainStep):
 
 
 @STEPS.register(name="dygraph")
-def _dygraph(parts, spec):
+def _dygraph(parts: StepParts, spec: StageSpec) -> TrainStep:
     return DygraphStep(parts)
 
 
@@ -119,31 +124,31 @@ class CompiledStep(TrainStep):
     """An accelerated step from paddle_dx/accel/: weights pushed in at an epoch's start, pulled
     back at its end; the compiled step holds the optimizer's moments."""
 
-    def __init__(self, parts, compiled):
+    def __init__(self, parts: StepParts, compiled: CompiledTrainStep) -> None:
         super().__init__(parts)
         self.compiled, self._active = compiled, False
 
-    def begin_epoch(self, epoch):
+    def begin_epoch(self, epoch: int) -> Iterable:
         batches = super().begin_epoch(epoch)
         self.compiled.push()
         self._active = True
         return batches
 
-    def step(self, images, labels):
+    def step(self, images: paddle.Tensor, labels: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
         return self.compiled(images, labels)
 
-    def end_epoch(self):
+    def end_epoch(self) -> None:
         if self._active:
             self.compiled.pull()
             self._active = False
 
     @property
-    def optimizer_state_owner(self):
+    def optimizer_state_owner(self) -> CompiledTrainStep:
         return self.compiled
 
 
 @STEPS.register(name="static")
-def _static_or_dygraph(parts, spec):
+def _static_or_dygraph(parts: StepParts, spec: StageSpec) -> TrainStep:
     """The stage's step as a static Program that proved itself against dygraph, over whole images
     or cached front outputs; dygraph when only the head trains on cached vectors (no convolution
     to speed up, dygraph is faster), on an untested Paddle, or when no compiled form passes."""
@@ -174,7 +179,14 @@ def _static_or_dygraph(parts, spec):
     return CompiledStep(parts, compiled)
 
 
-def compile_checked(model, spec, lr, scheduler, loss_fn, front_shape=None):
+def compile_checked(
+    model: TransferModel,
+    spec: StageSpec,
+    lr: float,
+    scheduler: paddle.optimizer.lr.LRScheduler | None,
+    loss_fn: Callable,
+    front_shape: Sequence[int] | None = None,
+) -> tuple[CompiledTrainStep | None, list[str]]:
     """The first compiled form of the stage's step (NHWC where the backbone has one, then NCHW)
     whose step matches the dygraph step from ``model``'s weights; (None, why each failed) when
     none does. ``lr``: the stage's current rate; ``scheduler``: its LRScheduler or None."""
@@ -217,11 +229,11 @@ def compile_checked(model, spec, lr, scheduler, loss_fn, front_shape=None):
     return None, failures
 
 
-def _frozen(net, freeze):
+def _frozen(net: TransferModel, freeze: str) -> TransferModel:
     apply_freeze(net, freeze)
     return net
 
 
-def choose_step(engine, parts, spec):
+def choose_step(engine: str, parts: StepParts, spec: StageSpec) -> TrainStep:
     """The step strategy for a stage under ``engine`` (as returned by ``resolve_engine``)."""
     return STEPS.get(engine, where="Global.engine")(parts, spec)

@@ -13,6 +13,7 @@ Layer names follow the checkpoints (``_conv_stem``, ``_blocks.N._expand_conv``, 
 
 import math
 
+import paddle
 import paddle.nn as nn
 
 BN_EPSILON = 1e-3  # TensorFlow's default, which the weights were trained with
@@ -50,11 +51,11 @@ def stage_plan(width: float, depth: float) -> list[tuple[int, int, int, int, int
     ]
 
 
-def _conv(in_channels, out_channels, kernel, stride=1, groups=1):
+def _conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2D:
     return nn.Conv2D(in_channels, out_channels, kernel, stride, padding="SAME", groups=groups, bias_attr=False)
 
 
-def _bn(channels):
+def _bn(channels: int) -> nn.BatchNorm2D:
     return nn.BatchNorm2D(channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
 
 
@@ -62,7 +63,7 @@ class MBConvBlock(nn.Layer):
     """Inverted residual: 1x1 expand, depthwise kxk, 1x1 project (linear); identity shortcut when
     the shape is kept."""
 
-    def __init__(self, in_channels, out_channels, kernel, stride, expand):
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, expand: int) -> None:
         super().__init__()
         mid = in_channels * expand
         self.expand = expand != 1
@@ -76,7 +77,7 @@ class MBConvBlock(nn.Layer):
         self._act = nn.ReLU6()
         self.residual = stride == 1 and in_channels == out_channels
 
-    def forward(self, inputs):
+    def forward(self, inputs: paddle.Tensor) -> paddle.Tensor:
         x = self._act(self._bn0(self._expand_conv(inputs))) if self.expand else inputs
         x = self._act(self._bn1(self._depthwise_conv(x)))
         x = self._bn2(self._project_conv(x))
@@ -87,7 +88,7 @@ class EfficientNetLite(nn.Layer):
     """``variant``: 'lite0', 'lite1' or 'lite2'. ``stage_sizes`` (blocks per stage) lets the
     registry cut the block list into freezing stages."""
 
-    def __init__(self, variant: str = "lite0", class_num: int = 1000):
+    def __init__(self, variant: str = "lite0", class_num: int = 1000) -> None:
         super().__init__()
         width, depth, self.resolution, dropout = VARIANTS[variant]
         self._conv_stem = _conv(3, STEM, 3, 2)
@@ -133,7 +134,7 @@ class EfficientNetLite(nn.Layer):
         groups[-1] += [self._conv_head, self._bn1]
         return groups
 
-    def forward(self, x):
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         for layer in self.layers_in_order():
             x = layer(x)
         return x
