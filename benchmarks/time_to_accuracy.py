@@ -58,7 +58,7 @@ def make_split(study_name, out, per_class=None, seed=42):
     return split.image_root, folders
 
 
-def config_overrides(image_root, lists, out_dir, epochs, engine):
+def config_overrides(image_root, lists, out_dir, epochs, engine, extra=()):
     data = []
     for mode, name in (("Train", "train"), ("Eval", "val")):
         data += [
@@ -73,6 +73,7 @@ def config_overrides(image_root, lists, out_dir, epochs, engine):
         "Global.use_visualdl=false",
         "Global.overwrite_output_dir=true",
         "Global.seed=1",
+        *extra,
     ]
 
 
@@ -81,28 +82,28 @@ def classes_of(lists):
     return [line.split(maxsplit=1)[-1] for line in (Path(lists) / "label_list.txt").read_text("utf-8").splitlines()]
 
 
-def paddle_worker(config, image_root, lists, epochs, engine):
+def paddle_worker(config, image_root, lists, epochs, engine, extra=()):
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
     from paddle_dx.config import load_config
     from paddle_dx.config.shipped import resolve_config
     from paddle_dx.engine.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = load_config(resolve_config(config), config_overrides(image_root, lists, out, epochs, engine))
+        cfg = load_config(resolve_config(config), config_overrides(image_root, lists, out, epochs, engine, extra))
         Trainer(cfg).fit()
         history = json.loads((Path(out) / "metrics.json").read_text())["history"]
     val = [h["val_accuracy"] for h in history if h.get("val_accuracy") is not None]
     return {"seconds": time.perf_counter() - STARTED, "best_val_accuracy": max(val), "val_accuracy": val}
 
 
-def _recipe(config):
+def _recipe(config, extra=()):
     """What the PyTorch side needs from the paddle_dx config."""
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
     from paddle_dx.config import load_config
     from paddle_dx.config.shipped import resolve_config
     from paddle_dx.data.transforms import NORMALIZE_PRESETS
 
-    cfg = load_config(resolve_config(config), [])
+    cfg = load_config(resolve_config(config), list(extra))
     ops = {
         next(iter(op)): next(iter(op.values())) or {} for op in cfg["DataLoader"]["Train"]["dataset"]["transform_ops"]
     }
@@ -172,12 +173,12 @@ def _schedule(optimizer_cfg, epochs):
     return factor
 
 
-def torch_worker(config, image_root, lists, epochs):
+def torch_worker(config, image_root, lists, epochs, extra=()):
     import torch
 
     torch.set_num_threads(threads())
     torch.manual_seed(1)
-    recipe = _recipe(config)
+    recipe = _recipe(config, extra)
 
     def read(name):
         rows = (Path(lists) / f"{name}_list.txt").read_text(encoding="utf-8").splitlines()
@@ -214,26 +215,38 @@ def torch_worker(config, image_root, lists, epochs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", nargs=6, metavar=("FRAMEWORK", "CONFIG", "ROOT", "LISTS", "EPOCHS", "ENGINE"))
+    parser.add_argument(
+        "--worker", nargs=7, metavar=("FRAMEWORK", "CONFIG", "ROOT", "LISTS", "EPOCHS", "ENGINE", "JSON")
+    )
     parser.add_argument("--study", choices=sorted(STUDY_DATA), default="brain")
     parser.add_argument("--config", default="brain_ct_efficientnet_lite0", help="a shipped config (name or path)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--engine", default="static", help="paddle_dx's Global.engine (static falls back by itself)")
     parser.add_argument("--per-class", type=int, default=None, help="at most N images of each class")
+    parser.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        help="config override for both sides, e.g. -o Arch.pretrained=false (ResNets: no ImageNet weights here)",
+    )
     parser.add_argument("--splits", default=None, help="folder for the split lists (default: a temporary one)")
     args = parser.parse_args()
     if args.worker:
-        framework, config, root, lists, epochs, engine = args.worker
-        run = paddle_worker(config, root, lists, int(epochs), engine) if framework == "paddle_dx" else None
-        run = run or torch_worker(config, root, lists, int(epochs))
+        framework, config, root, lists, epochs, engine, extra = args.worker
+        extra = json.loads(extra)
+        if framework == "paddle_dx":
+            run = paddle_worker(config, root, lists, int(epochs), engine, extra)
+        else:
+            run = torch_worker(config, root, lists, int(epochs), extra)
         print(json.dumps(run))
         return
     started = machine()
     lists = Path(args.splits or tempfile.mkdtemp(prefix="tta_")) / args.study
     image_root, _ = make_split(args.study, lists, args.per_class)
     script = Path(__file__)
-    common = [args.config, image_root, lists, args.epochs, args.engine]
+    common = [args.config, image_root, lists, args.epochs, args.engine, json.dumps(args.override)]
     cases = {"paddle_dx": (script, ["paddle_dx", *common]), "PyTorch": (script, ["torch", *common])}
     runs = alternate(cases, args.rounds, key=None)
     seconds = {name: [r["seconds"] for r in rs] for name, rs in runs.items()}
@@ -249,7 +262,8 @@ def main():
     ]
     counts = {n: len((lists / f"{n}_list.txt").read_text().splitlines()) for n in ("train", "val")}
     write_results(
-        f"time_to_accuracy_{args.study}_{Path(args.config).stem}",
+        f"time_to_accuracy_{args.study}_{Path(args.config).stem}"
+        + ("_scratch" if "Arch.pretrained=false" in args.override else ""),
         f"Time to accuracy: {args.config} on the {args.study} study's images, {args.epochs} epochs",
         " ".join(["python benchmarks/time_to_accuracy.py"] + sys.argv[1:]),
         ["side", "wall time s", "best val accuracy (per round)", "val accuracy per epoch (per round)"],
