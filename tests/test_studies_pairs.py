@@ -264,3 +264,27 @@ def test_the_pair_keeps_its_own_schedule_and_takes_the_pair_epochs_last():
     given = ["Global.image_shape=[3, 128, 128]", "Stages=[{name: a, epochs: 5}]", "Global.epochs=10"]
     assert pair_overrides(given, 6) == ["Global.image_shape=[3, 128, 128]", "Global.epochs=10", "Global.epochs=6"]
     assert pair_overrides(given[:1]) == given[:1]
+
+
+def test_a_rare_class_keeps_a_training_image_in_every_fold(tmp_path):
+    """LIDC's 53 crops hold 2 of class 0: when fold k tests one and fold k+1 holds the other, that
+    one trains instead of validating (else the fold's training would stop: a class without images)."""
+    from paddle_dx.studies.pair_folds import fold_splits
+    from paddle_dx.studies.splits import SplitInfo
+
+    classes = ["rare", "a", "b"]
+    images, _ = make_tiny_dataset(tmp_path / "data", per_class=10, size=32, classes=tuple(classes))
+    for extra in sorted((images / "rare").iterdir())[2:]:
+        extra.unlink()
+    lists = tmp_path / "splits"
+    lists.mkdir()
+    rows = [f"{c}/{f.name} {i}\n" for i, c in enumerate(classes) for f in sorted((images / c).iterdir())]
+    for name, part in (("train", rows[::2]), ("val", rows[1::2]), ("test", [])):
+        (lists / f"{name}_list.txt").write_text("".join(part))
+    split = SplitInfo(str(images), str(lists), classes, {})
+    seen_rare_tested = 0
+    for fold in fold_splits(split, 5, 1, tmp_path / "folds"):
+        assert fold.counts["train"]["rare"] >= 1, fold.counts
+        seen_rare_tested += fold.counts["test"]["rare"]
+        assert sum(sum(c.values()) for c in fold.counts.values()) == 22
+    assert seen_rare_tested == 2

@@ -4,7 +4,8 @@ small to compare on (the lung-nodule study: 11 test crops).
 The study's split (train, val and test lists) is pooled and dealt into stratified folds, groups
 whole (identical decoded pixels, near-duplicates on request, the MANIFEST.csv ``group_id``,
 patients by the study's regex: data/folds.py). Fold k is the test set, fold k+1 the validation
-set that picks the best epoch, the others train; so every image is tested exactly once, by a
+set that picks the best epoch (but for a class that would otherwise have no training image),
+the others train; so every image is tested exactly once, by a
 model that neither trained on it nor chose its epoch on it. Both arms use the same folds, so
 their out-of-fold predictions are paired image by image and studies/pairs.py tests them as one
 "seed": exact McNemar and a paired bootstrap over every image of the study, not over 11.
@@ -47,7 +48,8 @@ def fold_splits(
     near_duplicates: int | None = None,
 ) -> list[SplitInfo]:
     """One SplitInfo per fold (its lists in ``out_dir/fold_<k>/``): test = fold k, val = fold
-    k+1, train = the rest."""
+    k+1, train = the rest; a class with no training image left that way (2 images of it, one in
+    each of folds k and k+1) trains on its fold k+1 images instead of validating on them."""
     paths, labels = _pooled(split)
     manifest = manifest_groups(split.image_root, paths)
     groups, _ = image_groups(
@@ -57,6 +59,9 @@ def fold_splits(
     out = []
     for k in range(folds):
         role = np.where(fold == k, 2, np.where(fold == (k + 1) % folds, 1, 0))  # 0 train, 1 val, 2 test
+        for c in np.unique(labels):  # a rare class whose other images all sit in fold k+1 trains on them
+            if not np.any((role == 0) & (labels == c)):
+                role[(role == 1) & (labels == c)] = 0
         folder = Path(out_dir) / f"fold_{k + 1}"
         folder.mkdir(parents=True, exist_ok=True)
         counts = {}
