@@ -185,7 +185,7 @@ def test_failed_reexport_under_a_file_size_limit_keeps_the_old_export(setup):
     code = (
         "import resource, signal, sys, yaml\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "from paddle_dx.config import load_config\n"
+        "from paddle_dx.api import load_config\n"
         "from paddle_dx.inference import export_from_config\n"
         "config = load_config(raw=yaml.safe_load(open(sys.argv[1])), overrides=sys.argv[2:])\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"

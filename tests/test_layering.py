@@ -23,7 +23,7 @@ rank  packages                                    why there
 7     ``inference``                               export, predict, rebuild an exported model
 8     ``explain``, ``studies``, ``prepare``       applications built on the layers below
 9     ``ui``, ``cli``, ``commands``,              the outermost shells
-      ``__main__``
+      ``__main__``, ``api``
 ====  ==========================================  ==============================================
 
 ``SKIPS`` refuses edges that the ranks allow but the design does not: ``inference`` serves a
@@ -59,6 +59,7 @@ RANKS = {
     "cli": 9,
     "commands": 9,
     "__main__": 9,
+    "api": 9,
 }
 SKIPS = {
     "inference": {"engine", "accel"},

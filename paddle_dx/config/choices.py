@@ -28,8 +28,8 @@ _NAMES: dict[str, Names] = {}
 _CHECKS: dict[str, Callable[[dict], Any]] = {}
 
 NOT_OFFERED = (
-    "no component names were offered to the config schema for {what}: import "
-    "paddle_dx.engine.components (the commands and the Trainer do) before loading a config"
+    "no component names were offered to the config schema for {what}: load configs through "
+    "paddle_dx.api.load_config (or import paddle_dx.engine.components first, as the commands and the Trainer do)"
 )
 
 
