@@ -16,6 +16,7 @@ from benchmarks.harness import (
     GFLOP_PER_IMAGE_224,
     PEAK_GFLOPS,
     alternate,
+    dygraph_step,
     fmt,
     machine,
     summary,
@@ -99,14 +100,7 @@ def paddle_step(variant, size, batch):
     y = paddle.to_tensor(rng.integers(0, 2, batch))
     loss_fn = paddle.nn.CrossEntropyLoss()
 
-    def step():
-        loss = loss_fn(forward(x), y)
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-        float(loss)
-
-    return step
+    return dygraph_step(forward, loss_fn, optimizer, x, y)
 
 
 def torch_step(size, batch):

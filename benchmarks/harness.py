@@ -80,6 +80,19 @@ def fmt(values, digits=2):
     return f"{med:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
 
 
+def dygraph_step(forward, loss_fn, optimizer, x, y):
+    """One Paddle dygraph training step on a fixed batch, as a callable for ``time_repeated``."""
+
+    def step():
+        loss = loss_fn(forward(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        float(loss)
+
+    return step
+
+
 def time_repeated(fn, warmup, reps):
     """Median seconds of ``reps`` calls of ``fn`` after ``warmup`` untimed calls."""
     for _ in range(warmup):

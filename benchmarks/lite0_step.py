@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.harness import alternate, fmt, machine, summary, threads, time_repeated, write_results  # noqa: E402
+from benchmarks.harness import alternate, dygraph_step, fmt, machine, summary, threads, time_repeated, write_results  # noqa: E402
 
 SIZE, BATCH, CLASSES = 224, 16, 2
 WARMUP, REPS = 2, 5
@@ -88,17 +88,6 @@ def paddle_setup(arch, batch):
     optimizer, _ = build_optimizer(config["Optimizer"], model, 1)
     x, y = (paddle.to_tensor(a) for a in _batch(batch))
     return model, config, loss_fn, optimizer, x, y
-
-
-def dygraph_step(model, loss_fn, optimizer, x, y):
-    def step():
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-        float(loss)
-
-    return step
 
 
 def compiled_step(model, config, loss_fn, optimizer):

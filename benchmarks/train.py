@@ -42,6 +42,7 @@ from benchmarks.harness import (
     GFLOP_PER_IMAGE_224,
     PEAK_GFLOPS,
     alternate,
+    dygraph_step,
     fmt,
     machine,
     summary,
@@ -112,14 +113,7 @@ def paddle_full(arch, warmup, reps, engine="dygraph"):
         static.push()
         return BATCH / time_repeated(lambda: float(static(x, y)[0]), warmup, reps)
 
-    def step():
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-        float(loss)
-
-    return BATCH / time_repeated(step, warmup, reps)
+    return BATCH / time_repeated(dygraph_step(model, loss_fn, optimizer, x, y), warmup, reps)
 
 
 def torch_full(arch, warmup, reps):
