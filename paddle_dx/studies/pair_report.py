@@ -10,9 +10,8 @@ import numpy as np
 
 from paddle_dx.metrics.intervals import accuracy_interval
 from paddle_dx.studies.catalog import Study
-from paddle_dx.studies.collapse import collapse_cause
 from paddle_dx.studies.markdown import interval, pct, table
-from paddle_dx.studies.pairs import ARMS, auc_summary
+from paddle_dx.studies.pairs import ARMS, auc_summary, run_cause
 
 if TYPE_CHECKING:
     from paddle_dx.studies.runner import RunResult
@@ -28,7 +27,7 @@ def status(cause: str | None) -> str:
 
 def run_causes(results: Iterable[RunResult], class_names: list[str]) -> dict[str, str | None]:
     """{run name: collapse cause or None} of trained runs (runner.RunResult)."""
-    return {r.plan.name: collapse_cause(r.metrics["history"], r.probs, r.labels, class_names) for r in results}
+    return {r.plan.name: run_cause(r, class_names) for r in results}
 
 
 def choices_section(study: Study) -> list[str]:
