@@ -139,6 +139,7 @@ SLOW_FILES = {
     "test_accel_static_program.py",
     "test_studies_reproduce.py",
     "test_studies_pairs.py",
+    "test_studies_runner.py",
     "test_studies_cross_validation.py",
     "test_data_loader_errors.py",
     "test_core_hyperkvasir_integration.py",

@@ -4,7 +4,7 @@ paddle_dx reproduce --study NAME --data DIR
                     [--quick] [--source DIR] [--out reports] [--seed 42]
                     [--classes a,b,...] [--per-class N] [--sizes N N ...] [--source-epochs N]
                     [--ignore-groups] [--near-duplicates BITS] [--publish results] [--seeds N]
-                    [--pair-epochs N] [--folds K] [-o Key=value ...]
+                    [--pair-epochs N] [--folds K] [--in-process] [-o Key=value ...]
 """
 
 import argparse
@@ -94,6 +94,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="compare the pair by K-fold cross-validation over the whole split (every image tested once) "
         "instead of seeds on its test list (default: papers.yaml's folds; 0: seeds)",
     )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="train every run in this process (default: each run in a process of its own, so memory "
+        "is bounded by the largest run)",
+    )
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument(
         "-o",
@@ -132,5 +138,6 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
         args.seeds,
         args.pair_epochs,
         args.folds,
+        isolate=not args.in_process,
     )
     print(f"wrote {path}")

@@ -1,0 +1,58 @@
+"""tools/reproduce.py trains each run of a study in a process of its own (memory bounded by the
+largest run): the result is the one the run gives in this process, errors come back as raised."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from conftest import make_tiny_dataset
+
+from paddle_dx.errors import PaddleDxError
+from paddle_dx.studies import runner
+from paddle_dx.studies.plan import RunPlan, plan_run
+from paddle_dx.studies.splits import split_study_data
+
+LENET = ["Arch.name=LeNet5", "Arch.pretrained=false", "Global.image_shape=[3, 32, 32]", "Global.epochs=2"]
+LENET += ["Global.use_visualdl=false"]
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("runner")
+    images, _ = make_tiny_dataset(tmp / "data", per_class=8, size=32, classes=("normal", "lesion"))
+    split = split_study_data(images, ["normal", "lesion"], (6, 2, 2), 1, tmp / "splits")
+    return plan_run("LeNet5", "configs/esophagus_resnet50.yaml", split, tmp / "runs", 1, False, extra=LENET)
+
+
+class _NoTrainingHere:
+    def __init__(self, *args, **kwargs):
+        raise AssertionError("trained in the parent process")
+
+
+def test_a_run_in_its_own_process_gives_what_it_gives_in_this_one(plan, monkeypatch):
+    here = runner.run_target(plan)
+    monkeypatch.setattr(runner, "Trainer", _NoTrainingHere)  # the child imports its own, real Trainer
+    with runner.runs_in_children():
+        there = runner.run_target(plan)
+    with pytest.raises(AssertionError, match="parent process"):
+        runner.run_target(plan)  # outside the block: this process again
+    assert there.paths == here.paths and there.plan == here.plan
+    np.testing.assert_array_equal(there.labels, here.labels)
+    np.testing.assert_allclose(there.probs, here.probs, atol=1e-6)
+    assert there.metrics["test"]["accuracy"] == here.metrics["test"]["accuracy"]
+
+
+def test_an_error_in_the_child_comes_back_as_raised(plan):
+    bad = RunPlan(plan.name, plan.config, plan.overrides + ["Global.epochz=1"])
+    with runner.runs_in_children(), pytest.raises(PaddleDxError, match="epochz"):
+        runner.run_target(bad)
+
+
+def _killed(_plan):
+    os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer does
+
+
+def test_a_killed_run_is_one_line_naming_the_run_and_its_command(plan):
+    with runner.runs_in_children(), pytest.raises(PaddleDxError, match=r"run 'LeNet5': its process died.*command: "):
+        runner._in_child(_killed, plan)
