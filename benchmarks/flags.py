@@ -79,7 +79,7 @@ def paddle_step(variant, size, batch):
     if variant.startswith("static graph"):
         return static_step(variant, size, batch)
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
-    from paddle_dx.config import load_config
+    from paddle_dx.api import load_config
     from paddle_dx.engine.optimizer import build_optimizer
     from paddle_dx.models import build_model
 

@@ -40,7 +40,7 @@ def paddle_case(engine, batch, arch):
     import paddle
 
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
-    from paddle_dx.config import load_config
+    from paddle_dx.api import load_config
     from paddle_dx.models import build_model
     from paddle_dx.utils.device import select_device
 

@@ -11,7 +11,8 @@ as in paddle_dx's port, TF-"SAME" padding as explicit pads), ResNet-18 from torc
 
     python benchmarks/lite0_step.py [--rounds 3] [--arch EfficientNetLite0 ResNet18] [--levers]
 
-``--levers`` adds, for Lite0, the static Program with only its spatial convolutions on oneDNN
+``--levers`` adds, for the ResNets, the static Program in NCHW (oneDNN, no NHWC rewrite: less
+memory, see the peak RSS column) and, for Lite0, the static Program with only its spatial convolutions on oneDNN
 (the rule before depthwise networks got their 1x1 convolutions on oneDNN; the Program the parity
 check refused before its zero-gradient floor, accel/parity.py), and with the 5x5 depthwise
 convolutions' backward on Paddle's plain kernel (oneDNN 3.6 computes their weight gradient with
@@ -35,6 +36,7 @@ DYGRAPH, STATIC, TORCH = "paddle_dx dygraph", "paddle_dx static", "PyTorch eager
 STATIC_SPATIAL = "paddle_dx static, only k x k convs on oneDNN"
 STATIC_DW5_PLAIN = "paddle_dx static, 5x5 depthwise backward plain"
 LEVERS = (STATIC_SPATIAL, STATIC_DW5_PLAIN)
+STATIC_NCHW = "paddle_dx static, NCHW"  # the ResNets' lever: oneDNN without the NHWC rewrite
 
 
 def _batch(batch):
@@ -62,13 +64,15 @@ def _patch(lever):
 
     if lever in LEVERS:
         onednn.use_onednn = choice
+    if lever == STATIC_NCHW:
+        onednn.wants_nhwc = lambda channels_last, cached_front: False
 
 
 def paddle_setup(arch, batch):
     """paddle_dx's model, config, loss, optimizer and a fixed batch (x, y) for ``arch``."""
     import paddle
 
-    from paddle_dx.config import load_config
+    from paddle_dx.api import load_config
     from paddle_dx.engine.loss import build_loss
     from paddle_dx.engine.optimizer import build_optimizer
     from paddle_dx.models import build_model
@@ -152,8 +156,12 @@ def torch_step(arch, batch):
 
 
 def worker(case, arch, batch):
+    import resource
+
     batch = int(batch)
-    return torch_step(arch, batch) if case == TORCH else paddle_step(arch, case, batch)
+    result = torch_step(arch, batch) if case == TORCH else paddle_step(arch, case, batch)
+    # the process's peak resident memory (Linux: KiB): model, compile + check, the steps
+    return {**result, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
 def main():
@@ -170,7 +178,8 @@ def main():
         return
     started, rows = machine(), []
     for arch in args.arch:
-        names = [DYGRAPH, STATIC, TORCH, *(LEVERS if args.levers and arch.startswith("EfficientNet") else ())]
+        levers = LEVERS if arch.startswith("EfficientNet") else (STATIC_NCHW,)
+        names = [DYGRAPH, STATIC, TORCH, *(levers if args.levers else ())]
         results = alternate({n: (__file__, [n, arch, args.batch]) for n in names}, args.rounds, key=None)
         seconds = {n: [r["s_per_step"] for r in results[n]] for n in names}
         med = {n: summary(v)[0] for n, v in seconds.items()}
@@ -185,13 +194,14 @@ def main():
                     f"{med[TORCH] / med[n]:.2f}x",
                     f"{med[DYGRAPH] / med[n]:.2f}x",
                     fmt(compile_s, 1) if compile_s else "",
+                    fmt([r["peak_rss_gb"] for r in results[n]], 1),
                 ]
             )
     write_results(
         args.name,
         "Full fine-tuning step, 224 px, Adam: seconds per step",
         "python benchmarks/lite0_step.py " + " ".join(sys.argv[1:]),
-        ["work", "engine", "s/step", "speed vs PyTorch", "speed vs dygraph", "compile + check, s"],
+        ["work", "engine", "s/step", "speed vs PyTorch", "speed vs dygraph", "compile + check, s", "peak RSS, GB"],
         rows,
         [
             f"a step: forward, cross-entropy, backward, Adam on one fixed batch; median of {REPS} steps after "
@@ -201,6 +211,9 @@ def main():
             "reference definition pads TF-'SAME' with explicit pad layers, drop-connect set to 0 as in the port",
             "compile + check: compile_checked's dygraph probe step, the plain-kernel Program, the oneDNN "
             "Program(s) and their probe steps (once per training stage)",
+            "peak RSS: the worker process's peak resident memory (model, compile + check, the steps); "
+            "oneDNN keeps its reordered copies of activations and weights per layout, so the NHWC Program "
+            "holds more than NCHW or dygraph",
         ],
         started,
     )

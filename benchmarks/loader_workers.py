@@ -60,7 +60,7 @@ def _list_file(root, n_images):
 
 def _config(pipeline, n_images, arch, engine, out):
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
-    from paddle_dx.config import load_config
+    from paddle_dx.api import load_config
 
     raw = yaml.safe_load(ESO_CONFIG.read_text())
     ops, preprocess_cache = PIPELINES[pipeline]

@@ -39,7 +39,7 @@ def worker(case):
     import paddle
 
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
-    from paddle_dx.config import load_config
+    from paddle_dx.api import load_config
     from paddle_dx.engine.loss import build_loss
     from paddle_dx.engine.optimizer import build_optimizer
     from paddle_dx.engine.steps import StageSpec, compile_checked

@@ -84,7 +84,7 @@ def classes_of(lists):
 
 def paddle_worker(config, image_root, lists, epochs, engine, extra=()):
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
-    from paddle_dx.config import load_config
+    from paddle_dx.api import load_config
     from paddle_dx.config.shipped import resolve_config
     from paddle_dx.engine.trainer import Trainer
 
@@ -99,7 +99,7 @@ def paddle_worker(config, image_root, lists, epochs, engine, extra=()):
 def _recipe(config, extra=()):
     """What the PyTorch side needs from the paddle_dx config."""
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
-    from paddle_dx.config import load_config
+    from paddle_dx.api import load_config
     from paddle_dx.config.shipped import resolve_config
     from paddle_dx.data.transforms import NORMALIZE_PRESETS
 

@@ -77,7 +77,7 @@ def paddle_full(arch, warmup, reps, engine="dygraph"):
     import paddle
 
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
-    from paddle_dx.config import load_config
+    from paddle_dx.api import load_config
     from paddle_dx.engine.loss import build_loss
     from paddle_dx.engine.optimizer import build_optimizer
     from paddle_dx.models import build_model
@@ -155,7 +155,7 @@ def _trainer(kind, n_images, engine="dygraph", eval_engine="dygraph"):
     """A paddle_dx Trainer on the generated images: kind's freeze and preprocessing, the caches
     on (head, partial) or left at their defaults (esophagus: auto), every layer trained (eval)."""
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
-    from paddle_dx.config import load_config
+    from paddle_dx.api import load_config
     from paddle_dx.engine.trainer import Trainer
 
     root, _ = _head_data(n_images)

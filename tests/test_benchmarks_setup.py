@@ -1,0 +1,33 @@
+"""The benchmarks (run by hand, never timed here) still build what they time: they load configs
+the way scripts must (paddle_dx.api), and their setups run on this version of paddle_dx."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BARE = {"paddle_dx.config", "paddle_dx.config.loader"}  # load_config without the registries offered
+
+
+def test_no_benchmark_loads_configs_before_the_registries_are_offered():
+    offenders = []
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module in BARE:
+                if any(alias.name == "load_config" for alias in node.names):
+                    offenders.append(f"{script.name}:{node.lineno}")
+    assert not offenders, f"load configs through paddle_dx.api.load_config: {offenders}"
+
+
+def test_the_training_step_and_time_to_accuracy_setups_build_their_models_and_recipes():
+    code = (
+        "from benchmarks.lite0_step import paddle_setup\n"
+        "from benchmarks.time_to_accuracy import _recipe\n"
+        "model, config, loss_fn, optimizer, x, y = paddle_setup('ResNet18', 2)\n"
+        "assert config['Arch']['name'] == 'ResNet18' and tuple(x.shape) == (2, 3, 224, 224)\n"
+        "recipe = _recipe('configs/brain_ct_efficientnet_lite0.yaml')\n"
+        "print('ok', sorted(recipe)[:3])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=None)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
