@@ -78,8 +78,10 @@ def config_overrides(image_root, lists, out_dir, epochs, engine, extra=()):
 
 
 def classes_of(lists):
-    """Class names of label_list.txt ("<id> <name>" lines)."""
-    return [line.split(maxsplit=1)[-1] for line in (Path(lists) / "label_list.txt").read_text("utf-8").splitlines()]
+    """Class names of label_list.txt, in id order (paddle_dx's reader: the same checks as training)."""
+    from paddle_dx.data.list_file import read_label_list
+
+    return read_label_list(Path(lists) / "label_list.txt")
 
 
 def paddle_worker(config, image_root, lists, epochs, engine, extra=()):
@@ -173,6 +175,13 @@ def _schedule(optimizer_cfg, epochs):
     return factor
 
 
+def read_split(lists, image_root, name):
+    """[(absolute path, label)] of ``<name>_list.txt``, read and checked as paddle_dx's side reads it."""
+    from paddle_dx.data.list_file import read_list_file
+
+    return read_list_file(Path(lists) / f"{name}_list.txt", str(image_root), len(classes_of(lists)))
+
+
 def torch_worker(config, image_root, lists, epochs, extra=()):
     import torch
 
@@ -180,11 +189,7 @@ def torch_worker(config, image_root, lists, epochs, extra=()):
     torch.manual_seed(1)
     recipe = _recipe(config, extra)
 
-    def read(name):
-        rows = (Path(lists) / f"{name}_list.txt").read_text(encoding="utf-8").splitlines()
-        return [(Path(image_root) / p, int(y)) for p, y in (r.rsplit(" ", 1) for r in rows)]
-
-    train, val = read("train"), read("val")
+    train, val = read_split(lists, image_root, "train"), read_split(lists, image_root, "val")
     model = _torch_model(recipe, len(classes_of(lists)))
     opt_cfg = recipe["optimizer"]
     kind = torch.optim.AdamW if opt_cfg["name"] == "AdamW" else torch.optim.Adam

@@ -20,14 +20,25 @@ def test_no_benchmark_loads_configs_before_the_registries_are_offered():
     assert not offenders, f"load configs through paddle_dx.api.load_config: {offenders}"
 
 
-def test_the_training_step_and_time_to_accuracy_setups_build_their_models_and_recipes():
-    code = (
-        "from benchmarks.lite0_step import paddle_setup\n"
-        "from benchmarks.time_to_accuracy import _recipe\n"
-        "model, config, loss_fn, optimizer, x, y = paddle_setup('ResNet18', 2)\n"
-        "assert config['Arch']['name'] == 'ResNet18' and tuple(x.shape) == (2, 3, 224, 224)\n"
-        "recipe = _recipe('configs/brain_ct_efficientnet_lite0.yaml')\n"
-        "print('ok', sorted(recipe)[:3])\n"
+def test_the_training_step_and_time_to_accuracy_setups_build_models_recipes_and_lists(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(b"")  # a listed image must exist; nothing decodes it here
+    (tmp_path / "label_list.txt").write_text("0 normal\n1 lesion\n")
+    (tmp_path / "train_list.txt").write_text("a/x.png 1\n")
+    code = """
+import sys
+from pathlib import Path
+from benchmarks.lite0_step import paddle_setup
+from benchmarks.time_to_accuracy import _recipe, classes_of, read_split
+model, config, loss_fn, optimizer, x, y = paddle_setup("ResNet18", 2)
+assert config["Arch"]["name"] == "ResNet18" and tuple(x.shape) == (2, 3, 224, 224)
+assert _recipe("configs/brain_ct_efficientnet_lite0.yaml")["batch"] == 16
+lists = Path(sys.argv[1])
+assert classes_of(lists) == ["normal", "lesion"]
+assert read_split(lists, lists, "train") == [(str(lists / "a" / "x.png"), 1)]
+print("ok")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=None)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
