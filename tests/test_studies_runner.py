@@ -3,6 +3,9 @@ largest run): the result is the one the run gives in this process, errors come b
 
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -56,3 +59,52 @@ def _killed(_plan):
 def test_a_killed_run_is_one_line_naming_the_run_and_its_command(plan):
     with runner.runs_in_children(), pytest.raises(PaddleDxError, match=r"run 'LeNet5': its process died.*command: "):
         runner._in_child(_killed, plan)
+
+
+PARENT = """
+import os, sys, time
+from paddle_dx.studies import runner
+from paddle_dx.studies.plan import RunPlan
+
+
+def hang(plan):
+    with open(plan.config, "w") as fh:  # the run's pid, for the test
+        fh.write(str(os.getpid()))
+    time.sleep(600)
+
+
+if __name__ == "__main__":
+    with runner.runs_in_children():
+        runner._in_child(hang, RunPlan("hang", sys.argv[1]))
+"""
+
+
+def _alive(pid):
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+def test_a_run_dies_with_its_killed_parent_instead_of_training_on(tmp_path):
+    script, pidfile = tmp_path / "parent.py", tmp_path / "child.pid"
+    script.write_text(PARENT)
+    parent = subprocess.Popen([sys.executable, str(script), str(pidfile)])
+    try:
+        for _ in range(600):
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(0.1)
+        child = int(pidfile.read_text())
+        assert _alive(child)
+        parent.send_signal(signal.SIGKILL)  # no cleanup runs in the parent
+        parent.wait(timeout=30)
+        for _ in range(100):
+            if not _alive(child):
+                break
+            time.sleep(0.1)
+        assert not _alive(child), "the run outlived its killed parent"
+    finally:
+        parent.kill()
