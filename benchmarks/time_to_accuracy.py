@@ -175,11 +175,11 @@ def _schedule(optimizer_cfg, epochs):
     return factor
 
 
-def read_split(lists, image_root, name):
+def read_split(lists, image_root, name, class_num):
     """[(absolute path, label)] of ``<name>_list.txt``, read and checked as paddle_dx's side reads it."""
     from paddle_dx.data.list_file import read_list_file
 
-    return read_list_file(Path(lists) / f"{name}_list.txt", str(image_root), len(classes_of(lists)))
+    return read_list_file(Path(lists) / f"{name}_list.txt", str(image_root), class_num)
 
 
 def torch_worker(config, image_root, lists, epochs, extra=()):
@@ -189,8 +189,9 @@ def torch_worker(config, image_root, lists, epochs, extra=()):
     torch.manual_seed(1)
     recipe = _recipe(config, extra)
 
-    train, val = read_split(lists, image_root, "train"), read_split(lists, image_root, "val")
-    model = _torch_model(recipe, len(classes_of(lists)))
+    class_num = len(classes_of(lists))
+    train, val = (read_split(lists, image_root, name, class_num) for name in ("train", "val"))
+    model = _torch_model(recipe, class_num)
     opt_cfg = recipe["optimizer"]
     kind = torch.optim.AdamW if opt_cfg["name"] == "AdamW" else torch.optim.Adam
     optimizer = kind(model.parameters(), lr=float(opt_cfg["lr"]), weight_decay=float(opt_cfg.get("weight_decay") or 0))

@@ -35,7 +35,7 @@ assert config["Arch"]["name"] == "ResNet18" and tuple(x.shape) == (2, 3, 224, 22
 assert _recipe("configs/brain_ct_efficientnet_lite0.yaml")["batch"] == 16
 lists = Path(sys.argv[1])
 assert classes_of(lists) == ["normal", "lesion"]
-assert read_split(lists, lists, "train") == [(str(lists / "a" / "x.png"), 1)]
+assert read_split(lists, lists, "train", 2) == [(str(lists / "a" / "x.png"), 1)]
 print("ok")
 """
     proc = subprocess.run(

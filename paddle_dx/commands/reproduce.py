@@ -117,27 +117,28 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
 
     check_hamming(args.near_duplicates)
     from paddle_dx.studies.reproduce import reproduce
+    from paddle_dx.studies.runner import runs_in_children
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    path = reproduce(
-        args.study,
-        args.data,
-        args.out,
-        args.quick,
-        args.source,
-        args.seed,
-        classes,
-        args.override,
-        args.resamples,
-        args.per_class,
-        args.sizes,
-        args.source_epochs,
-        args.ignore_groups,
-        args.publish,
-        args.near_duplicates,
-        args.seeds,
-        args.pair_epochs,
-        args.folds,
-        isolate=not args.in_process,
-    )
+    with runs_in_children(not args.in_process):  # each run in a process of its own: memory of the largest run
+        path = reproduce(
+            args.study,
+            args.data,
+            args.out,
+            args.quick,
+            args.source,
+            args.seed,
+            classes,
+            args.override,
+            args.resamples,
+            args.per_class,
+            args.sizes,
+            args.source_epochs,
+            args.ignore_groups,
+            args.publish,
+            args.near_duplicates,
+            args.seeds,
+            args.pair_epochs,
+            args.folds,
+        )
     print(f"wrote {path}")

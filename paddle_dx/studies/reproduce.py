@@ -20,7 +20,7 @@ from paddle_dx.studies.paper_tables import size_points
 from paddle_dx.studies.plan import QUICK, SOURCE_ROW, plan_run, plan_sizes, plan_source
 from paddle_dx.studies.published_files import write_image_hashes, write_predictions
 from paddle_dx.studies.report import write_report
-from paddle_dx.studies.runner import run_source, run_target, runs_in_children
+from paddle_dx.studies.runner import run_source, run_target
 from paddle_dx.studies.splits import split_source_data, split_study_data, target_images, train_subset
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,6 @@ def reproduce(
     seeds: int | None = None,
     pair_epochs: int | None = None,
     folds: int | None = None,
-    isolate: bool = False,
 ) -> Path:
     """Run a whole study; return the path of its report.md. ``per_class``: use at most that many
     images of each class (default with ``quick``: QUICK["per_class"]); ``sizes``: also train each
@@ -187,94 +186,89 @@ def reproduce(
     ``seeds``: how many seeds train the ImageNet-vs-scratch pair (default: papers.yaml's, 0: none);
     ``pair_epochs``: the pair's epochs (default: its config's); ``folds``: compare the pair by
     k-fold cross-validation over the whole split instead of seeds on its test list (default:
-    papers.yaml's ``folds``, 0: seeds); ``isolate``: train each run in a process of its own
-    (memory bounded by the largest run, as tools/reproduce.py does)."""
-    with runs_in_children(isolate):
-        started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
-        study = get_study(study_name)
-        root = Path(out) / study.name
-        root.mkdir(parents=True, exist_ok=True)
-        folders = list(classes) if classes else study.class_folders(data)
-        subset = per_class or (QUICK["per_class"] if quick else None)
-        group_regex = None if ignore_groups else study.group_regex
-        split = split_study_data(
-            data, folders, study.ratios, seed, root / "splits", subset, group_regex, near_duplicates
-        )
-        runs_dir = root / "runs"
-        plans = [
-            plan_run(name, study.config_path(name), split, runs_dir, seed, quick, extra=overrides)
-            for name in study.runs
-        ]
-        results = [run_target(plan) for plan in plans]
-        source_plans, source_runs, source_split = _source_rows(
-            plans, split, root, seed, quick, source, overrides, subset, source_epochs, near_duplicates
-        )
-        source_rows = [run_target(plan) for plan in source_plans]
-        n_seeds = study.pair.get("seeds", 0) if seeds is None else seeds
-        n_folds = study.pair.get("folds", 0) if folds is None else folds
-        pair = _pair_results(
-            study,
-            split,
-            root,
-            pair_seeds(seed, n_seeds),
+    papers.yaml's ``folds``, 0: seeds)."""
+    started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
+    study = get_study(study_name)
+    root = Path(out) / study.name
+    root.mkdir(parents=True, exist_ok=True)
+    folders = list(classes) if classes else study.class_folders(data)
+    subset = per_class or (QUICK["per_class"] if quick else None)
+    group_regex = None if ignore_groups else study.group_regex
+    split = split_study_data(data, folders, study.ratios, seed, root / "splits", subset, group_regex, near_duplicates)
+    runs_dir = root / "runs"
+    plans = [
+        plan_run(name, study.config_path(name), split, runs_dir, seed, quick, extra=overrides) for name in study.runs
+    ]
+    results = [run_target(plan) for plan in plans]
+    source_plans, source_runs, source_split = _source_rows(
+        plans, split, root, seed, quick, source, overrides, subset, source_epochs, near_duplicates
+    )
+    source_rows = [run_target(plan) for plan in source_plans]
+    n_seeds = study.pair.get("seeds", 0) if seeds is None else seeds
+    n_folds = study.pair.get("folds", 0) if folds is None else folds
+    pair = _pair_results(
+        study,
+        split,
+        root,
+        pair_seeds(seed, n_seeds),
+        quick,
+        pair_overrides(overrides, pair_epochs),
+        n_folds,
+        (group_regex, near_duplicates),
+    )
+    data_why = data_reasons(study, data, folders, sum(sum(c.values()) for c in split.counts.values()))
+    ctx = {
+        "split": split,
+        "source_split": source_split,
+        "results": results,
+        "sources": source_runs,
+        "source_rows": source_rows,
+        "pair_results": pair,
+        "data_reasons": data_why,
+        "source_md": find_source_md(data),
+        "setups": {r.plan.name: run_setup(r.plan, r.config, data_why) for r in results},
+        "sizes": _size_runs(plans, split, sizes, seed),
+        "quick": quick,
+        "seed": seed,
+        "n_resamples": n_resamples,
+        "per_class": subset,
+        "overrides": list(overrides),
+        "class_names": results[0].metrics["test"]["class_names"],
+        "groups_ignored": study.group_regex if ignore_groups else None,
+        "started": started,
+        "wall_seconds": time.monotonic() - clock,
+        "command": _command(
+            study.name,
+            data,
+            out,
             quick,
-            pair_overrides(overrides, pair_epochs),
-            n_folds,
-            (group_regex, near_duplicates),
-        )
-        data_why = data_reasons(study, data, folders, sum(sum(c.values()) for c in split.counts.values()))
-        ctx = {
-            "split": split,
-            "source_split": source_split,
-            "results": results,
-            "sources": source_runs,
-            "source_rows": source_rows,
-            "pair_results": pair,
-            "data_reasons": data_why,
-            "source_md": find_source_md(data),
-            "setups": {r.plan.name: run_setup(r.plan, r.config, data_why) for r in results},
-            "sizes": _size_runs(plans, split, sizes, seed),
-            "quick": quick,
-            "seed": seed,
-            "n_resamples": n_resamples,
-            "per_class": subset,
-            "overrides": list(overrides),
-            "class_names": results[0].metrics["test"]["class_names"],
-            "groups_ignored": study.group_regex if ignore_groups else None,
-            "started": started,
-            "wall_seconds": time.monotonic() - clock,
-            "command": _command(
-                study.name,
-                data,
-                out,
-                quick,
-                source,
-                seed,
-                classes,
-                overrides,
-                per_class,
-                {
-                    "source_epochs": source_epochs,
-                    "ignore_groups": ignore_groups,
-                    "sizes": sizes,
-                    "near_duplicates": near_duplicates,
-                    "publish": publish_dir,
-                    "seeds": seeds,
-                    "pair_epochs": pair_epochs,
-                    "folds": folds,
-                },
-            ),
-        }
-        class_names = ctx["class_names"]
-        if pair:
-            ctx["pair"] = compare_pair(pair, class_names, study.positive, n_resamples, seed)
-        every = results + source_rows + [r for arm in pair.values() for r in arm]
-        write_predictions(root / "predictions.csv", every, split.image_root, class_names)
-        write_image_hashes(root / "image_sha256.txt", split)
-        if source_split:
-            write_image_hashes(root / "source_image_sha256.txt", source_split)
-        path = write_report(study, ctx, root)
-        log.info("wrote %s", path)
-        if publish_dir:
-            log.info("published %s", publish(root, Path(publish_dir) / study.name))
-        return path
+            source,
+            seed,
+            classes,
+            overrides,
+            per_class,
+            {
+                "source_epochs": source_epochs,
+                "ignore_groups": ignore_groups,
+                "sizes": sizes,
+                "near_duplicates": near_duplicates,
+                "publish": publish_dir,
+                "seeds": seeds,
+                "pair_epochs": pair_epochs,
+                "folds": folds,
+            },
+        ),
+    }
+    class_names = ctx["class_names"]
+    if pair:
+        ctx["pair"] = compare_pair(pair, class_names, study.positive, n_resamples, seed)
+    every = results + source_rows + [r for arm in pair.values() for r in arm]
+    write_predictions(root / "predictions.csv", every, split.image_root, class_names)
+    write_image_hashes(root / "image_sha256.txt", split)
+    if source_split:
+        write_image_hashes(root / "source_image_sha256.txt", source_split)
+    path = write_report(study, ctx, root)
+    log.info("wrote %s", path)
+    if publish_dir:
+        log.info("published %s", publish(root, Path(publish_dir) / study.name))
+    return path
