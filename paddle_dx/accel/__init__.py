@@ -8,8 +8,7 @@ gradients and updated weights within the stated tolerances. Otherwise one log li
 training goes on in dygraph. The package sits below the engine: it receives the model, the loss
 and the optimizer it compiles, and imports nothing from ``paddle_dx.engine``.
 
-Room for more accelerations (bf16 on CPUs with avx512_bf16/AMX, fused depthwise kernels, program
-passes): each is a module here behind the same two calls, ``refusal()`` and a compiled step with
+Room for more accelerations (fused depthwise kernels, program passes): each is a module here behind the same two calls, ``refusal()`` and a compiled step with
 ``push`` / ``pull`` / ``__call__`` / ``state_dict`` / ``set_state_dict``.
 """
 
@@ -26,4 +25,14 @@ def refusal(version: str | None = None) -> str | None:
     version = version or paddle.__version__
     if not version.startswith(TESTED_PADDLE):
         return f"Paddle {version} is not one the static program was tested on ({', '.join(TESTED_PADDLE)}x)"
+    return None
+
+
+def bf16_refusal() -> str | None:
+    """Why bf16 convolutions would not pay on this CPU (no avx512_bf16 or AMX: oneDNN would
+    emulate them, slower than float32), or None when they may run."""
+    from paddle.base import core
+
+    if not core.supports_bfloat16_fast_performance():
+        return "this CPU has no avx512_bf16 or AMX instructions (oneDNN would emulate bf16, slower than float32)"
     return None

@@ -18,7 +18,7 @@ from paddle.base.framework import Block
 from paddle.utils import unique_name
 
 from paddle_dx.accel.legacy_mode import legacy_static_mode, serial_ops
-from paddle_dx.accel.onednn_program import mark_onednn_ops, nhwc_rewrites
+from paddle_dx.accel.onednn_program import mark_bf16_convolutions, mark_onednn_ops, nhwc_rewrites
 from paddle_dx.errors import WeightsError
 from paddle_dx.utils.state_names import rename_optimizer_state
 
@@ -56,11 +56,14 @@ class StaticTrainStep:
         lr: float | paddle.optimizer.lr.LRScheduler,
         nhwc: bool,
         onednn: bool = True,
+        bf16: bool = False,
     ) -> None:
         """``model``: the dygraph model whose weights the step trains; ``lr``: a float or the
         stage's LRScheduler; ``nhwc``: compute in NHWC; ``onednn``: mark ops for oneDNN
-        (accel/onednn_program.py; without it the Program runs dygraph's own kernels)."""
+        (accel/onednn_program.py; without it the Program runs dygraph's own kernels); ``bf16``:
+        the oneDNN forward convolutions compute in bfloat16."""
         self.model, self.recipe, self.channels_last, self.onednn = model, recipe, nhwc and onednn, onednn
+        self.bf16 = bf16 and onednn
         self.scope = paddle.static.Scope()
         self.place = paddle.CPUPlace()
         with legacy_static_mode():
@@ -106,6 +109,8 @@ class StaticTrainStep:
         block = self.program.global_block()
         if self.onednn:
             mark_onednn_ops(block, recipe.cached_front, self.channels_last)
+        if self.bf16:
+            mark_bf16_convolutions(block)
         if self.channels_last:
             nhwc_rewrites(block)
         decay = getattr(optimizer, "decoupled_weight_decay", 0.0)

@@ -177,7 +177,11 @@ def _translate_amp(t):
         return
     amp = dict(amp)
     g["use_amp"] = bool(amp) and bool(amp.pop("use_amp", True))
-    t.mapped("AMP.use_amp", f"Global.use_amp: {g['use_amp']}", "on the GPU; float32 on the CPU")
+    t.mapped(
+        "AMP.use_amp",
+        f"Global.use_amp: {g['use_amp']}",
+        "on the GPU; on the CPU float32, or bf16 convolutions with Global.amp_dtype: bfloat16 and engine static",
+    )
     level = amp.pop("level", "O1")
     if level in ("O1", "O2"):
         g["amp_level"] = level

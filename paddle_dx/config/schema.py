@@ -133,11 +133,18 @@ SCHEMA = {
         ),
         "use_visualdl": Key((bool,), True, doc="VisualDL logs in output_dir/vdl"),
         "image_shape": Key((list,), [3, 224, 224], doc="network input [3, H, W]; sized ops without a size use H, W"),
-        "use_amp": Key((bool,), False, doc="mixed precision, GPU only (float32 on CPU, with one log line)"),
+        "use_amp": Key(
+            (bool,),
+            False,
+            doc="mixed precision: on GPU, auto_cast in amp_dtype; on CPU, with amp_dtype bfloat16 and engine "
+            "static on a CPU with avx512_bf16/AMX, the forward convolutions in bf16; otherwise float32 (one log line)",
+        ),
         "amp_level": Key(
             (str,), "O1", choices=("O1", "O2"), doc="with use_amp: O1 = listed ops in low precision, O2 = almost all"
         ),
-        "amp_dtype": Key((str,), "float16", choices=("float16", "bfloat16"), doc="with use_amp: the low precision"),
+        "amp_dtype": Key(
+            (str,), "float16", choices=("float16", "bfloat16"), doc="with use_amp: the low precision (CPU: bfloat16)"
+        ),
         "amp_loss_scale": Key(
             NUMBER, 65536.0, min=0, min_open=True, doc="with use_amp: the GradScaler's initial loss scale"
         ),

@@ -60,6 +60,7 @@ class StageSpec:
     optimizer: dict
     freeze: str
     train_labels: list
+    bf16: bool = False  # forward convolutions in bfloat16 (engine/precision.py decides)
 
 
 def resolve_engine(wanted: str, device: str, world_size: int) -> str:
@@ -91,6 +92,10 @@ class TrainStep:
 
     def end_epoch(self) -> None:
         """Leave the trained weights in the dygraph model (safe to call more than once)."""
+
+    def describe(self) -> str:
+        """What trains each batch, for the epoch's history record (metrics.json ``train_step``)."""
+        return "dygraph"
 
     @property
     def optimizer_state_owner(self) -> paddle.optimizer.Optimizer | CompiledTrainStep:
@@ -146,6 +151,10 @@ class CompiledStep(TrainStep):
     def optimizer_state_owner(self) -> CompiledTrainStep:
         return self.compiled
 
+    def describe(self) -> str:
+        c = self.compiled
+        return f"static ({'NHWC' if c.channels_last else 'NCHW'}{', bf16 forward convolutions' if c.bf16 else ''})"
+
 
 @STEPS.register(name="static")
 def _static_or_dygraph(parts: StepParts, spec: StageSpec) -> TrainStep:
@@ -170,13 +179,14 @@ def _static_or_dygraph(parts: StepParts, spec: StageSpec) -> TrainStep:
             "; ".join(failures),
         )
         return DygraphStep(parts)
+    step = CompiledStep(parts, compiled)
     log.info(
-        "static engine: training step compiled (freeze %s%s, %s) and checked against dygraph",
+        "static engine: training step compiled (freeze %s%s) and checked against dygraph: %s",
         spec.freeze,
         f", from cached front outputs {list(front_shape)}" if front_shape else "",
-        "NHWC" if compiled.channels_last else "NCHW",
+        step.describe(),
     )
-    return CompiledStep(parts, compiled)
+    return step
 
 
 def compile_checked(
@@ -191,18 +201,10 @@ def compile_checked(
     whose step matches the dygraph step from ``model``'s weights; (None, why each failed) when
     none does. ``lr``: the stage's current rate; ``scheduler``: its LRScheduler or None."""
     from paddle_dx.accel.onednn_program import wants_nhwc
-    from paddle_dx.accel.parity import SAME_KERNELS, SAME_PROGRAM, dygraph_reference, probe_batch, step_gap
-    from paddle_dx.accel.static_program import ProgramRecipe, StaticTrainStep
+    from paddle_dx.accel.parity import BF16, SAME_KERNELS, SAME_PROGRAM, dygraph_reference, probe_batch, step_gap
+    from paddle_dx.accel.static_program import StaticTrainStep
 
-    recipe = ProgramRecipe(
-        network=lambda nhwc: _frozen(build_model(dict(spec.arch, pretrained=False), channels_last=nhwc), spec.freeze),
-        forward=(lambda net: CachedForward(net, net.frozen_front()[1])) if front_shape else (lambda net: net),
-        loss=lambda: build_loss(spec.loss, "Loss.Train", spec.train_labels, spec.arch["class_num"]),
-        optimizer=lambda rate: make_optimizer(spec.optimizer, rate, None),
-        input_shape=list(front_shape or spec.image_shape),
-        cached_front=front_shape is not None,
-        channels_last=model.spec.channels_last,
-    )
+    recipe = _recipe_for(spec, model, front_shape)
     forward = CachedForward(model, model.frozen_front()[1]) if front_shape else model
 
     def fresh_optimizer():
@@ -225,8 +227,42 @@ def compile_checked(
             if not onednn:
                 break  # another function or update rule: no faster kernel can fix that
         elif onednn:
-            return compiled, []
+            bf16 = _in_bf16(model, recipe, scheduler or lr, nhwc, reference, batch, BF16) if spec.bf16 else None
+            return bf16 or compiled, []
     return None, failures
+
+
+def _recipe_for(spec: StageSpec, model: TransferModel, front_shape: Sequence[int] | None = None) -> Any:
+    """What the acceleration layer compiles the stage's step from (accel/static_program.py's
+    ProgramRecipe): the engine's own builders, so the Program computes what dygraph does."""
+    from paddle_dx.accel.static_program import ProgramRecipe
+
+    return ProgramRecipe(
+        network=lambda nhwc: _frozen(build_model(dict(spec.arch, pretrained=False), channels_last=nhwc), spec.freeze),
+        forward=(lambda net: CachedForward(net, net.frozen_front()[1])) if front_shape else (lambda net: net),
+        loss=lambda: build_loss(spec.loss, "Loss.Train", spec.train_labels, spec.arch["class_num"]),
+        optimizer=lambda rate: make_optimizer(spec.optimizer, rate, None),
+        input_shape=list(front_shape or spec.image_shape),
+        cached_front=front_shape is not None,
+        channels_last=model.spec.channels_last,
+    )
+
+
+def _in_bf16(model, recipe, lr, nhwc, reference, batch, tol) -> CompiledTrainStep | None:
+    """The checked float32 Program's bf16 twin if its step is within bf16's rounding of dygraph's
+    (accel/parity.py, BF16); else one warning and None: the float32 Program trains."""
+    from paddle_dx.accel.parity import step_gap
+    from paddle_dx.accel.static_program import StaticTrainStep
+
+    try:
+        compiled = StaticTrainStep(model, recipe, lr, nhwc, onednn=True, bf16=True)
+        gap = step_gap(compiled, reference, batch, tol)
+    except Exception as exc:  # noqa: BLE001 - as compile_checked: any failure keeps float32
+        gap = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+    if gap is None:
+        return compiled
+    log.warning("bf16: the bf16 step differs from dygraph beyond bf16's rounding (%s); training in float32", gap)
+    return None
 
 
 def _frozen(net: TransferModel, freeze: str) -> TransferModel:

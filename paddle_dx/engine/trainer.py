@@ -32,6 +32,7 @@ from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.interrupts import Interrupted, before_training
 from paddle_dx.engine.loss import build_loss
 from paddle_dx.engine.optimizer import build_optimizer
+from paddle_dx.engine.precision import resolve_precision
 from paddle_dx.engine.recorder import RunRecorder
 from paddle_dx.engine.resume_check import check_resume_config
 from paddle_dx.engine.resume_outputs import carry_best_model
@@ -78,9 +79,9 @@ class Trainer:
         if self.is_main:
             check_writable(self.output_dir)
         self.device = select_device(g["device"], g["num_threads"])
-        self.use_amp = bool(g["use_amp"]) and self.device == "gpu"
-        if g["use_amp"] and not self.use_amp:
-            log.warning("Global.use_amp is only supported on GPU; training in float32 on CPU")
+        self.engine = resolve_engine(g["engine"], self.device, world_size)
+        self.precision = resolve_precision(g, self.device, self.engine)
+        self.use_amp = self.precision.gpu_amp
         set_seed(g["seed"])
         self.class_names = class_names(self.data["Train"])
         self.train_set, train_report = build_dataset(self.data["Train"])
@@ -132,7 +133,6 @@ class Trainer:
         self.stages, self.stage_index, self.stage_results = config.get("Stages") or [], None, []
         self._test = None  # (loader, scan report), built on first use
         self.freeze = config["Arch"]["freeze"]
-        self.engine = resolve_engine(g["engine"], self.device, world_size)
         self.strategy = None  # the stage's step strategy (engine/steps.py), chosen on first use
 
     def _stage_step(self):
@@ -157,6 +157,7 @@ class Trainer:
                 self.config["Optimizer"],
                 self.freeze,
                 self.train_set.labels,
+                self.precision.cpu_bf16,
             )
             self.strategy = choose_step(self.engine, parts, spec)
         return self.strategy
@@ -404,6 +405,7 @@ class Trainer:
             "train_accuracy": train["accuracy"],
             "seconds": round(time.time() - start, 2),
             "step_losses": train["step_losses"],
+            "train_step": self._stage_step().describe(),
         }
         if self._changed_keys:  # the first epoch after a resume with Global.allow_config_change
             record["config_changed"], self._changed_keys = self._changed_keys, None
