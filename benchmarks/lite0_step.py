@@ -9,14 +9,16 @@ one dygraph step, NHWC first); its compile + check time is reported too. PyTorch
 ``efficientnet_lite_pytorch`` (the reference definition, its ImageNet weights, drop-connect off
 as in paddle_dx's port, TF-"SAME" padding as explicit pads), ResNet-18 from torch_resnet.py.
 
-    python benchmarks/lite0_step.py [--rounds 3] [--arch EfficientNetLite0 ResNet18] [--levers]
+    python benchmarks/lite0_step.py [--rounds 3] [--arch EfficientNetLite0 ResNet18] [--levers] [--bf16]
 
 ``--levers`` adds, for the ResNets, the static Program in NCHW (oneDNN, no NHWC rewrite: less
 memory, see the peak RSS column) and, for Lite0, the static Program with only its spatial convolutions on oneDNN
 (the rule before depthwise networks got their 1x1 convolutions on oneDNN; the Program the parity
 check refused before its zero-gradient floor, accel/parity.py), and with the 5x5 depthwise
 convolutions' backward on Paddle's plain kernel (oneDNN 3.6 computes their weight gradient with
-its im2col + GEMM fallback). Writes benchmarks/results/lite0_step.md (``--name``: another file;
+its im2col + GEMM fallback). ``--bf16`` adds paddle_dx's step with bf16 forward convolutions
+(what ``Global.use_amp: true, amp_dtype: bfloat16`` trains with) and PyTorch's step under bf16
+``torch.autocast``. Writes benchmarks/results/lite0_step.md (``--name``: another file;
 ``BENCH_THREADS=1``: one thread for both frameworks, steadier on a shared machine).
 """
 
@@ -37,6 +39,9 @@ STATIC_SPATIAL = "paddle_dx static, only k x k convs on oneDNN"
 STATIC_DW5_PLAIN = "paddle_dx static, 5x5 depthwise backward plain"
 LEVERS = (STATIC_SPATIAL, STATIC_DW5_PLAIN)
 STATIC_NCHW = "paddle_dx static, NCHW"  # the ResNets' lever: oneDNN without the NHWC rewrite
+STATIC_BF16 = "paddle_dx static, bf16 forward convolutions"  # Global.use_amp + amp_dtype: bfloat16
+TORCH_BF16 = "PyTorch eager, bf16 autocast"
+BF16_CASES = (STATIC_BF16, TORCH_BF16)
 
 
 def _batch(batch):
@@ -94,12 +99,19 @@ def paddle_setup(arch, batch):
     return model, config, loss_fn, optimizer, x, y
 
 
-def compiled_step(model, config, loss_fn, optimizer):
-    """The checked static step as ``Global.engine: static`` gets it, weights pushed."""
+def compiled_step(model, config, loss_fn, optimizer, bf16=False):
+    """The checked static step as ``Global.engine: static`` gets it (``bf16``: as with
+    ``Global.use_amp`` and ``amp_dtype: bfloat16``), weights pushed."""
     from paddle_dx.engine.steps import StageSpec, compile_checked
 
     spec = StageSpec(
-        config["Arch"], config["Global"]["image_shape"], config["Loss"]["Train"], config["Optimizer"], "none", [0, 1]
+        config["Arch"],
+        config["Global"]["image_shape"],
+        config["Loss"]["Train"],
+        config["Optimizer"],
+        "none",
+        [0, 1],
+        bf16,
     )
     static, failures = compile_checked(model, spec, optimizer.get_lr(), None, loss_fn)
     if static is None:
@@ -119,7 +131,9 @@ def paddle_step(arch, case, batch):
     else:
         _patch(case)
         start = time.perf_counter()
-        static = compiled_step(model, config, loss_fn, optimizer)
+        static = compiled_step(model, config, loss_fn, optimizer, bf16=case == STATIC_BF16)
+        if case == STATIC_BF16 and not static.bf16:
+            raise SystemExit("the bf16 step was refused (see the log); not timed as bf16")
         extra = {"compile_s": time.perf_counter() - start, "layout": "NHWC" if static.channels_last else "NCHW"}
 
         def step():
@@ -145,21 +159,29 @@ def torch_model(arch):
     return build(arch, CLASSES)
 
 
-def torch_step(arch, batch):
+def torch_step(arch, batch, bf16=False):
+    """PyTorch's step (``bf16``: the forward under ``torch.autocast("cpu", torch.bfloat16)``)."""
     import torch
 
     from benchmarks.torch_resnet import adam_step
 
     torch.set_num_threads(threads())
     x, y = (torch.from_numpy(a) for a in _batch(batch))
-    return {"s_per_step": time_repeated(adam_step(torch_model(arch).train(), x, y), WARMUP, REPS)}
+    model = torch_model(arch).train()
+    if bf16:
+        forward = model.forward
+        model.forward = lambda images: torch.autocast("cpu", dtype=torch.bfloat16)(forward)(images).float()
+    return {"s_per_step": time_repeated(adam_step(model, x, y), WARMUP, REPS)}
 
 
 def worker(case, arch, batch):
     import resource
 
     batch = int(batch)
-    result = torch_step(arch, batch) if case == TORCH else paddle_step(arch, case, batch)
+    if case in (TORCH, TORCH_BF16):
+        result = torch_step(arch, batch, bf16=case == TORCH_BF16)
+    else:
+        result = paddle_step(arch, case, batch)
     # the process's peak resident memory (Linux: KiB): model, compile + check, the steps
     return {**result, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
@@ -171,6 +193,7 @@ def main():
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--arch", nargs="+", default=["EfficientNetLite0", "ResNet18"])
     parser.add_argument("--levers", action="store_true", help="also the Lite0 static Programs of LEVERS")
+    parser.add_argument("--bf16", action="store_true", help="also bf16: paddle_dx's bf16 step, PyTorch's autocast")
     parser.add_argument("--name", default="lite0_step", help="results/<name>.md")
     args = parser.parse_args()
     if args.worker:
@@ -179,7 +202,7 @@ def main():
     started, rows = machine(), []
     for arch in args.arch:
         levers = LEVERS if arch.startswith("EfficientNet") else (STATIC_NCHW,)
-        names = [DYGRAPH, STATIC, TORCH, *(levers if args.levers else ())]
+        names = [DYGRAPH, STATIC, TORCH, *(levers if args.levers else ()), *(BF16_CASES if args.bf16 else ())]
         results = alternate({n: (__file__, [n, arch, args.batch]) for n in names}, args.rounds, key=None)
         seconds = {n: [r["s_per_step"] for r in results[n]] for n in names}
         med = {n: summary(v)[0] for n, v in seconds.items()}

@@ -269,7 +269,7 @@ def main():
     counts = {n: len((lists / f"{n}_list.txt").read_text().splitlines()) for n in ("train", "val")}
     write_results(
         f"time_to_accuracy_{args.study}_{Path(args.config).stem}"
-        + ("_scratch" if "Arch.pretrained=false" in args.override else ""),
+        + ("_scratch" if any(o.replace(" ", "").lower() == "arch.pretrained=false" for o in args.override) else ""),
         f"Time to accuracy: {args.config} on the {args.study} study's images, {args.epochs} epochs",
         " ".join(["python benchmarks/time_to_accuracy.py"] + sys.argv[1:]),
         ["side", "wall time s", "best val accuracy (per round)", "val accuracy per epoch (per round)"],
