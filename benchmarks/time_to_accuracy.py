@@ -42,6 +42,7 @@ from benchmarks.harness import ROOT, alternate, fmt, machine, threads, write_res
 DATA = ROOT.parent / "shared" / "datasets"
 STUDY_DATA = {"brain": "brain_tumor_mri", "esophagus": "hyperkvasir_lower_gi"}
 NEAR_DUPLICATES = {"brain": 6, "esophagus": 6}  # as results/reproduce_all.sh splits them
+MIRRORED_OPS = {"ResizeImage", "RandomFlip", "NormalizeImage"}  # the transform ops the PyTorch script also runs
 
 
 def make_split(study_name, out, per_class=None, seed=42):
@@ -114,6 +115,7 @@ def _recipe(config, extra=()):
     ops = {
         next(iter(op)): next(iter(op.values())) or {} for op in cfg["DataLoader"]["Train"]["dataset"]["transform_ops"]
     }
+    used = [next(iter(op)) for part in ("Train", "Eval") for op in cfg["DataLoader"][part]["dataset"]["transform_ops"]]
     norm = ops.get("NormalizeImage", {})
     mean, std = NORMALIZE_PRESETS[norm.get("preset", "imagenet")]
     flips = ops.get("RandomFlip", {})
@@ -131,6 +133,7 @@ def _recipe(config, extra=()):
         "std": np.asarray(std, np.float32) * 255,
         "hflip": float(flips.get("horizontal", 0) or 0),
         "vflip": float(flips.get("vertical", 0) or 0),
+        "unmirrored": sorted(set(used) - MIRRORED_OPS),
     }
 
 
@@ -262,6 +265,13 @@ def main():
         return
     started = machine()
     recipe = _recipe(args.config, args.override)  # the network both sides train, as the config resolves it
+    if recipe["unmirrored"]:  # not the same work on both sides: no ratio to quote
+        raise SystemExit(
+            f"{args.config}: the PyTorch script does not run {', '.join(recipe['unmirrored'])}; compare like for "
+            "like by giving both sides resize, flip and normalise only, e.g. "
+            "-o 'DataLoader.Train.dataset.transform_ops=[{ResizeImage: {}}, {RandomFlip: {horizontal: 0.5}}, "
+            "{NormalizeImage: {preset: efficientnet_lite}}]' and the same for DataLoader.Eval (docs/speed.md)"
+        )
     lists = Path(args.splits or tempfile.mkdtemp(prefix="tta_")) / args.study
     image_root, _ = make_split(args.study, lists, args.per_class)
     script = Path(__file__)

@@ -33,6 +33,8 @@ from benchmarks.time_to_accuracy import _recipe, classes_of, read_split
 model, config, loss_fn, optimizer, x, y = paddle_setup("ResNet18", 2)
 assert config["Arch"]["name"] == "ResNet18" and tuple(x.shape) == (2, 3, 224, 224)
 assert _recipe("configs/brain_ct_efficientnet_lite0.yaml")["batch"] == 16
+assert _recipe("configs/brain_ct_efficientnet_lite0.yaml")["unmirrored"] == []
+assert _recipe("configs/esophagus_efficientnet_lite0.yaml")["unmirrored"] == ["CropBorder", "Denoise"]
 lists = Path(sys.argv[1])
 assert classes_of(lists) == ["normal", "lesion"]
 assert read_split(lists, lists, "train", 2) == [(str(lists / "a" / "x.png"), 1)]
