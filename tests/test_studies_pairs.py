@@ -114,6 +114,23 @@ def test_collapse_causes_nan_and_tenfold_loss_and_one_predicted_class():
     assert collapse_cause(HEALTHY, probs, [0, 1, 0, 1], CLASSES).startswith("predicts 'normal'")
 
 
+def test_collapse_catches_a_run_stalled_at_the_majority_class_with_no_skill():
+    """Gastric VGG19: 93 of 102 test images called 'cancer', balanced accuracy 32.7 % (chance 33.3 %)."""
+    gastric = ["cancer", "ulcer", "gastritis"]
+    labels = np.array([0] * 50 + [1] * 12 + [2] * 40)
+    predicted = np.array([0] * 49 + [1] + [0] * 12 + [0] * 32 + [1] * 8)
+    cause = prediction_cause(predicted, gastric, labels)
+    assert "'cancer' for 93 of 102" in cause and "32.7%" in cause and "33.3%" in cause
+    assert prediction_cause(predicted, gastric) is None  # without labels there is no skill to judge
+    skilled = predicted.copy()
+    skilled[[49, 50]] = [0, 1]  # still 93 'cancer', but one ulcer found: balanced accuracy 36.1 %
+    assert (skilled == 0).sum() == 93 and prediction_cause(skilled, gastric, labels) is None
+    spread = np.arange(102) % 3  # at chance but spread over the classes: a weak result, not a stall
+    assert prediction_cause(spread, gastric, labels) is None
+    unseen = np.array([0] * 19 + [2])  # a predicted class absent from the labels is just wrong
+    assert "for 19 of 20" in prediction_cause(unseen, gastric, np.array([0, 1] * 10))
+
+
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     """The brain study on 30 synthetic images: its ResNet18 row and the pair as LeNet5, 1 epoch, 2 seeds."""

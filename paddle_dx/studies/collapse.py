@@ -1,13 +1,18 @@
-"""A run that collapsed is not a result: it predicted one class for every test image, or its
-training loss diverged (NaN/inf, or above ``DIVERGED`` times where it started). Reports flag such
-runs with the cause and leave them out of every comparison; they are never averaged in."""
+"""A run that collapsed is not a result: it predicted one class for every test image, or stalled
+at one class (``STALLED`` of the images or more) with no skill (balanced accuracy at or below
+chance), or its training loss diverged (NaN/inf, or above ``DIVERGED`` times where it started).
+Reports flag such runs with the cause and leave them out of every comparison; they are never
+averaged in. A weak classifier that spreads its predictions stays a (poor) result."""
 
 import math
+import warnings
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.metrics import balanced_accuracy_score
 
 DIVERGED = 10.0  # a training loss above this multiple of its first value has diverged
+STALLED = 0.9  # share of test images given one class that, with chance-level skill, is a stall
 
 
 def _losses(history: list[dict]) -> list[float]:
@@ -37,18 +42,32 @@ def loss_cause(history: list[dict]) -> str | None:
 def prediction_cause(
     predicted: npt.ArrayLike, class_names: list[str], labels: npt.ArrayLike | None = None
 ) -> str | None:
-    """Why the test predictions are degenerate (one class for every image), or None."""
+    """Why the test predictions are degenerate, or None: one class for every image, or (with
+    ``labels``) one class for nearly every image and a balanced accuracy no better than chance."""
     predicted = np.asarray(predicted, dtype=int)
-    classes = np.unique(predicted)
-    if len(predicted) < 2 or len(classes) > 1 or len(class_names) < 2:
+    if len(predicted) < 2 or len(class_names) < 2:
         return None
-    name = class_names[int(classes[0])]
-    share = (
-        ""
-        if labels is None
-        else f", the accuracy of always guessing it: {np.mean(np.asarray(labels) == classes[0]):.0%}"
+    counts = np.bincount(predicted, minlength=len(class_names))
+    top = int(counts.argmax())
+    name = class_names[top]
+    if counts[top] == len(predicted):
+        share = (
+            "" if labels is None else f", the accuracy of always guessing it: {np.mean(np.asarray(labels) == top):.0%}"
+        )
+        return f"predicts '{name}' for every test image (stalled at one class{share})"
+    if labels is None or counts[top] < STALLED * len(predicted):
+        return None
+    labels = np.asarray(labels, dtype=int)
+    chance = 1.0 / len(np.unique(labels))
+    with warnings.catch_warnings():  # predicted classes absent from the labels are still wrong answers
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = balanced_accuracy_score(labels, predicted)
+    if balanced > chance:
+        return None
+    return (
+        f"predicts '{name}' for {counts[top]} of {len(predicted)} test images with no skill "
+        f"(balanced accuracy {balanced:.1%}, chance {chance:.1%}: stalled at one class)"
     )
-    return f"predicts '{name}' for every test image (stalled at one class{share})"
 
 
 def collapse_cause(

@@ -250,7 +250,8 @@ def _main_table(study, results, cis, setups, causes):
         f"best validation epoch. 95 % CI: {exact}. "
         f"n/r = not reported by the paper (on the test split). A difference is printed only where data, "
         f"network, input size, initialisation and split all match the paper's. A collapsed run (one "
-        f"predicted class, or a diverged loss) is not a result: its status says why.",
+        f"predicted class, one class for nearly every image at chance-level balanced accuracy, or a "
+        f"diverged loss) is not a result: its status says why.",
         "",
         table(["run", "metric", "paper", "this run", "difference", "95 % CI", "status"], rows),
     ]
