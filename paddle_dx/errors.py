@@ -32,5 +32,9 @@ class WeightsError(PaddleDxError):
     """Pretrained weights or a checkpoint cannot be found, fetched or loaded."""
 
 
+class TrainingDiverged(PaddleDxError):
+    """The training loss became NaN/inf before any epoch was evaluated: no model to keep."""
+
+
 class DiskFull(PaddleDxError):
     """A write failed because the disk (or the user's quota) is full; the message names the file."""

@@ -8,7 +8,8 @@ from conftest import make_tiny_dataset, tiny_config
 
 from paddle_dx.engine.callbacks import Callback, EarlyStopping
 from paddle_dx.engine.trainer import Trainer
-from paddle_dx.errors import ConfigError
+from paddle_dx.errors import ConfigError, TrainingDiverged
+from paddle_dx.studies.collapse import loss_cause
 
 FLAT = {"Optimizer.lr": 1e-12, "Optimizer.name": "Momentum"}  # nothing learns: every validation ties
 
@@ -102,3 +103,30 @@ def test_visualdl_gets_the_test_metrics(data, tmp_path):
     Trainer(tiny_config(*data, tmp_path / "run", **{"Global.epochs": 1, "Global.use_visualdl": True})).fit()
     record = b"".join(p.read_bytes() for p in (tmp_path / "run" / "vdl").iterdir())
     assert b"test/accuracy" in record and b"val/accuracy" in record and b"train/loss" in record
+
+
+def test_a_loss_that_is_no_longer_finite_stops_training_and_keeps_the_best_finite_model(data, tmp_path):
+    """Stage 2's absurd rate blows the weights up: the run stops at that epoch, tests the best
+    finite epoch's model, keeps latest/ at the last finite epoch and marks the history."""
+    stages = "[{name: fine, epochs: 1, lr: 0.003}, {name: blow-up, epochs: 2, lr: 1.0e+30}]"
+    config = tiny_config(*data, tmp_path / "run", Stages=stages, **{"Optimizer.name": "Momentum", "Global.epochs": 3})
+    result = Trainer(config).fit()
+    assert [h["epoch"] for h in result["history"]] == [1, 2]
+    cause = result["history"][-1]["stopped_diverged"]
+    assert "of epoch 2 (lr 1e+30)" in cause and ("nan" in cause or "inf" in cause)
+    assert result["best_epoch"] == 1 and "test" in json.dumps(result)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert "stopped_diverged" in saved["history"][-1]
+    assert loss_cause(saved["history"]) is not None  # a study flags the run as diverged
+    state = json.loads((tmp_path / "run" / "latest" / "state.json").read_text(encoding="utf-8"))
+    assert state["epoch"] == 1  # latest/ is epoch 1's: the NaN weights were not saved
+
+
+def test_a_run_that_diverges_before_any_evaluation_says_so(data, tmp_path):
+    config = tiny_config(*data, tmp_path / "run", **{"Optimizer.name": "Momentum", "Optimizer.lr": 1e30})
+    with pytest.raises(
+        TrainingDiverged, match=r"training loss became (nan|inf) at step \d+ of epoch 1 .*no model to keep"
+    ):
+        Trainer(config).fit()
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))["history"]
+    assert len(history) == 1 and "stopped_diverged" in history[0]

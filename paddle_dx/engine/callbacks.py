@@ -181,8 +181,9 @@ class EarlyStopping(Callback):
 
 
 def stopped(history: list[dict]) -> bool:
-    """True when a stopping callback ended training at the last record (also after a resume)."""
-    return bool(history) and ("stopped_by_rule" in history[-1] or "stopped_early" in history[-1])
+    """True when a stopping callback, or a diverged loss, ended training at the last record (also
+    after a resume)."""
+    return bool(history) and any(k in history[-1] for k in ("stopped_by_rule", "stopped_early", "stopped_diverged"))
 
 
 def default_callbacks(config: dict, run_folder: RunFolder, is_main: bool) -> list[Callback]:

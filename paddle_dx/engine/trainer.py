@@ -27,6 +27,7 @@ from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
 from paddle_dx.engine.callbacks import CallbackList, default_callbacks, stopped
 from paddle_dx.engine.checkpoint import disk_bytes_needed, find_checkpoint, load_checkpoint, save_checkpoint
 from paddle_dx.engine.distributed import Parallel, resume_step
+from paddle_dx.engine.divergence import divergence
 from paddle_dx.engine.eval_backend import EvalBackend
 from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.interrupts import Interrupted, before_training
@@ -40,7 +41,7 @@ from paddle_dx.engine.run_folder import CHECKPOINT_STATE, CONFIG, RunFolder
 from paddle_dx.engine.stage_schedule import is_stage_end, stage_at
 from paddle_dx.engine.startup_checks import check_list_files, removed_if_empty_on_error
 from paddle_dx.engine.steps import StageSpec, StepParts, choose_step, resolve_engine
-from paddle_dx.errors import DiskFull
+from paddle_dx.errors import DiskFull, TrainingDiverged
 from paddle_dx.metrics import history_entry, key_metric
 from paddle_dx.models import apply_freeze, build_model, load_model_weights
 from paddle_dx.models.transfer import check_state_fits
@@ -388,7 +389,13 @@ class Trainer:
                 raise _StopReached()
             self._run_epoch(epoch)
         self._finishing = True
-        return self.finish()
+        result = self.finish()
+        if self.best is None and self.history and "stopped_diverged" in self.history[-1]:
+            raise TrainingDiverged(
+                f"{self.history[-1]['stopped_diverged']} before any evaluation: no model to keep "
+                f"(metrics.json in {self.output_dir} has the losses); lower Optimizer.lr and train again"
+            )
+        return result
 
     def _run_epoch(self, epoch):
         self._enter_stage(stage_at(self.stages, epoch))
@@ -409,6 +416,10 @@ class Trainer:
         }
         if self._changed_keys:  # the first epoch after a resume with Global.allow_config_change
             record["config_changed"], self._changed_keys = self._changed_keys, None
+        cause = divergence(train, epoch, lr)
+        if cause:
+            self._stop_diverged(epoch, record, cause)
+            return
         last = epoch + 1 == g["epochs"]
         metrics = None
         if (epoch + 1) % g["eval_interval"] == 0 or last:
@@ -441,6 +452,23 @@ class Trainer:
             self._end_stage(epoch, metrics)
         if (epoch + 1) % g["save_interval"] == 0 or last or stopped(self.history):
             self.save_latest(epoch + 1, 0)
+
+    def _stop_diverged(self, epoch, record, cause):
+        """End training at an epoch whose loss is no longer finite: its weights are not evaluated
+        or saved (latest/ stays the last finite epoch's, to resume from at a lower rate), and the
+        best model so far is the run's result. The history keeps the epoch, marked, so a study
+        flags the run as diverged (studies/collapse.py)."""
+        record["stopped_diverged"] = cause
+        self.history.append(record)
+        self.callbacks.on_epoch_end(self, epoch, record)
+        if self.is_main:
+            kept = f"the best model (epoch {self.best['epoch']}) is kept" if self.best else "no epoch was evaluated"
+            log.error(
+                "training stopped: %s; %s; latest/ is the last finite epoch's. Lower Optimizer.lr (or a "
+                "stage's lr) and train again, or resume from latest/ with Global.allow_config_change=true",
+                cause,
+                kept,
+            )
 
     # ---- stages (Stages: e.g. pre-training with the backbone frozen, then fine-tuning) ----
     def _enter_stage(self, index):
