@@ -226,3 +226,24 @@ def test_a_pytorch_state_dict_is_renamed_and_transposed_for_the_paddle_network(t
     np.testing.assert_array_equal(model.head.weight.numpy(), paddle_state["_fc.weight"])
     three = build_model({"name": "EfficientNetLite0", "class_num": 3, "pretrained": str(path)}).pretrained_report
     assert sorted(three["skipped"]) == ["_fc.bias", "_fc.weight"] and "head_kept" not in three
+
+
+def test_vgg_bn_puts_a_batch_norm_after_every_convolution_and_has_no_imagenet_weights():
+    """VGG19_BN: PaddleClas's VGG19 with torchvision's vgg19_bn layout, for training from scratch."""
+    paddle.seed(5)
+    plain = build_model({"name": "VGG19", "class_num": 3}, [3, 32, 32])
+    model = build_model({"name": "VGG19_BN", "class_num": 3}, [3, 32, 32])
+    convs = [m for m in model.sublayers() if isinstance(m, paddle.nn.Conv2D)]
+    norms = [m for m in model.sublayers() if isinstance(m, paddle.nn.BatchNorm2D)]
+    assert len(convs) == len(norms) == 16 and all(n._num_features == c._out_channels for c, n in zip(convs, norms))
+    assert len(plain.parameters()) + 4 * 16 == len(model.parameters())  # scale, shift, running mean, variance
+    assert get_backbone("VGG19_BN").head == "fc3" and pretrained_url("VGG19_BN") is None
+    with pytest.raises(WeightsError, match="no ImageNet weights for 'VGG19_BN'"):
+        build_model({"name": "VGG19_BN", "class_num": 3, "pretrained": True}, [3, 32, 32])
+    model.train()
+    x = paddle.to_tensor(np.random.default_rng(0).standard_normal((6, 3, 32, 32)).astype("float32"))
+    out = model(x).numpy()
+    assert out.shape == (6, 3) and out.std(axis=0).min() > 0.05  # the output depends on the input
+    frozen = build_model({"name": "VGG19_BN", "class_num": 3, "freeze": "backbone"}, [3, 32, 32])
+    assert [p.stop_gradient for p in frozen.head.parameters()] == [False, False]
+    assert all(p.stop_gradient for n, p in frozen.named_parameters() if "conv_block" in n)

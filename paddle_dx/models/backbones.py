@@ -119,6 +119,24 @@ def _vgg_build(fn):
     return build
 
 
+def _vgg_bn_build(fn):
+    """PaddleClas's VGG with a batch norm after every convolution (torchvision's ``vgg*_bn``).
+    Plain VGG has none, and from random weights it does not train in a few hundred steps: its
+    output hardly depends on the input at initialisation (gastric VGG19, docs/studies.md). No
+    ImageNet weights exist for it here: it is for training from scratch."""
+
+    def build(class_num):
+        net = _vgg_build(fn)(class_num)
+        for block in _vgg_stages(net):
+            for name in ("conv1", "conv2", "conv3", "conv4"):
+                conv = getattr(block[0], name, None)
+                if conv is not None:
+                    setattr(block[0], name, nn.Sequential(conv, nn.BatchNorm2D(conv._out_channels)))
+        return net
+
+    return build
+
+
 def _vgg_stages(net):
     return [[net.conv_block_1], [net.conv_block_2], [net.conv_block_3], [net.conv_block_4], [net.conv_block_5]]
 
@@ -168,6 +186,17 @@ for _name in ("VGG11", "VGG13", "VGG16", "VGG19"):
     _register_paddleclas(
         _name, "fc3", _vgg_stages, lambda net: net.conv_block_5, wrap=lambda fn: _vgg_build(fn), sequence=_vgg_sequence
     )
+for _name in ("VGG11", "VGG13", "VGG16", "VGG19"):
+    BACKBONES.register(
+        BackboneSpec(
+            build=lambda class_num, name=_name: _vgg_bn_build(getattr(_paddleclas(), name))(class_num),
+            head="fc3",
+            stages=_vgg_stages,
+            last_conv=lambda net: net.conv_block_5,
+            sequence=_vgg_sequence,
+        ),
+        name=f"{_name}_BN",
+    )  # no pretrained weights: trained from scratch
 _register_paddleclas(
     "InceptionV3", "fc", _inception_stages, lambda net: net.inception_block_list[len(net.inception_block_list) - 1]
 )

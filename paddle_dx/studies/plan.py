@@ -33,6 +33,7 @@ QUICK = {
         "ResNet101": "ResNet18",
         "VGG16": "ResNet18",
         "VGG19": "ResNet18",
+        "VGG19_BN": "ResNet18",
         "InceptionV3": "ResNet18",
     },
 }
