@@ -16,6 +16,7 @@ for part in full head partial esophagus eval; do  # results/train_<part>.md, the
 done
 python benchmarks/lite0_step.py --rounds 2 --arch EfficientNetLite0 ResNet18 ResNet50 --bf16   # full fine-tuning step, float32 and bf16
 python benchmarks/profile_step.py   # top operators and oneDNN kernels of one step
+python benchmarks/eval_export.py    # export + predictor per validation through Paddle Inference
 # time to accuracy on the studies' real images (../shared/datasets); the esophagus config's crop and
 # denoise are replaced by resize + flips + normalise on both sides (the PyTorch script runs only those)
 python benchmarks/time_to_accuracy.py --study brain --config brain_ct_efficientnet_lite0 --epochs 3

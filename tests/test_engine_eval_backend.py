@@ -75,3 +75,35 @@ def test_cached_features_evaluate_as_feature_cache(tmp_path):
     result = trainer.fit()
     assert result["val"]["eval_engine"] == "feature cache"
     assert result["test"]["eval_engine"] == "inference"  # the test list is not cached
+
+
+def test_a_later_evaluation_exports_the_new_weights_through_the_copy_converted_once():
+    import paddle
+
+    from paddle_dx.engine.eval_backend import EvalExport
+    from paddle_dx.models import build_model
+
+    paddle.seed(3)
+    model = build_model({"name": "ResNet18", "class_num": 2}, [3, 32, 32])
+    x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype("float32")
+    export = EvalExport([3, 32, 32], None)
+
+    def both():
+        model.eval()
+        want = model(paddle.to_tensor(x)).numpy()
+        model.train()
+        return export.session(model).run(x), want
+
+    first, want = both()
+    np.testing.assert_allclose(first, want, rtol=1e-4, atol=TOL)
+    converted = export._copy[1]
+    rng = np.random.default_rng(1)
+    for p in model.parameters():  # new weights, as an epoch of training gives
+        if not p.stop_gradient:
+            p.set_value(p.numpy() + 0.05 * rng.standard_normal(p.shape).astype("float32"))
+    second, want = both()
+    assert export._copy[1] is converted  # converted once, given the new weights
+    np.testing.assert_allclose(second, want, rtol=1e-4, atol=TOL)  # logits of ~100: relative
+    assert not np.allclose(second, first, atol=10 * TOL)  # not the first weights' outputs
+    other = build_model({"name": "ResNet18", "class_num": 3}, [3, 32, 32])
+    assert export.session(other).run(x).shape == (4, 3) and export._copy[1] is not converted
