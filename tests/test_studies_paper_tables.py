@@ -285,11 +285,13 @@ def test_esophagus_table_2_counts_and_lung_size_curve(tmp_path):
     lung_folders = ["nodule_ge3mm", "nodule_lt3mm", "non_nodule"]
     crops, _ = make_tiny_dataset(tmp_path / "crops", per_class=4, size=32, classes=tuple(lung_folders))
     runs = [fake_result(tmp_path, n, n, crops, lung_folders, rng) for n in ("ResNet50", "LeNet5")]
-    sizes = {"ResNet50": [(10, 0.5), (20, 0.7)], "LeNet5": [(10, 0.4), (20, 0.45)]}
+    diverged = "training loss diverged: an epoch's mean 44.7 > 10 x its start 1.01"
+    sizes = {"ResNet50": [(10, 0.5), (20, 0.7)], "LeNet5": [(10, 0.9, diverged), (20, 0.45, None)]}
     root = tmp_path / "lung"
     report = write_report(lung, context(lung, runs, crops, lung_folders, False, sizes=sizes), root).read_text()
     _, rows = rows_by(tables(report), "Accuracy vs number of training crops")
-    assert rows[("ResNet50",)][1:] == ["50.00", "70.00"] and rows[("LeNet5",)][1:] == ["40.00", "45.00"]
+    assert rows[("ResNet50",)][1:] == ["50.00", "70.00"] and rows[("LeNet5",)][1:] == ["COLLAPSED", "45.00"]
+    assert f"- LeNet5 on 10 crops: {diverged}" in report  # a collapsed run is not tabulated as a result
     assert cv2.imread(str(root / "figures" / "paper_size_curve.png")).std() > 5
     assert "`Global.stop_after_iterations: 5000` and `Global.stop_val_accuracy: 0.9`" in report
     rule = {r[0]: r[1:] for r in tables(report)["The paper's schedule and comparisons"][1:]}
@@ -336,3 +338,22 @@ def test_training_subsets_are_stratified_nested_and_planned_as_their_own_runs(tm
         f"Global.output_dir={tmp_path}/runs/ResNet50@12",
         f"DataLoader.Train.dataset.cls_label_path={lists / 'train_list_12.txt'}",
     ]
+
+
+def test_size_points_flag_a_collapsed_run_with_its_cause():
+    from types import SimpleNamespace
+
+    from paddle_dx.studies.paper_tables import size_points
+
+    healthy = [{"train_loss": 1.0, "step_losses": [1.0]}, {"train_loss": 0.8}]
+    labels = np.array([0, 1, 2, 1])
+    one_class = np.tile([0.1, 0.8, 0.1], (4, 1))
+    spread = np.eye(3)[[0, 1, 2, 2]] * 0.9 + 0.03
+    names = {"test": {"class_names": ["ge3", "lt3", "non"]}}
+    runs = {
+        ("VGG16", 20): SimpleNamespace(metrics={"history": healthy, **names}, probs=one_class, labels=labels),
+        ("VGG16", 10): SimpleNamespace(metrics={"history": healthy, **names}, probs=spread, labels=labels),
+    }
+    points = size_points(runs)["VGG16"]
+    assert [(n, acc) for n, acc, _ in points] == [(10, 0.75), (20, 0.5)] and points[0][2] is None
+    assert "predicts 'lt3' for every test image" in points[1][2]

@@ -13,6 +13,7 @@ from paddle_dx.engine.stage_schedule import stage_bounds
 from paddle_dx.studies import figures
 from paddle_dx.studies.bootstrap import headline
 from paddle_dx.studies.catalog import Study
+from paddle_dx.studies.collapse import collapse_cause
 from paddle_dx.studies.comparable import reasons
 from paddle_dx.studies.markdown import num, pct, table
 from paddle_dx.studies.model_summary import config_summary
@@ -245,27 +246,41 @@ def esophagus_sections(study: Study, ctx: dict, root: Path, setups: dict[str, di
 
 
 # ---- lung nodules: accuracy vs number of training crops; schedule -------------------------------
-def size_curve_section(study: Study, sizes: dict[str, list[tuple[int, float]]] | None, root: Path) -> list[str]:
-    """``sizes``: {model: [(training crops, test accuracy 0-1), ...]} from a size plan."""
+def size_curve_section(study: Study, sizes: dict[str, list[tuple]] | None, root: Path) -> list[str]:
+    """``sizes``: {model: [(training crops, test accuracy 0-1[, collapse cause or None]), ...]}
+    from a size plan. A collapsed run is not a result: its cell reads COLLAPSED, the cause is
+    listed under the table and the figure leaves the point out."""
     if not sizes:
         return [
             "The paper's accuracy-vs-training-crops comparison: not run here (`reproduce(..., sizes=[...])` "
             "trains each model on growing training subsets).",
             "",
         ]
+    points = {model: [(p[0], p[1], p[2] if len(p) > 2 else None) for p in pts] for model, pts in sizes.items()}
+    kept = {model: [(n, acc) for n, acc, cause in pts if not cause] for model, pts in points.items()}
     path = figures.size_curve(
-        sizes, "Accuracy vs number of training crops (test split)", root / "figures" / "paper_size_curve.png"
+        {model: pts for model, pts in kept.items() if pts},
+        "Accuracy vs number of training crops (test split)",
+        root / "figures" / "paper_size_curve.png",
     )
-    all_sizes = sorted({n for points in sizes.values() for n, _ in points})
-    rows = [[model] + [pct(dict(points).get(n)) for n in all_sizes] for model, points in sizes.items()]
+    all_sizes = sorted({p[0] for pts in points.values() for p in pts})
+
+    def cell(pts, n):
+        found = next(((acc, cause) for m, acc, cause in pts if m == n), (None, None))
+        return "COLLAPSED" if found[1] else pct(found[0])
+
+    rows = [[model] + [cell(pts, n) for n in all_sizes] for model, pts in points.items()]
+    collapsed = [f"- {model} on {n} crops: {cause}" for model, pts in points.items() for n, _, cause in pts if cause]
     return [
         "### Accuracy vs number of training crops",
         "",
         "The paper trains each network on growing sample counts (up to 60,000, line 235) and finds accuracy "
-        "rising with the data, ResNet-50 best at every size. This run (test accuracy, %):",
+        "rising with the data, ResNet-50 best at every size. This run (test accuracy, %; a collapsed run is "
+        "not a result: COLLAPSED, left out of the figure):",
         "",
         table(["model"] + [f"{n} crops" for n in all_sizes], rows),
         "",
+        *([*collapsed, ""] if collapsed else []),
         f"![size curve]({_rel(root, path)})",
         "",
     ]
@@ -319,9 +334,11 @@ def paper_sections(study: Study, ctx: dict, root: Path | str, setups: dict[str, 
     return PAPER_SECTIONS.get(study.name)(study, ctx, Path(root), setups)
 
 
-def size_points(results_by_size: dict[tuple[str, int], RunResult]) -> dict[str, list[tuple[int, float]]]:
-    """{model: [(n, test accuracy)]} from {(model, n): RunResult}, sorted by n."""
+def size_points(results_by_size: dict[tuple[str, int], RunResult]) -> dict[str, list[tuple]]:
+    """{model: [(n, test accuracy, collapse cause or None)]} from {(model, n): RunResult}, sorted by n."""
     out = {}
     for (model, n), result in sorted(results_by_size.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        out.setdefault(model, []).append((n, float(np.mean(result.probs.argmax(axis=1) == result.labels))))
+        names = result.metrics.get("test", {}).get("class_names") or [str(c) for c in range(result.probs.shape[1])]
+        cause = collapse_cause(result.metrics["history"], result.probs, result.labels, names)
+        out.setdefault(model, []).append((n, float(np.mean(result.probs.argmax(axis=1) == result.labels)), cause))
     return out
