@@ -228,7 +228,10 @@ def test_lung_nodule_accuracy_vs_training_size_runs_every_model_at_every_size(tm
     for model, cells in rows.items():
         for n, cell in zip((6, 18), cells):
             m = json.loads((root / "runs" / f"{model}@{n}" / "metrics.json").read_text())
-            assert cell == pct(m["test"]["accuracy"])
+            if cell == "COLLAPSED":  # 1 epoch of LeNet5 on a few crops may stall: not a result, with its cause
+                assert f"- {model} on {n} crops: " in report
+            else:
+                assert cell == pct(m["test"]["accuracy"])
             listed = (root / "splits" / f"train_list_{n}.txt").read_text().splitlines()
             assert len(listed) == n
             assert yaml.safe_load((root / "runs" / f"{model}@{n}" / "config.yaml").read_text())["DataLoader"]["Train"][
