@@ -3,10 +3,13 @@ folder it claims (engine/run_folder.py)."""
 
 import json
 
+import numpy as np
+import paddle
 import pytest
 from conftest import make_tiny_dataset, tiny_config
 
 from paddle_dx.engine.callbacks import Callback, EarlyStopping
+from paddle_dx.engine.divergence import outputs_divergence, weights_divergence
 from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import ConfigError, TrainingDiverged
 from paddle_dx.studies.collapse import loss_cause
@@ -130,3 +133,14 @@ def test_a_run_that_diverges_before_any_evaluation_says_so(data, tmp_path):
         Trainer(config).fit()
     history = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))["history"]
     assert len(history) == 1 and "stopped_diverged" in history[0]
+
+
+def test_weights_or_outputs_blown_up_by_a_last_step_whose_loss_was_finite_are_divergence_too():
+    """The last step's loss is computed before its update: huge finite weights overflow to NaN
+    probabilities at evaluation, NaN weights show in the state dict."""
+    net = paddle.nn.Sequential(paddle.nn.Linear(2, 2), paddle.nn.BatchNorm1D(2))
+    assert weights_divergence(net, 0, 0.1) is None
+    net[1]._mean.set_value(paddle.to_tensor([0.0, float("inf")]))
+    assert weights_divergence(net, 2, 0.1) == "the weights became non-finite (1._mean) in epoch 3 (lr 0.1)"
+    assert outputs_divergence(np.full((3, 2), 0.5), 0, 1.0) is None
+    assert "after epoch 1 are not finite (lr 1e+30)" in outputs_divergence(np.array([[np.nan, np.nan]]), 0, 1e30)

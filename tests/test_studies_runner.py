@@ -46,6 +46,28 @@ def test_a_run_in_its_own_process_gives_what_it_gives_in_this_one(plan, monkeypa
     assert there.metrics["test"]["accuracy"] == here.metrics["test"]["accuracy"]
 
 
+def test_a_run_that_diverges_before_its_first_evaluation_scores_its_start_flagged_and_the_study_goes_on(plan):
+    """Such a run has no trained model: no crash, its row is the untrained start's numbers and
+    its collapse cause says so (a study's other runs are kept)."""
+    from paddle_dx.studies.pairs import run_cause
+    from paddle_dx.studies.runner import Trainer
+
+    blown = RunPlan(plan.name, plan.config, [*plan.overrides, "Optimizer.name=Momentum", "Optimizer.lr=1e30"])
+    result = runner.run_target(blown)
+    start = Trainer(runner.load_config(blown.config, blown.overrides)).model  # the same seed: the start's weights
+    start_probs, _, _ = runner.predict(start, runner.build_loader(*_test_data(result.config))[0])
+    np.testing.assert_allclose(result.probs, start_probs, atol=1e-6)
+    assert np.isfinite(result.probs).all() and result.metrics["best_epoch"] == 0
+    assert result.metrics["test"]["accuracy"] == pytest.approx(np.mean(result.probs.argmax(axis=1) == result.labels))
+    cause = run_cause(result, ["normal", "lesion"])
+    assert "epoch 1" in cause and "before any usable evaluation" in cause and "untrained start" in cause
+
+
+def _test_data(config):
+    section = runner.DataSection.of(config, "Test")
+    return section, runner.build_dataset(section, scan=False)[0]
+
+
 def test_an_error_in_the_child_comes_back_as_raised(plan):
     bad = RunPlan(plan.name, plan.config, plan.overrides + ["Global.epochz=1"])
     with runner.runs_in_children(), pytest.raises(PaddleDxError, match="epochz"):

@@ -27,7 +27,7 @@ from paddle_dx.data.split import cross_split_duplicates, warn_duplicates
 from paddle_dx.engine.callbacks import CallbackList, default_callbacks, stopped
 from paddle_dx.engine.checkpoint import disk_bytes_needed, find_checkpoint, load_checkpoint, save_checkpoint
 from paddle_dx.engine.distributed import Parallel, resume_step
-from paddle_dx.engine.divergence import divergence
+from paddle_dx.engine.divergence import divergence, outputs_divergence, weights_divergence
 from paddle_dx.engine.eval_backend import EvalBackend
 from paddle_dx.engine.feature_cache import FeatureCache
 from paddle_dx.engine.interrupts import Interrupted, before_training
@@ -416,7 +416,7 @@ class Trainer:
         }
         if self._changed_keys:  # the first epoch after a resume with Global.allow_config_change
             record["config_changed"], self._changed_keys = self._changed_keys, None
-        cause = divergence(train, epoch, lr)
+        cause = divergence(train, epoch, lr) or weights_divergence(self.model, epoch, lr)
         if cause:
             self._stop_diverged(epoch, record, cause)
             return
@@ -424,6 +424,10 @@ class Trainer:
         metrics = None
         if (epoch + 1) % g["eval_interval"] == 0 or last:
             metrics, probs, labels = self.evaluate()
+            cause = outputs_divergence(probs, epoch, lr)
+            if cause:
+                self._stop_diverged(epoch, record, cause)
+                return
             record.update(history_entry(metrics, self.config["Metric"], prefix="val"))
             score = key_metric(metrics, self.config["Metric"]["best_metric"])
             record["val_score"] = score  # the monitored metric, higher is better (early stopping reads it)

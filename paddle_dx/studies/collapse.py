@@ -13,6 +13,8 @@ from sklearn.metrics import balanced_accuracy_score
 
 DIVERGED = 10.0  # a training loss above this multiple of its first value has diverged
 STALLED = 0.9  # share of test images given one class that, with chance-level skill, is a stall
+# metrics key of a run whose loss diverged before its first evaluation (studies/runner.py): why
+BEFORE_EVALUATION = "diverged_before_evaluation"
 
 
 def _losses(history: list[dict]) -> list[float]:
@@ -24,7 +26,11 @@ def _losses(history: list[dict]) -> list[float]:
 
 
 def loss_cause(history: list[dict]) -> str | None:
-    """Why the training loss of ``history`` (metrics.json) diverged, or None."""
+    """Why the training of ``history`` (metrics.json) diverged, or None: the trainer's own
+    verdict (an epoch marked ``stopped_diverged``, engine/divergence.py) or the losses."""
+    stopped = next((h["stopped_diverged"] for h in history if h.get("stopped_diverged")), None)
+    if stopped:
+        return f"training stopped: {stopped}"
     losses = _losses(history)
     if not losses:
         return None
@@ -75,3 +81,11 @@ def collapse_cause(
 ) -> str | None:
     """The cause of a run's collapse (loss first, then predictions), or None for a usable run."""
     return loss_cause(history) or prediction_cause(np.asarray(probs).argmax(axis=1), class_names, labels)
+
+
+def before_evaluation_cause(metrics: dict) -> str | None:
+    """Why a run has no trained model to test (its loss diverged before its first evaluation), or None."""
+    why = metrics.get(BEFORE_EVALUATION)
+    return (
+        f"{why}, before any usable evaluation: no trained model, its numbers are its untrained start's" if why else None
+    )

@@ -25,7 +25,7 @@ from paddle_dx.metrics.intervals import (
     exact_mcnemar,
     paired_bootstrap_difference,
 )
-from paddle_dx.studies.collapse import collapse_cause
+from paddle_dx.studies.collapse import before_evaluation_cause, collapse_cause
 from paddle_dx.studies.comparable import init_kind
 from paddle_dx.studies.plan import RunPlan, plan_run
 
@@ -104,7 +104,11 @@ def run_cause(result: RunResult, class_names: list[str]) -> str | None:
     fold whose loss diverged."""
     folds = result.metrics.get("fold_causes") or []
     diverged = next((f"fold {k}: {c}" for k, c in enumerate(folds, 1) if c), None)
-    return diverged or collapse_cause(result.metrics["history"], result.probs, result.labels, class_names)
+    return (
+        diverged
+        or before_evaluation_cause(result.metrics)
+        or collapse_cause(result.metrics["history"], result.probs, result.labels, class_names)
+    )
 
 
 def _paired(a_correct, b_correct, n_resamples, seed) -> dict:

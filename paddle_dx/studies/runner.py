@@ -31,8 +31,10 @@ from paddle_dx.data.builder import build_dataset, build_loader
 from paddle_dx.engine.eval_loop import predict
 from paddle_dx.engine.run_folder import RunFolder
 from paddle_dx.engine.trainer import Trainer
-from paddle_dx.errors import PaddleDxError
+from paddle_dx.errors import PaddleDxError, TrainingDiverged
+from paddle_dx.metrics import classification_metrics
 from paddle_dx.models.weights import load_state
+from paddle_dx.studies.collapse import BEFORE_EVALUATION
 from paddle_dx.utils.logger import setup_logging
 
 if TYPE_CHECKING:
@@ -123,11 +125,15 @@ def run_source(plan: RunPlan) -> tuple[Path, dict, float]:
 
 def _run_target(plan):
     start = time.monotonic()
-    trainer, config = train(plan)
-    metrics = _read_metrics(config)
+    try:
+        trainer, config = train(plan)
+        metrics = _read_metrics(config)
+    except TrainingDiverged as exc:
+        trainer, config, metrics = _untrained_start(plan, exc)
     test_set, _ = build_dataset(DataSection.of(config, "Test"), scan=False)
     loader, _ = build_loader(DataSection.of(config, "Test"), test_set)
     probs, labels, _ = predict(trainer.model, loader)  # fit() left the best epoch's weights loaded
+    metrics.setdefault("test", classification_metrics(labels, probs, trainer.class_names))
     accuracy = float((probs.argmax(axis=1) == labels).mean())
     if abs(accuracy - metrics["test"]["accuracy"]) > 1e-9:
         raise PaddleDxError(
@@ -137,6 +143,20 @@ def _run_target(plan):
     paths = [p for p, _ in test_set.samples]
     _write_predictions(Path(config["Global"]["output_dir"]) / "test_predictions.csv", paths, labels, probs)
     return RunResult(plan, config, metrics, probs, labels, paths, time.monotonic() - start)
+
+
+def _untrained_start(plan: RunPlan, exc: TrainingDiverged) -> tuple[Trainer, dict, dict]:
+    """A run whose loss diverged before its first evaluation has no model; the study goes on,
+    and the run's row scores the weights it started from (same config and seed: the pretrained
+    or random initialisation), flagged as collapsed (``BEFORE_EVALUATION`` in metrics) and never
+    a result."""
+    log.warning("run '%s': %s; its row scores the untrained start and is flagged as collapsed", plan.name, exc)
+    config = load_config(plan.config, plan.overrides)
+    trainer = Trainer(config)  # built as the run was: the weights it started from
+    metrics = _read_metrics(config)
+    metrics.update(best_epoch=0, val=trainer.evaluate()[0])
+    metrics[BEFORE_EVALUATION] = metrics["history"][-1].get("stopped_diverged") or str(exc)
+    return trainer, config, metrics
 
 
 def _run_source(plan):
