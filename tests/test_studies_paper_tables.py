@@ -286,7 +286,7 @@ def test_esophagus_table_2_counts_and_lung_size_curve(tmp_path):
     crops, _ = make_tiny_dataset(tmp_path / "crops", per_class=4, size=32, classes=tuple(lung_folders))
     runs = [fake_result(tmp_path, n, n, crops, lung_folders, rng) for n in ("ResNet50", "LeNet5")]
     diverged = "training loss diverged: an epoch's mean 44.7 > 10 x its start 1.01"
-    sizes = {"ResNet50": [(10, 0.5), (20, 0.7)], "LeNet5": [(10, 0.9, diverged), (20, 0.45, None)]}
+    sizes = {"ResNet50": [(10, 0.5, None), (20, 0.7, None)], "LeNet5": [(10, 0.9, diverged), (20, 0.45, None)]}
     root = tmp_path / "lung"
     report = write_report(lung, context(lung, runs, crops, lung_folders, False, sizes=sizes), root).read_text()
     _, rows = rows_by(tables(report), "Accuracy vs number of training crops")

@@ -247,7 +247,7 @@ def esophagus_sections(study: Study, ctx: dict, root: Path, setups: dict[str, di
 
 # ---- lung nodules: accuracy vs number of training crops; schedule -------------------------------
 def size_curve_section(study: Study, sizes: dict[str, list[tuple]] | None, root: Path) -> list[str]:
-    """``sizes``: {model: [(training crops, test accuracy 0-1[, collapse cause or None]), ...]}
+    """``sizes``: {model: [(training crops, test accuracy 0-1, collapse cause or None), ...]}
     from a size plan. A collapsed run is not a result: its cell reads COLLAPSED, the cause is
     listed under the table and the figure leaves the point out."""
     if not sizes:
@@ -256,21 +256,16 @@ def size_curve_section(study: Study, sizes: dict[str, list[tuple]] | None, root:
             "trains each model on growing training subsets).",
             "",
         ]
-    points = {model: [(p[0], p[1], p[2] if len(p) > 2 else None) for p in pts] for model, pts in sizes.items()}
-    kept = {model: [(n, acc) for n, acc, cause in pts if not cause] for model, pts in points.items()}
+    kept = {model: [(n, acc) for n, acc, cause in pts if not cause] for model, pts in sizes.items()}
     path = figures.size_curve(
         {model: pts for model, pts in kept.items() if pts},
         "Accuracy vs number of training crops (test split)",
         root / "figures" / "paper_size_curve.png",
     )
-    all_sizes = sorted({p[0] for pts in points.values() for p in pts})
-
-    def cell(pts, n):
-        found = next(((acc, cause) for m, acc, cause in pts if m == n), (None, None))
-        return "COLLAPSED" if found[1] else pct(found[0])
-
-    rows = [[model] + [cell(pts, n) for n in all_sizes] for model, pts in points.items()]
-    collapsed = [f"- {model} on {n} crops: {cause}" for model, pts in points.items() for n, _, cause in pts if cause]
+    all_sizes = sorted({n for pts in sizes.values() for n, _, _ in pts})
+    cells = {model: {n: "COLLAPSED" if cause else pct(acc) for n, acc, cause in pts} for model, pts in sizes.items()}
+    rows = [[model] + [cells[model].get(n, pct(None)) for n in all_sizes] for model in sizes]
+    collapsed = [f"- {model} on {n} crops: {cause}" for model, pts in sizes.items() for n, _, cause in pts if cause]
     return [
         "### Accuracy vs number of training crops",
         "",

@@ -133,7 +133,8 @@ def _run_target(plan):
     test_set, _ = build_dataset(DataSection.of(config, "Test"), scan=False)
     loader, _ = build_loader(DataSection.of(config, "Test"), test_set)
     probs, labels, _ = predict(trainer.model, loader)  # fit() left the best epoch's weights loaded
-    metrics.setdefault("test", classification_metrics(labels, probs, trainer.class_names))
+    if "test" not in metrics:  # an untrained start's row: fit() tested nothing
+        metrics["test"] = classification_metrics(labels, probs, trainer.class_names)
     accuracy = float((probs.argmax(axis=1) == labels).mean())
     if abs(accuracy - metrics["test"]["accuracy"]) > 1e-9:
         raise PaddleDxError(
