@@ -10,8 +10,11 @@ float32 is flagged, never tabulated as bf16). The claim to check (issue 27): bf1
 within float32's seed-to-seed spread.
 
     python benchmarks/bf16_accuracy.py --study brain --per-class 100 --epochs 4 --seeds 1 2 3
+    python benchmarks/bf16_accuracy.py --study brain --config brain_ct_resnet18 --epochs 3 \
+        -o Arch.name=ResNet50 -o Arch.pretrained=false
 
-Writes ``benchmarks/results/bf16_accuracy_<study>.md``.
+Writes ``benchmarks/results/bf16_accuracy_<study>.md`` (EfficientNet-Lite0) or
+``bf16_accuracy_<study>_<arch>[_scratch].md`` (another network).
 """
 
 import argparse
@@ -24,18 +27,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.harness import machine, run_worker, threads, write_results  # noqa: E402
-from benchmarks.time_to_accuracy import STUDY_DATA, config_overrides, make_split  # noqa: E402
+from benchmarks.time_to_accuracy import STUDY_DATA, _recipe, config_overrides, make_split  # noqa: E402
 
 PRECISIONS = {"float32": [], "bf16": ["Global.use_amp=true", "Global.amp_dtype=bfloat16"]}
 
 
-def worker(config, image_root, lists, epochs, seed, precision):
+def worker(config, image_root, lists, epochs, seed, precision, overrides="[]"):
     import paddle_dx.engine.components  # noqa: F401  (offers the schema every registry's names)
     from paddle_dx.api import load_config
     from paddle_dx.config.shipped import resolve_config
     from paddle_dx.engine.trainer import Trainer
 
-    extra = [f"Global.seed={seed}", f"Global.num_threads={threads()}", *PRECISIONS[precision]]
+    extra = [*json.loads(overrides), f"Global.seed={seed}", f"Global.num_threads={threads()}", *PRECISIONS[precision]]
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(
             resolve_config(config), config_overrides(image_root, lists, out, int(epochs), "static", extra)
@@ -58,12 +61,21 @@ def _mean_sd(values):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", nargs=6, metavar=("CONFIG", "ROOT", "LISTS", "EPOCHS", "SEED", "PRECISION"))
+    parser.add_argument(
+        "--worker", nargs=7, metavar=("CONFIG", "ROOT", "LISTS", "EPOCHS", "SEED", "PRECISION", "OVERRIDES")
+    )
     parser.add_argument("--study", choices=sorted(STUDY_DATA), default="brain")
     parser.add_argument("--config", default=None, help="a shipped config (default: the study's EfficientNet-Lite0 one)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--per-class", type=int, default=None, help="at most N images of each class")
+    parser.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        help="config override for every run, e.g. -o Arch.name=ResNet50 -o Arch.pretrained=false",
+    )
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker)))
@@ -71,13 +83,18 @@ def main():
     config = (
         args.config or {"brain": "brain_ct_efficientnet_lite0", "esophagus": "esophagus_efficientnet_lite0"}[args.study]
     )
+    recipe = _recipe(config, args.override)  # the network every run trains, as the config resolves it
+    name = f"bf16_accuracy_{args.study}"
+    if recipe["arch"] != "EfficientNetLite0":
+        name += f"_{recipe['arch'].lower()}" + ("" if recipe["pretrained"] else "_scratch")
     started = machine()
     lists = Path(tempfile.mkdtemp(prefix="bf16_")) / args.study
     image_root, _ = make_split(args.study, lists, args.per_class)
     runs = {p: {} for p in PRECISIONS}
     for seed in args.seeds:
         for precision in PRECISIONS:  # both precisions of a seed back to back
-            run = run_worker(__file__, [config, image_root, lists, args.epochs, seed, precision], timeout=7200)
+            worker_args = [config, image_root, lists, args.epochs, seed, precision, json.dumps(args.override)]
+            run = run_worker(__file__, worker_args, timeout=7200)
             runs[precision][seed] = run
             print(f"  seed {seed} {precision}: {run}", flush=True)
     fell_back = [s for s, r in runs["bf16"].items() if not all("bf16" in t for t in r["train_step"])]
@@ -109,8 +126,8 @@ def main():
     counts = {n: len((lists / f"{n}_list.txt").read_text().splitlines()) for n in ("train", "val")}
     steps = {p: sorted({t for r in runs[p].values() for t in r["train_step"]}) for p in PRECISIONS}
     write_results(
-        f"bf16_accuracy_{args.study}",
-        f"bf16 vs float32: {config} on the {args.study} study's images, {args.epochs} epochs, seeds {args.seeds}",
+        name,
+        f"bf16 vs float32: {recipe['arch']} ({config}{' ' + ' '.join(args.override) if args.override else ''}) on the {args.study} study's images, {args.epochs} epochs, seeds {args.seeds}",
         " ".join(["python benchmarks/bf16_accuracy.py"] + sys.argv[1:]),
         ["seed", "val accuracy, last epoch: float32 / bf16", "best epoch", "training s", "bf16 speed"],
         rows,

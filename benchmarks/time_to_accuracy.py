@@ -15,6 +15,11 @@ the weights package's file, the reference definition paddle_dx's port matches to
 ResNet-18/50 from random init on both sides (PaddleClas/torchvision ImageNet ResNet weights
 cannot be downloaded here; ``benchmarks/torch_resnet.py`` has PaddleClas's layer layout).
 
+bf16: with ``-o Global.use_amp=true -o Global.amp_dtype=bfloat16`` paddle_dx trains its bf16 step
+and a third side runs: the PyTorch script under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+(forward and loss in autocast, training and evaluation), so the ratio is quoted against both of
+PyTorch's precisions.
+
     pip install -r benchmarks/requirements.txt        # torch 2.13 (CPU), efficientnet-lite-pytorch
     python benchmarks/time_to_accuracy.py --study brain --config brain_ct_efficientnet_lite0 \\
         [--epochs 3] [--rounds 1] [--engine static] [--per-class N]
@@ -101,6 +106,7 @@ def paddle_worker(config, image_root, lists, epochs, engine, extra=()):
         "train_seconds": sum(h["seconds"] for h in history),
         "best_val_accuracy": max(val),
         "val_accuracy": val,
+        "train_step": sorted({h.get("train_step", "?") for h in history}),
     }
 
 
@@ -134,6 +140,7 @@ def _recipe(config, extra=()):
         "hflip": float(flips.get("horizontal", 0) or 0),
         "vflip": float(flips.get("vertical", 0) or 0),
         "unmirrored": sorted(set(used) - MIRRORED_OPS),
+        "bf16": bool(cfg["Global"].get("use_amp")) and cfg["Global"].get("amp_dtype") == "bfloat16",
     }
 
 
@@ -190,7 +197,9 @@ def read_split(lists, image_root, name, class_num):
     return read_list_file(Path(lists) / f"{name}_list.txt", str(image_root), class_num)
 
 
-def torch_worker(config, image_root, lists, epochs, extra=()):
+def torch_worker(config, image_root, lists, epochs, extra=(), bf16=False):
+    import contextlib
+
     import torch
 
     torch.set_num_threads(threads())
@@ -207,6 +216,7 @@ def torch_worker(config, image_root, lists, epochs, extra=()):
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe["label_smoothing"])
     val_x = torch.from_numpy(np.stack([_load(p, recipe) for p, _ in val]))
     val_y = np.array([y for _, y in val])
+    precision = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     accuracies, train_seconds = [], 0.0
     for epoch in range(epochs):
         epoch_start = time.perf_counter()
@@ -216,14 +226,15 @@ def torch_worker(config, image_root, lists, epochs, extra=()):
         for start in range(0, len(order), recipe["batch"]):
             chunk = [train[i] for i in order[start : start + recipe["batch"]]]
             x = torch.from_numpy(np.stack([_load(p, recipe, rng) for p, _ in chunk]))
-            loss = loss_fn(model(x), torch.tensor([y for _, y in chunk]))
+            with precision():
+                loss = loss_fn(model(x), torch.tensor([y for _, y in chunk]))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         scheduler.step()
         train_seconds += time.perf_counter() - epoch_start
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), precision():
             predicted = torch.cat([model(val_x[i : i + 32]).argmax(1) for i in range(0, len(val_x), 32)]).numpy()
         accuracies.append(float((predicted == val_y).mean()))
     return {
@@ -260,7 +271,7 @@ def main():
         if framework == "paddle_dx":
             run = paddle_worker(config, root, lists, int(epochs), engine, extra)
         else:
-            run = torch_worker(config, root, lists, int(epochs), extra)
+            run = torch_worker(config, root, lists, int(epochs), extra, bf16=framework == "torch-bf16")
         print(json.dumps(run))
         return
     started = machine()
@@ -277,11 +288,18 @@ def main():
     script = Path(__file__)
     common = [args.config, image_root, lists, args.epochs, args.engine, json.dumps(args.override)]
     cases = {"paddle_dx": (script, ["paddle_dx", *common]), "PyTorch": (script, ["torch", *common])}
+    if recipe["bf16"]:
+        cases["PyTorch bf16 autocast"] = (script, ["torch-bf16", *common])
     runs = alternate(cases, args.rounds, key=None)
     seconds = {name: [r["seconds"] for r in rs] for name, rs in runs.items()}
     training = {name: [r["train_seconds"] for r in rs] for name, rs in runs.items()}
-    ratio = np.median(seconds["PyTorch"]) / np.median(seconds["paddle_dx"])
-    train_ratio = np.median(training["PyTorch"]) / np.median(training["paddle_dx"])
+    ratios = [
+        f"against {name}: speed ratio {np.median(seconds[name]) / np.median(seconds['paddle_dx']):.2f}x "
+        f"(training epochs alone {np.median(training[name]) / np.median(training['paddle_dx']):.2f}x)"
+        for name in runs
+        if name != "paddle_dx"
+    ]
+    steps = sorted({t for r in runs["paddle_dx"] for t in r["train_step"]})
     rows = [
         [
             name,
@@ -294,16 +312,18 @@ def main():
     ]
     counts = {n: len((lists / f"{n}_list.txt").read_text().splitlines()) for n in ("train", "val")}
     write_results(
-        f"time_to_accuracy_{args.study}_{recipe['arch'].lower()}" + ("" if recipe["pretrained"] else "_scratch"),
+        f"time_to_accuracy_{args.study}_{recipe['arch'].lower()}"
+        + ("" if recipe["pretrained"] else "_scratch")
+        + ("_bf16" if recipe["bf16"] else ""),
         f"Time to accuracy: {args.config} on the {args.study} study's images, {args.epochs} epochs",
         " ".join(["python benchmarks/time_to_accuracy.py"] + sys.argv[1:]),
         ["side", "wall time s", "training s", "best val accuracy (per round)", "val accuracy per epoch (per round)"],
         rows,
         notes=[
-            f"paddle_dx time / PyTorch time: speed ratio {ratio:.2f}x (PyTorch seconds / paddle_dx seconds, "
-            "medians of this run; above 1: paddle_dx is faster); over the training epochs alone (loading and "
-            "steps; start-up and evaluation left out, paddle_dx's compile + check kept, in its first epoch): "
-            f"{train_ratio:.2f}x.",
+            f"paddle_dx {'; '.join(ratios)}. Ratio: PyTorch seconds / paddle_dx seconds, medians of this run; above "
+            "1: paddle_dx is faster. Training epochs alone: loading and steps; start-up and evaluation left out, "
+            "paddle_dx's compile + check kept, in its first epoch.",
+            f"What trained paddle_dx's steps: {steps}.",
             f"Split: {counts['train']} training and {counts['val']} validation images (the study's split, seed 42).",
             f"paddle_dx with Global.engine={args.engine}; its process also writes checkpoints, metrics and figures.",
         ],
