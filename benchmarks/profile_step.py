@@ -2,6 +2,7 @@
 and PyTorch eager, EfficientNet-Lite0 and ResNet-18, 224 px, batch 16, Adam.
 
     python benchmarks/profile_step.py [--arch EfficientNetLite0 ResNet18] [--batch 16] [--top 12]
+    python benchmarks/profile_step.py --arch ResNet50 --name profile_step_resnet50
 
 Per case, two fresh processes after the same 2 warm-up steps: one times a step under the
 framework's profiler (``paddle.profiler``: the static executor's operators or dygraph's kernel
@@ -154,6 +155,7 @@ def main():
     parser.add_argument("--arch", nargs="+", default=["EfficientNetLite0", "ResNet18"])
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--name", default="profile_step", help="result file name (benchmarks/results/<name>.md)")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker)))
@@ -189,7 +191,7 @@ def main():
                     ]
                 )
     write_results(
-        "profile_step",
+        args.name,
         "One full fine-tuning step, 224 px, Adam: top operators and the oneDNN kernels that ran",
         "python benchmarks/profile_step.py " + " ".join(sys.argv[1:]),
         ["work", "engine", "part", "operator / oneDNN primitive (implementation x calls)", "ms", "share of the step"],

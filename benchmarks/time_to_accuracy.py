@@ -315,7 +315,8 @@ def main():
         f"time_to_accuracy_{args.study}_{recipe['arch'].lower()}"
         + ("" if recipe["pretrained"] else "_scratch")
         + ("_bf16" if recipe["bf16"] else ""),
-        f"Time to accuracy: {args.config} on the {args.study} study's images, {args.epochs} epochs",
+        f"Time to accuracy: {recipe['arch']}{' (paddle_dx in bf16)' if recipe['bf16'] else ''} from {args.config} "
+        f"on the {args.study} study's images, {args.epochs} epochs",
         " ".join(["python benchmarks/time_to_accuracy.py"] + sys.argv[1:]),
         ["side", "wall time s", "training s", "best val accuracy (per round)", "val accuracy per epoch (per round)"],
         rows,

@@ -35,6 +35,10 @@ assert config["Arch"]["name"] == "ResNet18" and tuple(x.shape) == (2, 3, 224, 22
 assert _recipe("configs/brain_ct_efficientnet_lite0.yaml")["batch"] == 16
 assert _recipe("configs/brain_ct_efficientnet_lite0.yaml")["unmirrored"] == []
 assert _recipe("configs/esophagus_efficientnet_lite0.yaml")["unmirrored"] == ["CropBorder", "Denoise"]
+bf16 = ["Global.use_amp=true", "Global.amp_dtype=bfloat16", "Arch.name=ResNet50"]
+assert _recipe("configs/brain_ct_resnet18.yaml", bf16)["bf16"] is True  # adds the PyTorch autocast side
+assert _recipe("configs/brain_ct_resnet18.yaml", bf16)["arch"] == "ResNet50"
+assert _recipe("configs/brain_ct_resnet18.yaml")["bf16"] is False
 lists = Path(sys.argv[1])
 assert classes_of(lists) == ["normal", "lesion"]
 assert read_split(lists, lists, "train", 2) == [(str(lists / "a" / "x.png"), 1)]
