@@ -361,6 +361,7 @@ def main():
     parser.add_argument("--eso-images", type=int, default=40, help="esophageal recipe: generated images")
     parser.add_argument("--eval-images", type=int, default=96, help="evaluation: generated images (80%% evaluated)")
     parser.add_argument("--only", choices=("full", "head", "partial", "esophagus", "eval"))
+    parser.add_argument("--name", default=None, help="result file name (default: train or train_<only>)")
     args = parser.parse_args()
     if args.worker:
         kind, framework, arch, n = args.worker
@@ -415,7 +416,7 @@ def main():
                     ]
                 )
     write_results(
-        "train" if args.only is None else f"train_{args.only}",
+        args.name or ("train" if args.only is None else f"train_{args.only}"),
         "Training, images/s at 224 px",
         "python benchmarks/train.py " + " ".join(sys.argv[1:]),
         ["work", "framework", "images/s", "vs torch", "of peak FLOP/s"],
