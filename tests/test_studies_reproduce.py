@@ -183,6 +183,46 @@ def test_source_pretraining_is_its_own_row_and_never_sees_any_target_image(tmp_p
     assert (root / "source_image_sha256.txt").read_text().count("\n") == 16
 
 
+def test_a_source_pretraining_that_diverges_flags_its_rows_and_the_study_goes_on(tmp_path, monkeypatch):
+    """Its rows train from the source run's random start, so they are no source-pretraining
+    result: the report says so for each, instead of the study stopping at the divergence."""
+    import dataclasses
+
+    from paddle_dx.studies import runner
+
+    real_train = runner.train
+
+    def blown_source(plan):  # only the source pretraining blows up
+        if plan.name.startswith("source_"):
+            plan = dataclasses.replace(
+                plan, overrides=[*plan.overrides, "Optimizer.name=Momentum", "Optimizer.lr=1e30"]
+            )
+        return real_train(plan)
+
+    monkeypatch.setattr(runner, "train", blown_source)
+    images, _ = make_tiny_dataset(tmp_path / "target", per_class=10, size=32, classes=("normal", "pathological"))
+    source, _ = make_tiny_dataset(tmp_path / "source", per_class=8, size=32, seed=9, classes=("a", "b"))
+    lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Loss.Train=[{CELoss: {weight: 1.0}}]"]
+    path = reproduce(
+        "esophagus",
+        images,
+        tmp_path / "out",
+        quick=True,
+        source=source,
+        seed=1,
+        overrides=lenet,
+        n_resamples=50,
+        seeds=0,
+    )
+    runs = json.loads((path.parent / "report.json").read_text())
+    row = runs["source_rows"]["source-init_transfer"]
+    assert row["init"].startswith("the random start of a source pretraining that diverged")
+    assert "source pretraining diverged before any usable evaluation" in row["collapsed"]
+    assert runs["runs"]["transfer"]["collapsed"] is None or "source" not in runs["runs"]["transfer"]["collapsed"]
+    report = path.read_text()
+    assert "**source-init_transfer**: its source pretraining diverged" in report
+
+
 def test_the_study_names_are_those_of_papers_yaml(tmp_path):
     import subprocess
     import sys

@@ -63,6 +63,31 @@ def test_a_run_that_diverges_before_its_first_evaluation_scores_its_start_flagge
     assert "epoch 1" in cause and "before any usable evaluation" in cause and "untrained start" in cause
 
 
+def test_a_source_pretraining_that_diverges_hands_on_its_start_and_its_rows_say_so(plan, tmp_path):
+    """No pretrained backbone: the study goes on, the backbone file holds the source run's start
+    (same config and seed) and a row trained from it is flagged as collapsed, naming why."""
+    from paddle_dx.models.weights import load_state
+    from paddle_dx.studies.pairs import run_cause
+    from paddle_dx.studies.runner import Trainer
+
+    source = RunPlan(
+        "source_LeNet5",
+        plan.config,
+        [*plan.overrides, f"Global.output_dir={tmp_path / 'source'}", "Optimizer.name=Momentum", "Optimizer.lr=1e30"],
+    )
+    path, _, _, failure = runner.run_source(source)
+    assert "epoch 1" in failure
+    start = Trainer(runner.load_config(source.config, source.overrides)).model.state_dict()
+    saved = load_state(path)
+    assert saved and set(saved) == {k[len("backbone.") :] for k in start if k.startswith("backbone.")}
+    for name, value in saved.items():
+        np.testing.assert_array_equal(value.numpy(), start[f"backbone.{name}"].numpy())
+    row = RunPlan("source-init_LeNet5", plan.config, [*plan.overrides, f"Global.output_dir={tmp_path / 'row'}"])
+    row.source_failure = failure
+    cause = run_cause(runner.run_target(row), ["normal", "lesion"])
+    assert cause and "source pretraining diverged" in cause and failure in cause
+
+
 def _test_data(config):
     section = runner.DataSection.of(config, "Test")
     return section, runner.build_dataset(section, scan=False)[0]

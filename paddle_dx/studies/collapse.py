@@ -15,6 +15,9 @@ DIVERGED = 10.0  # a training loss above this multiple of its first value has di
 STALLED = 0.9  # share of test images given one class that, with chance-level skill, is a stall
 # metrics key of a run whose loss diverged before its first evaluation (studies/runner.py): why
 BEFORE_EVALUATION = "diverged_before_evaluation"
+# a --source row whose source pretraining diverged before its first evaluation: it trained on from
+# that run's random start, not from source pretraining
+SOURCE_DIVERGED = "source_diverged_before_evaluation"
 
 
 def _losses(history: list[dict]) -> list[float]:
@@ -84,8 +87,14 @@ def collapse_cause(
 
 
 def before_evaluation_cause(metrics: dict) -> str | None:
-    """Why a run has no trained model to test (its loss diverged before its first evaluation), or None."""
-    why = metrics.get(BEFORE_EVALUATION)
-    return (
-        f"{why}, before any usable evaluation: no trained model, its numbers are its untrained start's" if why else None
-    )
+    """Why a run has no trained model to test (its loss diverged before its first evaluation), or
+    why it is not what its row claims (its --source pretraining did), or None."""
+    why, source = metrics.get(BEFORE_EVALUATION), metrics.get(SOURCE_DIVERGED)
+    if why:
+        return f"{why}, before any usable evaluation: no trained model, its numbers are its untrained start's"
+    if source:
+        return (
+            f"its source pretraining diverged before any usable evaluation ({source}): it trained from that run's "
+            "random start, not from source pretraining"
+        )
+    return None

@@ -47,6 +47,7 @@ class RunPlan:
     overrides: list[str] = field(default_factory=list)
     init: str = ""
     arch: str = ""
+    source_failure: str = ""  # a --source row: why its source pretraining gave no pretrained backbone
 
     def command(self) -> str:
         """The equivalent tools/train.py call, config path relative to the repository."""

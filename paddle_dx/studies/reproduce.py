@@ -67,16 +67,20 @@ def _source_rows(plans, split, root, seed, quick, source, overrides, per_class, 
     if not source or not transfer:
         return [], [], None
     source_split = split_source_data(source, target_images(split, near), seed, root / "splits_source", per_class)
-    weights, runs = {}, []
+    weights, failures, runs = {}, {}, []
     for plan in transfer:
         if plan.arch not in weights:
             source_plan = plan_source(plan, source_split, root / "runs", seed, quick, overrides, epochs)
-            weights[plan.arch], config, seconds = run_source(source_plan)
+            weights[plan.arch], config, seconds, failures[plan.arch] = run_source(source_plan)
             runs.append(SimpleNamespace(plan=source_plan, config=config, wall_seconds=seconds))
     rows = [
         plan_run(f"{SOURCE_ROW}{p.name}", p.config, split, root / "runs", seed, quick, weights[p.arch], overrides)
         for p in transfer
     ]
+    for row in rows:
+        if failures[row.arch]:
+            row.source_failure = failures[row.arch]
+            row.init = f"the random start of a source pretraining that diverged ({weights[row.arch]}), new head"
     return rows, runs, source_split
 
 

@@ -34,7 +34,7 @@ from paddle_dx.engine.trainer import Trainer
 from paddle_dx.errors import PaddleDxError, TrainingDiverged
 from paddle_dx.metrics import classification_metrics
 from paddle_dx.models.weights import load_state
-from paddle_dx.studies.collapse import BEFORE_EVALUATION
+from paddle_dx.studies.collapse import BEFORE_EVALUATION, SOURCE_DIVERGED
 from paddle_dx.utils.logger import setup_logging
 
 if TYPE_CHECKING:
@@ -118,8 +118,9 @@ def run_target(plan: RunPlan) -> RunResult:
     return _in_child(_run_target, plan)
 
 
-def run_source(plan: RunPlan) -> tuple[Path, dict, float]:
-    """Pretrain on the source task; return (backbone weights path (head dropped), config, wall seconds)."""
+def run_source(plan: RunPlan) -> tuple[Path, dict, float, str]:
+    """Pretrain on the source task; return (backbone weights path (head dropped), config, wall
+    seconds, why the backbone is not a pretrained one: "" when it is)."""
     return _in_child(_run_source, plan)
 
 
@@ -135,6 +136,8 @@ def _run_target(plan):
     probs, labels, _ = predict(trainer.model, loader)  # fit() left the best epoch's weights loaded
     if "test" not in metrics:  # an untrained start's row: fit() tested nothing
         metrics["test"] = classification_metrics(labels, probs, trainer.class_names)
+    if plan.source_failure:
+        metrics[SOURCE_DIVERGED] = plan.source_failure
     accuracy = float((probs.argmax(axis=1) == labels).mean())
     if abs(accuracy - metrics["test"]["accuracy"]) > 1e-9:
         raise PaddleDxError(
@@ -156,18 +159,32 @@ def _untrained_start(plan: RunPlan, exc: TrainingDiverged) -> tuple[Trainer, dic
     trainer = Trainer(config)  # built as the run was: the weights it started from
     metrics = _read_metrics(config)
     metrics.update(best_epoch=0, val=trainer.evaluate()[0])
-    metrics[BEFORE_EVALUATION] = metrics["history"][-1].get("stopped_diverged") or str(exc)
+    metrics[BEFORE_EVALUATION] = _diverged_why(config, exc)
     return trainer, config, metrics
+
+
+def _diverged_why(config: dict, exc: TrainingDiverged) -> str:
+    """The trainer's own account of the divergence (metrics.json's last epoch), else the error's."""
+    written = RunFolder(config["Global"]["output_dir"]).metrics.is_file()
+    history = _read_metrics(config).get("history") if written else None
+    return (history or [{}])[-1].get("stopped_diverged") or str(exc)
 
 
 def _run_source(plan):
     start = time.monotonic()
-    _, config = train(plan)
+    failure = ""
+    try:
+        _, config = train(plan)
+        state = load_state(RunFolder(config["Global"]["output_dir"]).best_model)
+    except TrainingDiverged as exc:  # no pretrained backbone: its rows go on from its start, flagged
+        config = load_config(plan.config, plan.overrides)
+        failure = _diverged_why(config, exc)
+        log.warning("run '%s': %s; the rows trained from it are flagged as collapsed", plan.name, exc)
+        state = Trainer(config).model.state_dict()  # same config and seed: the weights it started from
     out = Path(config["Global"]["output_dir"])
-    state = load_state(RunFolder(out).best_model)
     backbone = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     paddle.save(backbone, str(out / "backbone.pdparams"))
-    return out / "backbone.pdparams", config, time.monotonic() - start
+    return out / "backbone.pdparams", config, time.monotonic() - start, failure
 
 
 def _read_metrics(config):
