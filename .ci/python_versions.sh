@@ -65,25 +65,27 @@ if missing or "paddle_dx = paddle_dx.commands:main" not in scripts:
 print(f"python_versions: wheel has the {len(wanted)} configs and the paddle_dx command")
 PY
 
-failed=()
-for v in $SUPPORTED; do
+failed=() versions=() pids=()
+start=$SECONDS
+for v in $SUPPORTED; do  # side by side: each mostly waits on pip and unzipping, one core each
   [ "$v" = "$MAIN" ] && continue
   py=$(find_python "$v")
   if [ -z "$py" ]; then
     echo "python_versions: $v skipped (not installed on this machine)"
     continue
   fi
-  start=$SECONDS
   mkdir -p "$WORK/run$v"
-  set +e
-  (set -e; smoke "$py" "$WORK/venv$v" "$WORK/run$v")
-  status=$?
-  set -e
-  if [ $status -ne 0 ]; then
-    echo "python_versions: $v FAILED ($py)"
-    failed+=("$v")
+  (set -e; smoke "$py" "$WORK/venv$v" "$WORK/run$v") > "$WORK/smoke$v.log" 2>&1 &
+  versions+=("$v") pids+=($!)
+done
+for i in "${!versions[@]}"; do
+  v=${versions[$i]}
+  if wait "${pids[$i]}"; then
+    echo "python_versions: $v ok ($(find_python "$v"), done after $((SECONDS - start)) s)"
   else
-    echo "python_versions: $v ok ($py, $((SECONDS - start)) s)"
+    cat "$WORK/smoke$v.log"
+    echo "python_versions: $v FAILED ($(find_python "$v"))"
+    failed+=("$v")
   fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
