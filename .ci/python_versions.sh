@@ -65,7 +65,7 @@ if missing or "paddle_dx = paddle_dx.commands:main" not in scripts:
 print(f"python_versions: wheel has the {len(wanted)} configs and the paddle_dx command")
 PY
 
-failed=() versions=() pids=()
+failed=() versions=() pythons=() pids=()
 start=$SECONDS
 for v in $SUPPORTED; do  # side by side: each mostly waits on pip and unzipping, one core each
   [ "$v" = "$MAIN" ] && continue
@@ -76,15 +76,15 @@ for v in $SUPPORTED; do  # side by side: each mostly waits on pip and unzipping,
   fi
   mkdir -p "$WORK/run$v"
   (set -e; smoke "$py" "$WORK/venv$v" "$WORK/run$v") > "$WORK/smoke$v.log" 2>&1 &
-  versions+=("$v") pids+=($!)
+  versions+=("$v") pythons+=("$py") pids+=($!)
 done
 for i in "${!versions[@]}"; do
-  v=${versions[$i]}
+  v=${versions[$i]} py=${pythons[$i]}
   if wait "${pids[$i]}"; then
-    echo "python_versions: $v ok ($(find_python "$v"), done after $((SECONDS - start)) s)"
+    echo "python_versions: $v ok ($py, done after $((SECONDS - start)) s)"
   else
     cat "$WORK/smoke$v.log"
-    echo "python_versions: $v FAILED ($(find_python "$v"))"
+    echo "python_versions: $v FAILED ($py)"
     failed+=("$v")
   fi
 done

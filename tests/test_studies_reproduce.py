@@ -137,6 +137,14 @@ def test_same_seed_gives_the_same_report_numbers(brain_reports):
     assert ma["test"] == mb["test"]
 
 
+def _reproduce_lenet_with_source(images, source, out):
+    """A quick esophagus study of LeNet5 rows on ``images`` with --source ``source``; its report's path."""
+    lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Loss.Train=[{CELoss: {weight: 1.0}}]"]
+    return reproduce(
+        "esophagus", images, out, quick=True, source=source, seed=1, overrides=lenet, n_resamples=50, seeds=0
+    )
+
+
 def test_source_pretraining_is_its_own_row_and_never_sees_any_target_image(tmp_path):
     import shutil
 
@@ -145,18 +153,7 @@ def test_source_pretraining_is_its_own_row_and_never_sees_any_target_image(tmp_p
     copied = sorted(images.rglob("*.png"))[::4]  # copies of target images (train, val or test) in the source
     for i, png in enumerate(copied):
         shutil.copy(png, source / ("a", "b")[i % 2] / f"copy_{i}.png")
-    lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Loss.Train=[{CELoss: {weight: 1.0}}]"]
-    path = reproduce(
-        "esophagus",
-        images,
-        tmp_path / "out",
-        quick=True,
-        source=source,
-        seed=1,
-        overrides=lenet,
-        n_resamples=50,
-        seeds=0,
-    )
+    path = _reproduce_lenet_with_source(images, source, tmp_path / "out")
     root = path.parent
     target = {line.split()[0] for n in ("train", "val", "test") for line in (root / "splits" / f"{n}_list.txt").open()}
     source_lists = [
@@ -202,18 +199,7 @@ def test_a_source_pretraining_that_diverges_flags_its_rows_and_the_study_goes_on
     monkeypatch.setattr(runner, "train", blown_source)
     images, _ = make_tiny_dataset(tmp_path / "target", per_class=10, size=32, classes=("normal", "pathological"))
     source, _ = make_tiny_dataset(tmp_path / "source", per_class=8, size=32, seed=9, classes=("a", "b"))
-    lenet = ["Arch.name=LeNet5", "Global.image_shape=[3, 32, 32]", "Loss.Train=[{CELoss: {weight: 1.0}}]"]
-    path = reproduce(
-        "esophagus",
-        images,
-        tmp_path / "out",
-        quick=True,
-        source=source,
-        seed=1,
-        overrides=lenet,
-        n_resamples=50,
-        seeds=0,
-    )
+    path = _reproduce_lenet_with_source(images, source, tmp_path / "out")
     runs = json.loads((path.parent / "report.json").read_text())
     row = runs["source_rows"]["source-init_transfer"]
     assert row["init"].startswith("the random start of a source pretraining that diverged")

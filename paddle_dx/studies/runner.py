@@ -155,19 +155,20 @@ def _untrained_start(plan: RunPlan, exc: TrainingDiverged) -> tuple[Trainer, dic
     or random initialisation), flagged as collapsed (``BEFORE_EVALUATION`` in metrics) and never
     a result."""
     log.warning("run '%s': %s; its row scores the untrained start and is flagged as collapsed", plan.name, exc)
-    config = load_config(plan.config, plan.overrides)
-    trainer = Trainer(config)  # built as the run was: the weights it started from
-    metrics = _read_metrics(config)
+    trainer, config, metrics, why = _diverged_start(plan, exc)
     metrics.update(best_epoch=0, val=trainer.evaluate()[0])
-    metrics[BEFORE_EVALUATION] = _diverged_why(config, exc)
+    metrics[BEFORE_EVALUATION] = why
     return trainer, config, metrics
 
 
-def _diverged_why(config: dict, exc: TrainingDiverged) -> str:
-    """The trainer's own account of the divergence (metrics.json's last epoch), else the error's."""
-    written = RunFolder(config["Global"]["output_dir"]).metrics.is_file()
-    history = _read_metrics(config).get("history") if written else None
-    return (history or [{}])[-1].get("stopped_diverged") or str(exc)
+def _diverged_start(plan: RunPlan, exc: TrainingDiverged) -> tuple[Trainer, dict, dict, str]:
+    """What a run that raised TrainingDiverged leaves: a Trainer built as the run was (same config
+    and seed: the weights it started from), its config, its metrics.json (fit() writes it before
+    raising) and why it diverged (the trainer's own account in the last epoch, else the error's)."""
+    config = load_config(plan.config, plan.overrides)
+    trainer = Trainer(config)
+    metrics = _read_metrics(config)
+    return trainer, config, metrics, metrics["history"][-1].get("stopped_diverged") or str(exc)
 
 
 def _run_source(plan):
@@ -177,10 +178,9 @@ def _run_source(plan):
         _, config = train(plan)
         state = load_state(RunFolder(config["Global"]["output_dir"]).best_model)
     except TrainingDiverged as exc:  # no pretrained backbone: its rows go on from its start, flagged
-        config = load_config(plan.config, plan.overrides)
-        failure = _diverged_why(config, exc)
         log.warning("run '%s': %s; the rows trained from it are flagged as collapsed", plan.name, exc)
-        state = Trainer(config).model.state_dict()  # same config and seed: the weights it started from
+        trainer, config, _, failure = _diverged_start(plan, exc)
+        state = trainer.model.state_dict()
     out = Path(config["Global"]["output_dir"])
     backbone = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     paddle.save(backbone, str(out / "backbone.pdparams"))
